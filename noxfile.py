@@ -1,0 +1,61 @@
+"""nox sessions: one per pipeline stage, each a thin call into `python -m tasks`.
+
+`nox` alone runs the whole pipeline (see PIPELINE in tasks/pipeline.py). Every session
+installs Python dependencies from the hash-locked requirements/lock.txt only.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tasks.catalogue import CATALOGUE  # noqa: E402 - stdlib-only module, the one list of stages
+
+nox.options.default_venv_backend = "uv|venv"
+nox.options.sessions = ["pipeline"]
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+
+LOCK = "requirements/lock.txt"
+
+def _install(session: nox.Session) -> None:
+    session.install("--require-hashes", "--no-deps", "-r", LOCK)
+
+
+def _stage(name: str, doc: str) -> None:
+    def session_func(session: nox.Session) -> None:
+        _install(session)
+        session.run("python", "-m", "tasks", name, *session.posargs)
+
+    session_func.__doc__ = doc
+    nox.session(name=name)(session_func)
+
+
+for _name, _entry in CATALOGUE.items():
+    _stage(_name, f"Talk {_entry.talk_section}: {_entry.proves}.")
+
+
+@nox.session
+def pipeline(session: nox.Session) -> None:
+    """The whole pipeline in order, ending with a summary table (the default session)."""
+    _install(session)
+    session.run("python", "-m", "tasks", "pipeline", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """pytest: unit tests and integration tests against the real tools."""
+    _install(session)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint + format check) and mypy --strict on tasks/."""
+    _install(session)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")

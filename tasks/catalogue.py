@@ -1,0 +1,22 @@
+"""The stages, their order and the talk section each delivers. Pure data, stdlib only:
+noxfile.py imports this module to create one session per stage, so there is one list."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Entry(NamedTuple):
+    target: str  # "module:function" implementing the stage body
+    talk_section: str
+    proves: str
+
+
+CATALOGUE: dict[str, Entry] = {
+    "sast": Entry("tasks.sast:run", "01", "no unwaived SAST finding at or above the policy threshold"),
+    "commits": Entry("tasks.commits:run", "01", "every commit in the range is signed by an allowed key"),
+    "tools": Entry("tasks.tools:run", "02", "every external tool is the pinned, checksum-verified version"),
+}
+
+# The default pipeline: `nox` runs these in order and stops at the first failure.
+PIPELINE: tuple[str, ...] = ("sast",)

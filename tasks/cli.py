@@ -1,0 +1,36 @@
+"""Command line: dispatch to a stage, turn PipelineErrors into one red line and an exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tasks import pipeline, report
+from tasks.catalogue import CATALOGUE
+from tasks import stage as stage_mod
+from tasks.context import Context
+from tasks.errors import PipelineError
+
+USAGE = "usage: python -m tasks {pipeline|" + "|".join(CATALOGUE) + "} [args]"
+
+
+def main(argv: Sequence[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        for name, (_, section, proves) in CATALOGUE.items():
+            print(f"  {name:<12} talk {section}: {proves}")
+        return 0 if argv else 2
+    name, rest = argv[0], list(argv[1:])
+    try:
+        ctx = Context.create()
+        if name == "pipeline":
+            return pipeline.run_pipeline(ctx)
+        if name not in CATALOGUE:
+            report.error_line(f"unknown stage '{name}'. {USAGE}")
+            return 2
+        return stage_mod.run(ctx, pipeline.stage(name), rest)
+    except PipelineError as exc:
+        report.error_line(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        report.error_line("interrupted; out/evidence.json keeps the last complete record")
+        return 130

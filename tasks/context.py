@@ -1,0 +1,53 @@
+"""The explicit context every stage receives: where things are, the policy, tools, evidence."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tasks import policy as policy_mod
+from tasks.errors import InputError
+from tasks.evidence import EvidenceStore
+from tasks.runner import Tool
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Context:
+    root: Path
+    out: Path
+    policy_path: Path
+    evidence: EvidenceStore
+    _policy: policy_mod.Policy | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, root: Path | None = None, out: Path | None = None) -> Context:
+        root = (root or Path(os.environ.get("SECURE_IOT_ROOT", ROOT))).resolve()
+        out = (out or Path(os.environ.get("SECURE_IOT_OUT", root / "out"))).resolve()
+        policy_path = Path(os.environ.get("SECURE_IOT_POLICY", root / "security-policy.yaml"))
+        return cls(root=root, out=out, policy_path=policy_path, evidence=EvidenceStore(out / "evidence.json"))
+
+    @property
+    def policy(self) -> policy_mod.Policy:
+        if self._policy is None:
+            self._policy = policy_mod.load(self.policy_path)
+        return self._policy
+
+    def stage_dir(self, stage: str) -> Path:
+        path = self.out / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def inside(self, path: str | Path) -> Path:
+        """Resolve ``path`` against the repo root; refuse anything outside it."""
+        resolved = (self.root / path).resolve()
+        if not resolved.is_relative_to(self.root):
+            raise InputError(f"{path}: path is outside the repository ({self.root})")
+        return resolved
+
+    def tool(self, name: str) -> Tool:
+        from tasks import tools  # local import: resolving tools reads tools.lock
+
+        return tools.resolve(name, root=self.root)

@@ -1,0 +1,50 @@
+"""Normalized findings and severities, shared by every gate (SAST, vulnerabilities, compliance)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from tasks.errors import InputError
+
+
+class Severity(IntEnum):
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        key = text.strip().upper()
+        aliases = {"NEGLIGIBLE": "INFO", "UNKNOWN": "INFO", "NOTE": "LOW", "MODERATE": "MEDIUM"}
+        try:
+            return cls[aliases.get(key, key)]
+        except KeyError:
+            raise InputError(f"unknown severity '{text}' (use info, low, medium, high, critical)") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding from one tool, in the project's own terms.
+
+    ``location`` is ``file:line`` for code findings and ``package@version`` for
+    dependency findings; ``path``/``package`` hold the part waivers scope on.
+    """
+
+    tool: str
+    rule: str
+    severity: Severity
+    location: str
+    message: str
+    path: str = ""
+    package: str = ""
+    aliases: tuple[str, ...] = ()
+
+    def ids(self) -> set[str]:
+        """Every id a waiver or VEX statement may name this finding by."""
+        return {self.rule, *self.aliases}

@@ -1,0 +1,56 @@
+"""Human output: rich tables for findings and the pipeline summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tasks.findings import Finding
+
+console = Console(stderr=True, highlight=False)
+
+VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "red", "skipped": "yellow"}
+
+
+def error_line(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+
+
+def findings_table(title: str, findings: Iterable[Finding]) -> None:
+    rows = list(findings)
+    if not rows:
+        return
+    table = Table(title=title, title_justify="left")
+    for col in ("severity", "tool", "rule", "location", "message"):
+        table.add_column(col, overflow="fold")
+    for f in rows:
+        table.add_row(str(f.severity), f.tool, f.rule, f.location, f.message[:160])
+    console.print(table)
+
+
+def summary_table(stages: Mapping[str, Mapping[str, Any]], order: Iterable[str]) -> None:
+    table = Table(title="pipeline summary", title_justify="left")
+    for col in ("stage", "verdict", "duration", "main outputs", "opt-outs / reason"):
+        table.add_column(col, overflow="fold")
+    for name in order:
+        rec = stages.get(name)
+        if rec is None:
+            table.add_row(name, "[yellow]not run[/]", "", "", "")
+            continue
+        verdict = rec.get("verdict", "?")
+        outputs = ", ".join(
+            f"{o['name']}@{o['digest'][:19]}" if o.get("kind") == "oci" else o["name"]
+            for o in rec.get("outputs", [])[:4]
+        )
+        notes = "; ".join(rec.get("opt_outs", [])) or rec.get("reason", "")
+        table.add_row(
+            name,
+            f"[{VERDICT_STYLE.get(verdict, 'white')}]{verdict}[/]",
+            f"{rec.get('duration_s', 0):.1f}s",
+            outputs,
+            notes,
+        )
+    console.print(table)

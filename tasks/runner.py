@@ -1,0 +1,102 @@
+"""The one way this project runs an external command.
+
+Every call logs the exact argv (secrets redacted), the tool's pinned version, the
+duration and the exit code into the current stage's evidence record.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess  # nosec B404 - the runner is the single, audited place that spawns tools
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.errors import ToolError
+from tasks.evidence import CommandRecord, StageRecord
+
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A resolved external tool: the binary to run and the version it was pinned at."""
+
+    name: str
+    version: str
+    path: Path
+    route: str = "path"
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def tail(self, lines: int = 5) -> str:
+        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return " | ".join(text[-lines:])
+
+
+def redact(argv: Sequence[str], secrets: Sequence[str]) -> list[str]:
+    out = []
+    for arg in argv:
+        for secret in secrets:
+            if secret:
+                arg = arg.replace(secret, REDACTED)
+        out.append(arg)
+    return out
+
+
+def run(
+    rec: StageRecord | None,
+    tool: Tool,
+    args: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    check: bool = True,
+    timeout: float | None = None,
+    secrets: Sequence[str] = (),
+    stdin: str | None = None,
+    capture: bool = True,
+) -> Completed:
+    """Run ``tool`` with ``args``; record it in ``rec``; raise ToolError on failure if ``check``.
+
+    ``env`` is added to the current environment. Output is captured (and returned) unless
+    ``capture`` is False, in which case it streams to the terminal (long steps).
+    """
+    argv = [str(tool.path), *map(str, args)]
+    full_env = {**os.environ, **(env or {})}
+    shown = redact([tool.name, *map(str, args)], secrets)
+    print(f"  $ {' '.join(shown)}", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(  # nosec B603 - argv list, no shell; tools come from tools.lock
+            argv,
+            cwd=cwd,
+            env=full_env,
+            input=stdin,
+            text=True,
+            capture_output=capture,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise ToolError(f"{tool.name}: not found at {tool.path}; run `nox -s tools`") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ToolError(f"{tool.name}: timed out after {timeout}s: {' '.join(shown)}") from exc
+    done = Completed(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
+    if rec is not None:
+        rec.tools[tool.name] = tool.version
+        rec.commands.append(
+            CommandRecord(shown, tool.name, tool.version, proc.returncode, round(time.monotonic() - t0, 3))
+        )
+    if check and proc.returncode != 0:
+        raise ToolError(f"{tool.name} exited {proc.returncode}: {done.tail()}")
+    return done

@@ -1,0 +1,97 @@
+"""Talk 01 — SAST: bandit and semgrep (the project's own rules in .semgrep/), gated by policy.
+
+Inline suppressions (`# nosec`, `# nosemgrep`) are ignored on purpose: the only way to
+accept a finding is a waiver in security-policy.yaml, with a justification, an owner and
+an expiry date, so every accepted risk is reviewed in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+
+from tasks import atomic, gate, report, runner, sarif
+from tasks.context import Context
+from tasks.errors import InputError
+from tasks.evidence import StageRecord, Verdict
+from tasks.findings import Finding
+
+SARIF_MEDIA_TYPE = "application/sarif+json"
+RULE_PREFIX = "secure-iot."
+
+
+def semgrep_rule_id(rule_id: str) -> str:
+    """semgrep prefixes rule ids with the config path (`.semgrep.secure-iot.x`): keep ours."""
+    index = rule_id.find(RULE_PREFIX)
+    return rule_id[index:] if index >= 0 else rule_id
+
+
+def targets(ctx: Context) -> list[str]:
+    paths = ctx.policy.gate("sast").settings.get("paths", ["tasks", "app/src", "noxfile.py"])
+    missing = [p for p in paths if not ctx.inside(p).exists()]
+    if missing:
+        raise InputError(f"{ctx.policy_path}: gates.sast.paths: {', '.join(missing)} not found under {ctx.root}")
+    return [str(ctx.inside(p).relative_to(ctx.root)) for p in paths]
+
+
+def run_bandit(ctx: Context, rec: StageRecord, paths: Sequence[str]) -> list[Finding]:
+    out = ctx.stage_dir("sast") / "bandit.sarif"
+    out.unlink(missing_ok=True)
+    done = runner.run(
+        rec, ctx.tool("bandit"),
+        ["--recursive", "--ignore-nosec", "--quiet", "--format", "sarif", "--output", out, *paths],
+        cwd=ctx.root, check=False,
+    )
+    if done.returncode not in (0, 1):  # 1 means "issues found"; anything else is a crash
+        raise InputError(f"bandit exited {done.returncode}: {done.tail()}")
+    rec.add_output(out, SARIF_MEDIA_TYPE)
+    return sarif.normalize(out, ctx.root)
+
+
+def run_semgrep(ctx: Context, rec: StageRecord, paths: Sequence[str]) -> list[Finding]:
+    out = ctx.stage_dir("sast") / "semgrep.sarif"
+    out.unlink(missing_ok=True)
+    rules = ctx.inside(".semgrep")
+    if not rules.is_dir():
+        raise InputError(f"{rules}: semgrep rules directory is missing")
+    runner.run(
+        rec, ctx.tool("semgrep"),
+        ["scan", "--config", rules, "--metrics=off", "--disable-version-check", "--disable-nosem",
+         "--quiet", "--sarif", "--output", out, *paths],
+        cwd=ctx.root, env={"SEMGREP_ENABLE_VERSION_CHECK": "0", "SEMGREP_SEND_METRICS": "off"},
+    )
+    rec.add_output(out, SARIF_MEDIA_TYPE)
+    return sarif.normalize(out, ctx.root, rule_id=semgrep_rule_id)
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    argparse.ArgumentParser(prog="nox -s sast", description="bandit + semgrep, gated by policy").parse_args(argv)
+    ctx.policy  # noqa: B018 - load and validate the policy before any tool runs
+    rec.add_input(ctx.policy_path, "application/yaml")
+    paths = targets(ctx)
+    findings = run_bandit(ctx, rec, paths) + run_semgrep(ctx, rec, paths)
+    outcome = gate.evaluate("sast", findings, ctx.policy)
+    normalized = ctx.stage_dir("sast") / "findings.json"
+    atomic.write_json(
+        normalized,
+        {"findings": [_as_json(f) for f in findings], "gate": outcome.summary()},
+    )
+    rec.add_output(normalized, "application/json")
+    rec.details.update(outcome.summary())
+    report.findings_table(f"blocking SAST findings (threshold: {outcome.threshold})", outcome.blocking)
+    for finding, waiver in outcome.waived:
+        report.console.print(f"  waived: {finding.rule} at {finding.location} by {waiver.owner} until {waiver.expires}")
+    if outcome.passed:
+        report.console.print(f"[green]sast: pass[/] — {len(findings)} findings, none blocking at >= {outcome.threshold}")
+        return "pass"
+    rec.reason = f"{len(outcome.blocking)} blocking finding(s): " + ", ".join(
+        sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
+    )
+    return "fail"
+
+
+def _as_json(f: Finding) -> dict[str, object]:
+    data = json.loads(json.dumps(f.__dict__, default=str))
+    data["severity"] = str(f.severity)
+    return dict(data)

@@ -1,0 +1,61 @@
+"""Shared fixtures: a throwaway project root, and running `python -m tasks` for real."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_tasks(*args: str, root: Path, env: dict[str, str] | None = None, timeout: float = 600) -> Result:
+    """Run the real CLI as a user would, against ``root`` as the project."""
+    full_env = {
+        **os.environ,
+        "SECURE_IOT_ROOT": str(root),
+        "PYTHONPATH": str(REPO),
+        "COLUMNS": "200",
+        **(env or {}),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "tasks", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A minimal project root: the real policy, schema-validated, and the real semgrep rules."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(REPO / "security-policy.yaml", root / "security-policy.yaml")
+    shutil.copytree(REPO / ".semgrep", root / ".semgrep")
+    (root / "app" / "src" / "demo").mkdir(parents=True)
+    (root / "app" / "src" / "demo" / "__init__.py").write_text('"""demo app."""\n')
+    (root / "tasks").mkdir()
+    (root / "tasks" / "__init__.py").write_text("")
+    (root / "noxfile.py").write_text('"""noxfile."""\n')
+    return root
