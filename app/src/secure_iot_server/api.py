@@ -1,0 +1,74 @@
+"""HTTP API: `create_app(settings)` builds the FastAPI application."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Path, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from . import __version__
+from .config import Settings
+from .db import DeviceStore, DuplicateDeviceError
+from .middleware import BodySizeLimitMiddleware
+from .models import DEVICE_ID_PATTERN, DeviceIn, DeviceOut, fingerprint
+
+DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    store = DeviceStore(settings.db_path)
+    app = FastAPI(title="secure-iot-server", version=__version__)
+    app.add_middleware(BodySizeLimitMiddleware, max_body=settings.max_body)
+
+    @app.exception_handler(sqlite3.Error)
+    async def _db_unavailable(_request: Request, _exc: sqlite3.Error) -> JSONResponse:
+        return JSONResponse({"detail": "device database unavailable"}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the offending input; drop it so submitted key material is never reflected.
+        errors = [{k: v for k, v in err.items() if k != "input"} for err in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", responses={503: {"description": "database unreachable"}})
+    def readyz(response: Response) -> dict[str, str]:
+        if store.ping():
+            return {"status": "ready"}
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return {"status": "database unreachable"}
+
+    @app.post("/devices", status_code=201, responses={409: {"description": "id already registered"}})
+    def register(device: DeviceIn) -> DeviceOut:
+        row = {**device.model_dump(), "fingerprint": fingerprint(device.public_key_pem)}
+        try:
+            return DeviceOut.model_validate(store.add(row))
+        except DuplicateDeviceError:
+            raise HTTPException(409, f"device '{device.id}' is already registered") from None
+
+    @app.get("/devices")
+    def list_devices() -> list[DeviceOut]:
+        return [DeviceOut.model_validate(r) for r in store.all_devices()]
+
+    @app.get("/devices/{device_id}", responses={404: {"description": "unknown device"}})
+    def get_device(device_id: DeviceId) -> DeviceOut:
+        row = store.get(device_id)
+        if row is None:
+            raise HTTPException(404, f"device '{device_id}' not found")
+        return DeviceOut.model_validate(row)
+
+    @app.delete("/devices/{device_id}", status_code=204, responses={404: {"description": "unknown device"}})
+    def delete_device(device_id: DeviceId) -> Response:
+        if not store.delete(device_id):
+            raise HTTPException(404, f"device '{device_id}' not found")
+        return Response(status_code=204)
+
+    return app

@@ -1,0 +1,39 @@
+"""Settings read from the environment (SECURE_IOT_*)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_MAX_BODY = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path = Path("devices.db")
+    max_body: int = DEFAULT_MAX_BODY
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        max_body = int(env.get("SECURE_IOT_MAX_BODY", DEFAULT_MAX_BODY))
+        port = int(env.get("SECURE_IOT_PORT", DEFAULT_PORT))
+        if max_body <= 0:
+            raise ValueError("SECURE_IOT_MAX_BODY must be a positive number of bytes")
+        if not 0 < port < 65536:
+            raise ValueError("SECURE_IOT_PORT must be between 1 and 65535")
+        return cls(
+            db_path=Path(env.get("SECURE_IOT_DB", "devices.db")),
+            max_body=max_body,
+            host=env.get("SECURE_IOT_HOST", DEFAULT_HOST),
+            port=port,
+        )
