@@ -12,7 +12,7 @@ from pathlib import Path
 import nox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tasks.catalogue import CATALOGUE  # noqa: E402 - stdlib-only module, the one list of stages
+from tasks.catalogue import CATALOGUE
 
 nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["pipeline"]
@@ -20,6 +20,7 @@ nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 
 LOCK = "requirements/lock.txt"
+
 
 def _install(session: nox.Session) -> None:
     session.install("--require-hashes", "--no-deps", "-r", LOCK)
@@ -49,6 +50,7 @@ def pipeline(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """pytest: unit tests and integration tests against the real tools."""
     _install(session)
+    session.run("python", "-m", "tasks", "tools")  # the integration tests drive the pinned tools
     session.run("python", "-m", "pytest", *session.posargs)
 
 
@@ -59,3 +61,14 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+@nox.session(venv_backend="none")
+def lock(session: nox.Session) -> None:
+    """Re-resolve requirements/*.in into hash-locked requirements/*.txt (uv pip compile)."""
+    compile_ = ["uv", "pip", "compile", "--quiet", "--generate-hashes", "--python-version", "3.11", "--no-header"]
+    session.run(*compile_, "requirements/bootstrap.in", "-o", "requirements/bootstrap.txt", *session.posargs)
+    session.run(*compile_, "app/requirements.in", "-o", "app/requirements.lock", *session.posargs)
+    for tool_in in sorted(Path("requirements/tools").glob("*.in")):  # one isolated venv per wheel tool
+        session.run(*compile_, str(tool_in), "-o", str(tool_in.with_suffix(".txt")), *session.posargs)
+    session.run(*compile_, "requirements/dev.in", "-c", "app/requirements.lock", "-o", LOCK, *session.posargs)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tasks import pipeline, report
-from tasks.catalogue import CATALOGUE
+from tasks import pipeline, report, tools
 from tasks import stage as stage_mod
+from tasks.catalogue import CATALOGUE
 from tasks.context import Context
 from tasks.errors import PipelineError
 
@@ -22,6 +22,7 @@ def main(argv: Sequence[str]) -> int:
     name, rest = argv[0], list(argv[1:])
     try:
         ctx = Context.create()
+        tools.put_first_on_path(ctx.root)
         if name == "pipeline":
             return pipeline.run_pipeline(ctx)
         if name not in CATALOGUE:

@@ -49,14 +49,17 @@ def check_range(
     git = ctx.tool("git")
     config = ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={allowed_signers.resolve()}"]
     listing = runner.run(
-        rec, git, [*config, "log", "--no-show-signature", "--format=%H%x1f%G?%x1f%GS%x1f%s", rev_range, "--"],
-        cwd=repo, check=False,
+        rec,
+        git,
+        [*config, "log", "--no-show-signature", "--format=%H%x1f%G?%x1f%GS%x1f%s", rev_range, "--"],
+        cwd=repo,
+        check=False,
     )
     if listing.returncode != 0:
         raise InputError(f"git log {rev_range}: {listing.tail()} (is the range right?)")
     checks = []
     for line in listing.stdout.splitlines():
-        sha, code, signer, subject = (line.split("\x1f") + ["", "", ""])[:4]
+        sha, code, signer, subject = [*line.split("\x1f"), "", "", ""][:4]
         if code == "G":  # double-check with verify-commit, which exits non-zero on any doubt
             verified = runner.run(rec, git, [*config, "verify-commit", sha], cwd=repo, check=False)
             code = "G" if verified.returncode == 0 else "B"

@@ -149,9 +149,7 @@ class EvidenceStore:
         if rec is None:
             raise EvidenceError(f"no evidence of stage '{name}' in {self.path}: run `nox -s {name}` first")
         if rec.get("verdict") != "pass":
-            raise EvidenceError(
-                f"stage '{name}' did not pass (verdict {rec.get('verdict')}): fix it before this stage"
-            )
+            raise EvidenceError(f"stage '{name}' did not pass (verdict {rec.get('verdict')}): fix it before this stage")
         return dict(rec)
 
     def output(self, stage: str, media_type: str) -> Artifact:

@@ -27,8 +27,13 @@ class GateOutcome:
             "threshold": self.threshold,
             "blocking": len(self.blocking),
             "waived": [
-                {"finding": f.rule, "location": f.location, "waiver": w.id, "owner": w.owner,
-                 "expires": w.expires.isoformat()}
+                {
+                    "finding": f.rule,
+                    "location": f.location,
+                    "waiver": w.id,
+                    "owner": w.owner,
+                    "expires": w.expires.isoformat(),
+                }
                 for f, w in self.waived
             ],
             "below_threshold": len(self.below_threshold),

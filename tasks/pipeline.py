@@ -11,6 +11,7 @@ from tasks.context import Context
 from tasks.evidence import StageRecord, Verdict
 from tasks.stage import Body, Stage
 
+
 def stage(name: str) -> Stage:
     target, section, proves = CATALOGUE[name]
     module, func = target.split(":")

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tasks.findings import Finding
@@ -16,7 +17,7 @@ VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "red", "skipped": "yel
 
 
 def error_line(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def findings_table(title: str, findings: Iterable[Finding]) -> None:
@@ -53,4 +54,14 @@ def summary_table(stages: Mapping[str, Mapping[str, Any]], order: Iterable[str])
             outputs,
             notes,
         )
+    console.print(table)
+
+
+def tools_table(resolved: Mapping[str, Any], pins: Mapping[str, Any]) -> None:
+    """One row per resolved tool: pinned version, route it came by, where it is."""
+    table = Table(title="pinned tools", title_justify="left")
+    for col in ("tool", "version", "route", "sha256", "path"):
+        table.add_column(col, overflow="fold")
+    for name, tool in resolved.items():
+        table.add_row(name, pins[name].version, tool.route, tool.sha256[:16], str(tool.path))
     console.print(table)

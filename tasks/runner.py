@@ -100,3 +100,21 @@ def run(
     if check and proc.returncode != 0:
         raise ToolError(f"{tool.name} exited {proc.returncode}: {done.tail()}")
     return done
+
+
+def start(rec: StageRecord | None, tool: Tool, args: Sequence[str | Path], *, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``tool`` as a managed background process (its own session, output to ``log``).
+
+    The caller owns the process: it writes the PID file and stops it by PID.
+    """
+    argv = [str(tool.path), *map(str, args)]
+    print(f"  $ {' '.join([tool.name, *map(str, args)])} &", file=sys.stderr, flush=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as handle:
+        proc = subprocess.Popen(  # nosec B603 - argv list, no shell; tools come from tools.lock
+            argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    if rec is not None:
+        rec.tools[tool.name] = tool.version
+        rec.commands.append(CommandRecord([tool.name, *map(str, args)], tool.name, tool.version, 0, 0.0))
+    return proc

@@ -23,7 +23,7 @@ RULE_PREFIX = "secure-iot."
 
 def semgrep_rule_id(rule_id: str) -> str:
     """semgrep prefixes rule ids with the config path (`.semgrep.secure-iot.x`): keep ours."""
-    index = rule_id.find(RULE_PREFIX)
+    index = rule_id.rfind(RULE_PREFIX)
     return rule_id[index:] if index >= 0 else rule_id
 
 
@@ -39,9 +39,11 @@ def run_bandit(ctx: Context, rec: StageRecord, paths: Sequence[str]) -> list[Fin
     out = ctx.stage_dir("sast") / "bandit.sarif"
     out.unlink(missing_ok=True)
     done = runner.run(
-        rec, ctx.tool("bandit"),
+        rec,
+        ctx.tool("bandit"),
         ["--recursive", "--ignore-nosec", "--quiet", "--format", "sarif", "--output", out, *paths],
-        cwd=ctx.root, check=False,
+        cwd=ctx.root,
+        check=False,
     )
     if done.returncode not in (0, 1):  # 1 means "issues found"; anything else is a crash
         raise InputError(f"bandit exited {done.returncode}: {done.tail()}")
@@ -56,10 +58,23 @@ def run_semgrep(ctx: Context, rec: StageRecord, paths: Sequence[str]) -> list[Fi
     if not rules.is_dir():
         raise InputError(f"{rules}: semgrep rules directory is missing")
     runner.run(
-        rec, ctx.tool("semgrep"),
-        ["scan", "--config", rules, "--metrics=off", "--disable-version-check", "--disable-nosem",
-         "--quiet", "--sarif", "--output", out, *paths],
-        cwd=ctx.root, env={"SEMGREP_ENABLE_VERSION_CHECK": "0", "SEMGREP_SEND_METRICS": "off"},
+        rec,
+        ctx.tool("semgrep"),
+        [
+            "scan",
+            "--config",
+            rules,
+            "--metrics=off",
+            "--disable-version-check",
+            "--disable-nosem",
+            "--quiet",
+            "--sarif",
+            "--output",
+            out,
+            *paths,
+        ],
+        cwd=ctx.root,
+        env={"SEMGREP_ENABLE_VERSION_CHECK": "0", "SEMGREP_SEND_METRICS": "off"},
     )
     rec.add_output(out, SARIF_MEDIA_TYPE)
     return sarif.normalize(out, ctx.root, rule_id=semgrep_rule_id)
@@ -83,7 +98,9 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     for finding, waiver in outcome.waived:
         report.console.print(f"  waived: {finding.rule} at {finding.location} by {waiver.owner} until {waiver.expires}")
     if outcome.passed:
-        report.console.print(f"[green]sast: pass[/] — {len(findings)} findings, none blocking at >= {outcome.threshold}")
+        report.console.print(
+            f"[green]sast: pass[/] — {len(findings)} findings, none blocking at >= {outcome.threshold}"
+        )
         return "pass"
     rec.reason = f"{len(outcome.blocking)} blocking finding(s): " + ", ".join(
         sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})

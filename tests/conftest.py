@@ -46,6 +46,13 @@ def run_tasks(*args: str, root: Path, env: dict[str, str] | None = None, timeout
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def pinned(name: str) -> Path:
+    """The pinned tool's binary, resolved (and installed if needed) through tools.lock."""
+    from tasks import tools
+
+    return tools.resolve(name, REPO).path
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A minimal project root: the real policy, schema-validated, and the real semgrep rules."""
@@ -53,6 +60,8 @@ def project(tmp_path: Path) -> Path:
     root.mkdir()
     shutil.copy(REPO / "security-policy.yaml", root / "security-policy.yaml")
     shutil.copytree(REPO / ".semgrep", root / ".semgrep")
+    shutil.copy(REPO / "tools.lock", root / "tools.lock")  # the same pins, so the same cached tools
+    shutil.copytree(REPO / "requirements" / "tools", root / "requirements" / "tools")
     (root / "app" / "src" / "demo").mkdir(parents=True)
     (root / "app" / "src" / "demo" / "__init__.py").write_text('"""demo app."""\n')
     (root / "tasks").mkdir()

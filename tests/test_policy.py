@@ -26,7 +26,9 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def waiver(expires: str = "2027-01-31", justification: str = "reviewed: only runs on build hosts, argv is constant") -> str:
+def waiver(
+    expires: str = "2027-01-31", justification: str = "reviewed: only runs on build hosts, argv is constant"
+) -> str:
     return f"""\
 waivers:
   - id: B602

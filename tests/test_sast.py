@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,7 @@ from tasks import sarif
 from tasks.errors import InputError
 from tasks.findings import Severity
 from tasks.sast import semgrep_rule_id
-from tests.conftest import REPO, run_tasks
-
-BIN = Path(sys.prefix) / "bin"
+from tests.conftest import REPO, pinned, run_tasks
 
 PLANTED = '''\
 """Planted by the test: two real SAST findings."""
@@ -52,9 +49,7 @@ def test_bandit_sarif_normalizes(tmp_path: Path) -> None:
     code.mkdir()
     (code / "planted.py").write_text(PLANTED)
     out = tmp_path / "bandit.sarif"
-    subprocess.run(
-        [BIN / "bandit", "-r", "code", "-f", "sarif", "-o", out, "--quiet"], cwd=tmp_path, check=False
-    )
+    subprocess.run([pinned("bandit"), "-r", "code", "-f", "sarif", "-o", out, "--quiet"], cwd=tmp_path, check=False)
     findings = {f.rule: f for f in sarif.normalize(out, tmp_path)}
     assert findings["B602"].severity is Severity.HIGH
     assert findings["B602"].location == "code/planted.py:6"
@@ -65,9 +60,21 @@ def test_semgrep_sarif_normalizes(tmp_path: Path) -> None:
     (tmp_path / "planted.py").write_text(PLANTED)
     out = tmp_path / "semgrep.sarif"
     subprocess.run(
-        [BIN / "semgrep", "scan", "--config", REPO / ".semgrep", "--metrics=off", "--disable-version-check",
-         "--quiet", "--sarif", "--output", out, "planted.py"],
-        cwd=tmp_path, check=True,
+        [
+            pinned("semgrep"),
+            "scan",
+            "--config",
+            REPO / ".semgrep",
+            "--metrics=off",
+            "--disable-version-check",
+            "--quiet",
+            "--sarif",
+            "--output",
+            out,
+            "planted.py",
+        ],
+        cwd=tmp_path,
+        check=True,
     )
     findings = sarif.normalize(out, tmp_path, rule_id=semgrep_rule_id)
     rules = {f.rule for f in findings}
@@ -79,8 +86,11 @@ def test_semgrep_sarif_normalizes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("{oops", "not valid JSON"), ('{"version": "2.0.0", "runs": []}', "not a SARIF 2.1.0"),
-     ('{"version": "2.1.0", "runs": [{"tool": {}}]}', "malformed SARIF run")],
+    [
+        ("{oops", "not valid JSON"),
+        ('{"version": "2.0.0", "runs": []}', "not a SARIF 2.1.0"),
+        ('{"version": "2.1.0", "runs": [{"tool": {}}]}', "malformed SARIF run"),
+    ],
 )
 def test_unparsable_sarif_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "x.sarif"
@@ -105,14 +115,17 @@ def test_planted_findings_block_then_waiver_then_expiry(project: Path) -> None:
     assert "B602" in blocked.output
     secret_rule = hardcoded_secret_rule(blocked.output)
 
-    add_waivers(project, f"""waivers:
+    add_waivers(
+        project,
+        f"""waivers:
   - id: {secret_rule}
     gate: sast
     scope: {{path: "app/src/demo/planted.py"}}
     justification: "test fixture credential, never deployed; rotated by the test itself"
     owner: security-team
     expires: 2099-01-01
-""")
+""",
+    )
     waived = run_tasks("sast", root=project)
     assert waived.returncode == 1, waived.output
     assert "B602" in waived.output

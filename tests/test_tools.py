@@ -1,0 +1,164 @@
+"""tools.lock resolution: checksums, route order, the cache, and PATH strays — for real.
+
+A throwaway tool (`hello`, a shell script) is "released" as a file:// URL, so the download
+route runs end to end without leaving loopback; the go route runs the real `go` with the
+module proxy switched off, so it fails fast and offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import tarfile
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tasks.errors import InputError
+from tasks.tools_lock import current_platform, load
+from tests.conftest import REPO, run_tasks
+
+HELLO = b"#!/bin/sh\necho 'hello 1.2.3'\n"
+
+
+def write_lock(root: Path, url: str, sha256: str, *, member: str = "", go: bool = False) -> None:
+    lines = [
+        "schema = 1",
+        "[tools.hello]",
+        'version = "1.2.3"',
+        'why = "a test tool"',
+        'version_args = ["--version"]',
+    ]
+    if go:
+        lines.append('go = { module = "example.com/hello", package = "example.com/hello/cmd/hello" }')
+    lines += [
+        f'[tools.hello.download."{current_platform()}"]',
+        f'url = "{url}"',
+        f'sha256 = "{sha256}"',
+    ]
+    if member:
+        lines.append(f'member = "{member}"')
+    (root / "tools.lock").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """An empty tools cache, and Go kept offline."""
+    return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "GOPROXY": "off", "GOFLAGS": "-mod=mod"}
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    path = tmp_path / "release" / "hello"
+    path.parent.mkdir()
+    path.write_bytes(HELLO)
+    return path
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_download_verified_then_cached_with_documented_json(project: Path, release: Path, env: dict[str, str]) -> None:
+    write_lock(project, release.as_uri(), sha(HELLO))
+    first = run_tasks("tools", "--json", "hello", root=project, env=env)
+    assert first.returncode == 0, first.output
+    shown = json.loads(first.stdout)
+    assert set(shown) == {"hello"}
+    assert set(shown["hello"]) == {"version", "path", "route", "sha256"}
+    assert shown["hello"]["version"] == "1.2.3"
+    assert shown["hello"]["route"] == "download"
+    assert shown["hello"]["sha256"] == sha(HELLO)
+    installed = Path(shown["hello"]["path"])
+    assert installed.is_relative_to(Path(env["XDG_CACHE_HOME"]) / "secure-iot" / "tools" / "hello" / "1.2.3")
+    second = json.loads(run_tasks("tools", "--json", "hello", root=project, env=env).stdout)
+    assert second["hello"]["route"] == "cache (download)"
+    evidence = json.loads((project / "out" / "evidence.json").read_text())
+    assert evidence["stages"]["tools"]["tools"] == {"hello": "1.2.3"}
+
+
+def test_checksum_mismatch_is_refused_and_deleted(project: Path, release: Path, env: dict[str, str]) -> None:
+    wrong = sha(b"something else")
+    write_lock(project, release.as_uri(), wrong)
+    result = run_tasks("tools", "hello", root=project, env=env)
+    assert result.returncode == 2
+    assert "hello 1.2.3: checksum mismatch" in result.stderr
+    assert f"expected sha256 {wrong}" in result.stderr
+    assert f"got {sha(HELLO)}" in result.stderr
+    assert not list((Path(env["XDG_CACHE_HOME"]) / "secure-iot" / "tools" / "hello").rglob("hello"))
+
+
+def test_archive_member_is_extracted(project: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("bin/hello")
+        info.size, info.mode = len(HELLO), 0o755
+        archive.addfile(info, io.BytesIO(HELLO))
+    asset = tmp_path / "hello.tar.gz"
+    asset.write_bytes(buffer.getvalue())
+    write_lock(project, asset.as_uri(), sha(buffer.getvalue()), member="bin/hello")
+    result = run_tasks("tools", "--json", "hello", root=project, env=env)
+    assert result.returncode == 0, result.output
+    assert json.loads(result.stdout)["hello"]["sha256"] == sha(HELLO)
+
+
+def test_routes_are_tried_in_order_and_listed(project: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    write_lock(project, (tmp_path / "missing").as_uri(), sha(HELLO), go=True)
+    result = run_tasks("tools", "hello", root=project, env=env)
+    assert result.returncode == 2
+    line = next(x for x in result.stderr.splitlines() if "not installable" in x)
+    assert re.search(r"download: unreachable .*; go: .*", line), line
+    assert line.index("download:") < line.index("go:")
+    assert "install by hand: go install example.com/hello/cmd/hello@v1.2.3" in line
+    assert result.stderr.index("trying download") < result.stderr.index("trying go")
+
+
+def test_unpinned_binary_on_path_is_reported_not_used(
+    project: Path, release: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    stray_dir = tmp_path / "stray"
+    stray_dir.mkdir()
+    stray = stray_dir / "hello"
+    stray.write_text("#!/bin/sh\necho 'hello 0.0.1'\n")
+    stray.chmod(0o755)
+    write_lock(project, release.as_uri(), sha(HELLO))
+    result = run_tasks("tools", "--json", "hello", root=project, env={**env, "PATH": f"{stray_dir}:/usr/bin:/bin"})
+    assert result.returncode == 0, result.output
+    assert Path(json.loads(result.stdout)["hello"]["path"]) != stray
+    assert f"{stray} (hello 0.0.1) is on PATH and is not used" in result.stderr
+
+
+def test_tampered_cache_entry_fails_closed(project: Path, release: Path, env: dict[str, str]) -> None:
+    write_lock(project, release.as_uri(), sha(HELLO))
+    installed = Path(json.loads(run_tasks("tools", "--json", "hello", root=project, env=env).stdout)["hello"]["path"])
+    installed.write_bytes(HELLO + b"echo pwned\n")
+    result = run_tasks("tools", "hello", root=project, env=env)
+    assert result.returncode == 2
+    assert "its receipt says" in result.stderr and sha(HELLO) in result.stderr
+    assert not installed.exists()
+
+
+def test_lock_errors_name_the_field(tmp_path: Path) -> None:
+    write_lock(tmp_path, "https://example.invalid/hello", "not-a-digest")
+    with pytest.raises(InputError, match=r"tools\.hello\.download\.[a-z]+/[a-z0-9]+\.sha256"):
+        load(tmp_path / "tools.lock")
+
+
+def test_wheel_tool_pins_agree_with_their_hash_locks() -> None:
+    pins = tomllib.loads((REPO / "tools.lock").read_text())["tools"]
+    for name, pin in pins.items():
+        if "pypi" not in pin:
+            continue
+        lock = (REPO / pin["pypi"]["lock"]).read_text()
+        assert f"{pin['pypi']['package']}=={pin['version']} \\" in lock, name
+        assert "--hash=sha256:" in lock
+
+
+def test_every_pinned_download_has_a_checksum_source() -> None:
+    for pin in load(REPO / "tools.lock").values():
+        for plat, download in pin.downloads.items():
+            assert download.url.startswith("https://"), (pin.name, plat)
+            assert download.source, (pin.name, plat)
