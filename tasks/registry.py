@@ -1,0 +1,180 @@
+"""The local OCI registry: CNCF distribution (Debian's docker-registry) on 127.0.0.1.
+
+A managed background process: config, storage, log and PID file live outside the checkout
+(${XDG_CACHE_HOME:-~/.cache}/secure-iot/registry/<port>/). Sessions that need it call
+``ensure_running``; `nox -s registry -- stop` stops it by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks import atomic, report, runner
+from tasks.context import Context
+from tasks.errors import RegistryError
+from tasks.evidence import StageRecord, Verdict
+from tasks.tools import cache_root
+
+DEFAULT_PORT = 5000
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 15.0
+
+CONFIG = """\
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: {host}:{port}
+  headers:
+    X-Content-Type-Options: [nosniff]
+"""
+
+
+@dataclass(frozen=True)
+class Registry:
+    port: int
+    state: Path
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state / "registry.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.state / "registry.log"
+
+    @property
+    def config(self) -> Path:
+        return self.state / "config.yml"
+
+    def repository(self, name: str) -> str:
+        return f"{self.address}/{name}"
+
+
+def configured() -> Registry:
+    raw = os.environ.get("SECURE_IOT_REGISTRY_PORT", str(DEFAULT_PORT))
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise RegistryError(f"SECURE_IOT_REGISTRY_PORT={raw!r}: expected a TCP port number")
+    state = Path(os.environ.get("SECURE_IOT_REGISTRY_DIR", cache_root() / "registry" / raw))
+    return Registry(int(raw), state)
+
+
+def ready(reg: Registry) -> bool:
+    """The distribution API answers on /v2/ (200 with no auth configured)."""
+    opener = urllib.request.OpenerDirector()
+    opener.add_handler(urllib.request.HTTPHandler())
+    try:
+        with opener.open(f"http://{reg.address}/v2/", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def running_pid(reg: Registry) -> int | None:
+    """The PID in the PID file, if that process is alive and is our registry."""
+    try:
+        pid = int(reg.pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if str(reg.config).encode() in cmdline else None
+
+
+def _port_taken(reg: Registry) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex((HOST, reg.port)) == 0
+
+
+def ensure_running(ctx: Context, rec: StageRecord | None) -> Registry:
+    """Start the registry unless ours is already up; fail with the log's tail otherwise."""
+    reg = configured()
+    if running_pid(reg) is not None and ready(reg):
+        return reg
+    if _port_taken(reg):
+        raise RegistryError(f"{reg.address} is in use by another process; stop it or set SECURE_IOT_REGISTRY_PORT")
+    (reg.state / "storage").mkdir(parents=True, exist_ok=True)
+    atomic.write_text(reg.config, CONFIG.format(storage=reg.state / "storage", host=HOST, port=reg.port))
+    proc = runner.start(rec, ctx.tool("docker-registry"), ["serve", reg.config], log=reg.log)
+    atomic.write_text(reg.pid_file, f"{proc.pid}\n")
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            reg.pid_file.unlink(missing_ok=True)
+            raise RegistryError(f"docker-registry exited {proc.returncode} at start: {_tail(reg.log)}")
+        if ready(reg):
+            report.console.print(f"  registry: up on {reg.address} (pid {proc.pid}, storage {reg.state / 'storage'})")
+            return reg
+        time.sleep(0.1)
+    stop(reg)
+    raise RegistryError(f"docker-registry on {reg.address} not ready after {READY_TIMEOUT_S:.0f}s: {_tail(reg.log)}")
+
+
+def stop(reg: Registry) -> bool:
+    """Stop our registry by its PID; True if one was running."""
+    pid = running_pid(reg)
+    if pid is None:
+        reg.pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if running_pid(reg) is None or not Path(f"/proc/{pid}").exists():
+            break
+        time.sleep(0.05)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    reg.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(lines[-3:]) or "(empty log)"
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    parser = argparse.ArgumentParser(prog="nox -s registry", description="the local OCI registry on 127.0.0.1")
+    parser.add_argument("action", nargs="?", choices=("start", "stop", "status"), default="start")
+    args = parser.parse_args(argv)
+    reg = configured()
+    rec.details.update({"address": reg.address, "state": str(reg.state)})
+    if args.action == "stop":
+        stopped = stop(reg)
+        report.console.print(f"  registry on {reg.address}: {'stopped' if stopped else 'was not running'}")
+        return "pass"
+    if args.action == "status":
+        pid = running_pid(reg)
+        up = pid is not None and ready(reg)
+        report.console.print(f"  registry on {reg.address}: {f'up (pid {pid})' if up else 'down'}")
+        return "pass" if up else "fail"
+    ensure_running(ctx, rec)
+    return "pass"

@@ -1,0 +1,94 @@
+"""Talk 02 — describe what is inside: syft SBOMs (SPDX 2.3 and CycloneDX 1.6 JSON).
+
+For the pushed image, by digest (never a tag), and for the source tree. Each document is
+checked for its format version and recorded with its sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from tasks import registry, report, runner
+from tasks.build import MANIFEST_MEDIA_TYPE
+from tasks.context import Context
+from tasks.errors import InputError, ToolError
+from tasks.evidence import StageRecord, Verdict
+
+SPDX_MEDIA_TYPE = "application/spdx+json"
+CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
+# syft's native JSON keeps the source (image digest) grype needs to match VEX products.
+SYFT_JSON_MEDIA_TYPE = "application/vnd.syft+json"
+SYFT_ENV = {"SYFT_CHECK_FOR_APP_UPDATE": "false", "SYFT_REGISTRY_INSECURE_USE_HTTP": "true"}
+# Paths the source SBOM leaves out: outputs, caches and VCS metadata, not source.
+SOURCE_EXCLUDES = ("./out", "./.git", "./.nox", "./.venv", "./**/__pycache__", "./.mypy_cache", "./.ruff_cache")
+
+
+def image_ref(ctx: Context) -> str:
+    """The image the build stage pushed, by digest."""
+    art = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
+    if "@sha256:" not in art.name:
+        raise InputError(f"build evidence names {art.name}, not an image by digest")
+    return art.name
+
+
+def check_document(path: Path, kind: str) -> int:
+    """Fail closed on a document that is not the format version we promise; return package count."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ToolError(f"syft wrote an unreadable {kind} SBOM {path}: {exc}") from exc
+    if kind == "spdx":
+        if doc.get("spdxVersion") != "SPDX-2.3":
+            raise ToolError(f"{path}: spdxVersion {doc.get('spdxVersion')!r}, expected SPDX-2.3")
+        return len(doc.get("packages", []))
+    if doc.get("bomFormat") != "CycloneDX" or doc.get("specVersion") != "1.6":
+        raise ToolError(f"{path}: CycloneDX {doc.get('specVersion')!r}, expected 1.6")
+    return len(doc.get("components", []))
+
+
+def generate(ctx: Context, rec: StageRecord, source: str, stem: str, extra: Sequence[str] = ()) -> dict[str, int]:
+    out = ctx.stage_dir("sbom")
+    spdx, cdx, native = out / f"{stem}.spdx.json", out / f"{stem}.cdx.json", out / f"{stem}.syft.json"
+    for path in (spdx, cdx, native):
+        path.unlink(missing_ok=True)
+    runner.run(
+        rec,
+        ctx.tool("syft"),
+        [
+            "scan",
+            source,
+            *extra,
+            "--quiet",
+            "-o",
+            f"spdx-json@2.3={spdx}",
+            "-o",
+            f"cyclonedx-json@1.6={cdx}",
+            "-o",
+            f"syft-json={native}",
+        ],
+        env=SYFT_ENV,
+        cwd=ctx.root,
+        timeout=1800,
+    )
+    counts = {"spdx": check_document(spdx, "spdx"), "cyclonedx": check_document(cdx, "cyclonedx")}
+    rec.add_output(spdx, SPDX_MEDIA_TYPE)
+    rec.add_output(cdx, CYCLONEDX_MEDIA_TYPE)
+    rec.add_output(native, SYFT_JSON_MEDIA_TYPE)
+    return counts
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    parser = argparse.ArgumentParser(prog="nox -s sbom", description="SPDX + CycloneDX SBOMs of image and source")
+    parser.parse_args(argv)
+    ref = image_ref(ctx)
+    registry.ensure_running(ctx, rec)
+    rec.add_oci(ref, ref.split("@", 1)[1], MANIFEST_MEDIA_TYPE, output=False)
+    image = generate(ctx, rec, f"registry:{ref}", "image")
+    excludes = [arg for path in SOURCE_EXCLUDES for arg in ("--exclude", path)]
+    source = generate(ctx, rec, f"dir:{ctx.root}", "source", [*excludes, "--source-name", "secure-iot"])
+    rec.details.update({"image": ref, "packages": {"image": image, "source": source}})
+    report.console.print(f"[green]sbom: pass[/] — image {image['spdx']} packages, source {source['spdx']} packages")
+    return "pass"

@@ -1,0 +1,137 @@
+"""Talk 02/04 — known vulnerabilities: grype over the image SBOM, OpenVEX applied, gated.
+
+The VEX documents in vex/ are the reviewed answer to each accepted vulnerability; grype
+applies them (--vex) and moves covered matches to ignoredMatches. What remains is gated
+against gates.dependencies.fail_on, with package-scoped waivers from security-policy.yaml.
+No usable database fails the stage unless --allow-missing-db is given, which is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tasks import atomic, gate, report, runner, vulndb
+from tasks.context import Context
+from tasks.errors import InputError, ToolError
+from tasks.evidence import StageRecord, Verdict
+from tasks.findings import Finding, Severity
+from tasks.sbom import SYFT_JSON_MEDIA_TYPE
+
+GRYPE_JSON_MEDIA_TYPE = "application/vnd.grype+json"
+SARIF_MEDIA_TYPE = "application/sarif+json"
+OPENVEX_MEDIA_TYPE = "application/openvex+json"
+
+
+def vex_documents(ctx: Context, rec: StageRecord) -> list[Path]:
+    directory = ctx.inside(ctx.policy.gate("dependencies").settings.get("vex_dir", "vex"))
+    docs = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    for doc in docs:
+        try:
+            data = json.loads(doc.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{doc}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        if not str(data.get("@context", "")).startswith("https://openvex.dev/ns/"):
+            raise InputError(f"{doc}: @context is not an OpenVEX namespace (https://openvex.dev/ns/...)")
+        if not isinstance(data.get("statements"), list):
+            raise InputError(f"{doc}: statements: expected a list of OpenVEX statements")
+        rec.add_input(doc, OPENVEX_MEDIA_TYPE)
+    return docs
+
+
+def findings(report_json: dict[str, Any]) -> tuple[list[Finding], list[dict[str, Any]]]:
+    """grype matches as Findings; ignored (VEX-covered) matches summarised separately."""
+    out = []
+    for match in report_json.get("matches", []):
+        vuln, art = match["vulnerability"], match["artifact"]
+        related = tuple(r["id"] for r in match.get("relatedVulnerabilities", []) if r.get("id"))
+        fixes = vuln.get("fix", {}).get("versions", [])
+        out.append(
+            Finding(
+                tool="grype",
+                rule=vuln["id"],
+                severity=Severity.parse(vuln.get("severity") or "unknown"),
+                location=f"{art['name']}@{art['version']}",
+                message=f"{art.get('type', '')} {art['name']} {art['version']}; "
+                f"fixed in {', '.join(fixes) or 'no fix'}",
+                package=art["name"],
+                aliases=related,
+            )
+        )
+    ignored = [
+        {
+            "id": m["vulnerability"]["id"],
+            "package": f"{m['artifact']['name']}@{m['artifact']['version']}",
+            "rules": m.get("appliedIgnoreRules", []),
+        }
+        for m in report_json.get("ignoredMatches", [])
+    ]
+    return out, ignored
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    parser = argparse.ArgumentParser(prog="nox -s scan", description="grype over the image SBOM, VEX, gate")
+    parser.add_argument("--sbom", type=Path, help="scan this SBOM instead of the sbom stage's image SBOM")
+    parser.add_argument(
+        "--allow-missing-db",
+        action="store_true",
+        help="opt out: skip the scan when no usable vulnerability DB exists (recorded)",
+    )
+    args = parser.parse_args(argv)
+    settings = ctx.policy.gate("dependencies").settings
+    max_age = int(settings.get("max_db_age_hours", 120))
+    sbom = ctx.inside(args.sbom) if args.sbom else ctx.inside(ctx.evidence.output("sbom", SYFT_JSON_MEDIA_TYPE).name)
+    if not sbom.is_file():
+        raise InputError(f"{sbom}: SBOM not found; run `nox -s sbom` first")
+    rec.add_input(sbom, SYFT_JSON_MEDIA_TYPE)
+    grype = ctx.tool("grype")
+    db = vulndb.prepare(ctx, rec, grype, max_age)
+    rec.details["db"] = db.as_json()
+    if not db.valid:
+        reason = (
+            f"no usable vulnerability DB ({db.source}: {db.error or 'invalid or older than ' + str(max_age) + 'h'})"
+        )
+        if not args.allow_missing_db:
+            raise ToolError(
+                f"{reason}; set {vulndb.SOURCE_ENV}=demo|online|<archive>, or opt out with "
+                "`nox -s scan -- --allow-missing-db` (recorded in the evidence)"
+            )
+        rec.opt_out("--allow-missing-db", reason)
+        report.console.print(f"[yellow]scan: skipped[/] — {reason} (opt-out recorded)")
+        return "skipped"
+    out = ctx.stage_dir("scan")
+    json_out, sarif_out = out / "grype.json", out / "grype.sarif"
+    vex = vex_documents(ctx, rec)
+    vex_args = [arg for doc in vex for arg in ("--vex", str(doc))]
+    runner.run(
+        rec,
+        grype,
+        [f"sbom:{sbom}", *vex_args, "-o", f"json={json_out}", "-o", f"sarif={sarif_out}"],
+        env=vulndb.grype_env(db.source, max_age),
+        cwd=ctx.root,
+        timeout=1800,
+    )
+    result = json.loads(json_out.read_text(encoding="utf-8"))
+    rec.add_output(json_out, GRYPE_JSON_MEDIA_TYPE)
+    rec.add_output(sarif_out, SARIF_MEDIA_TYPE)
+    found, ignored = findings(result)
+    outcome = gate.evaluate("dependencies", found, ctx.policy)
+    summary = {"db": db.as_json(), "gate": outcome.summary(), "vex_ignored": ignored, "matches": len(found)}
+    atomic.write_json(out / "summary.json", summary)
+    rec.add_output(out / "summary.json", "application/json")
+    rec.details.update(summary)
+    if db.source == "demo":
+        report.console.print("  [yellow]note: demo DB — knows only the advisories in tests/fixtures/grype[/]")
+    for item in ignored:
+        report.console.print(f"  covered by VEX: {item['id']} in {item['package']}")
+    report.findings_table(f"blocking vulnerabilities (threshold: {outcome.threshold})", outcome.blocking)
+    if outcome.passed:
+        report.console.print(f"[green]scan: pass[/] — {len(found)} matches, none blocking; DB built {db.built}")
+        return "pass"
+    rec.reason = f"{len(outcome.blocking)} blocking: " + ", ".join(
+        sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
+    )
+    return "fail"
