@@ -65,3 +65,13 @@ def tools_table(resolved: Mapping[str, Any], pins: Mapping[str, Any]) -> None:
     for name, tool in resolved.items():
         table.add_row(name, pins[name].version, tool.route, tool.sha256[:16], str(tool.path))
     console.print(table)
+
+
+def checks_table(title: str, rows: Iterable[tuple[str, bool, str]]) -> None:
+    """PASS/FAIL per check, with what was found."""
+    table = Table(title=title, title_justify="left")
+    for col in ("check", "outcome", "detail"):
+        table.add_column(col, overflow="fold")
+    for name, passed, detail in rows:
+        table.add_row(name, "[green]PASS[/]" if passed else "[red]FAIL[/]", escape(detail))
+    console.print(table)

@@ -82,6 +82,7 @@ def run(
             cwd=cwd,
             env=full_env,
             input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,  # a tool must never wait for a prompt
             text=True,
             capture_output=capture,
             timeout=timeout,

@@ -1,0 +1,144 @@
+"""Talk 02/10 — verify before trust: signature, attestations, and a policy over their contents.
+
+For the image by digest: the tag the build pushed still names that digest; cosign verifies
+the signature by the expected key (or keyless identity); each required attestation is
+present and signed by it; and its contents satisfy infra/policies/sigstore/rego — the
+same modules the cluster's policy-controller enforces. Prints a table and writes
+out/verify/report.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tasks import atomic, attestation_policy, registry, report, runner, signing
+from tasks.build import MANIFEST_MEDIA_TYPE
+from tasks.context import Context
+from tasks.errors import InputError
+from tasks.evidence import StageRecord, Verdict
+
+REPORT_MEDIA_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+def tag_still_points_at(ctx: Context, rec: StageRecord, repository: str, tag: str, digest: str) -> Check:
+    """Someone pushing other content under the build's tag must not go unnoticed."""
+    done = runner.run(
+        rec,
+        ctx.tool("skopeo"),
+        [
+            "inspect",
+            "--raw",
+            *(["--tls-verify=false"] if signing.registry_flags(repository) else []),
+            f"docker://{repository}:{tag}",
+        ],
+        check=False,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        return Check(f"tag {tag}", False, f"cannot read {repository}:{tag}: {done.tail(2)}")
+    actual = "sha256:" + hashlib.sha256(done.stdout.encode()).hexdigest()
+    if actual != digest:
+        return Check(f"tag {tag}", False, f"{repository}:{tag} now names {actual}, the build recorded {digest}")
+    return Check(f"tag {tag}", True, f"still names {digest[:19]}…")
+
+
+def statements(output: str) -> list[dict[str, Any]]:
+    """cosign verify-attestation prints one DSSE envelope per line; decode their payloads."""
+    found = []
+    for line in output.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        envelope = json.loads(line)
+        found.append(json.loads(base64.b64decode(envelope["payload"])))
+    return found
+
+
+def verify_attestation(
+    ctx: Context, rec: StageRecord, ref: str, kind: str, signer: signing.Signer, values: dict[str, Any]
+) -> Check:
+    done = runner.run(
+        rec,
+        ctx.tool("cosign"),
+        ["verify-attestation", *signer.verify_flags(), *signing.registry_flags(ref), "--type", kind, ref],
+        check=False,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        return Check(f"attestation {kind}", False, f"missing or not signed by the expected signer: {done.tail(1)}")
+    found = statements(done.stdout)
+    predicate_type = attestation_policy.KINDS[kind][0]
+    matching = [s for s in found if str(s.get("predicateType", "")).startswith(predicate_type)]
+    if not matching:
+        return Check(f"attestation {kind}", False, f"no statement with predicateType {predicate_type}")
+    workdir = ctx.stage_dir("verify") / "policy"
+    opa = ctx.tool("opa")
+    problems = [attestation_policy.evaluate(ctx.root, kind, s, values, opa, workdir) for s in matching]
+    if any(not p for p in problems):  # as at admission: one compliant attestation of the type suffices
+        return Check(f"attestation {kind}", True, f"{len(matching)} signed statement(s); content policy holds")
+    return Check(f"attestation {kind}", False, "; ".join(sorted({v for p in problems for v in p})))
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    parser = argparse.ArgumentParser(prog="nox -s verify", description="verify signature, attestations and policy")
+    parser.add_argument("--image", help="verify this image (name@sha256:...) instead of the build stage's")
+    args = parser.parse_args(argv)
+    if args.image:
+        if "@sha256:" not in args.image:
+            raise InputError(f"--image {args.image}: give the image by digest (name@sha256:...)")
+        ref, tag = args.image, ""
+    else:
+        ref = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).name
+        tag = str(ctx.evidence.stage("build")["details"].get("tag", ""))
+    repository, digest = ref.split("@", 1)
+    signer = signing.configured(ctx)
+    if ref.startswith(registry.HOST):
+        registry.ensure_running(ctx, rec)
+    rec.add_oci(ref, digest, MANIFEST_MEDIA_TYPE, output=False)
+    checks: list[Check] = []
+    if tag:
+        checks.append(tag_still_points_at(ctx, rec, repository, tag, digest))
+    signature = runner.run(
+        rec,
+        ctx.tool("cosign"),
+        ["verify", *signer.verify_flags(), *signing.registry_flags(ref), ref],
+        check=False,
+        timeout=600,
+    )
+    checks.append(
+        Check(
+            "signature",
+            signature.returncode == 0,
+            f"signed by {signer.describe().get('public_key') or signer.identity_regexp}"
+            if signature.returncode == 0
+            else f"not verified: {signature.tail(1)}",
+        )
+    )
+    values = attestation_policy.params(ctx.policy, digest)
+    for kind in ctx.policy.gate("verify").settings.get("required_attestations", []):
+        checks.append(verify_attestation(ctx, rec, ref, str(kind), signer, values))
+    failed = [c for c in checks if not c.passed]
+    result = {"image": ref, "signer": signer.describe(), "passed": not failed, "checks": [asdict(c) for c in checks]}
+    out = ctx.stage_dir("verify") / "report.json"
+    atomic.write_json(out, result)
+    rec.add_output(out, REPORT_MEDIA_TYPE)
+    rec.details.update({"image": ref, "checks": len(checks), "failed": [c.name for c in failed]})
+    report.checks_table(f"verify {ref}", [(c.name, c.passed, c.detail) for c in checks])
+    if failed:
+        rec.reason = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        return "fail"
+    report.console.print(f"[green]verify: pass[/] — {len(checks)} checks on {ref}")
+    return "pass"
