@@ -47,6 +47,13 @@ class Context:
             raise InputError(f"{path}: path is outside the repository ({self.root})")
         return resolved
 
+    def artifact(self, name: str | Path) -> Path:
+        """A file named in the evidence: inside the repository or the output directory, nowhere else."""
+        resolved = (self.root / name).resolve()
+        if not (resolved.is_relative_to(self.root) or resolved.is_relative_to(self.out)):
+            raise InputError(f"{name}: evidence names a file outside the repository and {self.out}")
+        return resolved
+
     def tool(self, name: str) -> Tool:
         from tasks import tools  # local import: resolving tools reads tools.lock
 

@@ -83,7 +83,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     args = parser.parse_args(argv)
     settings = ctx.policy.gate("dependencies").settings
     max_age = int(settings.get("max_db_age_hours", 120))
-    sbom = ctx.inside(args.sbom) if args.sbom else ctx.inside(ctx.evidence.output("sbom", SYFT_JSON_MEDIA_TYPE).name)
+    sbom = ctx.inside(args.sbom) if args.sbom else ctx.artifact(ctx.evidence.output("sbom", SYFT_JSON_MEDIA_TYPE).name)
     if not sbom.is_file():
         raise InputError(f"{sbom}: SBOM not found; run `nox -s sbom` first")
     rec.add_input(sbom, SYFT_JSON_MEDIA_TYPE)

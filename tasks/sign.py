@@ -39,7 +39,7 @@ class Attestation:
 def vuln_predicate(ctx: Context) -> dict[str, Any]:
     """cosign's vuln predicate around the grype result the scan stage gated on."""
     scan = ctx.evidence.stage("scan")
-    result_path = ctx.inside(ctx.evidence.output("scan", GRYPE_JSON_MEDIA_TYPE).name)
+    result_path = ctx.artifact(ctx.evidence.output("scan", GRYPE_JSON_MEDIA_TYPE).name)
     result = json.loads(result_path.read_text(encoding="utf-8"))
     db = scan["details"].get("db", {})
     return {
@@ -59,7 +59,7 @@ def openvex_document(ctx: Context) -> dict[str, Any]:
     statements: list[Any] = []
     for art in ctx.evidence.stage("scan").get("inputs", []):
         if art["media_type"] == OPENVEX_MEDIA_TYPE:
-            statements += json.loads(ctx.inside(art["name"]).read_text(encoding="utf-8")).get("statements", [])
+            statements += json.loads(ctx.artifact(art["name"]).read_text(encoding="utf-8")).get("statements", [])
     return {
         "@context": OPENVEX_CONTEXT,
         "@id": "urn:secure-iot:vex:" + ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).digest,
@@ -75,9 +75,9 @@ def attestations(ctx: Context) -> list[Attestation]:
     atomic.write_json(out / "vuln.predicate.json", vuln_predicate(ctx))
     atomic.write_json(out / "openvex.json", openvex_document(ctx))
     return [
-        Attestation("spdxjson", ctx.inside(ctx.evidence.output("sbom", SPDX_MEDIA_TYPE).name)),
-        Attestation("cyclonedx", ctx.inside(ctx.evidence.output("sbom", CYCLONEDX_MEDIA_TYPE).name)),
-        Attestation("slsaprovenance1", ctx.inside(ctx.evidence.output("provenance", PREDICATE_MEDIA_TYPE).name)),
+        Attestation("spdxjson", ctx.artifact(ctx.evidence.output("sbom", SPDX_MEDIA_TYPE).name)),
+        Attestation("cyclonedx", ctx.artifact(ctx.evidence.output("sbom", CYCLONEDX_MEDIA_TYPE).name)),
+        Attestation("slsaprovenance1", ctx.artifact(ctx.evidence.output("provenance", PREDICATE_MEDIA_TYPE).name)),
         Attestation("vuln", out / "vuln.predicate.json"),
         Attestation("openvex", out / "openvex.json"),
     ]
@@ -93,7 +93,7 @@ def blobs(ctx: Context) -> list[Path]:
             if stage == "compliance":  # optional in the chain; the rest are required
                 continue
             raise
-        paths += [ctx.inside(o["name"]) for o in outputs if o.get("kind") == "file"]
+        paths += [ctx.artifact(o["name"]) for o in outputs if o.get("kind") == "file"]
     return [p for p in paths if not p.name.endswith(BUNDLE_SUFFIX)]
 
 

@@ -67,6 +67,27 @@ def statements(output: str) -> list[dict[str, Any]]:
     return found
 
 
+def diagnose(ctx: Context, rec: StageRecord, ref: str, predicate_type: str) -> str:
+    """Why verification found nothing: read what is attached (unverified, for the message only)."""
+    done = runner.run(
+        rec,
+        ctx.tool("cosign"),
+        ["download", "attestation", *signing.registry_flags(ref), ref],
+        check=False,
+        timeout=300,
+    )
+    attached = [s for s in statements(done.stdout) if str(s.get("predicateType", "")).startswith(predicate_type)]
+    if not attached:
+        return f"missing: no {predicate_type} attestation is attached to the image"
+    digest = ref.split("@sha256:", 1)[1]
+    subjects = sorted({str(d.get("digest", {}).get("sha256", "")) for s in attached for d in s.get("subject", [])})
+    if digest not in subjects:
+        return (
+            f"attached statement's subject is sha256:{', sha256:'.join(subjects)}, not the image digest sha256:{digest}"
+        )
+    return "attached, but its signature does not verify with the expected key or identity (altered or other signer)"
+
+
 def verify_attestation(
     ctx: Context, rec: StageRecord, ref: str, kind: str, signer: signing.Signer, values: dict[str, Any]
 ) -> Check:
@@ -77,10 +98,10 @@ def verify_attestation(
         check=False,
         timeout=600,
     )
-    if done.returncode != 0:
-        return Check(f"attestation {kind}", False, f"missing or not signed by the expected signer: {done.tail(1)}")
-    found = statements(done.stdout)
     predicate_type = attestation_policy.KINDS[kind][0]
+    if done.returncode != 0:
+        return Check(f"attestation {kind}", False, diagnose(ctx, rec, ref, predicate_type) or done.tail(1))
+    found = statements(done.stdout)
     matching = [s for s in found if str(s.get("predicateType", "")).startswith(predicate_type)]
     if not matching:
         return Check(f"attestation {kind}", False, f"no statement with predicateType {predicate_type}")

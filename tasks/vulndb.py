@@ -66,7 +66,7 @@ def source() -> str:
 def cache_dir(src: str) -> Path:
     """One grype DB cache per source, so a demo DB never masks a real one."""
     key = src if src in ("demo", "online") else "import-" + hashlib.sha256(src.encode()).hexdigest()[:12]
-    return cache_root() / "grype-db" / key
+    return Path(os.environ.get("SECURE_IOT_GRYPE_DB_ROOT", cache_root() / "grype-db")) / key
 
 
 def grype_env(src: str, max_age_hours: int) -> dict[str, str]:
