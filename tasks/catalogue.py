@@ -20,8 +20,36 @@ CATALOGUE: dict[str, Entry] = {
     "build": Entry("tasks.build:run", "02", "the image is built hermetically and reproducibly and pushed by digest"),
     "sbom": Entry("tasks.sbom:run", "02", "SPDX 2.3 and CycloneDX 1.6 SBOMs describe the image and the source"),
     "compliance": Entry("tasks.compliance:run", "04", "the image root filesystem passes the required OpenSCAP rules"),
+    "keys": Entry("tasks.keys:run", "02", "a local cosign key pair exists for key-mode signing (never overwritten)"),
+    "provenance": Entry(
+        "tasks.provenance:run", "02", "SLSA Provenance v1 records how, from what and by whom the image was built"
+    ),
+    "sign": Entry(
+        "tasks.sign:run",
+        "02",
+        "the image is signed by digest and carries its SBOM, provenance, vuln and VEX attestations",
+    ),
+    "verify": Entry(
+        "tasks.verify:run",
+        "02",
+        "signature, required attestations and their contents hold under the shared Rego policy",
+    ),
     "scan": Entry("tasks.scan:run", "02", "no known vulnerability at or above the threshold that VEX does not cover"),
+    "workflows": Entry("tasks.workflows:run", "03", "workflows are least-privilege, SHA-pinned and run every stage"),
+    "policy": Entry(
+        "tasks.admission:run", "10", "the chart passes Gatekeeper's constraints and bad manifests are rejected"
+    ),
 }
 
 # The default pipeline: `nox` runs these in order and stops at the first failure.
-PIPELINE: tuple[str, ...] = ("sast", "build", "sbom", "scan", "compliance")
+PIPELINE: tuple[str, ...] = (
+    "sast",
+    "build",
+    "sbom",
+    "scan",
+    "compliance",
+    "keys",
+    "provenance",
+    "sign",
+    "verify",
+)

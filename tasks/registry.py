@@ -94,6 +94,15 @@ def ready(reg: Registry) -> bool:
         return False
 
 
+def alive(pid: int) -> bool:
+    """Running, not a zombie (a registry started by an earlier session is reaped by init, or not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def running_pid(reg: Registry) -> int | None:
     """The PID in the PID file, if that process is alive and is our registry."""
     try:
@@ -101,7 +110,7 @@ def running_pid(reg: Registry) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    return pid if str(reg.config).encode() in cmdline else None
+    return pid if alive(pid) and str(reg.config).encode() in cmdline else None
 
 
 def _port_taken(reg: Registry) -> bool:
@@ -141,7 +150,7 @@ def stop(reg: Registry) -> bool:
         return False
     os.kill(pid, signal.SIGTERM)
     for _ in range(100):
-        if running_pid(reg) is None or not Path(f"/proc/{pid}").exists():
+        if not alive(pid):
             break
         time.sleep(0.05)
     else:

@@ -46,7 +46,8 @@ def summary_table(stages: Mapping[str, Mapping[str, Any]], order: Iterable[str])
             f"{o['name']}@{o['digest'][:19]}" if o.get("kind") == "oci" else o["name"]
             for o in rec.get("outputs", [])[:4]
         )
-        notes = "; ".join(rec.get("opt_outs", [])) or rec.get("reason", "")
+        opt_outs = [o.split(":", 1)[0] for o in rec.get("opt_outs", [])]  # the flag; details in evidence
+        notes = "; ".join(f"opt-out: {o}" for o in opt_outs) or rec.get("reason", "")
         table.add_row(
             name,
             f"[{VERDICT_STYLE.get(verdict, 'white')}]{verdict}[/]",

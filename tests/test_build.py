@@ -1,0 +1,85 @@
+"""Registry lifecycle, reproducible builds and the build's bad-input paths, with the real tools."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tasks.registry import alive
+from tests.conftest import REPO, run_tasks
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def registry_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {"SECURE_IOT_REGISTRY_PORT": str(free_port()), "SECURE_IOT_REGISTRY_DIR": str(tmp_path / "registry"),
+           "SECURE_IOT_OUT": str(tmp_path / "out")}
+    yield env
+    run_tasks("registry", "stop", root=REPO, env=env)
+
+
+def test_registry_starts_is_reused_and_stops_by_pid(registry_env: dict[str, str]) -> None:
+    assert run_tasks("registry", "start", root=REPO, env=registry_env).returncode == 0
+    pid_file = Path(registry_env["SECURE_IOT_REGISTRY_DIR"]) / "registry.pid"
+    pid = pid_file.read_text().strip()
+    assert alive(int(pid))
+    again = run_tasks("registry", "start", root=REPO, env=registry_env)
+    assert again.returncode == 0 and pid_file.read_text().strip() == pid  # reused, not restarted
+    status = run_tasks("registry", "status", root=REPO, env=registry_env)
+    assert status.returncode == 0 and f"up (pid {pid})" in status.output
+    stopped = run_tasks("registry", "stop", root=REPO, env=registry_env)
+    assert stopped.returncode == 0 and "stopped" in stopped.output
+    assert not alive(int(pid)) and not pid_file.exists()
+    assert run_tasks("registry", "status", root=REPO, env=registry_env).returncode == 1
+
+
+def test_port_taken_by_something_else_is_one_clear_line(registry_env: dict[str, str]) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", int(registry_env["SECURE_IOT_REGISTRY_PORT"])))
+        squatter.listen()
+        result = run_tasks("registry", "start", root=REPO, env=registry_env)
+    assert result.returncode == 2
+    assert "is in use by another process" in result.stderr and "Traceback" not in result.output
+
+
+def test_base_by_tag_is_refused(registry_env: dict[str, str]) -> None:
+    result = run_tasks("build", "--base", "docker.io/library/python:3.11-slim", root=REPO, env=registry_env)
+    assert result.returncode == 2
+    assert "must be given by digest" in result.stderr
+
+
+@pytest.mark.slow
+def test_containerfile_error_fails_closed(project: Path, registry_env: dict[str, str]) -> None:
+    shutil.copytree(REPO / "app", project / "app", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    containerfile = project / "app" / "Containerfile"
+    containerfile.write_text(containerfile.read_text().replace("COPY src ", "COPY no-such-dir "))
+    result = run_tasks("build", root=project, env={**registry_env, "SOURCE_DATE_EPOCH": "1764000000"})
+    assert result.returncode == 2
+    assert "buildah exited" in result.stderr
+    record = json.loads((Path(registry_env["SECURE_IOT_OUT"]) / "evidence.json").read_text())["stages"]["build"]
+    assert record["verdict"] == "error"
+    assert not [o for o in record["outputs"] if o["kind"] == "oci"]
+
+
+@pytest.mark.slow
+def test_two_clean_builds_give_the_same_digest(tmp_path: Path, registry_env: dict[str, str]) -> None:
+    """From the same commit, a fresh base rootfs and fresh buildah storage each time."""
+    digests = []
+    for attempt in ("one", "two"):
+        env = {**registry_env, "SECURE_IOT_CONTAINERS_DIR": str(tmp_path / attempt / "containers"),
+               "SECURE_IOT_OUT": str(tmp_path / attempt / "out")}
+        result = run_tasks("build", "--rebuild-base", root=REPO, env=env, timeout=1800)
+        assert result.returncode == 0, result.output[-2000:]
+        details = json.loads((tmp_path / attempt / "out" / "evidence.json").read_text())["stages"]["build"]["details"]
+        digests.append((details["digest"], details["base_image"]))
+    assert digests[0] == digests[1]
