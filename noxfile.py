@@ -47,6 +47,13 @@ def pipeline(session: nox.Session) -> None:
 
 
 @nox.session
+def summary(session: nox.Session) -> None:
+    """Markdown summary of out/evidence.json (CI appends it to $GITHUB_STEP_SUMMARY)."""
+    _install(session)
+    session.run("python", "-m", "tasks", "summary", *session.posargs)
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """pytest: unit tests and integration tests against the real tools."""
     _install(session)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tasks import pipeline, report, tools
+from tasks import pipeline, report, summary, tools
 from tasks import stage as stage_mod
 from tasks.catalogue import CATALOGUE
 from tasks.context import Context
 from tasks.errors import PipelineError
 
-USAGE = "usage: python -m tasks {pipeline|" + "|".join(CATALOGUE) + "} [args]"
+USAGE = "usage: python -m tasks {pipeline|summary|" + "|".join(CATALOGUE) + "} [args]"
 
 
 def main(argv: Sequence[str]) -> int:
@@ -25,6 +25,9 @@ def main(argv: Sequence[str]) -> int:
         tools.put_first_on_path(ctx.root)
         if name == "pipeline":
             return pipeline.run_pipeline(ctx)
+        if name == "summary":  # markdown for CI job summaries; reads the evidence, records nothing
+            print(summary.markdown(ctx.evidence.load()), end="")
+            return 0
         if name not in CATALOGUE:
             report.error_line(f"unknown stage '{name}'. {USAGE}")
             return 2
