@@ -116,7 +116,7 @@ def base_rootfs(ctx: Context, rec: StageRecord, epoch: int, *, rebuild: bool) ->
         ctx.tool("mmdebstrap"),
         [
             "--quiet",
-            "--variant=minbase",
+            f"--variant={BASE_VARIANT}",
             f"--include={','.join(BASE_PACKAGES)}",
             *excludes,
             "--format=tar",
