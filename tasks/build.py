@@ -196,7 +196,7 @@ def bud(
             "--timestamp",
             str(epoch),
             "--identity-label=false",
-            "--pull=never" if not build_args.get("BASE") else "--pull=true",
+            "--pull=never" if not build_args.get("BASE") else "--pull=always",
             "--tls-verify=false",
             "--format",
             "oci",

@@ -22,8 +22,11 @@ def free_port() -> int:
 
 @pytest.fixture
 def registry_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {"SECURE_IOT_REGISTRY_PORT": str(free_port()), "SECURE_IOT_REGISTRY_DIR": str(tmp_path / "registry"),
-           "SECURE_IOT_OUT": str(tmp_path / "out")}
+    env = {
+        "SECURE_IOT_REGISTRY_PORT": str(free_port()),
+        "SECURE_IOT_REGISTRY_DIR": str(tmp_path / "registry"),
+        "SECURE_IOT_OUT": str(tmp_path / "out"),
+    }
     yield env
     run_tasks("registry", "stop", root=REPO, env=env)
 
@@ -76,8 +79,11 @@ def test_two_clean_builds_give_the_same_digest(tmp_path: Path, registry_env: dic
     """From the same commit, a fresh base rootfs and fresh buildah storage each time."""
     digests = []
     for attempt in ("one", "two"):
-        env = {**registry_env, "SECURE_IOT_CONTAINERS_DIR": str(tmp_path / attempt / "containers"),
-               "SECURE_IOT_OUT": str(tmp_path / attempt / "out")}
+        env = {
+            **registry_env,
+            "SECURE_IOT_CONTAINERS_DIR": str(tmp_path / attempt / "containers"),
+            "SECURE_IOT_OUT": str(tmp_path / attempt / "out"),
+        }
         result = run_tasks("build", "--rebuild-base", root=REPO, env=env, timeout=1800)
         assert result.returncode == 0, result.output[-2000:]
         details = json.loads((tmp_path / attempt / "out" / "evidence.json").read_text())["stages"]["build"]["details"]
