@@ -76,16 +76,18 @@ def test_containerfile_error_fails_closed(project: Path, registry_env: dict[str,
 
 @pytest.mark.slow
 def test_two_clean_builds_give_the_same_digest(tmp_path: Path, registry_env: dict[str, str]) -> None:
-    """From the same commit, a fresh base rootfs and fresh buildah storage each time."""
+    """Same commit: two cold builds (fresh base rootfs, fresh storage), then a warm rebuild on
+    the second one's storage — local state must not leak into the digest."""
     digests = []
-    for attempt in ("one", "two"):
+    runs = (("one", "one", ["--rebuild-base"]), ("two", "two", ["--rebuild-base"]), ("warm", "two", []))
+    for attempt, storage, flags in runs:
         env = {
             **registry_env,
-            "SECURE_IOT_CONTAINERS_DIR": str(tmp_path / attempt / "containers"),
+            "SECURE_IOT_CONTAINERS_DIR": str(tmp_path / storage / "containers"),
             "SECURE_IOT_OUT": str(tmp_path / attempt / "out"),
         }
-        result = run_tasks("build", "--rebuild-base", root=REPO, env=env, timeout=1800)
+        result = run_tasks("build", *flags, root=REPO, env=env, timeout=1800)
         assert result.returncode == 0, result.output[-2000:]
         details = json.loads((tmp_path / attempt / "out" / "evidence.json").read_text())["stages"]["build"]["details"]
         digests.append((details["digest"], details["base_image"]))
-    assert digests[0] == digests[1]
+    assert digests[0] == digests[1] == digests[2]
