@@ -16,7 +16,6 @@ import hashlib
 import os
 import platform
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ from tasks import atomic, registry, report, runner
 from tasks.context import Context
 from tasks.errors import BuildError, InputError
 from tasks.evidence import StageRecord, Verdict
-from tasks.runner import Tool
 from tasks.tools import cache_root
 
 IMAGE_NAME = "secure-iot-server"
@@ -141,13 +139,10 @@ def wheelhouse(ctx: Context, rec: StageRecord, into: Path) -> None:
     platforms = [
         f"--platform={tag}_{arch}" for tag in ("manylinux_2_36", "manylinux_2_28", "manylinux_2_17", "manylinux2014")
     ]
-    python = Tool("pip", "session", Path(sys.executable), route="session")
     runner.run(
         rec,
-        python,
+        ctx.tool("pip"),
         [
-            "-m",
-            "pip",
             "install",
             "--quiet",
             "--disable-pip-version-check",
