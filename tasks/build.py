@@ -192,7 +192,7 @@ def bud(
             str(epoch),
             "--identity-label=false",
             "--pull=never" if not build_args.get("BASE") else "--pull=always",
-            "--tls-verify=false",
+            *registry.tls_flags(build_args.get("BASE", "")),
             "--format",
             "oci",
             "--layers=false",
@@ -217,7 +217,7 @@ def push(ctx: Context, rec: StageRecord, local: str, repository: str, tag: str, 
         [
             *buildah_args(),
             "push",
-            "--tls-verify=false",
+            *registry.tls_flags(repository),
             "--format",
             "oci",
             "--digestfile",
@@ -233,7 +233,7 @@ def push(ctx: Context, rec: StageRecord, local: str, repository: str, tag: str, 
     return Built(f"{repository}@{digest}", digest, tag)
 
 
-def build_base(ctx: Context, rec: StageRecord, reg: registry.Registry, epoch: int, *, rebuild: bool) -> Built:
+def build_base(ctx: Context, rec: StageRecord, dest: str, epoch: int, *, rebuild: bool) -> Built:
     work = ctx.stage_dir("build") / "base-context"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -244,12 +244,10 @@ def build_base(ctx: Context, rec: StageRecord, reg: registry.Registry, epoch: in
     rec.details["base_rootfs_sha256"] = "sha256:" + atomic.sha256_file(rootfs)
     local = f"localhost/{BASE_NAME}:{epoch}"
     bud(ctx, rec, containerfile, work, local, epoch, {})
-    return push(ctx, rec, local, reg.repository(BASE_NAME), str(epoch), ctx.stage_dir("build"))
+    return push(ctx, rec, local, f"{dest}/{BASE_NAME}", str(epoch), ctx.stage_dir("build"))
 
 
-def build_app(
-    ctx: Context, rec: StageRecord, reg: registry.Registry, base_ref: str, epoch: int, revision: str
-) -> Built:
+def build_app(ctx: Context, rec: StageRecord, dest: str, base_ref: str, epoch: int, revision: str) -> Built:
     work = ctx.stage_dir("build") / "context"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -269,7 +267,7 @@ def build_app(
         epoch,
         {"BASE": base_ref, "SOURCE_URL": source_url(), "REVISION": revision, "CREATED": created},
     )
-    return push(ctx, rec, local, reg.repository(IMAGE_NAME), tag, ctx.stage_dir("build"))
+    return push(ctx, rec, local, f"{dest}/{IMAGE_NAME}", tag, ctx.stage_dir("build"))
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -279,17 +277,17 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     args = parser.parse_args(argv)
     if args.base and "@sha256:" not in args.base:
         raise InputError(f"--base {args.base}: a base image must be given by digest (name@sha256:...)")
-    reg = registry.ensure_running(ctx, rec)
+    dest = registry.destination(ctx, rec)
     epoch = source_date_epoch(ctx, rec)
     revision = git_revision(ctx, rec)
     if args.base:
         base = Built(args.base, args.base.split("@", 1)[1], "")
         rec.details["base_source"] = "upstream"
     else:
-        base = build_base(ctx, rec, reg, epoch, rebuild=args.rebuild_base)
+        base = build_base(ctx, rec, dest, epoch, rebuild=args.rebuild_base)
         rec.details["base_source"] = "mmdebstrap"
     rec.add_oci(base.ref, base.digest, MANIFEST_MEDIA_TYPE, output=False)
-    image = build_app(ctx, rec, reg, base.ref, epoch, revision)
+    image = build_app(ctx, rec, dest, base.ref, epoch, revision)
     rec.add_oci(image.ref, image.digest, MANIFEST_MEDIA_TYPE)
     rec.details.update(
         {

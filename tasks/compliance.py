@@ -15,7 +15,7 @@ from pathlib import Path
 
 from defusedxml import ElementTree
 
-from tasks import atomic, report, runner
+from tasks import atomic, registry, report, runner
 from tasks.build import MANIFEST_MEDIA_TYPE, buildah_args
 from tasks.context import Context
 from tasks.errors import InputError, PolicyError, ToolError
@@ -32,7 +32,7 @@ def mounted_image(ctx: Context, rec: StageRecord, ref: str) -> Iterator[Path]:
     created = runner.run(
         rec,
         buildah,
-        [*buildah_args(), "from", "--pull=always", "--tls-verify=false", "--quiet", f"docker://{ref}"],
+        [*buildah_args(), "from", "--pull=always", *registry.tls_flags(ref), "--quiet", f"docker://{ref}"],
         timeout=900,
     )
     container = created.stdout.strip().splitlines()[-1]

@@ -170,6 +170,30 @@ def _tail(log: Path) -> str:
     return " | ".join(lines[-3:]) or "(empty log)"
 
 
+def is_local(ref: str) -> bool:
+    return ref.split("/", 1)[0].startswith((HOST, "localhost"))
+
+
+def tls_flags(ref: str) -> list[str]:
+    """Plain HTTP for the loopback registry only (buildah, skopeo)."""
+    return ["--tls-verify=false"] if is_local(ref) else []
+
+
+def destination(ctx: Context, rec: StageRecord | None) -> str:
+    """Where images are pushed: SECURE_IOT_REGISTRY (e.g. ghcr.io/owner/repo in a release) or
+    the local registry, started if needed."""
+    remote = os.environ.get("SECURE_IOT_REGISTRY", "").strip().rstrip("/")
+    if remote:
+        return remote
+    return ensure_running(ctx, rec).address
+
+
+def ensure_for(ctx: Context, rec: StageRecord | None, ref: str) -> None:
+    """Start the local registry when ``ref`` lives in it; a remote one is the user's."""
+    if is_local(ref):
+        ensure_running(ctx, rec)
+
+
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s registry", description="the local OCI registry on 127.0.0.1")
     parser.add_argument("action", nargs="?", choices=("start", "stop", "status"), default="start")

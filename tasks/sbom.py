@@ -84,7 +84,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s sbom", description="SPDX + CycloneDX SBOMs of image and source")
     parser.parse_args(argv)
     ref = image_ref(ctx)
-    registry.ensure_running(ctx, rec)
+    registry.ensure_for(ctx, rec, ref)
     rec.add_oci(ref, ref.split("@", 1)[1], MANIFEST_MEDIA_TYPE, output=False)
     image = generate(ctx, rec, f"registry:{ref}", "image")
     excludes = [arg for path in SOURCE_EXCLUDES for arg in ("--exclude", path)]

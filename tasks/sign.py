@@ -121,8 +121,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     if "@sha256:" not in image.name:
         raise SigningError(f"{image.name}: refusing to sign anything but an image by digest")
     todo = attestations(ctx)
-    if image.name.startswith(registry.HOST):
-        registry.ensure_running(ctx, rec)
+    registry.ensure_for(ctx, rec, image.name)
     cosign = ctx.tool("cosign")
     reg = signing.registry_flags(image.name)
     rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)

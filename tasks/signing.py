@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from tasks import registry
 from tasks.context import Context
 from tasks.errors import PolicyError, SigningError
 
@@ -76,7 +77,4 @@ def configured(ctx: Context) -> Signer:
 
 def registry_flags(ref: str) -> list[str]:
     """Plain HTTP is allowed for the loopback registry only."""
-    host = ref.split("/", 1)[0]
-    if host.startswith(("127.0.0.1", "localhost")):
-        return ["--allow-insecure-registry", "--allow-http-registry"]
-    return []
+    return ["--allow-insecure-registry", "--allow-http-registry"] if registry.is_local(ref) else []

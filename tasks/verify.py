@@ -41,7 +41,7 @@ def tag_still_points_at(ctx: Context, rec: StageRecord, repository: str, tag: st
         [
             "inspect",
             "--raw",
-            *(["--tls-verify=false"] if signing.registry_flags(repository) else []),
+            *registry.tls_flags(repository),
             f"docker://{repository}:{tag}",
         ],
         check=False,
@@ -126,8 +126,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         tag = str(ctx.evidence.stage("build")["details"].get("tag", ""))
     repository, digest = ref.split("@", 1)
     signer = signing.configured(ctx)
-    if ref.startswith(registry.HOST):
-        registry.ensure_running(ctx, rec)
+    registry.ensure_for(ctx, rec, ref)
     rec.add_oci(ref, digest, MANIFEST_MEDIA_TYPE, output=False)
     checks: list[Check] = []
     if tag:
