@@ -399,8 +399,10 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         prog="nox -s policy", description="Gatekeeper suites, chart rendering and admission checks with gator"
     ).parse_args(argv)
     checks = gatekeeper_checks(ctx, rec)
-    # The sigstore policy-controller checks (policy-tester) join here, as another list:
-    #   checks += policy_controller_checks(ctx, rec)
+    # The sigstore policy-controller checks (policy-tester) join here, as another list.
+    from tasks import sigstore_policy  # local import: sigstore_policy builds on this module
+
+    checks += sigstore_policy.policy_controller_checks(ctx, rec)
     checks_table("admission checks", checks)
     out = ctx.stage_dir(STAGE) / "checks.json"
     atomic.write_json(out, {"image": rec.details["image"], "checks": [asdict(c) for c in checks]})

@@ -39,6 +39,18 @@ CATALOGUE: dict[str, Entry] = {
     "policy": Entry(
         "tasks.admission:run", "10", "the chart passes Gatekeeper's constraints and bad manifests are rejected"
     ),
+    "cluster": Entry(
+        "tasks.cluster:cluster", "09", "a kind cluster runs Gatekeeper and policy-controller with our policies"
+    ),
+    "deploy": Entry(
+        "tasks.cluster:deploy", "10", "the chart is deployed by digest into the protected namespace and admitted"
+    ),
+    "demo": Entry(
+        "tasks.cluster:demo",
+        "demo",
+        "the signed image is admitted; an unsigned image and an unprotected namespace are rejected",
+    ),
+    "teardown": Entry("tasks.cluster:teardown", "demo", "the kind cluster and its registry container are removed"),
 }
 
 # The default pipeline: `nox` runs these in order and stops at the first failure.
