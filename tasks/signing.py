@@ -8,6 +8,7 @@ to the registry the image is in.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,7 @@ from typing import Literal
 from tasks import registry
 from tasks.context import Context
 from tasks.errors import PolicyError, SigningError
+from tasks.policy import Policy
 
 Mode = Literal["key", "keyless"]
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
@@ -61,6 +63,26 @@ class Signer:
         return {"mode": "key", "public_key": str(self.public_key)}
 
 
+REPOSITORY_PLACEHOLDER = "{repository}"
+
+
+def keyless_identity(policy: Policy) -> str:
+    """gates.verify.keyless_identity with {repository} filled in from GITHUB_REPOSITORY.
+
+    The regular expression pins the signing workflow to this repository; "" when unset.
+    """
+    identity = str(policy.gate("verify").settings.get("keyless_identity", ""))
+    if REPOSITORY_PLACEHOLDER not in identity:
+        return identity
+    repository = os.environ.get("GITHUB_REPOSITORY") or os.environ.get("SECURE_IOT_SOURCE_REPOSITORY", "")
+    if not repository:
+        raise PolicyError(
+            f"{policy.path}: gates.verify.keyless_identity names {REPOSITORY_PLACEHOLDER}: set GITHUB_REPOSITORY "
+            "(or SECURE_IOT_SOURCE_REPOSITORY) to owner/name"
+        )
+    return identity.replace(REPOSITORY_PLACEHOLDER, re.escape(repository))
+
+
 def configured(ctx: Context) -> Signer:
     mode = os.environ.get("SECURE_IOT_SIGNING", "key")
     key_dir = Path(os.environ.get("SECURE_IOT_KEY_DIR", ctx.root / ".keys"))
@@ -68,7 +90,7 @@ def configured(ctx: Context) -> Signer:
         return Signer("key", key_dir)
     if mode == "keyless":
         settings = ctx.policy.gate("verify").settings
-        identity = str(settings.get("keyless_identity", ""))
+        identity = keyless_identity(ctx.policy)
         if not identity:
             raise PolicyError(f"{ctx.policy_path}: gates.verify.keyless_identity is required for keyless mode")
         return Signer("keyless", key_dir, identity, str(settings.get("keyless_issuer", GITHUB_ISSUER)))

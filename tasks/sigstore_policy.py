@@ -177,7 +177,7 @@ def render(
         values["public_key"] = public_key_pem(public_key)
     else:
         settings = policy.gate("verify").settings
-        identity = str(settings.get("keyless_identity", ""))
+        identity = signing.keyless_identity(policy)
         if not identity:
             raise PolicyError(
                 f"{policy.path}: gates.verify.keyless_identity is not set: the keyless "
@@ -479,9 +479,15 @@ def signed_build(ctx: Context) -> tuple[str | None, str]:
 def keyless_check(ctx: Context, rec: StageRecord, tester: Tool, image: str) -> Check | None:
     """Render the keyless policy and have policy-tester validate it, with no network."""
     settings = ctx.policy.gate("verify").settings
-    if not settings.get("keyless_identity"):
-        rec.details["policy_controller"]["keyless"] = "not rendered: gates.verify.keyless_identity is not set"
-        report.console.print("  keyless ClusterImagePolicy not rendered: gates.verify.keyless_identity is not set")
+    identity = str(settings.get("keyless_identity", ""))
+    missing = "gates.verify.keyless_identity is not set" if not identity else ""
+    if signing.REPOSITORY_PLACEHOLDER in identity and not (
+        os.environ.get("GITHUB_REPOSITORY") or os.environ.get("SECURE_IOT_SOURCE_REPOSITORY")
+    ):
+        missing = "the repository is unknown here (GITHUB_REPOSITORY is set in CI)"
+    if missing:
+        rec.details["policy_controller"]["keyless"] = f"not rendered: {missing}"
+        report.console.print(f"  keyless ClusterImagePolicy not rendered: {missing}")
         return None
     glob = f"{os.environ['SECURE_IOT_REGISTRY']}/**" if os.environ.get("SECURE_IOT_REGISTRY") else "**"
     doc = render(ctx.root, ctx.policy, "keyless", image_glob=glob)
