@@ -174,8 +174,25 @@ def test_keyless_policy_takes_the_identity_from_the_security_policy(tmp_path: Pa
         ]
         assert authority["ctlog"] == {"url": "https://rekor.sigstore.dev"}
         assert "key" not in authority
+
+    def unset(verify: dict[str, Any]) -> None:
+        verify.pop("keyless_identity", None)
+
     with pytest.raises(PolicyError, match="keyless_identity is not set"):
+        sigstore_policy.render(REPO, edited_policy(tmp_path, unset), "keyless", image_glob="**")
+
+
+def test_keyless_identity_is_pinned_to_this_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
+    monkeypatch.delenv("SECURE_IOT_SOURCE_REPOSITORY", raising=False)
+    with pytest.raises(PolicyError, match="set GITHUB_REPOSITORY"):
         sigstore_policy.render(REPO, real_policy(), "keyless", image_glob="**")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/secure-iot")
+    doc = sigstore_policy.render(REPO, real_policy(), "keyless", image_glob="**")
+    regexp = next(iter(authorities(doc).values()))["keyless"]["identities"][0]["subjectRegExp"]
+    assert re.match(regexp, "https://github.com/acme/secure-iot/.github/workflows/ci.yml@refs/heads/main")
+    assert not re.match(regexp, "https://github.com/evil/secure-iot/.github/workflows/ci.yml@refs/heads/main")
+    assert not re.match(regexp, "https://github.com/acme/secure-iot/.github/workflows/other.yml@refs/heads/main")
 
 
 def test_cluster_sources_are_set_on_every_authority(public_key: Path) -> None:
