@@ -52,7 +52,6 @@ def go_env() -> dict[str, str]:
         "GOCACHE": str(root / "build"),
         "GOFLAGS": "-trimpath -buildvcs=false -modcacherw",
         "CGO_ENABLED": "0",
-        "GOTOOLCHAIN": "auto",
     }
 
 
