@@ -6,8 +6,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +70,11 @@ def project(tmp_path: Path) -> Path:
     (root / "tasks" / "__init__.py").write_text("")
     (root / "noxfile.py").write_text('"""noxfile."""\n')
     return root
+
+
+@pytest.fixture(scope="session")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One signed, attested image on its own loopback registry for the whole session (tests/chain.py)."""
+    from tests.chain import signed_chain
+
+    yield from signed_chain(tmp_path_factory.mktemp("chain"))

@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 
 from tasks.registry import alive
+from tests.chain import free_port
 from tests.conftest import REPO, run_tasks
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -219,33 +218,6 @@ def test_templates_fail_closed_on_placeholders(tmp_path: Path, public_key: Path)
 
 
 # --- policy-tester against real images ---------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """build → sbom → scan → provenance → keys → sign on a registry of its own (tests/test_supply_chain.py)."""
-    from tests.test_supply_chain import PASSWORD, Chain, free_port
-
-    work = tmp_path_factory.mktemp("admission-chain")
-    port = free_port()
-    env = {
-        "SECURE_IOT_OUT": str(work / "out"),
-        "SECURE_IOT_KEY_DIR": str(work / "keys"),
-        "SECURE_IOT_REGISTRY_PORT": str(port),
-        "SECURE_IOT_REGISTRY_DIR": str(work / "registry"),
-        "COSIGN_PASSWORD": PASSWORD,
-        "SECURE_IOT_SIGNING": "key",
-    }
-    chain = Chain(env, work / "out", work / "keys", "", f"127.0.0.1:{port}/secure-iot-server", "", work)
-    try:
-        for stage in ("build", "sbom", "scan", "provenance", "keys", "sign"):
-            code, output = chain.run(stage)
-            assert code == 0, f"{stage}: {output[-3000:]}"
-        build = json.loads((chain.out / "evidence.json").read_text())["stages"]["build"]["details"]
-        chain.ref, chain.tag = build["image"], build["tag"]
-        yield chain
-    finally:
-        chain.run("registry", "stop")
 
 
 def admit(cip: Path, image: str) -> tuple[int, dict[str, Any]]:

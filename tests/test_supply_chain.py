@@ -1,6 +1,6 @@
 """The chain end to end, then the tamper matrix: real buildah, registry, syft, grype, cosign, OPA.
 
-One module-scoped chain (build → sbom → scan → provenance → keys → sign) runs against a
+One session-scoped chain (tests/chain.py) (build → sbom → scan → provenance → keys → sign) runs against a
 registry of its own on a free loopback port. Each tamper case then changes one thing —
 with the real cosign, against the real registry — and `verify` must fail naming it.
 """
@@ -11,110 +11,22 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
-import socket
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tasks.build import buildah_args
-from tests.conftest import REPO, pinned, run_tasks
+from tests.chain import PASSWORD, Chain, copy_image, sh, variant
+from tests.conftest import REPO, pinned
 
 pytestmark = pytest.mark.slow
-
-PASSWORD = "tamper-matrix-password"  # test-only key pair, generated per run
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Chain:
-    env: dict[str, str]
-    out: Path
-    keys: Path
-    ref: str
-    repository: str
-    tag: str
-    workdir: Path
-
-    def run(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-        result = run_tasks(*args, root=REPO, env={**self.env, **(env or {})})
-        return result.returncode, result.output
-
-    def verify(self, ref: str | None = None) -> tuple[int, dict[str, Any], str]:
-        code, output = self.run("verify", *(["--image", ref] if ref else []))
-        report = self.out / "verify" / "report.json"
-        return code, json.loads(report.read_text()) if report.exists() else {}, output
-
-
-def sh(*argv: str | Path, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
-    )
-    assert proc.returncode == 0, f"{argv}: {proc.stderr}"
-    return proc.stdout
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    work = tmp_path_factory.mktemp("chain")
-    port = free_port()
-    env = {
-        "SECURE_IOT_OUT": str(work / "out"),
-        "SECURE_IOT_KEY_DIR": str(work / "keys"),
-        "SECURE_IOT_REGISTRY_PORT": str(port),
-        "SECURE_IOT_REGISTRY_DIR": str(work / "registry"),
-        "COSIGN_PASSWORD": PASSWORD,
-    }
-    chain = Chain(env, work / "out", work / "keys", "", f"127.0.0.1:{port}/secure-iot-server", "", work)
-    try:
-        for stage in ("build", "sbom", "scan", "provenance", "keys", "sign"):
-            code, output = chain.run(stage)
-            assert code == 0, f"{stage}: {output[-3000:]}"
-        build = json.loads((chain.out / "evidence.json").read_text())["stages"]["build"]["details"]
-        chain.ref, chain.tag = build["image"], build["tag"]
-        yield chain
-    finally:
-        chain.run("registry", "stop")
 
 
 def cosign(chain: Chain, *args: str | Path) -> str:
     return sh(
         pinned("cosign"), *args, "--allow-insecure-registry", "--allow-http-registry", env={"COSIGN_PASSWORD": PASSWORD}
     )
-
-
-def variant(chain: Chain, name: str) -> str:
-    """A distinct small image pushed to the chain's registry; returns repo@digest."""
-    payload = chain.workdir / f"{name}.txt"
-    payload.write_text(f"variant {name}\n")
-    buildah = [pinned("buildah"), *buildah_args()]
-    container = sh(*buildah, "from", "scratch").strip()
-    try:
-        sh(*buildah, "copy", container, payload, "/variant.txt")
-        sh(*buildah, "commit", "--quiet", container, f"localhost/variant-{name}")
-    finally:
-        sh(*buildah, "rm", container)
-    digest_file = chain.workdir / f"{name}.digest"
-    sh(
-        *buildah,
-        "push",
-        "--quiet",
-        "--tls-verify=false",
-        "--digestfile",
-        digest_file,
-        f"localhost/variant-{name}",
-        f"docker://{chain.repository}:variant-{name}",
-    )
-    return f"{chain.repository}@{digest_file.read_text().strip()}"
 
 
 def predicate(chain: Chain, kind: str) -> Path:
@@ -228,29 +140,13 @@ def test_compliance_gate_runs_on_the_image(chain: Chain, tmp_path: Path) -> None
 
 def test_1_other_content_under_the_same_tag(chain: Chain) -> None:
     other = variant(chain, "retag")
-    sh(
-        pinned("skopeo"),
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        f"docker://{other}",
-        f"docker://{chain.repository}:{chain.tag}",
-    )
+    copy_image(other, f"{chain.repository}:{chain.tag}")
     try:
         code, report, _ = chain.verify()
         assert code == 1
         assert "now names" in failed(report)[f"tag {chain.tag}"]
     finally:
-        sh(
-            pinned("skopeo"),
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            f"docker://{chain.ref}",
-            f"docker://{chain.repository}:{chain.tag}",
-        )
+        copy_image(chain.ref, f"{chain.repository}:{chain.tag}")
 
 
 def test_2_unsigned_image(chain: Chain) -> None:
@@ -393,15 +289,7 @@ def test_10_signature_copied_from_another_image(chain: Chain) -> None:
     ref = variant(chain, "copiedsig")
     source_digest = chain.ref.split("@")[1].replace(":", "-")
     target_digest = ref.split("@")[1].replace(":", "-")
-    sh(
-        pinned("skopeo"),
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        f"docker://{chain.repository}:{source_digest}.sig",
-        f"docker://{chain.repository}:{target_digest}.sig",
-    )
+    copy_image(f"{chain.repository}:{source_digest}.sig", f"{chain.repository}:{target_digest}.sig")
     code, report, _ = chain.verify(ref)
     assert code == 1
     assert failed(report)["signature"].startswith("not verified")
