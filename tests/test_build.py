@@ -86,3 +86,33 @@ def test_two_clean_builds_give_the_same_digest(tmp_path: Path, registry_env: dic
         details = json.loads((tmp_path / attempt / "out" / "evidence.json").read_text())["stages"]["build"]["details"]
         digests.append((details["digest"], details["base_image"]))
     assert digests[0] == digests[1] == digests[2]
+
+
+def test_push_refused_is_one_clear_line(registry_env: dict[str, str]) -> None:
+    """A registry that does not answer: nothing is recorded as built."""
+    closed = {**registry_env, "SECURE_IOT_REGISTRY": f"127.0.0.1:{free_port()}/nowhere"}
+    result = run_tasks("build", root=REPO, env=closed, timeout=900)
+    assert result.returncode == 2
+    assert "buildah exited" in result.stderr and "Traceback" not in result.output
+    record = json.loads((Path(registry_env["SECURE_IOT_OUT"]) / "evidence.json").read_text())["stages"]["build"]
+    assert record["verdict"] == "error" and not [o for o in record["outputs"] if o["kind"] == "oci"]
+
+
+def test_sbom_of_an_image_that_is_not_there_fails_closed(registry_env: dict[str, str]) -> None:
+    from tasks.evidence import EvidenceStore
+
+    out = Path(registry_env["SECURE_IOT_OUT"])
+    missing = f"127.0.0.1:{registry_env['SECURE_IOT_REGISTRY_PORT']}/secure-iot-server@sha256:{'0' * 64}"
+    with EvidenceStore(out / "evidence.json").open_stage("build", REPO) as rec:
+        rec.add_oci(missing, f"sha256:{'0' * 64}", "application/vnd.oci.image.manifest.v1+json")
+        rec.verdict = "pass"
+    result = run_tasks("sbom", root=REPO, env=registry_env)
+    assert result.returncode == 2
+    assert "syft exited" in result.stderr and "Traceback" not in result.output
+    assert json.loads((out / "evidence.json").read_text())["stages"]["sbom"]["verdict"] == "error"
+
+
+def test_sbom_without_a_build_says_what_to_run(registry_env: dict[str, str]) -> None:
+    result = run_tasks("sbom", root=REPO, env=registry_env)
+    assert result.returncode == 2
+    assert "run `nox -s build` first" in result.stderr
