@@ -1,6 +1,6 @@
 """nox sessions: one per pipeline stage, each a thin call into `python -m tasks`.
 
-`nox` alone runs the whole pipeline (see PIPELINE in tasks/pipeline.py). Every session
+`nox` alone runs the whole pipeline (PIPELINE in tasks/catalogue.py). Every session
 installs Python dependencies from the hash-locked requirements/lock.txt only.
 """
 

@@ -19,6 +19,7 @@ CATALOGUE: dict[str, Entry] = {
     "registry": Entry("tasks.registry:run", "02", "a local OCI registry on 127.0.0.1 serves images by digest"),
     "build": Entry("tasks.build:run", "02", "the image is built hermetically and reproducibly and pushed by digest"),
     "sbom": Entry("tasks.sbom:run", "02", "SPDX 2.3 and CycloneDX 1.6 SBOMs describe the image and the source"),
+    "scan": Entry("tasks.scan:run", "02", "no known vulnerability at or above the threshold that VEX does not cover"),
     "compliance": Entry("tasks.compliance:run", "04", "the image root filesystem passes the required OpenSCAP rules"),
     "keys": Entry("tasks.keys:run", "02", "a local cosign key pair exists for key-mode signing (never overwritten)"),
     "provenance": Entry(
@@ -34,8 +35,6 @@ CATALOGUE: dict[str, Entry] = {
         "02",
         "signature, required attestations and their contents hold under the shared Rego policy",
     ),
-    "scan": Entry("tasks.scan:run", "02", "no known vulnerability at or above the threshold that VEX does not cover"),
-    "workflows": Entry("tasks.workflows:run", "03", "workflows are least-privilege, SHA-pinned and run every stage"),
     "policy": Entry(
         "tasks.admission:run", "10", "the chart passes Gatekeeper's constraints and bad manifests are rejected"
     ),
@@ -51,6 +50,7 @@ CATALOGUE: dict[str, Entry] = {
         "the signed image is admitted; an unsigned image and an unprotected namespace are rejected",
     ),
     "teardown": Entry("tasks.cluster:teardown", "demo", "the kind cluster and its registry container are removed"),
+    "workflows": Entry("tasks.workflows:run", "03", "workflows are least-privilege, SHA-pinned and run every stage"),
 }
 
 # The default pipeline: `nox` runs these in order and stops at the first failure.
