@@ -124,7 +124,10 @@ def ensure_running(ctx: Context, rec: StageRecord | None) -> Registry:
     if running_pid(reg) is not None and ready(reg):
         return reg
     if _port_taken(reg):
-        raise RegistryError(f"{reg.address} is in use by another process; stop it or set SECURE_IOT_REGISTRY_PORT")
+        raise RegistryError(
+            f"{reg.address} is in use by another process; stop it (Debian's own docker-registry service: "
+            "`systemctl disable --now docker-registry`) or set SECURE_IOT_REGISTRY_PORT"
+        )
     (reg.state / "storage").mkdir(parents=True, exist_ok=True)
     atomic.write_text(reg.config, CONFIG.format(storage=reg.state / "storage", host=HOST, port=reg.port))
     proc = runner.start(rec, ctx.tool("docker-registry"), ["serve", reg.config], log=reg.log)
