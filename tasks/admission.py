@@ -24,7 +24,6 @@ from typing import Any
 
 import yaml
 from rich.markup import escape
-from rich.table import Table
 
 from tasks import atomic, report, runner
 from tasks.context import Context
@@ -381,19 +380,6 @@ def gatekeeper_checks(ctx: Context, rec: StageRecord) -> list[Check]:
     return checks
 
 
-# --- report ------------------------------------------------------------------------------
-
-
-def checks_table(title: str, checks: Sequence[Check]) -> None:
-    table = Table(title=title, title_justify="left")
-    for col in ("check", "expected", "outcome", ""):
-        table.add_column(col, overflow="fold")
-    for check in checks:
-        mark = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
-        table.add_row(escape(check.name), escape(check.expected), escape(check.outcome), mark)
-    report.console.print(table)
-
-
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     argparse.ArgumentParser(
         prog="nox -s policy", description="Gatekeeper suites, chart rendering and admission checks with gator"
@@ -403,7 +389,9 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     from tasks import sigstore_policy  # local import: sigstore_policy builds on this module
 
     checks += sigstore_policy.policy_controller_checks(ctx, rec)
-    checks_table("admission checks", checks)
+    report.checks_table(
+        "admission checks", [(c.name, c.passed, f"expected: {c.expected} — got: {c.outcome}") for c in checks]
+    )
     out = ctx.stage_dir(STAGE) / "checks.json"
     atomic.write_json(out, {"image": rec.details["image"], "checks": [asdict(c) for c in checks]})
     rec.add_output(out, "application/json")

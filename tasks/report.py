@@ -74,5 +74,5 @@ def checks_table(title: str, rows: Iterable[tuple[str, bool, str]]) -> None:
     for col in ("check", "outcome", "detail"):
         table.add_column(col, overflow="fold")
     for name, passed, detail in rows:
-        table.add_row(name, "[green]PASS[/]" if passed else "[red]FAIL[/]", escape(detail))
+        table.add_row(escape(name), "[green]PASS[/]" if passed else "[red]FAIL[/]", escape(detail))
     console.print(table)
