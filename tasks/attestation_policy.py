@@ -8,6 +8,7 @@ two into the module both OPA evaluates here (`opa eval`) and inside policy-contr
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,26 @@ def params(policy: Policy, image_digest: str = "") -> dict[str, Any]:
     verify = policy.gate("verify")
     return {
         "image_digest": image_digest,
-        "allowed_builders": list(verify.settings.get("allowed_builders", [])),
+        "allowed_builders": builders(list(verify.settings.get("allowed_builders", []))),
+        "allow_demo_db": bool(verify.settings.get("allow_demo_db", False)),
         "source_repository": str(verify.settings.get("source_repository", "")),
         "fail_on": str(verify.fail_on),
         "max_db_age_hours": int(verify.settings.get("max_db_age_hours", 120)),
     }
+
+
+def builders(patterns: list[str]) -> list[str]:
+    """{repository} in a builder pattern is this repository (GITHUB_REPOSITORY); without one
+    known, such patterns are dropped — a fork's workflow must not match."""
+    repository = os.environ.get("GITHUB_REPOSITORY") or os.environ.get("SECURE_IOT_SOURCE_REPOSITORY", "")
+    out = []
+    for pattern in patterns:
+        if "{repository}" in pattern:
+            if repository:
+                out.append(pattern.replace("{repository}", repository))
+            continue
+        out.append(pattern)
+    return out
 
 
 def render(root: Path, kind: str, values: dict[str, Any]) -> str | None:

@@ -51,18 +51,29 @@ def hours_ago(hours: int) -> str:
     [
         "urn:secure-iot:builder:local-nox",
         "https://github.com/acme/iot/.github/workflows/ci.yml@refs/heads/main",
+        "https://github.com/acme/iot/.github/workflows/ci.yml@refs/pull/7/merge",
+        "https://github.com/acme/iot/.github/workflows/release.yml@refs/tags/v1.2.0",
         "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.1.0",
     ],
 )
-def test_allowed_builders(opa: Tool, tmp_path: Path, builder: str) -> None:
+def test_allowed_builders(opa: Tool, tmp_path: Path, builder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/iot")
     assert evaluate(opa, tmp_path, "slsaprovenance1", provenance(builder)) == []
 
 
 @pytest.mark.parametrize(
     "builder",
-    ["https://github.com/acme/iot/.github/workflows/evil.yml@refs/heads/main", "urn:secure-iot:builder:laptop", ""],
+    [
+        "https://github.com/acme/iot/.github/workflows/evil.yml@refs/heads/main",
+        "https://github.com/attacker/fork/.github/workflows/ci.yml@refs/heads/main",
+        "https://github.com/acme/iot/.github/workflows/release.yml@refs/heads/v1",
+        "https://github.com/acme/iot/x/.github/workflows/ci.yml@refs/heads/main",
+        "urn:secure-iot:builder:laptop",
+        "",
+    ],
 )
-def test_other_builders_are_refused(opa: Tool, tmp_path: Path, builder: str) -> None:
+def test_other_builders_are_refused(opa: Tool, tmp_path: Path, builder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/iot")
     problems = evaluate(opa, tmp_path, "slsaprovenance1", provenance(builder))
     assert any("is not on the allowed list" in p for p in problems), problems
 
@@ -89,3 +100,32 @@ def test_sbom_must_be_spdx_23_with_packages(opa: Tool, tmp_path: Path) -> None:
     assert evaluate(opa, tmp_path, "spdxjson", good) == []
     empty = {"predicateType": "https://spdx.dev/Document", "predicate": {"spdxVersion": "SPDX-2.2", "packages": []}}
     assert len(evaluate(opa, tmp_path, "spdxjson", empty)) == 2
+
+
+def test_ci_builders_need_the_repository(opa: Tool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
+    monkeypatch.delenv("SECURE_IOT_SOURCE_REPOSITORY", raising=False)
+    ci = provenance("https://github.com/acme/iot/.github/workflows/ci.yml@refs/heads/main")
+    assert any("not on the allowed list" in p for p in evaluate(opa, tmp_path, "slsaprovenance1", ci))
+
+
+def test_vuln_result_must_be_complete_and_honest(opa: Tool, tmp_path: Path) -> None:
+    no_severity = {"vulnerability": {"id": "CVE-3"}, "artifact": {"name": "c", "version": "3"}}
+    assert "has no known severity" in evaluate(opa, tmp_path, "vuln", vuln(hours_ago(1), [no_severity]))[0]
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "in the future" in evaluate(opa, tmp_path, "vuln", vuln(future))[0]
+    hollow = vuln(hours_ago(1))
+    hollow["predicate"]["scanner"]["result"] = {}
+    assert "no matches list" in evaluate(opa, tmp_path, "vuln", hollow)[0]
+
+
+def test_demo_database_only_where_the_policy_allows_it(opa: Tool, tmp_path: Path) -> None:
+    demo = vuln(hours_ago(1))
+    demo["predicate"]["scanner"]["db"]["uri"] = "grype-db:demo"
+    assert evaluate(opa, tmp_path, "vuln", demo) == []  # security-policy.yaml: allow_demo_db: true
+    values = attestation_policy.params(load(REPO / "security-policy.yaml"), DIGEST)
+    values["allow_demo_db"] = False
+    problems = attestation_policy.evaluate(REPO, "vuln", demo, values, opa, tmp_path)
+    assert problems == [
+        "vuln: the scan used the demo database (SECURE_IOT_VULNDB=demo), which gates.verify does not allow"
+    ]

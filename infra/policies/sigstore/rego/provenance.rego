@@ -37,7 +37,7 @@ violations contains msg if {
 
 builder_allowed if {
 	some pattern in params.allowed_builders
-	glob.match(pattern, [], builder)
+	glob.match(pattern, ["/"], builder) # `*` stays inside one path segment; `**` crosses them
 }
 
 violations contains msg if {

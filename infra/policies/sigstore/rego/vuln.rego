@@ -29,11 +29,25 @@ violations contains msg if {
 	])
 }
 
+severity_known(m) if {
+	is_string(m.vulnerability.severity)
+	rank[lower(m.vulnerability.severity)] >= 0
+}
+
 violations contains msg if {
-	some m in matches
-	not rank[lower(m.vulnerability.severity)]
-	not rank[lower(m.vulnerability.severity)] == 0
-	msg := sprintf("vuln: %v has an unknown severity %v", [m.vulnerability.id, m.vulnerability.severity])
+	some i, m in matches
+	not severity_known(m)
+	msg := sprintf("vuln: match %v (%v) has no known severity", [i, object.get(m, ["vulnerability", "id"], "?")])
+}
+
+violations contains "vuln: the scan result has no matches list (not a grype result)" if {
+	not is_array(object.get(input, ["predicate", "scanner", "result", "matches"], null))
+}
+
+violations contains msg if {
+	object.get(input, ["predicate", "scanner", "db", "uri"], "") == "grype-db:demo"
+	not params.allow_demo_db
+	msg := "vuln: the scan used the demo database (SECURE_IOT_VULNDB=demo), which gates.verify does not allow"
 }
 
 built_ns := time.parse_rfc3339_ns(db_built)
@@ -41,6 +55,11 @@ built_ns := time.parse_rfc3339_ns(db_built)
 violations contains msg if {
 	not built_ns
 	msg := sprintf("vuln: the scan's database build time %v is missing or unreadable", [db_built])
+}
+
+violations contains msg if {
+	built_ns > time.now_ns() + 3600000000000 # an hour of clock skew, no more
+	msg := sprintf("vuln: the scan's database build time %v is in the future", [db_built])
 }
 
 violations contains msg if {
