@@ -18,6 +18,7 @@ from tasks.errors import ToolError
 from tasks.evidence import CommandRecord, StageRecord
 
 REDACTED = "***"
+SCRUBBED_ENV = {"grype": "GRYPE_", "syft": "SYFT_", "semgrep": "SEMGREP_", "cosign": "COSIGN_", "bandit": "BANDIT_"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,12 @@ def run(
     ``capture`` is False, in which case it streams to the terminal (long steps).
     """
     argv = [str(tool.path), *map(str, args)]
-    full_env = {**os.environ, **(env or {})}
+    # A gating tool's settings come from the pipeline, never from the caller's environment
+    # (GRYPE_ONLY_NOTFIXED=true would silently empty a scan, COSIGN_REPOSITORY would move
+    # where signatures are looked up): its own *_ variables are dropped unless passed in env.
+    prefix = SCRUBBED_ENV.get(tool.name)
+    inherited = {k: v for k, v in os.environ.items() if not (prefix and k.startswith(prefix))}
+    full_env = {**inherited, **(env or {})}
     shown = redact([tool.name, *map(str, args)], secrets)
     print(f"  $ {' '.join(shown)}", file=sys.stderr, flush=True)
     t0 = time.monotonic()

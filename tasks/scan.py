@@ -42,6 +42,16 @@ def vex_documents(ctx: Context, rec: StageRecord) -> list[Path]:
     return docs
 
 
+def grype_config(out: Path) -> Path:
+    """An explicit, empty grype config: a .grype.yaml in the repository must not add ignore rules.
+    VEX documents and policy waivers are the only ways to accept a vulnerability."""
+    path = out / "grype-config.yaml"
+    atomic.write_text(
+        path, "# written by tasks/scan.py: no ignore rules; VEX and waivers only\ncheck-for-app-update: false\n"
+    )
+    return path
+
+
 def findings(report_json: dict[str, Any]) -> tuple[list[Finding], list[dict[str, Any]]]:
     """grype matches as Findings; ignored (VEX-covered) matches summarised separately."""
     out = []
@@ -61,15 +71,30 @@ def findings(report_json: dict[str, Any]) -> tuple[list[Finding], list[dict[str,
                 aliases=related,
             )
         )
-    ignored = [
-        {
+    ignored = []
+    for m in report_json.get("ignoredMatches", []):
+        rules = m.get("appliedIgnoreRules", [])
+        entry = {
             "id": m["vulnerability"]["id"],
             "package": f"{m['artifact']['name']}@{m['artifact']['version']}",
-            "rules": m.get("appliedIgnoreRules", []),
+            "rules": rules,
         }
-        for m in report_json.get("ignoredMatches", [])
-    ]
+        if not rules or not all(r.get("vex-status") or _grype_default(r) for r in rules):
+            raise InputError(
+                f"grype ignored {entry['id']} in {entry['package']} by a rule that is not a VEX statement; "
+                "only vex/ and security-policy.yaml waivers may accept a vulnerability"
+            )
+        ignored.append(entry)
     return out, ignored
+
+
+# grype's built-in ignore rules: kernel header packages matched only indirectly.
+GRYPE_DEFAULT_IGNORES = {"kernel-headers", "linux(-.*)?-headers-.*", "linux-libc-dev"}
+
+
+def _grype_default(rule: dict[str, Any]) -> bool:
+    package = rule.get("package") or {}
+    return rule.get("match-type") == "exact-indirect-match" and package.get("name") in GRYPE_DEFAULT_IGNORES
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -109,7 +134,16 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     runner.run(
         rec,
         grype,
-        [f"sbom:{sbom}", *vex_args, "-o", f"json={json_out}", "-o", f"sarif={sarif_out}"],
+        [
+            "--config",
+            grype_config(out),
+            f"sbom:{sbom}",
+            *vex_args,
+            "-o",
+            f"json={json_out}",
+            "-o",
+            f"sarif={sarif_out}",
+        ],
         env=vulndb.grype_env(db.source, max_age),
         cwd=ctx.root,
         timeout=1800,

@@ -157,3 +157,13 @@ def test_path_outside_repo_is_refused(project: Path) -> None:
     result = run_tasks("sast", root=project)
     assert result.returncode == 2
     assert "outside the repository" in result.output
+
+
+def test_a_bandit_config_in_the_tree_cannot_skip_rules(project: Path) -> None:
+    plant(project)
+    (project / "app" / "src" / ".bandit").write_text("[bandit]\nskips: B602,B105\n")
+    (project / "app" / "src" / "demo" / ".bandit").write_text("[bandit]\nskips: B602,B105\n")
+    result = run_tasks("sast", root=project, env={"BANDIT_SKIPS": "B602"})
+    assert result.returncode == 1
+    findings = json.loads((project / "out" / "sast" / "findings.json").read_text())["findings"]
+    assert any(f["tool"] == "bandit" and f["rule"] == "B602" for f in findings)

@@ -128,3 +128,9 @@ def test_no_database_fails_closed_unless_opted_out(scan_project: Path, tmp_path:
     evidence = json.loads((scan_project / "out" / "evidence.json").read_text())["stages"]["scan"]
     assert evidence["verdict"] == "skipped"
     assert evidence["opt_outs"] and evidence["opt_outs"][0].startswith("--allow-missing-db")
+
+
+def test_grype_config_and_environment_cannot_accept_a_vulnerability(scan_project: Path) -> None:
+    (scan_project / ".grype.yaml").write_text(f"ignore:\n  - vulnerability: {PYYAML}\n")
+    code, output, _ = scan(scan_project, env={"GRYPE_ONLY_NOTFIXED": "true", "GRYPE_IGNORE": PYYAML})
+    assert code == 1 and PYYAML in output
