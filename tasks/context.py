@@ -6,8 +6,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks import atomic
 from tasks import policy as policy_mod
-from tasks.errors import InputError
+from tasks.errors import EvidenceError, InputError
 from tasks.evidence import EvidenceStore
 from tasks.runner import Tool
 
@@ -53,6 +54,16 @@ class Context:
         if not (resolved.is_relative_to(self.root) or resolved.is_relative_to(self.out)):
             raise InputError(f"{name}: evidence names a file outside the repository and {self.out}")
         return resolved
+
+    def unchanged(self, name: str | Path, digest: str) -> Path:
+        """``artifact(name)``, refused if its content is not what the evidence recorded."""
+        path = self.artifact(name)
+        actual = "sha256:" + atomic.sha256_file(path) if path.is_file() else "missing"
+        if actual != digest:
+            raise EvidenceError(
+                f"{name}: changed since its stage recorded it ({actual}, evidence says {digest}); rerun that stage"
+            )
+        return path
 
     def tool(self, name: str) -> Tool:
         from tasks import tools  # local import: resolving tools reads tools.lock

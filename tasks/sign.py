@@ -19,10 +19,10 @@ from typing import Any
 from tasks import atomic, registry, report, runner, signing
 from tasks.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
-from tasks.errors import EvidenceError, SigningError
+from tasks.errors import SigningError
 from tasks.evidence import StageRecord, Verdict
 from tasks.provenance import PREDICATE_MEDIA_TYPE
-from tasks.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE
+from tasks.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
 from tasks.scan import GRYPE_JSON_MEDIA_TYPE, OPENVEX_MEDIA_TYPE
 
 VULN_PREDICATE_TYPE = "https://cosign.sigstore.dev/attestation/vuln/v1"
@@ -39,7 +39,7 @@ class Attestation:
 def vuln_predicate(ctx: Context) -> dict[str, Any]:
     """cosign's vuln predicate around the grype result the scan stage gated on."""
     scan = ctx.evidence.stage("scan")
-    result_path = ctx.artifact(ctx.evidence.output("scan", GRYPE_JSON_MEDIA_TYPE).name)
+    result_path = recorded(ctx, "scan", GRYPE_JSON_MEDIA_TYPE)
     result = json.loads(result_path.read_text(encoding="utf-8"))
     db = scan["details"].get("db", {})
     return {
@@ -59,7 +59,8 @@ def openvex_document(ctx: Context) -> dict[str, Any]:
     statements: list[Any] = []
     for art in ctx.evidence.stage("scan").get("inputs", []):
         if art["media_type"] == OPENVEX_MEDIA_TYPE:
-            statements += json.loads(ctx.artifact(art["name"]).read_text(encoding="utf-8")).get("statements", [])
+            document = ctx.unchanged(art["name"], art["digest"])
+            statements += json.loads(document.read_text(encoding="utf-8")).get("statements", [])
     return {
         "@context": OPENVEX_CONTEXT,
         "@id": "urn:secure-iot:vex:" + ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).digest,
@@ -75,9 +76,9 @@ def attestations(ctx: Context) -> list[Attestation]:
     atomic.write_json(out / "vuln.predicate.json", vuln_predicate(ctx))
     atomic.write_json(out / "openvex.json", openvex_document(ctx))
     return [
-        Attestation("spdxjson", ctx.artifact(ctx.evidence.output("sbom", SPDX_MEDIA_TYPE).name)),
-        Attestation("cyclonedx", ctx.artifact(ctx.evidence.output("sbom", CYCLONEDX_MEDIA_TYPE).name)),
-        Attestation("slsaprovenance1", ctx.artifact(ctx.evidence.output("provenance", PREDICATE_MEDIA_TYPE).name)),
+        Attestation("spdxjson", recorded(ctx, "sbom", SPDX_MEDIA_TYPE)),
+        Attestation("cyclonedx", recorded(ctx, "sbom", CYCLONEDX_MEDIA_TYPE)),
+        Attestation("slsaprovenance1", recorded(ctx, "provenance", PREDICATE_MEDIA_TYPE)),
         Attestation("vuln", out / "vuln.predicate.json"),
         Attestation("openvex", out / "openvex.json"),
     ]
@@ -87,14 +88,35 @@ def blobs(ctx: Context) -> list[Path]:
     """Every file artifact of the earlier stages (by the evidence), to be bundled."""
     paths = []
     for stage in ("sbom", "scan", "provenance", "compliance"):
-        try:
-            outputs = ctx.evidence.stage(stage)["outputs"]
-        except EvidenceError:
-            if stage == "compliance":  # optional in the chain; the rest are required
-                continue
-            raise
-        paths += [ctx.artifact(o["name"]) for o in outputs if o.get("kind") == "file"]
+        if stage == "compliance" and stage not in ctx.evidence.load()["stages"]:
+            continue  # not run (it is not required to sign); run but failed is refused below
+        outputs = ctx.evidence.stage(stage)["outputs"]
+        paths += [ctx.unchanged(o["name"], o["digest"]) for o in outputs if o.get("kind") == "file"]
     return [p for p in paths if not p.name.endswith(BUNDLE_SUFFIX)]
+
+
+def recorded(ctx: Context, stage: str, media_type: str) -> Path:
+    """A stage's output file, as recorded (re-hashed against the evidence)."""
+    art = ctx.evidence.output(stage, media_type)
+    return ctx.unchanged(art.name, art.digest)
+
+
+def bound_to_image(ctx: Context, digest: str) -> None:
+    """Everything to be attested was made from this image: the chain of custody, by digest."""
+    for stage in ("sbom", "provenance"):
+        subjects = {i["digest"] for i in ctx.evidence.stage(stage)["inputs"] if i.get("kind") == "oci"}
+        if digest not in subjects:
+            raise SigningError(
+                f"the {stage} stage recorded {', '.join(sorted(subjects)) or 'no image'}, not the image being "
+                f"signed ({digest}); rerun `nox -s {stage}` after the build"
+            )
+    image_sbom = ctx.evidence.output("sbom", SYFT_JSON_MEDIA_TYPE).digest
+    scanned = {i["digest"] for i in ctx.evidence.stage("scan")["inputs"] if i["media_type"] == SYFT_JSON_MEDIA_TYPE}
+    if scanned != {image_sbom}:
+        raise SigningError(
+            "the scan stage did not scan the image SBOM of the sbom stage (a `--sbom` scan, or an older "
+            "one); rerun `nox -s scan` before signing"
+        )
 
 
 def sign_blob(ctx: Context, rec: StageRecord, signer: signing.Signer, path: Path) -> Path:
@@ -120,6 +142,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
     if "@sha256:" not in image.name:
         raise SigningError(f"{image.name}: refusing to sign anything but an image by digest")
+    bound_to_image(ctx, image.digest)
     todo = attestations(ctx)
     registry.ensure_for(ctx, rec, image.name)
     cosign = ctx.tool("cosign")

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,38 @@ def test_10_signature_copied_from_another_image(chain: Chain) -> None:
     code, report, _ = chain.verify(ref)
     assert code == 1
     assert failed(report)["signature"].startswith("not verified")
+
+
+# --- chain of custody: sign refuses inputs that are not the image's ---------------------
+
+
+def copied(chain: Chain, tmp_path: Path) -> dict[str, str]:
+    """The chain's evidence and outputs, copied, so a test can break them without harm."""
+    out = tmp_path / "out"
+    shutil.copytree(chain.out, out, symlinks=True)
+    text = (out / "evidence.json").read_text().replace(str(chain.out), str(out))
+    (out / "evidence.json").write_text(text)
+    return {**chain.env, "SECURE_IOT_OUT": str(out)}
+
+
+def test_sign_refuses_an_output_changed_after_its_stage(chain: Chain, tmp_path: Path) -> None:
+    env = copied(chain, tmp_path)
+    predicate_file = Path(env["SECURE_IOT_OUT"]) / "provenance" / "image.predicate.json"
+    predicate_file.write_text(predicate_file.read_text().replace("local-nox", "local-nox-edited"))
+    code, output = chain.run("sign", env=env)
+    assert code == 2
+    assert "image.predicate.json: changed since its stage recorded it" in output
+
+
+def test_sign_refuses_sboms_of_another_image(chain: Chain, tmp_path: Path) -> None:
+    env = copied(chain, tmp_path)
+    evidence = Path(env["SECURE_IOT_OUT"]) / "evidence.json"
+    data = json.loads(evidence.read_text())
+    other = "sha256:" + "0" * 64
+    for output in data["stages"]["build"]["outputs"]:
+        if output["kind"] == "oci":
+            output["name"], output["digest"] = f"{chain.repository}@{other}", other
+    evidence.write_text(json.dumps(data))
+    code, output = chain.run("sign", env=env)
+    assert code == 2
+    assert f"not the image being signed ({other})" in output
