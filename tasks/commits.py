@@ -89,6 +89,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     )
     rev_range = args.range or default_range(ctx, rec, repo, args.base)
     checks = check_range(ctx, rec, rev_range, Path(signers), repo)
+    if not checks:
+        raise InputError(f"no commits in {rev_range}: nothing to verify is not a pass; give the range to check")
     bad = [c for c in checks if not c.ok]
     rec.details.update({"range": rev_range, "checked": len(checks), "failing": [c.sha for c in bad]})
     for c in bad:

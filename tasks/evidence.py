@@ -122,7 +122,7 @@ class EvidenceStore:
             raise EvidenceError(
                 f"{self.path}: unreadable evidence manifest ({exc}); delete it to start afresh"
             ) from exc
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("stages"), dict):
             raise EvidenceError(f"{self.path}: not a secure-iot evidence manifest ({SCHEMA})")
         return data
 
@@ -154,9 +154,12 @@ class EvidenceStore:
 
     def output(self, stage: str, media_type: str) -> Artifact:
         """The first output of ``stage`` with ``media_type``, as an Artifact."""
-        for out in self.stage(stage)["outputs"]:
-            if out["media_type"] == media_type:
-                return Artifact(out["name"], out["digest"], out["media_type"], out["kind"])
+        try:
+            for out in self.stage(stage)["outputs"]:
+                if out["media_type"] == media_type:
+                    return Artifact(out["name"], out["digest"], out["media_type"], out["kind"])
+        except (KeyError, TypeError) as exc:
+            raise EvidenceError(f"{self.path}: stage '{stage}' has a malformed outputs list ({exc})") from exc
         raise EvidenceError(f"stage '{stage}' recorded no output of type {media_type}")
 
     @contextlib.contextmanager

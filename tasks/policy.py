@@ -92,6 +92,8 @@ def load(path: Path, *, today: dt.date | None = None) -> Policy:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PolicyError(f"{path}: security policy not found (copy security-policy.yaml from the repo)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path}: unreadable security policy ({exc})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -113,7 +115,10 @@ def load(path: Path, *, today: dt.date | None = None) -> Policy:
             raise PolicyError(f"{where}: gate '{spec['gate']}' is not defined under gates")
         if not spec["justification"].strip():
             raise PolicyError(f"{where}: justification is empty; say why the risk is accepted")
-        expires = dt.date.fromisoformat(spec["expires"])
+        try:
+            expires = dt.date.fromisoformat(spec["expires"])
+        except ValueError:
+            raise PolicyError(f"{where}: expires: {spec['expires']!r} is not a calendar date (YYYY-MM-DD)") from None
         if expires < today:
             raise PolicyError(
                 f"{where}: expired on {expires.isoformat()}; review it and set a new expiry, or remove it"

@@ -174,7 +174,9 @@ def _tail(log: Path) -> str:
 
 
 def is_local(ref: str) -> bool:
-    return ref.split("/", 1)[0].startswith((HOST, "localhost"))
+    """The host of ``ref`` is exactly the loopback registry's (localhost.evil.example is not)."""
+    host = ref.split("/", 1)[0].rsplit(":", 1)[0] if "/" in ref else ""
+    return host in (HOST, "localhost")
 
 
 def tls_flags(ref: str) -> list[str]:

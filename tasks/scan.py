@@ -34,6 +34,10 @@ def vex_documents(ctx: Context, rec: StageRecord) -> list[Path]:
             data = json.loads(doc.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise InputError(f"{doc}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{doc}: unreadable ({exc})") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"{doc}: expected an OpenVEX document (a JSON object)")
         if not str(data.get("@context", "")).startswith("https://openvex.dev/ns/"):
             raise InputError(f"{doc}: @context is not an OpenVEX namespace (https://openvex.dev/ns/...)")
         if not isinstance(data.get("statements"), list):

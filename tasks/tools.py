@@ -24,7 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -72,12 +72,30 @@ class RouteUnavailable(Exception):
 # --- cache -------------------------------------------------------------------------------
 
 
+def fingerprint(pin: Pin) -> str:
+    """What the pin says about how to obtain the tool; a changed pin invalidates the cache entry."""
+    routes = {
+        "downloads": {k: asdict(v) for k, v in pin.downloads.items()},
+        "go": pin.go,
+        "apt": pin.apt,
+        "pypi": pin.pypi,
+        "version": pin.version,
+        "binary": pin.binary,
+    }
+    return hashlib.sha256(json.dumps(routes, default=str, sort_keys=True).encode()).hexdigest()
+
+
 def from_cache(pin: Pin, root: Path) -> Tool | None:
     directory = entry_dir(pin)
     receipt_path, binary = directory / RECEIPT, directory / pin.binary
     if not receipt_path.is_file() or not binary.is_file():
         return None
     receipt = json.loads(receipt_path.read_text(encoding="utf-8"))
+    if "pin" not in receipt:  # an entry from before pins were fingerprinted: adopt it once
+        receipt["pin"] = fingerprint(pin)
+        atomic.write_json(receipt_path, receipt)
+    if receipt["pin"] != fingerprint(pin):
+        return None  # tools.lock changed how this version is obtained: reinstall it
     if pin.pypi is not None:  # a relocked wheel tool is reinstalled, not trusted
         lock = root / pin.pypi.lock
         if not lock.is_file() or receipt.get("lock_sha256") != atomic.sha256_file(lock):
@@ -100,7 +118,14 @@ def _store(pin: Pin, built: Path, route: str, source: str, lock_sha256: str = ""
         built.chmod(0o755)
     os.replace(built, binary)
     digest = atomic.sha256_file(binary)
-    receipt = {"name": pin.name, "version": pin.version, "route": route, "source": source, "sha256": digest}
+    receipt = {
+        "name": pin.name,
+        "version": pin.version,
+        "route": route,
+        "source": source,
+        "sha256": digest,
+        "pin": fingerprint(pin),
+    }
     if lock_sha256:
         receipt["lock_sha256"] = lock_sha256
     atomic.write_json(directory / RECEIPT, receipt)

@@ -105,6 +105,12 @@ def _pin(path: Path, name: str, body: Any) -> Pin:
     profile = body.get("profile", "local")
     if profile not in PROFILES:
         raise InputError(f"{where}.profile: expected one of {', '.join(PROFILES)}")
+    for table in ("download", "go", "apt", "pypi"):
+        if table in body and not isinstance(body[table], dict):
+            raise InputError(f"{where}.{table}: expected a table")
+    for plat, entry in body.get("download", {}).items():
+        if not isinstance(entry, dict):
+            raise InputError(f"{where}.download.{plat}: expected a table with url and sha256")
     downloads: dict[str, Download] = {}
     for plat, entry in body.get("download", {}).items():
         sha = text("sha256", entry)

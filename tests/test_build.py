@@ -116,3 +116,11 @@ def test_sbom_without_a_build_says_what_to_run(registry_env: dict[str, str]) -> 
     result = run_tasks("sbom", root=REPO, env=registry_env)
     assert result.returncode == 2
     assert "run `nox -s build` first" in result.stderr
+
+
+def test_only_the_loopback_host_is_local() -> None:
+    from tasks.registry import is_local
+
+    assert is_local("127.0.0.1:5000/secure-iot-server") and is_local("localhost/x")
+    for ref in ("localhost.evil.example/x", "127.0.0.1.nip.io/x", "localhostile.example/x", "ghcr.io/a/b"):
+        assert not is_local(ref), ref

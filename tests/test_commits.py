@@ -82,3 +82,10 @@ def test_bad_range_is_one_line(project: Path, signed_repo: tuple[Path, Path, dic
     result = run_tasks("commits", "nope..HEAD", "--repo", str(repo), root=project)
     assert result.returncode == 2
     assert "is the range right?" in result.output
+
+
+def test_an_empty_range_is_not_a_pass(project: Path, signed_repo: tuple[Path, Path, dict[str, Path]]) -> None:
+    repo, _, _ = signed_repo
+    result = run_tasks("commits", "HEAD..HEAD", "--repo", str(repo), root=project)
+    assert result.returncode == 2
+    assert "no commits in HEAD..HEAD" in result.output

@@ -106,3 +106,10 @@ def test_corrupt_manifest_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(EvidenceError, match="unreadable evidence manifest"):
         EvidenceStore(path).load()
+
+
+def test_a_manifest_of_the_wrong_shape_is_an_evidence_error(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.json"
+    path.write_text(json.dumps({"schema": "urn:secure-iot:evidence:v1", "stages": []}))
+    with pytest.raises(EvidenceError, match="not a secure-iot evidence manifest"):
+        EvidenceStore(path).load()

@@ -96,3 +96,17 @@ def test_gate_threshold_and_waiver_scope(tmp_path: Path) -> None:
     assert [f for f, _ in outcome.waived] == [shell]
     assert outcome.below_threshold == (low,)
     assert not outcome.passed
+
+
+def test_an_impossible_expiry_date_names_the_waiver(tmp_path: Path) -> None:
+    from tasks.policy import load as load_policy
+
+    text = (REPO / "security-policy.yaml").read_text().replace(
+        "waivers: []",
+        "waivers:\n  - id: B602\n    gate: sast\n    justification: a long enough reason for the test\n"
+        "    owner: me\n    expires: '2099-02-30'\n",
+    )
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError, match=r"waivers\[0\] \(B602\): expires: '2099-02-30' is not a calendar date"):
+        load_policy(path)

@@ -134,3 +134,9 @@ def test_grype_config_and_environment_cannot_accept_a_vulnerability(scan_project
     (scan_project / ".grype.yaml").write_text(f"ignore:\n  - vulnerability: {PYYAML}\n")
     code, output, _ = scan(scan_project, env={"GRYPE_ONLY_NOTFIXED": "true", "GRYPE_IGNORE": PYYAML})
     assert code == 1 and PYYAML in output
+
+
+def test_vex_that_is_not_an_object_is_one_clear_line(scan_project: Path) -> None:
+    (scan_project / "vex" / "list.openvex.json").write_text("[]")
+    code, output, _ = scan(scan_project)
+    assert code == 2 and "expected an OpenVEX document" in output and "Traceback" not in output

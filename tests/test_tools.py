@@ -162,3 +162,22 @@ def test_every_pinned_download_has_a_checksum_source() -> None:
         for plat, download in pin.downloads.items():
             assert download.url.startswith("https://"), (pin.name, plat)
             assert download.source, (pin.name, plat)
+
+
+def test_a_changed_pin_reinstalls_instead_of_trusting_the_cache(
+    project: Path, release: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    write_lock(project, release.as_uri(), sha(HELLO))
+    assert run_tasks("tools", "hello", root=project, env=env).returncode == 0
+    newer = tmp_path / "release-2" / "hello"
+    newer.parent.mkdir()
+    newer.write_bytes(HELLO.replace(b"1.2.3", b"1.2.3 (rebuilt)"))
+    write_lock(project, newer.as_uri(), sha(newer.read_bytes()))
+    shown = json.loads(run_tasks("tools", "--json", "hello", root=project, env=env).stdout)
+    assert shown["hello"]["route"] == "download" and shown["hello"]["sha256"] == sha(newer.read_bytes())
+
+
+def test_a_route_that_is_not_a_table_names_the_field(tmp_path: Path) -> None:
+    (tmp_path / "tools.lock").write_text('schema = 1\n[tools.x]\nversion = "1"\nwhy = "w"\ngo = "not a table"\n')
+    with pytest.raises(InputError, match=r"tools\.x\.go: expected a table"):
+        load(tmp_path / "tools.lock")
