@@ -101,10 +101,14 @@ def test_gate_threshold_and_waiver_scope(tmp_path: Path) -> None:
 def test_an_impossible_expiry_date_names_the_waiver(tmp_path: Path) -> None:
     from tasks.policy import load as load_policy
 
-    text = (REPO / "security-policy.yaml").read_text().replace(
-        "waivers: []",
-        "waivers:\n  - id: B602\n    gate: sast\n    justification: a long enough reason for the test\n"
-        "    owner: me\n    expires: '2099-02-30'\n",
+    text = (
+        (REPO / "security-policy.yaml")
+        .read_text()
+        .replace(
+            "waivers: []",
+            "waivers:\n  - id: B602\n    gate: sast\n    justification: a long enough reason for the test\n"
+            "    owner: me\n    expires: '2099-02-30'\n",
+        )
     )
     path = tmp_path / "policy.yaml"
     path.write_text(text)
