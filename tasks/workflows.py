@@ -304,6 +304,48 @@ def parity(
 # --- pins and hardening -------------------------------------------------------------------
 
 
+# A gate that CI runs but whose failure cannot fail the job does not count as run.
+SOFT_RUN = re.compile(r"\|\|\s*(true|:|exit 0)\b|;\s*(true|:)\s*$|--allow-missing-db", re.MULTILINE)
+
+
+def enforced(ci: Workflow | None) -> list[Problem]:
+    """In ci.yml, a job or step that runs nox must be able to fail the run: no
+    continue-on-error, no `if:` that is constantly false, no `|| true`, no opt-out flags."""
+    if ci is None:
+        return []
+    problems = []
+    for job_name, job in (ci.data.get("jobs") or {}).items():
+        if not isinstance(job, dict):
+            continue
+        steps = [s for s in job.get("steps", []) if isinstance(s, dict) and "nox" in str(s.get("run", ""))]
+        for where, node in [
+            (f"job {job_name}", job),
+            *((f"job {job_name}, step {s.get('name', '?')}", s) for s in steps),
+        ]:
+            if where.startswith("job ") and ", step" not in where and not steps:
+                continue
+            if node.get("continue-on-error") not in (None, False):
+                problems.append(
+                    Problem("enforced", ci.name, 0, f"{where}: continue-on-error lets a gate fail silently")
+                )
+            condition = str(node.get("if", "")).lower()  # `if: false` parses as a YAML boolean
+            if re.search(r"(^|[^!=])\bfalse\b", condition):
+                problems.append(Problem("enforced", ci.name, 0, f"{where}: `if: {condition}` can skip the gate"))
+        for step in steps:
+            match = SOFT_RUN.search(str(step.get("run", "")))
+            if match and "summary" not in str(step.get("run", "")):
+                problems.append(
+                    Problem(
+                        "enforced",
+                        ci.name,
+                        0,
+                        f"job {job_name}, step {step.get('name', '?')}: `{match.group(0).strip()}` "
+                        "hides the gate's exit status",
+                    )
+                )
+    return problems
+
+
 def pins(workflows: Iterable[Workflow], allowed: Mapping[str, str] = TAG_PINNED_ALLOWED) -> list[Problem]:
     problems: list[Problem] = []
     for wf in workflows:
@@ -402,9 +444,11 @@ def ci_check_names(ci: Workflow) -> set[str]:
 
 def ruleset(path: Path, ci: Workflow | None, root: Path) -> list[Problem]:
     """The branch ruleset requires exactly the ci.yml jobs as status checks."""
-    if not path.is_file() or ci is None:
-        return []
     rel = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    if not path.is_file():
+        return [Problem("ruleset", rel, 0, "the branch ruleset (signed commits, required checks) is missing")]
+    if ci is None:
+        return []
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -519,6 +563,7 @@ def check(ctx: Context, rec: StageRecord | None = None) -> tuple[list[Problem], 
         *run_actionlint(ctx, rec, workflows, out_dir / "actionlint.json"),
         *run_zizmor(ctx, rec, out_dir / "zizmor.json"),
         *parity_problems,
+        *enforced(ci),
         *pins(workflows),
         *hardening(workflows),
         *suppression_problems,

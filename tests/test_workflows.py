@@ -272,7 +272,11 @@ def test_actionlint_and_zizmor_report_a_deliberately_bad_workflow(project: Path)
 
 def test_the_stage_records_its_verdict_and_outputs(project: Path) -> None:
     shutil.copy(REPO / "noxfile.py", project / "noxfile.py")
-    workflow(project, GOOD_CI)
+    ci = workflow(project, GOOD_CI)
+    checks = [{"context": name} for name in sorted(wf.ci_check_names(ci))]
+    ruleset = {"rules": [{"type": "required_status_checks", "parameters": {"required_status_checks": checks}}]}
+    (project / ".github" / "rulesets").mkdir(parents=True)
+    (project / ".github" / "rulesets" / "main.json").write_text(json.dumps(ruleset))
     passed = run_tasks("workflows", root=project)
     assert passed.returncode == 0, passed.output
     evidence = json.loads((project / "out" / "evidence.json").read_text())["stages"]["workflows"]
@@ -290,3 +294,40 @@ def test_the_stage_records_its_verdict_and_outputs(project: Path) -> None:
     reason = json.loads((project / "out" / "evidence.json").read_text())["stages"]["workflows"]["reason"]
     for named in ("[actionlint]", "[zizmor] template-injection", "[pin] actions/checkout@v4", "[hardening]"):
         assert named in reason
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda t: t.replace("run: ./bootstrap.sh nox -s verify", "run: ./bootstrap.sh nox -s verify || true"),
+            "hides the gate's exit status",
+        ),
+        (
+            lambda t: t.replace(
+                "run: ./bootstrap.sh nox -s scan", "run: ./bootstrap.sh nox -s scan -- --allow-missing-db"
+            ),
+            "--allow-missing-db",
+        ),
+        (
+            lambda t: t.replace("  supply-chain:\n", "  supply-chain:\n    continue-on-error: true\n"),
+            "continue-on-error lets a gate fail silently",
+        ),
+        (
+            lambda t: t.replace("      - name: nox -s sbom\n", "      - name: nox -s sbom\n        if: false\n"),
+            "can skip the gate",
+        ),
+    ],
+)
+def test_ci_gates_must_be_able_to_fail_the_run(tmp_path: Path, edit: object, expected: str) -> None:
+    text = (REPO / ".github" / "workflows" / "ci.yml").read_text()
+    changed = edit(text)  # type: ignore[operator]
+    assert changed != text
+    problems = wf.enforced(workflow(tmp_path, changed))
+    assert any(expected in p.message for p in problems), problems
+    assert wf.enforced(workflow(tmp_path, text, name="ci.yml")) == []
+
+
+def test_a_missing_ruleset_is_a_problem(tmp_path: Path) -> None:
+    problems = wf.ruleset(tmp_path / ".github" / "rulesets" / "main.json", None, tmp_path)
+    assert [p.message for p in problems] == ["the branch ruleset (signed commits, required checks) is missing"]
