@@ -26,6 +26,7 @@ import yaml
 from rich.markup import escape
 
 from tasks import atomic, report, runner
+from tasks.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.errors import EvidenceError, InputError, ToolError
 from tasks.evidence import StageRecord, Verdict
@@ -41,7 +42,6 @@ BAD_MANIFEST = f"{GATEKEEPER}/testdata/bad-deployment.yaml"
 RELEASE = "secure-iot"
 NAMESPACE = "secure"
 REPOSITORY = "127.0.0.1:5000/secure-iot-server"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 # Used only when no passing build stage is recorded in out/evidence.json; said so in the
 # output and the evidence. sha256("secure-iot admission test image").
 TEST_DIGEST = "sha256:a67e4e474cae5c03121cb4aad821b120edeb4fb2961ac3d6af68e583ec55080f"
@@ -126,7 +126,7 @@ def policy_bundles(ctx: Context) -> list[PolicyBundle]:
 def image_under_test(ctx: Context, rec: StageRecord) -> Image:
     """The digest the build stage pushed; a fixed test digest (said so) when there is none."""
     try:
-        built = ctx.evidence.output("build", OCI_MANIFEST)
+        built = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
     except EvidenceError as exc:
         report.console.print(
             f"  [yellow]no passing build in the evidence ({escape(str(exc))}): "
@@ -135,7 +135,7 @@ def image_under_test(ctx: Context, rec: StageRecord) -> Image:
         return Image(REPOSITORY, TEST_DIGEST, f"fixed test digest (no build evidence: {exc})")
     if not DIGEST.match(built.digest):
         raise EvidenceError(f"build evidence names {built.name} with a malformed digest {built.digest!r}")
-    rec.add_oci(built.name, built.digest, OCI_MANIFEST, output=False)
+    rec.add_oci(built.name, built.digest, MANIFEST_MEDIA_TYPE, output=False)
     return Image(REPOSITORY, built.digest, f"build evidence ({built.name})")
 
 

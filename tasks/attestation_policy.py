@@ -8,11 +8,11 @@ two into the module both OPA evaluates here (`opa eval`) and inside policy-contr
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from tasks import atomic, runner
+from tasks.context import source_repository
 from tasks.errors import InputError, PolicyError
 from tasks.policy import Policy
 from tasks.runner import Tool
@@ -43,7 +43,7 @@ def params(policy: Policy, image_digest: str = "") -> dict[str, Any]:
 def builders(patterns: list[str]) -> list[str]:
     """{repository} in a builder pattern is this repository (GITHUB_REPOSITORY); without one
     known, such patterns are dropped — a fork's workflow must not match."""
-    repository = os.environ.get("GITHUB_REPOSITORY") or os.environ.get("SECURE_IOT_SOURCE_REPOSITORY", "")
+    repository = source_repository()
     out = []
     for pattern in patterns:
         if "{repository}" in pattern:

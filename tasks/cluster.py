@@ -259,9 +259,12 @@ def recorded_state(ctx: Context) -> State:
         recorded = ctx.evidence.output("cluster", STATE_MEDIA_TYPE)
     except EvidenceError as exc:
         raise ClusterError(f"no cluster to use ({exc}): run `nox -s cluster` first") from exc
-    path = ctx.artifact(recorded.name)
-    if not path.is_file() or atomic.sha256_file(path) != recorded.sha256:
-        raise ClusterError(f"{recorded.name} is missing or changed since `nox -s cluster` recorded it: run it again")
+    try:
+        ctx.unchanged(recorded.name, recorded.digest)
+    except (EvidenceError, InputError) as exc:
+        raise ClusterError(
+            f"{recorded.name} is missing or changed since `nox -s cluster` recorded it: run it again"
+        ) from exc
     state = load(ctx)
     if state is None:
         raise ClusterError(f"{recorded.name} disappeared: run `nox -s cluster` again")

@@ -15,6 +15,11 @@ from tasks.runner import Tool
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def source_repository() -> str:
+    """owner/name of this repository: GITHUB_REPOSITORY in Actions, SECURE_IOT_SOURCE_REPOSITORY elsewhere."""
+    return os.environ.get("GITHUB_REPOSITORY") or os.environ.get("SECURE_IOT_SOURCE_REPOSITORY", "")
+
+
 @dataclass
 class Context:
     root: Path
@@ -22,6 +27,7 @@ class Context:
     policy_path: Path
     evidence: EvidenceStore
     _policy: policy_mod.Policy | None = field(default=None, repr=False)
+    _tools: dict[str, Tool] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, root: Path | None = None, out: Path | None = None) -> Context:
@@ -66,6 +72,9 @@ class Context:
         return path
 
     def tool(self, name: str) -> Tool:
-        from tasks import tools  # local import: resolving tools reads tools.lock
+        """The pinned tool, resolved (and its sha256 checked) once per run of a stage."""
+        if name not in self._tools:
+            from tasks import tools  # local import: resolving tools reads tools.lock
 
-        return tools.resolve(name, root=self.root)
+            self._tools[name] = tools.resolve(name, root=self.root)
+        return self._tools[name]

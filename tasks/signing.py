@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from tasks import registry
-from tasks.context import Context
+from tasks.context import Context, source_repository
 from tasks.errors import PolicyError, SigningError
 from tasks.policy import Policy
 
@@ -74,7 +74,7 @@ def keyless_identity(policy: Policy) -> str:
     identity = str(policy.gate("verify").settings.get("keyless_identity", ""))
     if REPOSITORY_PLACEHOLDER not in identity:
         return identity
-    repository = os.environ.get("GITHUB_REPOSITORY") or os.environ.get("SECURE_IOT_SOURCE_REPOSITORY", "")
+    repository = source_repository()
     if not repository:
         raise PolicyError(
             f"{policy.path}: gates.verify.keyless_identity names {REPOSITORY_PLACEHOLDER}: set GITHUB_REPOSITORY "

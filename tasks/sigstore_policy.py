@@ -38,7 +38,7 @@ from rich.markup import escape
 from tasks import atomic, attestation_policy, registry, report, runner, signing
 from tasks.admission import STAGE, Check, rel
 from tasks.build import MANIFEST_MEDIA_TYPE, buildah_args
-from tasks.context import Context
+from tasks.context import Context, source_repository
 from tasks.errors import EvidenceError, InputError, PolicyError, SigningError, ToolError
 from tasks.evidence import StageRecord
 from tasks.policy import Policy
@@ -481,9 +481,7 @@ def keyless_check(ctx: Context, rec: StageRecord, tester: Tool, image: str) -> C
     settings = ctx.policy.gate("verify").settings
     identity = str(settings.get("keyless_identity", ""))
     missing = "gates.verify.keyless_identity is not set" if not identity else ""
-    if signing.REPOSITORY_PLACEHOLDER in identity and not (
-        os.environ.get("GITHUB_REPOSITORY") or os.environ.get("SECURE_IOT_SOURCE_REPOSITORY")
-    ):
+    if signing.REPOSITORY_PLACEHOLDER in identity and not source_repository():
         missing = "the repository is unknown here (GITHUB_REPOSITORY is set in CI)"
     if missing:
         rec.details["policy_controller"]["keyless"] = f"not rendered: {missing}"

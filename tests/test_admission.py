@@ -291,7 +291,7 @@ def test_policy_stage_passes_with_a_test_digest_and_says_so(policy_root: Path) -
 def test_policy_stage_uses_the_digest_from_build_evidence(policy_root: Path) -> None:
     store = EvidenceStore(policy_root / "out" / "evidence.json")
     build = StageRecord(stage="build", root=policy_root, verdict="pass")
-    build.add_oci(f"{REPOSITORY}@{DIGEST}", DIGEST, admission.OCI_MANIFEST)
+    build.add_oci(f"{REPOSITORY}@{DIGEST}", DIGEST, admission.MANIFEST_MEDIA_TYPE)
     store.record(build)
     result = run_tasks("policy", root=policy_root)
     assert result.returncode == 0, result.output
@@ -302,7 +302,7 @@ def test_policy_stage_uses_the_digest_from_build_evidence(policy_root: Path) -> 
     assert {
         "name": f"{REPOSITORY}@{DIGEST}",
         "digest": DIGEST,
-        "media_type": admission.OCI_MANIFEST,
+        "media_type": admission.MANIFEST_MEDIA_TYPE,
         "kind": "oci",
     } in (evidence["inputs"])
 
