@@ -260,18 +260,28 @@ def _deb_tool(pin: Pin, deb_version: str, route: str) -> Tool:
     for directory in ("/usr/bin", "/usr/sbin", "/bin", "/sbin"):
         binary = Path(directory) / pin.binary
         if binary.is_file():
+            packages = (pin.apt.package, *pin.apt.also) if pin.apt else ()
             return Tool(
-                pin.name, pin.version, binary, route=f"{route} ({deb_version})", sha256=atomic.sha256_file(binary)
+                pin.name,
+                pin.version,
+                binary,
+                route=f"{route} ({deb_version})",
+                sha256=atomic.sha256_file(binary),
+                packages=packages,
             )
     raise ToolError(f"{pin.name}: Debian package {pin.apt.package if pin.apt else '?'} has no {pin.binary}")
 
 
 def from_system_package(pin: Pin) -> Tool | None:
-    """An apt tool already installed at the pinned upstream version counts as cached."""
+    """An apt tool already installed at the pinned upstream version counts as cached.
+
+    Only with every ``also`` package installed too: a tool whose data package was removed
+    (ssg-debian under oscap) goes back through the apt route, which installs it.
+    """
     if pin.apt is None:
         return None
     deb = installed_deb(pin.apt.package)
-    if deb is None:
+    if deb is None or any(installed_deb(extra) is None for extra in pin.apt.also):
         return None
     if upstream(deb) != pin.version:
         raise ToolError(
@@ -282,6 +292,7 @@ def from_system_package(pin: Pin) -> Tool | None:
 
 
 _apt_updated = False
+APT_WAIT = ("-o", "DPkg::Lock::Timeout=600")  # another apt-get (a second session, unattended-upgrades) waits, not fails
 
 
 def via_apt(pin: Pin, rec: StageRecord | None, scratch: Path) -> Tool:
@@ -297,12 +308,12 @@ def via_apt(pin: Pin, rec: StageRecord | None, scratch: Path) -> Tool:
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     try:
         if not _apt_updated:
-            runner.run(rec, apt, ["update", "-qq"], env=env, timeout=900)
+            runner.run(rec, apt, [*APT_WAIT, "update", "-qq"], env=env, timeout=900)
             _apt_updated = True
         runner.run(
             rec,
             apt,
-            ["install", "-y", "-qq", "--no-install-recommends", pin.apt.package, *pin.apt.also],
+            [*APT_WAIT, "install", "-y", "-qq", "--no-install-recommends", pin.apt.package, *pin.apt.also],
             env=env,
             timeout=1800,
         )
