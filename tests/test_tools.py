@@ -185,11 +185,12 @@ def test_a_route_that_is_not_a_table_names_the_field(tmp_path: Path) -> None:
 
 def test_apt_tool_with_a_missing_also_package_goes_back_through_apt() -> None:
     """A data package removed by hand (ssg-debian under oscap) must not count as installed."""
+    from tasks.errors import ToolError
     from tasks.tools import from_system_package
     from tasks.tools_lock import AptRoute, Pin
 
     complete = Pin("dpkg-query", "x", "t", (), "dpkg-query", apt=AptRoute("dpkg"))
-    with pytest.raises(Exception, match="tools.lock pins x"):  # installed, at another version: named
+    with pytest.raises(ToolError, match=r"tools\.lock pins x"):  # installed, at another version: named
         from_system_package(complete)
     incomplete = Pin("dpkg-query", "x", "t", (), "dpkg-query", apt=AptRoute("dpkg", ("no-such-package-secure-iot",)))
     assert from_system_package(incomplete) is None
