@@ -20,11 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks import atomic, registry, report, runner
+from tasks import registry
 from tasks.context import Context
-from tasks.errors import BuildError, InputError
-from tasks.evidence import StageRecord, Verdict
-from tasks.tools import cache_root
+from tasks.core import atomic, runner
+from tasks.core.cache import cache_root
+from tasks.core.console import console
+from tasks.core.errors import BuildError, InputError
+from tasks.core.evidence import StageRecord, Verdict
 
 IMAGE_NAME = "secure-iot-server"
 BASE_NAME = "secure-iot-base"
@@ -126,7 +128,7 @@ def base_rootfs(ctx: Context, rec: StageRecord, epoch: int, *, rebuild: bool) ->
     key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     cached = cache_root() / "base" / key / "rootfs.tar"
     if cached.is_file() and not rebuild:
-        report.console.print(f"  base rootfs: cached {cached}")
+        console.print(f"  base rootfs: cached {cached}")
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial")
@@ -324,5 +326,5 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     )
     atomic.write_json(ctx.stage_dir("build") / "image.json", rec.details)
     rec.add_output(ctx.stage_dir("build") / "image.json", "application/json")
-    report.console.print(f"[green]build: pass[/] — {image.ref}")
+    console.print(f"[green]build: pass[/] — {image.ref}")
     return "pass"

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from defusedxml import ElementTree
 
-from tasks import atomic, registry, report, runner
+from tasks import registry
 from tasks.build import MANIFEST_MEDIA_TYPE, buildah_args
 from tasks.context import Context
-from tasks.errors import PolicyError, ToolError
-from tasks.evidence import StageRecord, Verdict
-from tasks.runner import Tool
+from tasks.core import atomic, runner
+from tasks.core.console import console, error_line
+from tasks.core.errors import PolicyError, ToolError
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.runner import Tool
 
 XCCDF_NS = "{http://checklists.nist.gov/xccdf/1.2}"
 RULE_PREFIX = "xccdf_org.ssgproject.content_rule_"
@@ -133,7 +135,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     if failed:
         rec.reason = "required rules failed: " + ", ".join(failed)
-        report.error_line(f"compliance: {rec.reason}")
+        error_line(f"compliance: {rec.reason}")
         return "fail"
-    report.console.print(f"[green]compliance: pass[/] — {len(required)} required rules pass ({summary}); report {html}")
+    console.print(f"[green]compliance: pass[/] — {len(required)} required rules pass ({summary}); report {html}")
     return "pass"

@@ -99,7 +99,7 @@ def test_push_refused_is_one_clear_line(registry_env: dict[str, str]) -> None:
 
 
 def test_sbom_of_an_image_that_is_not_there_fails_closed(registry_env: dict[str, str]) -> None:
-    from tasks.evidence import EvidenceStore
+    from tasks.core.evidence import EvidenceStore
 
     out = Path(registry_env["SECURE_IOT_OUT"])
     missing = f"127.0.0.1:{registry_env['SECURE_IOT_REGISTRY_PORT']}/secure-iot-server@sha256:{'0' * 64}"
@@ -156,7 +156,7 @@ def test_apt_sources_are_read_the_way_apt_reads_them(
 
 def test_no_apt_sources_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tasks.build import apt_sources
-    from tasks.errors import InputError
+    from tasks.core.errors import InputError
 
     monkeypatch.delenv("SECURE_IOT_APT_SOURCES", raising=False)
     with pytest.raises(InputError, match="no package sources"):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.errors import InputError
-from tasks.tools_lock import current_platform, load
+from tasks.core.errors import InputError
+from tasks.toolchain.lock import current_platform, load
 from tests.conftest import REPO, run_tasks
 
 HELLO = b"#!/bin/sh\necho 'hello 1.2.3'\n"
@@ -185,9 +185,9 @@ def test_a_route_that_is_not_a_table_names_the_field(tmp_path: Path) -> None:
 
 def test_apt_tool_with_a_missing_also_package_goes_back_through_apt() -> None:
     """A data package removed by hand (ssg-debian under oscap) must not count as installed."""
-    from tasks.errors import ToolError
-    from tasks.tools import from_system_package
-    from tasks.tools_lock import AptRoute, Pin
+    from tasks.core.errors import ToolError
+    from tasks.toolchain.lock import AptRoute, Pin
+    from tasks.toolchain.resolve import from_system_package
 
     complete = Pin("dpkg-query", "x", "t", (), "dpkg-query", apt=AptRoute("dpkg"))
     with pytest.raises(ToolError, match=r"tools\.lock pins x"):  # installed, at another version: named
@@ -197,9 +197,9 @@ def test_apt_tool_with_a_missing_also_package_goes_back_through_apt() -> None:
 
 
 def test_data_file_is_reached_only_through_the_tools_own_packages(tmp_path: Path) -> None:
-    from tasks.errors import ToolError
-    from tasks.runner import Tool
-    from tasks.tools import resolve
+    from tasks.core.errors import ToolError
+    from tasks.core.runner import Tool
+    from tasks.toolchain.resolve import resolve
 
     oscap = resolve("oscap-chroot", REPO)
     assert "ssg-debian" in oscap.packages

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.errors import ToolError
-from tasks.evidence import CommandRecord, StageRecord
+from tasks.core.errors import ToolError
+from tasks.core.evidence import CommandRecord, StageRecord
 
 REDACTED = "***"
 SCRUBBED_ENV = {"grype": "GRYPE_", "syft": "SYFT_", "semgrep": "SEMGREP_", "cosign": "COSIGN_", "bandit": "BANDIT_"}
