@@ -25,12 +25,13 @@ from typing import Any
 import yaml
 from rich.markup import escape
 
-from tasks import atomic, report, runner
 from tasks.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
-from tasks.errors import EvidenceError, InputError, ToolError
-from tasks.evidence import StageRecord, Verdict
-from tasks.runner import Tool
+from tasks.core import atomic, runner
+from tasks.core.console import checks_table, console
+from tasks.core.errors import EvidenceError, InputError, ToolError
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.runner import Tool
 
 STAGE = "policy"
 CHART = "infra/charts/secure-iot"
@@ -128,7 +129,7 @@ def image_under_test(ctx: Context, rec: StageRecord) -> Image:
     try:
         built = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
     except EvidenceError as exc:
-        report.console.print(
+        console.print(
             f"  [yellow]no passing build in the evidence ({escape(str(exc))}): "
             f"rendering with the fixed test digest {TEST_DIGEST}[/]"
         )
@@ -389,9 +390,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     from tasks import sigstore_policy  # local import: sigstore_policy builds on this module
 
     checks += sigstore_policy.policy_controller_checks(ctx, rec)
-    report.checks_table(
-        "admission checks", [(c.name, c.passed, f"expected: {c.expected} — got: {c.outcome}") for c in checks]
-    )
+    checks_table("admission checks", [(c.name, c.passed, f"expected: {c.expected} — got: {c.outcome}") for c in checks])
     out = ctx.stage_dir(STAGE) / "checks.json"
     atomic.write_json(out, {"image": rec.details["image"], "checks": [asdict(c) for c in checks]})
     rec.add_output(out, "application/json")
@@ -399,7 +398,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     failed = [c for c in checks if not c.passed]
     if failed:
         rec.reason = f"{len(failed)} admission check(s) failed: " + ", ".join(c.name for c in failed)
-        report.console.print(f"[red]policy: fail[/] — {escape(rec.reason)}")
+        console.print(f"[red]policy: fail[/] — {escape(rec.reason)}")
         return "fail"
-    report.console.print(f"[green]policy: pass[/] — {len(checks)} checks; image {rec.details['image']['ref']}")
+    console.print(f"[green]policy: pass[/] — {len(checks)} checks; image {rec.details['image']['ref']}")
     return "pass"

@@ -20,11 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks import atomic, registry, report, runner
+from tasks import registry
 from tasks.context import Context
-from tasks.errors import BuildError, InputError
-from tasks.evidence import StageRecord, Verdict
-from tasks.tools import cache_root
+from tasks.core import atomic, runner
+from tasks.core.cache import cache_root
+from tasks.core.console import console
+from tasks.core.errors import BuildError, InputError
+from tasks.core.evidence import StageRecord, Verdict
 
 IMAGE_NAME = "secure-iot-server"
 BASE_NAME = "secure-iot-base"
@@ -52,7 +54,7 @@ BASE_PACKAGES = (
 )
 BASE_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
 DEBIAN_SUITE = "bookworm"
-SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+APT_ETC = Path("/etc/apt")
 
 
 @dataclass(frozen=True)
@@ -89,22 +91,44 @@ def buildah_args() -> list[str]:
     return ["--root", str(store / "storage"), "--runroot", str(store / "run"), "--storage-driver", "vfs"]
 
 
-def apt_sources() -> Path:
-    """The machine's own Debian sources: the project never names a mirror itself."""
-    path = Path(os.environ.get("SECURE_IOT_APT_SOURCES", SOURCES))
-    if not path.is_file():
-        raise InputError(f"{path}: no Debian sources file; set SECURE_IOT_APT_SOURCES to a deb822 .sources file")
-    return path
+def apt_sources(etc: Path = APT_ETC) -> list[Path]:
+    """The machine's own package sources, read the way apt reads them; the project names no mirror.
+
+    sources.list and every sources.list.d/*.list and *.sources file (apt ignores other names),
+    or SECURE_IOT_APT_SOURCES (files separated by the path separator) to choose explicitly.
+    """
+    chosen = os.environ.get("SECURE_IOT_APT_SOURCES")
+    if chosen:
+        paths = [Path(p) for p in chosen.split(os.pathsep) if p]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise InputError(f"SECURE_IOT_APT_SOURCES: no such file: {', '.join(missing)}")
+        return paths
+    listed = [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))]
+    paths = [p for p in listed if p.is_file() and _has_entries(p)]
+    paths += [p for p in sorted((etc / "sources.list.d").glob("*.sources")) if p.is_file() and _has_entries(p)]
+    if not paths:
+        raise InputError(
+            f"{etc}: no package sources (sources.list or sources.list.d/*.list|*.sources); "
+            "set SECURE_IOT_APT_SOURCES to a Debian sources file"
+        )
+    return paths
+
+
+def _has_entries(path: Path) -> bool:
+    lines = (line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
+    return any(line and not line.startswith("#") for line in lines)
 
 
 def base_rootfs(ctx: Context, rec: StageRecord, epoch: int, *, rebuild: bool) -> Path:
     """mmdebstrap rootfs.tar, cached by everything that determines it."""
     sources = apt_sources()
-    recipe = "\n".join([DEBIAN_SUITE, BASE_VARIANT, *BASE_PACKAGES, *BASE_EXCLUDES, str(epoch), sources.read_text()])
+    texts = [p.read_text(encoding="utf-8") for p in sources]
+    recipe = "\n".join([DEBIAN_SUITE, BASE_VARIANT, *BASE_PACKAGES, *BASE_EXCLUDES, str(epoch), *texts])
     key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     cached = cache_root() / "base" / key / "rootfs.tar"
     if cached.is_file() and not rebuild:
-        report.console.print(f"  base rootfs: cached {cached}")
+        console.print(f"  base rootfs: cached {cached}")
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial")
@@ -120,7 +144,7 @@ def base_rootfs(ctx: Context, rec: StageRecord, epoch: int, *, rebuild: bool) ->
             "--format=tar",
             DEBIAN_SUITE,
             partial,
-            sources,
+            *sources,
         ],
         env={"SOURCE_DATE_EPOCH": str(epoch)},
         timeout=1800,
@@ -302,5 +326,5 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     )
     atomic.write_json(ctx.stage_dir("build") / "image.json", rec.details)
     rec.add_output(ctx.stage_dir("build") / "image.json", "application/json")
-    report.console.print(f"[green]build: pass[/] — {image.ref}")
+    console.print(f"[green]build: pass[/] — {image.ref}")
     return "pass"

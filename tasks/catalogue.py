@@ -15,7 +15,7 @@ class Entry(NamedTuple):
 CATALOGUE: dict[str, Entry] = {
     "sast": Entry("tasks.sast:run", "01", "no unwaived SAST finding at or above the policy threshold"),
     "commits": Entry("tasks.commits:run", "01", "every commit in the range is signed by an allowed key"),
-    "tools": Entry("tasks.tools:run", "02", "every external tool is the pinned, checksum-verified version"),
+    "tools": Entry("tasks.stages.tools:run", "02", "every external tool is the pinned, checksum-verified version"),
     "registry": Entry("tasks.registry:run", "02", "a local OCI registry on 127.0.0.1 serves images by digest"),
     "build": Entry("tasks.build:run", "02", "the image is built hermetically and reproducibly and pushed by digest"),
     "sbom": Entry("tasks.sbom:run", "02", "SPDX 2.3 and CycloneDX 1.6 SBOMs describe the image and the source"),

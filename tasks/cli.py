@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tasks import pipeline, report, summary, tools
+from tasks import pipeline, summary, toolchain
 from tasks import stage as stage_mod
 from tasks.catalogue import CATALOGUE
 from tasks.context import Context
-from tasks.errors import PipelineError
+from tasks.core.console import error_line
+from tasks.core.errors import PipelineError
 
 USAGE = "usage: python -m tasks {pipeline|summary|" + "|".join(CATALOGUE) + "} [args]"
 
@@ -22,19 +23,19 @@ def main(argv: Sequence[str]) -> int:
     name, rest = argv[0], list(argv[1:])
     try:
         ctx = Context.create()
-        tools.put_first_on_path(ctx.root)
+        toolchain.put_first_on_path(ctx.root)
         if name == "pipeline":
             return pipeline.run_pipeline(ctx)
         if name == "summary":  # markdown for CI job summaries; reads the evidence, records nothing
             print(summary.markdown(ctx.evidence.load()), end="")
             return 0
         if name not in CATALOGUE:
-            report.error_line(f"unknown stage '{name}'. {USAGE}")
+            error_line(f"unknown stage '{name}'. {USAGE}")
             return 2
         return stage_mod.run(ctx, pipeline.stage(name), rest)
     except PipelineError as exc:
-        report.error_line(str(exc))
+        error_line(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        report.error_line("interrupted; out/evidence.json keeps the last complete record")
+        error_line("interrupted; out/evidence.json keeps the last complete record")
         return 130

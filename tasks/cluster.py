@@ -56,13 +56,15 @@ from typing import Any
 import yaml
 from rich.markup import escape
 
-from tasks import admission, atomic, registry, report, runner, signing, sigstore_policy
+from tasks import admission, registry, signing, sigstore_policy
 from tasks.build import IMAGE_NAME, MANIFEST_MEDIA_TYPE
 from tasks.context import Context
-from tasks.errors import EvidenceError, InputError, PipelineError, ToolError
-from tasks.evidence import StageRecord, Verdict
-from tasks.runner import Completed, Tool
-from tasks.tools import cache_root
+from tasks.core import atomic, runner
+from tasks.core.cache import cache_root
+from tasks.core.console import console
+from tasks.core.errors import EvidenceError, InputError, PipelineError, ToolError
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.runner import Completed, Tool
 
 KIND_CONFIG = "infra/kind/cluster.yaml"
 # kind v0.33.0's own default node image (sigs.k8s.io/kind pkg/apis/config/defaults/image.go),
@@ -553,7 +555,7 @@ def cluster(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     registry_container(kube, state, ctx)
     rec.details["registry_container"] = state.registry_container
     if name in kube.clusters():
-        report.console.print(f"  kind cluster {name} exists: reusing it")
+        console.print(f"  kind cluster {name} exists: reusing it")
         kube.export_kubeconfig()
     else:
         kube.run(
@@ -576,7 +578,7 @@ def cluster(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         poll(f"Gatekeeper to enforce {kind} {constraint}", 180, functools.partial(enforced, kube, kind, constraint))
     rec.add_output(save(ctx, state), STATE_MEDIA_TYPE)
     rec.details.update({"nodes": nodes, "charts": state.charts, "constraints": [c for _, c in constraints]})
-    report.console.print(
+    console.print(
         f"[green]cluster: PASS[/] — kind cluster {name} ({nodes} nodes); Gatekeeper {GATEKEEPER.version} enforcing "
         f"{len(constraints)} constraints; policy-controller (chart {POLICY_CONTROLLER.version}) with {state.policy}; "
         f"namespace {admission.NAMESPACE} protected"
@@ -658,9 +660,9 @@ def deploy(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     rec.details.update({"image": f"{repository}@{digest}", "namespace": admission.NAMESPACE})
     if done.returncode != 0:
         rec.reason = f"helm upgrade --install {admission.RELEASE} failed: {done.tail(2)}"
-        report.console.print(f"[red]deploy: FAIL[/] — {escape(rec.reason)}")
+        console.print(f"[red]deploy: FAIL[/] — {escape(rec.reason)}")
         return "fail"
-    report.console.print(
+    console.print(
         f"[green]deploy: PASS[/] — {admission.RELEASE} runs {repository}@{digest} in namespace {admission.NAMESPACE}"
     )
     return "pass"
@@ -769,7 +771,7 @@ def demo(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     steps = [step_signed(kube, signed), step_unsigned(kube, unsigned), step_unprotected(kube, signed)]
     for number, step in enumerate(steps, 1):
         mark = "[green]PASS[/]" if step.passed else "[red]FAIL[/]"
-        report.console.print(f"{mark}  {number}/{len(steps)} {escape(step.name)} — {escape(step.detail)}")
+        console.print(f"{mark}  {number}/{len(steps)} {escape(step.name)} — {escape(step.detail)}")
     rec.details["steps"] = [asdict(s) for s in steps]
     failed = [s.name for s in steps if not s.passed]
     if failed:
@@ -802,5 +804,5 @@ def teardown(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     for leftover in (state_path(ctx), kube.kubeconfig):
         leftover.unlink(missing_ok=True)
     rec.details["removed"] = removed
-    report.console.print(f"[green]teardown: PASS[/] — {', '.join(removed) or 'nothing was running'}")
+    console.print(f"[green]teardown: PASS[/] — {', '.join(removed) or 'nothing was running'}")
     return "pass"

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks import report, runner
 from tasks.context import Context
-from tasks.errors import InputError
-from tasks.evidence import StageRecord, Verdict
+from tasks.core import runner
+from tasks.core.console import console, error_line
+from tasks.core.errors import InputError
+from tasks.core.evidence import StageRecord, Verdict
 
 # git's %G? codes, in words a reviewer understands.
 STATUS = {
@@ -94,10 +95,10 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     bad = [c for c in checks if not c.ok]
     rec.details.update({"range": rev_range, "checked": len(checks), "failing": [c.sha for c in bad]})
     for c in bad:
-        report.console.print(f"  [red]✗[/] {c.sha[:12]} {STATUS.get(c.code, c.code)}: {c.subject}")
+        console.print(f"  [red]✗[/] {c.sha[:12]} {STATUS.get(c.code, c.code)}: {c.subject}")
     if bad:
         rec.reason = f"{len(bad)} of {len(checks)} commit(s) in {rev_range} not signed by an allowed signer"
-        report.error_line(rec.reason)
+        error_line(rec.reason)
         return "fail"
-    report.console.print(f"[green]commits: pass[/] — {len(checks)} commit(s) in {rev_range} signed by allowed signers")
+    console.print(f"[green]commits: pass[/] — {len(checks)} commit(s) in {rev_range} signed by allowed signers")
     return "pass"

@@ -15,11 +15,14 @@ from pathlib import Path
 
 from defusedxml import ElementTree
 
-from tasks import atomic, registry, report, runner
+from tasks import registry
 from tasks.build import MANIFEST_MEDIA_TYPE, buildah_args
 from tasks.context import Context
-from tasks.errors import InputError, PolicyError, ToolError
-from tasks.evidence import StageRecord, Verdict
+from tasks.core import atomic, runner
+from tasks.core.console import console, error_line
+from tasks.core.errors import PolicyError, ToolError
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.runner import Tool
 
 XCCDF_NS = "{http://checklists.nist.gov/xccdf/1.2}"
 RULE_PREFIX = "xccdf_org.ssgproject.content_rule_"
@@ -43,11 +46,12 @@ def mounted_image(ctx: Context, rec: StageRecord, ref: str) -> Iterator[Path]:
         runner.run(rec, buildah, [*buildah_args(), "rm", container], check=False)
 
 
-def datastream(ctx: Context, rec: StageRecord, settings: dict[str, object]) -> Path:
-    """The SCAP datastream, or a recorded, patched copy of it (see content_patch)."""
-    source = Path(str(settings.get("datastream", "")))
-    if not source.is_file():
-        raise InputError(f"{source}: SCAP datastream not found (gates.compliance.datastream; Debian: ssg-debian)")
+def datastream(ctx: Context, rec: StageRecord, oscap: Tool, settings: dict[str, object]) -> Path:
+    """The SCAP datastream (a file oscap's pinned packages ship), or a recorded, patched copy."""
+    named = str(settings.get("datastream", ""))
+    if not named:
+        raise PolicyError(f"{ctx.policy_path}: gates.compliance.datastream: name the SCAP datastream file")
+    source = oscap.data_file(named)
     rec.add_input(source, "application/xml")
     patch = settings.get("content_patch")
     if not isinstance(patch, dict):
@@ -88,9 +92,11 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     if not required:
         raise PolicyError(f"{ctx.policy_path}: gates.compliance.required_rules: list the rules that must pass")
     profile = str(settings.get("profile", ""))
+    # Resolve first: resolution installs the packages (ssg-debian) whose files are read next.
+    oscap = ctx.tool("oscap-chroot")
+    content = datastream(ctx, rec, oscap, settings)
     image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
     rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
-    content = datastream(ctx, rec, settings)
     out = ctx.stage_dir("compliance")
     results, html = out / "results.xml", out / "report.html"
     for path in (results, html):
@@ -98,7 +104,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     with mounted_image(ctx, rec, image.name) as rootfs:
         done = runner.run(
             rec,
-            ctx.tool("oscap-chroot"),
+            oscap,
             [rootfs, "xccdf", "eval", "--profile", profile, "--results", results, "--report", html, content],
             check=False,
             timeout=1800,
@@ -129,7 +135,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     if failed:
         rec.reason = "required rules failed: " + ", ".join(failed)
-        report.error_line(f"compliance: {rec.reason}")
+        error_line(f"compliance: {rec.reason}")
         return "fail"
-    report.console.print(f"[green]compliance: pass[/] — {len(required)} required rules pass ({summary}); report {html}")
+    console.print(f"[green]compliance: pass[/] — {len(required)} required rules pass ({summary}); report {html}")
     return "pass"

@@ -6,11 +6,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks import atomic
 from tasks import policy as policy_mod
-from tasks.errors import EvidenceError, InputError
-from tasks.evidence import EvidenceStore
-from tasks.runner import Tool
+from tasks import toolchain
+from tasks.core import atomic
+from tasks.core.errors import EvidenceError, InputError
+from tasks.core.evidence import EvidenceStore
+from tasks.core.runner import Tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +75,5 @@ class Context:
     def tool(self, name: str) -> Tool:
         """The pinned tool, resolved (and its sha256 checked) once per run of a stage."""
         if name not in self._tools:
-            from tasks import tools  # local import: resolving tools reads tools.lock
-
-            self._tools[name] = tools.resolve(name, root=self.root)
+            self._tools[name] = toolchain.resolve(name, root=self.root)
         return self._tools[name]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from tasks.errors import InputError
+from tasks.core.errors import InputError
 
 
 class Severity(IntEnum):

@@ -15,9 +15,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tasks import report, runner, signing
+from tasks import signing
 from tasks.context import Context
-from tasks.evidence import StageRecord, Verdict
+from tasks.core import runner
+from tasks.core.console import console
+from tasks.core.evidence import StageRecord, Verdict
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -27,11 +29,11 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     signer = signing.Signer("key", signing.configured(ctx).key_dir)
     if signer.private_key.exists() and not args.force:
         rec.add_output(signer.public_key, "application/x-pem-file")
-        report.console.print(f"  keys: {signer.private_key} exists; kept (use --force to replace it)")
+        console.print(f"  keys: {signer.private_key} exists; kept (use --force to replace it)")
         return "pass"
     password = os.environ.get("COSIGN_PASSWORD", "")
     if password == "":
-        report.console.print(
+        console.print(
             "  [yellow]warning: COSIGN_PASSWORD is empty or unset — the key is not protected by a password; "
             "fine for a workshop, not for a product[/]"
         )
@@ -52,10 +54,10 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             for old in (signer.private_key, signer.public_key):
                 if old.exists():
                     shutil.move(old, aside / old.name)
-            report.console.print(f"  keys: previous pair moved to {aside}")
+            console.print(f"  keys: previous pair moved to {aside}")
         for name, mode in (("cosign.key", 0o600), ("cosign.pub", 0o644)):
             os.chmod(Path(tmp) / name, mode)
             os.replace(Path(tmp) / name, signer.key_dir / name)
     rec.add_output(signer.public_key, "application/x-pem-file")
-    report.console.print(f"[green]keys: pass[/] — {signer.private_key} (0600), {signer.public_key}")
+    console.print(f"[green]keys: pass[/] — {signer.private_key} (0600), {signer.public_key}")
     return "pass"

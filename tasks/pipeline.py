@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
-from tasks import report
 from tasks.catalogue import CATALOGUE, PIPELINE
 from tasks.context import Context
-from tasks.evidence import StageRecord, Verdict
+from tasks.core.console import console, summary_table
+from tasks.core.evidence import StageRecord, Verdict
 from tasks.stage import Body, Stage
 
 
@@ -29,10 +29,10 @@ def run_pipeline(ctx: Context, names: Sequence[str] = PIPELINE) -> int:
     code = 0
     try:
         for name in names:
-            report.console.rule(f"[bold]{name}[/] (talk section {CATALOGUE[name][1]})")
+            console.rule(f"[bold]{name}[/] (talk section {CATALOGUE[name][1]})")
             code = stage_mod.run(ctx, stage(name), [])
             if code != 0:
                 break
     finally:
-        report.summary_table(ctx.evidence.load()["stages"], names)
+        summary_table(ctx.evidence.load()["stages"], names)
     return code

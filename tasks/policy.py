@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from tasks.errors import PolicyError
+from tasks.core.errors import PolicyError
 from tasks.findings import Finding, Severity
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "security-policy.schema.json"

@@ -20,11 +20,13 @@ from typing import Any
 
 import jsonschema
 
-from tasks import atomic, report, runner, tools, tools_lock
+from tasks import toolchain
 from tasks.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
-from tasks.errors import EvidenceError, InputError
-from tasks.evidence import StageRecord, Verdict
+from tasks.core import atomic, runner
+from tasks.core.console import console
+from tasks.core.errors import EvidenceError, InputError
+from tasks.core.evidence import StageRecord, Verdict
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -136,7 +138,7 @@ def from_evidence(ctx: Context, rec: StageRecord) -> Provenance:
         if not path.is_file():
             raise EvidenceError(f"{lock}: missing; provenance names every lock file the build used")
         deps.append(ResourceDescriptor(f"file:{lock}", {"sha256": atomic.sha256_file(path)}, lock))
-    pinned = tools_lock.load(tools.lock_path(ctx.root))
+    pinned = toolchain.load(toolchain.lock_path(ctx.root))
     for name, version in sorted(build.get("tools", {}).items()):
         digest_set = {"sha256": ctx.tool(name).sha256} if name in pinned else {}  # host tools: version only
         deps.append(ResourceDescriptor(f"pkg:generic/{name}@{version}", digest_set, name))
@@ -189,7 +191,5 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     rec.add_output(out / "image.provenance.json", STATEMENT_MEDIA_TYPE)
     rec.add_output(out / "image.predicate.json", PREDICATE_MEDIA_TYPE)
     rec.details.update({"builder_id": prov.builder_id, "build_type": BUILD_TYPE, "invocation_id": prov.invocation_id})
-    report.console.print(
-        f"[green]provenance: pass[/] — builder {prov.builder_id}, subject sha256:{prov.subject_digest[:12]}"
-    )
+    console.print(f"[green]provenance: pass[/] — builder {prov.builder_id}, subject sha256:{prov.subject_digest[:12]}")
     return "pass"

@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks import atomic, report, runner
 from tasks.context import Context
-from tasks.errors import RegistryError
-from tasks.evidence import StageRecord, Verdict
-from tasks.tools import cache_root
+from tasks.core import atomic, runner
+from tasks.core.cache import cache_root
+from tasks.core.console import console
+from tasks.core.errors import RegistryError
+from tasks.core.evidence import StageRecord, Verdict
 
 DEFAULT_PORT = 5000
 HOST = "127.0.0.1"
@@ -138,7 +139,7 @@ def ensure_running(ctx: Context, rec: StageRecord | None) -> Registry:
             reg.pid_file.unlink(missing_ok=True)
             raise RegistryError(f"docker-registry exited {proc.returncode} at start: {_tail(reg.log)}")
         if ready(reg):
-            report.console.print(f"  registry: up on {reg.address} (pid {proc.pid}, storage {reg.state / 'storage'})")
+            console.print(f"  registry: up on {reg.address} (pid {proc.pid}, storage {reg.state / 'storage'})")
             return reg
         time.sleep(0.1)
     stop(reg)
@@ -207,12 +208,12 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     rec.details.update({"address": reg.address, "state": str(reg.state)})
     if args.action == "stop":
         stopped = stop(reg)
-        report.console.print(f"  registry on {reg.address}: {'stopped' if stopped else 'was not running'}")
+        console.print(f"  registry on {reg.address}: {'stopped' if stopped else 'was not running'}")
         return "pass"
     if args.action == "status":
         pid = running_pid(reg)
         up = pid is not None and ready(reg)
-        report.console.print(f"  registry on {reg.address}: {f'up (pid {pid})' if up else 'down'}")
+        console.print(f"  registry on {reg.address}: {f'up (pid {pid})' if up else 'down'}")
         return "pass" if up else "fail"
     ensure_running(ctx, rec)
     return "pass"

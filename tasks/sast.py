@@ -11,10 +11,12 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from tasks import atomic, gate, report, runner, sarif
+from tasks import gate, sarif
 from tasks.context import Context
-from tasks.errors import InputError
-from tasks.evidence import StageRecord, Verdict
+from tasks.core import atomic, runner
+from tasks.core.console import console, findings_table
+from tasks.core.errors import InputError
+from tasks.core.evidence import StageRecord, Verdict
 from tasks.findings import Finding
 
 SARIF_MEDIA_TYPE = "application/sarif+json"
@@ -97,13 +99,11 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     )
     rec.add_output(normalized, "application/json")
     rec.details.update(outcome.summary())
-    report.findings_table(f"blocking SAST findings (threshold: {outcome.threshold})", outcome.blocking)
+    findings_table(f"blocking SAST findings (threshold: {outcome.threshold})", outcome.blocking)
     for finding, waiver in outcome.waived:
-        report.console.print(f"  waived: {finding.rule} at {finding.location} by {waiver.owner} until {waiver.expires}")
+        console.print(f"  waived: {finding.rule} at {finding.location} by {waiver.owner} until {waiver.expires}")
     if outcome.passed:
-        report.console.print(
-            f"[green]sast: pass[/] — {len(findings)} findings, none blocking at >= {outcome.threshold}"
-        )
+        console.print(f"[green]sast: pass[/] — {len(findings)} findings, none blocking at >= {outcome.threshold}")
         return "pass"
     rec.reason = f"{len(outcome.blocking)} blocking finding(s): " + ", ".join(
         sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})

@@ -11,11 +11,13 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from tasks import registry, report, runner
+from tasks import registry
 from tasks.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
-from tasks.errors import InputError, ToolError
-from tasks.evidence import StageRecord, Verdict
+from tasks.core import runner
+from tasks.core.console import console
+from tasks.core.errors import InputError, ToolError
+from tasks.core.evidence import StageRecord, Verdict
 
 SPDX_MEDIA_TYPE = "application/spdx+json"
 CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
@@ -90,5 +92,5 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     excludes = [arg for path in SOURCE_EXCLUDES for arg in ("--exclude", path)]
     source = generate(ctx, rec, f"dir:{ctx.root}", "source", [*excludes, "--source-name", "secure-iot"])
     rec.details.update({"image": ref, "packages": {"image": image, "source": source}})
-    report.console.print(f"[green]sbom: pass[/] — image {image['spdx']} packages, source {source['spdx']} packages")
+    console.print(f"[green]sbom: pass[/] — image {image['spdx']} packages, source {source['spdx']} packages")
     return "pass"

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tasks import atomic, gate, report, runner, vulndb
+from tasks import gate, vulndb
 from tasks.context import Context
-from tasks.errors import InputError, ToolError
-from tasks.evidence import StageRecord, Verdict
+from tasks.core import atomic, runner
+from tasks.core.console import console, findings_table
+from tasks.core.errors import InputError, ToolError
+from tasks.core.evidence import StageRecord, Verdict
 from tasks.findings import Finding, Severity
 from tasks.sbom import SYFT_JSON_MEDIA_TYPE
 
@@ -129,7 +131,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
                 "`nox -s scan -- --allow-missing-db` (recorded in the evidence)"
             )
         rec.opt_out("--allow-missing-db", reason)
-        report.console.print(f"[yellow]scan: skipped[/] — {reason} (opt-out recorded)")
+        console.print(f"[yellow]scan: skipped[/] — {reason} (opt-out recorded)")
         return "skipped"
     out = ctx.stage_dir("scan")
     json_out, sarif_out = out / "grype.json", out / "grype.sarif"
@@ -162,12 +164,12 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     rec.add_output(out / "summary.json", "application/json")
     rec.details.update(summary)
     if db.source == "demo":
-        report.console.print("  [yellow]note: demo DB — knows only the advisories in tests/fixtures/grype[/]")
+        console.print("  [yellow]note: demo DB — knows only the advisories in tests/fixtures/grype[/]")
     for item in ignored:
-        report.console.print(f"  covered by VEX: {item['id']} in {item['package']}")
-    report.findings_table(f"blocking vulnerabilities (threshold: {outcome.threshold})", outcome.blocking)
+        console.print(f"  covered by VEX: {item['id']} in {item['package']}")
+    findings_table(f"blocking vulnerabilities (threshold: {outcome.threshold})", outcome.blocking)
     if outcome.passed:
-        report.console.print(f"[green]scan: pass[/] — {len(found)} matches, none blocking; DB built {db.built}")
+        console.print(f"[green]scan: pass[/] — {len(found)} matches, none blocking; DB built {db.built}")
         return "pass"
     rec.reason = f"{len(outcome.blocking)} blocking: " + ", ".join(
         sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks import atomic, registry, report, runner, signing
+from tasks import registry, signing
 from tasks.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
-from tasks.errors import SigningError
-from tasks.evidence import StageRecord, Verdict
+from tasks.core import atomic, runner
+from tasks.core.console import console
+from tasks.core.errors import SigningError
+from tasks.core.evidence import StageRecord, Verdict
 from tasks.provenance import PREDICATE_MEDIA_TYPE
 from tasks.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
 from tasks.scan import GRYPE_JSON_MEDIA_TYPE, OPENVEX_MEDIA_TYPE
@@ -175,7 +177,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             "bundles": len(bundles),
         }
     )
-    report.console.print(
+    console.print(
         f"[green]sign: pass[/] — signature + {len(todo)} attestations on {image.name}; {len(bundles)} blob bundles"
     )
     return "pass"

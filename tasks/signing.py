@@ -15,7 +15,7 @@ from typing import Literal
 
 from tasks import registry
 from tasks.context import Context, source_repository
-from tasks.errors import PolicyError, SigningError
+from tasks.core.errors import PolicyError, SigningError
 from tasks.policy import Policy
 
 Mode = Literal["key", "keyless"]

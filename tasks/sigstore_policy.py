@@ -35,15 +35,17 @@ from typing import Any, Literal
 import yaml
 from rich.markup import escape
 
-from tasks import atomic, attestation_policy, registry, report, runner, signing
+from tasks import attestation_policy, registry, signing
 from tasks.admission import STAGE, Check, rel
 from tasks.build import MANIFEST_MEDIA_TYPE, buildah_args
 from tasks.context import Context, source_repository
-from tasks.errors import EvidenceError, InputError, PolicyError, SigningError, ToolError
-from tasks.evidence import StageRecord
+from tasks.core import atomic, runner
+from tasks.core.console import console
+from tasks.core.errors import EvidenceError, InputError, PolicyError, SigningError, ToolError
+from tasks.core.evidence import StageRecord
+from tasks.core.runner import Tool
 from tasks.policy import Policy
 from tasks.provenance import PREDICATE_MEDIA_TYPE
-from tasks.runner import Tool
 from tasks.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE
 from tasks.sign import openvex_document, vuln_predicate
 
@@ -485,7 +487,7 @@ def keyless_check(ctx: Context, rec: StageRecord, tester: Tool, image: str) -> C
         missing = "the repository is unknown here (GITHUB_REPOSITORY is set in CI)"
     if missing:
         rec.details["policy_controller"]["keyless"] = f"not rendered: {missing}"
-        report.console.print(f"  keyless ClusterImagePolicy not rendered: {missing}")
+        console.print(f"  keyless ClusterImagePolicy not rendered: {missing}")
         return None
     glob = f"{os.environ['SECURE_IOT_REGISTRY']}/**" if os.environ.get("SECURE_IOT_REGISTRY") else "**"
     doc = render(ctx.root, ctx.policy, "keyless", image_glob=glob)
@@ -511,7 +513,7 @@ def policy_controller_checks(ctx: Context, rec: StageRecord) -> list[Check]:
         (stage_dir / stale).unlink(missing_ok=True)
     image, why_not = signed_build(ctx)
     if image is None:
-        report.console.print(f"  [yellow]policy-controller checks not run: {escape(why_not)}[/]")
+        console.print(f"  [yellow]policy-controller checks not run: {escape(why_not)}[/]")
         rec.details["policy_controller"] = {"run": False, "reason": why_not}
         return []
     signer = signing.configured(ctx)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tasks.context import Context
-from tasks.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord, Verdict
 
 Body = Callable[[Context, StageRecord, Sequence[str]], Verdict]
 

@@ -17,11 +17,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tasks import atomic, attestation_policy, registry, report, runner, signing
+from tasks import attestation_policy, registry, signing
 from tasks.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
-from tasks.errors import InputError
-from tasks.evidence import StageRecord, Verdict
+from tasks.core import atomic, runner
+from tasks.core.console import checks_table, console
+from tasks.core.errors import InputError
+from tasks.core.evidence import StageRecord, Verdict
 
 REPORT_MEDIA_TYPE = "application/json"
 
@@ -156,9 +158,9 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     atomic.write_json(out, result)
     rec.add_output(out, REPORT_MEDIA_TYPE)
     rec.details.update({"image": ref, "checks": len(checks), "failed": [c.name for c in failed]})
-    report.checks_table(f"verify {ref}", [(c.name, c.passed, c.detail) for c in checks])
+    checks_table(f"verify {ref}", [(c.name, c.passed, c.detail) for c in checks])
     if failed:
         rec.reason = "; ".join(f"{c.name}: {c.detail}" for c in failed)
         return "fail"
-    report.console.print(f"[green]verify: pass[/] — {len(checks)} checks on {ref}")
+    console.print(f"[green]verify: pass[/] — {len(checks)} checks on {ref}")
     return "pass"

@@ -19,12 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks import report, runner
 from tasks.context import Context
-from tasks.errors import InputError, ToolError
-from tasks.evidence import StageRecord
-from tasks.runner import Tool
-from tasks.tools import cache_root, go_env, host_tool
+from tasks.core import runner
+from tasks.core.cache import cache_root
+from tasks.core.console import console
+from tasks.core.errors import InputError, ToolError
+from tasks.core.evidence import StageRecord
+from tasks.core.runner import Tool
+from tasks.toolchain.go import go_env
+from tasks.toolchain.host import host_tool
 
 SOURCE_ENV = "SECURE_IOT_VULNDB"
 BUILDER_DIR = "tools/grype-db-builder"
@@ -135,9 +138,9 @@ def report_status(grype: Tool, max_age_hours: int = 120) -> dict[str, Any]:
     """For `nox -s tools`: the configured DB's state, without changing it."""
     current = status(None, grype, source(), max_age_hours)
     if current.valid:
-        report.console.print(f"  grype db ({current.source}): built {current.built}, schema {current.schema}")
+        console.print(f"  grype db ({current.source}): built {current.built}, schema {current.schema}")
     else:
-        report.console.print(
+        console.print(
             f"  [yellow]grype db ({current.source}): not usable ({current.error or 'invalid'}); "
             f"`nox -s scan` prepares it ({SOURCE_ENV}=demo|online|<archive>)[/]"
         )

@@ -34,11 +34,12 @@ from typing import Any
 import yaml
 from rich.markup import escape
 
-from tasks import atomic, report, runner
 from tasks.catalogue import CATALOGUE, PIPELINE
 from tasks.context import Context
-from tasks.errors import InputError, ToolError
-from tasks.evidence import StageRecord, Verdict
+from tasks.core import atomic, runner
+from tasks.core.console import console
+from tasks.core.errors import InputError, ToolError
+from tasks.core.evidence import StageRecord, Verdict
 
 WORKFLOW_DIR = ".github/workflows"
 CI_WORKFLOW = "ci.yml"
@@ -600,23 +601,23 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             "problems": len(problems),
         }
     )
-    report.console.print(
+    console.print(
         "  [dim]actionlint: shellcheck and pyflakes integrations off (not pinned in tools.lock)[/]", soft_wrap=True
     )
     for item in summary["suppressions"]:
-        report.console.print(
+        console.print(
             escape(f"  suppressed: zizmor {item['rules']} at {item['file']}:{item['line']}: {item['reason']}"),
             soft_wrap=True,
         )
     if not problems:
-        report.console.print(
+        console.print(
             f"[green]workflows: pass[/] — {len(summary['workflows'])} workflows: actionlint and zizmor clean, "
             "every session exists, ci.yml runs every required stage, every action pinned",
             soft_wrap=True,
         )
         return "pass"
     for problem in problems:
-        report.console.print(f"  [red]{escape(str(problem))}[/]", soft_wrap=True)
+        console.print(f"  [red]{escape(str(problem))}[/]", soft_wrap=True)
     rec.reason = f"{len(problems)} workflow problem(s): {reason(problems)}"
     return "fail"
 

@@ -50,9 +50,9 @@ def run_tasks(*args: str, root: Path, env: dict[str, str] | None = None, timeout
 
 def pinned(name: str) -> Path:
     """The pinned tool's binary, resolved (and installed if needed) through tools.lock."""
-    from tasks import tools
+    from tasks import toolchain
 
-    return tools.resolve(name, REPO).path
+    return toolchain.resolve(name, REPO).path
 
 
 @pytest.fixture

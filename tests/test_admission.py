@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks import admission, tools
+from tasks import admission, toolchain
 from tasks.context import Context
-from tasks.evidence import EvidenceStore, StageRecord
-from tasks.runner import Tool
+from tasks.core.evidence import EvidenceStore, StageRecord
+from tasks.core.runner import Tool
 from tests.conftest import REPO, pinned, run_tasks
 
 CHART = REPO / admission.CHART
@@ -58,7 +58,7 @@ def policy_root(tmp_path: Path) -> Path:
 
 
 def pinned_tool(name: str) -> Tool:
-    return tools.resolve(name, REPO)
+    return toolchain.resolve(name, REPO)
 
 
 def context(root: Path) -> tuple[Context, StageRecord]:

@@ -99,7 +99,7 @@ def test_push_refused_is_one_clear_line(registry_env: dict[str, str]) -> None:
 
 
 def test_sbom_of_an_image_that_is_not_there_fails_closed(registry_env: dict[str, str]) -> None:
-    from tasks.evidence import EvidenceStore
+    from tasks.core.evidence import EvidenceStore
 
     out = Path(registry_env["SECURE_IOT_OUT"])
     missing = f"127.0.0.1:{registry_env['SECURE_IOT_REGISTRY_PORT']}/secure-iot-server@sha256:{'0' * 64}"
@@ -124,3 +124,43 @@ def test_only_the_loopback_host_is_local() -> None:
     assert is_local("127.0.0.1:5000/secure-iot-server") and is_local("localhost/x")
     for ref in ("localhost.evil.example/x", "127.0.0.1.nip.io/x", "localhostile.example/x", "ghcr.io/a/b"):
         assert not is_local(ref), ref
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"sources.list": "deb http://deb.example/debian bookworm main\n"}, ["sources.list"]),
+        ({"sources.list.d/debian.sources": "Types: deb\nSuites: bookworm\n"}, ["sources.list.d/debian.sources"]),
+        (
+            {
+                "sources.list": "# only a comment\n",
+                "sources.list.d/a.list": "deb http://deb.example/debian bookworm main\n",
+                "sources.list.d/b.sources": "Types: deb\n",
+                "sources.list.d/c.list.disabled": "deb http://deb.example/x bookworm main\n",
+            },
+            ["sources.list.d/a.list", "sources.list.d/b.sources"],
+        ),
+    ],
+)
+def test_apt_sources_are_read_the_way_apt_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], expected: list[str]
+) -> None:
+    from tasks.build import apt_sources
+
+    monkeypatch.delenv("SECURE_IOT_APT_SOURCES", raising=False)
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert apt_sources(tmp_path) == [tmp_path / e for e in expected]
+
+
+def test_no_apt_sources_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.build import apt_sources
+    from tasks.core.errors import InputError
+
+    monkeypatch.delenv("SECURE_IOT_APT_SOURCES", raising=False)
+    with pytest.raises(InputError, match="no package sources"):
+        apt_sources(tmp_path)
+    monkeypatch.setenv("SECURE_IOT_APT_SOURCES", str(tmp_path / "missing.sources"))
+    with pytest.raises(InputError, match="SECURE_IOT_APT_SOURCES: no such file"):
+        apt_sources(tmp_path)

@@ -17,7 +17,7 @@ import yaml
 
 from tasks import admission, cluster
 from tasks.context import Context
-from tasks.evidence import StageRecord
+from tasks.core.evidence import StageRecord
 from tests.conftest import REPO, pinned, run_tasks
 
 SESSIONS = ("cluster", "deploy", "demo", "teardown")
@@ -154,7 +154,7 @@ def test_demo_pods_fail_only_for_the_reason_each_step_shows(tmp_path: Path) -> N
 
 
 def pinned_tool(name: str) -> cluster.Tool:
-    from tasks import tools
+    from tasks import toolchain
 
     pinned(name)  # installed if needed
-    return tools.resolve(name, REPO)
+    return toolchain.resolve(name, REPO)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks import atomic
-from tasks.errors import EvidenceError, InputError
-from tasks.evidence import EvidenceStore
+from tasks.core import atomic
+from tasks.core.errors import EvidenceError, InputError
+from tasks.core.evidence import EvidenceStore
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,7 +77,7 @@ def test_killed_writer_never_leaves_a_torn_manifest(tmp_path: Path) -> None:
         f"""
         import sys; sys.path.insert(0, {str(REPO)!r})
         from pathlib import Path
-        from tasks.evidence import EvidenceStore
+        from tasks.core.evidence import EvidenceStore
         store = EvidenceStore(Path({str(path)!r}))
         i = 0
         while True:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tasks import gate, policy
-from tasks.errors import PolicyError
+from tasks.core.errors import PolicyError
 from tasks.findings import Finding, Severity
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from tasks.errors import InputError
+from tasks.core.errors import InputError
 from tasks.provenance import Provenance, ResourceDescriptor, validate
 from tests.conftest import REPO
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tasks import sarif
-from tasks.errors import InputError
+from tasks.core.errors import InputError
 from tasks.findings import Severity
 from tasks.sast import semgrep_rule_id
 from tests.conftest import REPO, pinned, run_tasks

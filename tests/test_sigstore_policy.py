@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tasks import attestation_policy, sigstore_policy
 from tasks import policy as policy_mod
-from tasks.errors import InputError, PolicyError
+from tasks.core.errors import InputError, PolicyError
 from tasks.policy import Policy
 from tests.conftest import REPO, pinned, run_tasks
 

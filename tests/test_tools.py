@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.errors import InputError
-from tasks.tools_lock import current_platform, load
+from tasks.core.errors import InputError
+from tasks.toolchain.lock import current_platform, load
 from tests.conftest import REPO, run_tasks
 
 HELLO = b"#!/bin/sh\necho 'hello 1.2.3'\n"
@@ -181,3 +181,33 @@ def test_a_route_that_is_not_a_table_names_the_field(tmp_path: Path) -> None:
     (tmp_path / "tools.lock").write_text('schema = 1\n[tools.x]\nversion = "1"\nwhy = "w"\ngo = "not a table"\n')
     with pytest.raises(InputError, match=r"tools\.x\.go: expected a table"):
         load(tmp_path / "tools.lock")
+
+
+def test_apt_tool_with_a_missing_also_package_goes_back_through_apt() -> None:
+    """A data package removed by hand (ssg-debian under oscap) must not count as installed."""
+    from tasks.core.errors import ToolError
+    from tasks.toolchain.lock import AptRoute, Pin
+    from tasks.toolchain.resolve import from_system_package
+
+    complete = Pin("dpkg-query", "x", "t", (), "dpkg-query", apt=AptRoute("dpkg"))
+    with pytest.raises(ToolError, match=r"tools\.lock pins x"):  # installed, at another version: named
+        from_system_package(complete)
+    incomplete = Pin("dpkg-query", "x", "t", (), "dpkg-query", apt=AptRoute("dpkg", ("no-such-package-secure-iot",)))
+    assert from_system_package(incomplete) is None
+
+
+def test_data_file_is_reached_only_through_the_tools_own_packages(tmp_path: Path) -> None:
+    from tasks.core.errors import ToolError
+    from tasks.core.runner import Tool
+    from tasks.toolchain.resolve import resolve
+
+    oscap = resolve("oscap-chroot", REPO)
+    assert "ssg-debian" in oscap.packages
+    policy = (REPO / "security-policy.yaml").read_text()
+    named = re.search(r"datastream: (\S+)", policy)
+    assert named is not None
+    assert oscap.data_file(named.group(1)).is_file()
+    with pytest.raises(ToolError, match=r"/etc/hostname is not provided by its pinned packages \(openscap-utils"):
+        oscap.data_file("/etc/hostname")  # exists, but no pinned package ships it
+    with pytest.raises(ToolError, match="not a Debian package"):
+        Tool("cosign", "1", tmp_path / "cosign", route="go").data_file("/usr/share/x")

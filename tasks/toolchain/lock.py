@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.errors import InputError
+from tasks.core.errors import InputError
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 PROFILES = ("local", "cluster", "release")

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.errors import ToolError
-from tasks.evidence import CommandRecord, StageRecord
+from tasks.core.errors import ToolError
+from tasks.core.evidence import CommandRecord, StageRecord
 
 REDACTED = "***"
 SCRUBBED_ENV = {"grype": "GRYPE_", "syft": "SYFT_", "semgrep": "SEMGREP_", "cosign": "COSIGN_", "bandit": "BANDIT_"}
@@ -30,6 +30,38 @@ class Tool:
     path: Path
     route: str = "path"
     sha256: str = ""
+    packages: tuple[str, ...] = ()  # the Debian packages its apt route installed (package + also)
+
+    def data_file(self, path: str | Path) -> Path:
+        """A file one of this tool's Debian packages provides, reached only after resolution.
+
+        Refused unless the file exists *and* dpkg lists it as shipped by one of the pinned
+        packages: a file that is present only because someone installed a package by hand
+        would hide a missing install step (tools.lock ``also``) until a fresh machine.
+        """
+        wanted = Path(path)
+        if not wanted.is_absolute():
+            raise ToolError(f"{self.name}: data file {wanted} must be an absolute path")
+        if not self.packages:
+            raise ToolError(f"{self.name}: resolved via {self.route}, not a Debian package; it ships no {wanted}")
+        owners = [p for p in self.packages if str(wanted) in dpkg_file_list(p)]
+        if not owners or not wanted.is_file():
+            raise ToolError(
+                f"{self.name}: {wanted} is not provided by its pinned packages ({', '.join(self.packages)}); "
+                "add the Debian package that ships it to the tool's apt `also` list in tools.lock"
+            )
+        return wanted
+
+
+DPKG_INFO = Path("/var/lib/dpkg/info")
+
+
+def dpkg_file_list(package: str) -> frozenset[str]:
+    """The paths dpkg records for an installed package (empty if it is not installed)."""
+    for candidate in [DPKG_INFO / f"{package}.list", *sorted(DPKG_INFO.glob(f"{package}:*.list"))]:
+        if candidate.is_file():
+            return frozenset(candidate.read_text(encoding="utf-8", errors="replace").splitlines())
+    return frozenset()
 
 
 @dataclass(frozen=True)

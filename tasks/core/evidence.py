@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tasks import atomic
-from tasks.errors import EvidenceError, InputError, PipelineError
+from tasks.core import atomic
+from tasks.core.errors import EvidenceError, InputError, PipelineError
 
 SCHEMA = "urn:secure-iot:evidence:v1"
 

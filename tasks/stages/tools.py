@@ -1,0 +1,55 @@
+"""Talk 02 - nox -s tools: install and verify every pinned tool, report where each came from."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+
+from tasks.context import Context
+from tasks.core.console import console, tools_table
+from tasks.core.errors import ToolError
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.runner import Tool
+from tasks.toolchain.lock import load
+from tasks.toolchain.resolve import install, link, lock_path, selected, stray_on_path
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    parser = argparse.ArgumentParser(prog="nox -s tools", description="install and verify the pinned tools")
+    parser.add_argument("names", nargs="*", help="only these tools (default: every local-profile tool)")
+    parser.add_argument("--all", action="store_true", help="also the cluster and release profiles")
+    parser.add_argument("--json", action="store_true", help="print {tool: {version, path, route, sha256}}")
+    args = parser.parse_args(argv)
+    pins = load(lock_path(ctx.root))
+    rec.add_input(lock_path(ctx.root), "application/toml")
+    resolved: dict[str, Tool] = {}
+    failures: list[str] = []
+    for pin in selected(pins, args.names, args.all):
+        try:
+            tool = install(pin, ctx.root, rec)
+        except ToolError as exc:
+            failures.append(str(exc))
+            continue
+        resolved[pin.name] = tool
+        rec.tools[pin.name] = pin.version
+        link(ctx.root, tool)
+        stray = stray_on_path(tool, pin, ctx.root)
+        if stray:
+            console.print(f"  [yellow]{pin.name}: {stray}[/]")
+            rec.details.setdefault("ignored_on_path", []).append(stray)
+    rec.details["tools"] = {name: _describe(tool) for name, tool in resolved.items()}
+    tools_table(resolved, pins)
+    from tasks import vulndb  # the DB is an input like any tool: report its state
+
+    if "grype" in resolved:
+        rec.details["grype_db"] = vulndb.report_status(resolved["grype"])
+    if args.json:
+        print(json.dumps({name: _describe(tool) for name, tool in resolved.items()}, indent=2, sort_keys=True))
+    if failures:
+        raise ToolError(" | ".join(failures))
+    return "pass"
+
+
+def _describe(tool: Tool) -> dict[str, str]:
+    return {"version": tool.version, "path": str(tool.path), "route": tool.route, "sha256": tool.sha256}

@@ -1,0 +1,62 @@
+"""Route 2: go install module@version (or a throwaway module carrying the tool's replace directives)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tasks.core import runner
+from tasks.core.cache import cache_root
+from tasks.core.errors import ToolError
+from tasks.core.evidence import StageRecord
+from tasks.core.runner import Tool
+from tasks.toolchain.host import host_tool
+from tasks.toolchain.lock import Pin
+from tasks.toolchain.store import RouteUnavailable, store
+
+
+def go_env() -> dict[str, str]:
+    """Go builds share module and build caches outside the checkout, keyed by content."""
+    root = cache_root() / "go"
+    return {
+        "GOMODCACHE": str(root / "mod"),
+        "GOCACHE": str(root / "build"),
+        "GOFLAGS": "-trimpath -buildvcs=false -modcacherw",
+        "CGO_ENABLED": "0",
+    }
+
+
+def via_go(pin: Pin, rec: StageRecord | None, scratch: Path) -> Tool:
+    if pin.go is None:
+        raise RouteUnavailable("no go route pinned")
+    if shutil.which("go") is None:
+        raise RouteUnavailable("Go is not installed")
+    go = host_tool("go")
+    env = go_env()
+    ldflags = ["-ldflags", pin.go.ldflags] if pin.go.ldflags else []
+    ref = f"{pin.go.module}@v{pin.version}"
+    try:
+        if not pin.go.replace:
+            runner.run(
+                rec,
+                go,
+                ["install", *ldflags, f"{pin.go.package}@v{pin.version}"],
+                env={**env, "GOBIN": str(scratch)},
+                timeout=3600,
+            )
+            built = scratch / Path(pin.go.package).name
+        else:  # the tool's go.mod has replace directives: build inside a throwaway module
+            module = scratch / "module"
+            module.mkdir()
+            runner.run(rec, go, ["mod", "init", f"secure-iot.local/build/{pin.name}"], env=env, cwd=module)
+            for line in pin.go.replace:
+                old, new = line.split("=", 1)
+                runner.run(rec, go, ["mod", "edit", f"-replace={old}={new}"], env=env, cwd=module)
+            runner.run(rec, go, ["get", ref], env=env, cwd=module, timeout=1800)
+            built = scratch / pin.binary
+            runner.run(
+                rec, go, ["build", "-mod=mod", *ldflags, "-o", built, pin.go.package], env=env, cwd=module, timeout=3600
+            )
+    except ToolError as exc:
+        raise RouteUnavailable(str(exc)) from exc
+    return store(pin, built, "go", ref)

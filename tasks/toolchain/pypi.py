@@ -1,0 +1,66 @@
+"""Wheel-shipped tools: each in its own virtualenv in the cache, from its hash lock."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from tasks.core import atomic, runner
+from tasks.core.errors import ToolError
+from tasks.core.evidence import StageRecord
+from tasks.core.runner import Tool
+from tasks.toolchain.lock import Pin
+from tasks.toolchain.store import RouteUnavailable, entry_dir, store
+
+
+def via_pypi(pin: Pin, rec: StageRecord | None, scratch: Path, root: Path) -> Tool:
+    """A wheel-shipped tool gets its own virtualenv in the cache, from its hash lock."""
+    if pin.pypi is None:
+        raise RouteUnavailable("no pypi route pinned")
+    lock = root / pin.pypi.lock
+    if not lock.is_file():
+        raise ToolError(f"{pin.name}: {lock} is missing; run `nox -s lock`")
+    venv = entry_dir(pin) / "venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    python = Tool("python", sys.version.split()[0], Path(sys.executable), route="system")
+    runner.run(rec, python, ["-m", "venv", venv], timeout=300)
+    pip = Tool("pip", "venv", venv / "bin" / "python", route="system")
+    try:
+        runner.run(
+            rec,
+            pip,
+            [
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--require-hashes",
+                "--no-deps",
+                "-r",
+                lock,
+            ],
+            timeout=1800,
+        )
+    except ToolError as exc:
+        raise RouteUnavailable(str(exc)) from exc
+    installed = metadata.distributions(path=[str(p) for p in venv.glob("lib/python*/site-packages")])
+    versions = {_normal(d.metadata["Name"]): d.version for d in installed}
+    if versions.get(_normal(pin.pypi.package)) != pin.version:
+        raise ToolError(
+            f"{pin.name}: {lock} installs {pin.pypi.package} {versions.get(_normal(pin.pypi.package))}, "
+            f"tools.lock pins {pin.version}; make them agree"
+        )
+    shim = scratch / pin.binary
+    shim.symlink_to(venv / "bin" / pin.binary)
+    return store(
+        pin, shim, "pypi", f"{pin.pypi.package}=={pin.version} ({pin.pypi.lock})", lock_sha256=atomic.sha256_file(lock)
+    )
+
+
+def _normal(name: str) -> str:
+    """PEP 503 name normalization."""
+    return re.sub(r"[-_.]+", "-", name).lower()

@@ -1,0 +1,110 @@
+"""The tool cache: one directory per pinned version.
+
+A receipt records the binary's sha256 (re-checked on every use) and the pin that made it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tasks.core import atomic
+from tasks.core.cache import cache_root
+from tasks.core.errors import ToolError
+from tasks.core.runner import Tool
+from tasks.toolchain.lock import Pin
+
+RECEIPT = "receipt.json"
+
+
+def entry_dir(pin: Pin) -> Path:
+    return cache_root() / "tools" / pin.name / pin.version
+
+
+@dataclass
+class Attempt:
+    route: str
+    outcome: str
+
+
+class RouteUnavailable(Exception):
+    """This route cannot deliver the tool here; the next route is tried."""
+
+
+def fingerprint(pin: Pin) -> str:
+    """What the pin says about how to obtain the tool; a changed pin invalidates the cache entry."""
+    routes = {
+        "downloads": {k: asdict(v) for k, v in pin.downloads.items()},
+        "go": pin.go,
+        "apt": pin.apt,
+        "pypi": pin.pypi,
+        "version": pin.version,
+        "binary": pin.binary,
+    }
+    return hashlib.sha256(json.dumps(routes, default=str, sort_keys=True).encode()).hexdigest()
+
+
+def from_cache(pin: Pin, root: Path) -> Tool | None:
+    directory = entry_dir(pin)
+    receipt_path, binary = directory / RECEIPT, directory / pin.binary
+    if not receipt_path.is_file() or not binary.is_file():
+        return None
+    receipt = json.loads(receipt_path.read_text(encoding="utf-8"))
+    if "pin" not in receipt:  # an entry from before pins were fingerprinted: adopt it once
+        receipt["pin"] = fingerprint(pin)
+        atomic.write_json(receipt_path, receipt)
+    if receipt["pin"] != fingerprint(pin):
+        return None  # tools.lock changed how this version is obtained: reinstall it
+    if pin.pypi is not None:  # a relocked wheel tool is reinstalled, not trusted
+        lock = root / pin.pypi.lock
+        if not lock.is_file() or receipt.get("lock_sha256") != atomic.sha256_file(lock):
+            return None
+    actual = atomic.sha256_file(binary)
+    if actual != receipt.get("sha256"):
+        shutil.rmtree(directory, ignore_errors=True)
+        raise ToolError(
+            f"{pin.name} {pin.version}: cached binary {binary} has sha256 {actual}, its receipt says "
+            f"{receipt.get('sha256')}; the entry was deleted, run `nox -s tools` to reinstall"
+        )
+    return Tool(pin.name, pin.version, binary, route=f"cache ({receipt['route']})", sha256=actual)
+
+
+def store(pin: Pin, built: Path, route: str, source: str, lock_sha256: str = "") -> Tool:
+    directory = entry_dir(pin)
+    directory.mkdir(parents=True, exist_ok=True)
+    binary = directory / pin.binary
+    if not built.is_symlink():
+        built.chmod(0o755)
+    os.replace(built, binary)
+    digest = atomic.sha256_file(binary)
+    receipt = {
+        "name": pin.name,
+        "version": pin.version,
+        "route": route,
+        "source": source,
+        "sha256": digest,
+        "pin": fingerprint(pin),
+    }
+    if lock_sha256:
+        receipt["lock_sha256"] = lock_sha256
+    atomic.write_json(directory / RECEIPT, receipt)
+    return Tool(pin.name, pin.version, binary, route=route, sha256=digest)
+
+
+@contextlib.contextmanager
+def locked(pin: Pin) -> Iterator[None]:
+    lock = cache_root() / "tools" / pin.name / ".lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
