@@ -11,13 +11,13 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from tasks import gate, sarif
 from tasks.context import Context
 from tasks.core import atomic, runner
-from tasks.core.console import console, findings_table
+from tasks.core.console import console
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.findings import Finding
+from tasks.policy import gate, sarif
+from tasks.policy.findings import Finding, findings_table
 
 SARIF_MEDIA_TYPE = "application/sarif+json"
 RULE_PREFIX = "secure-iot."

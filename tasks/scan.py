@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tasks import gate, vulndb
+from tasks import vulndb
 from tasks.context import Context
 from tasks.core import atomic, runner
-from tasks.core.console import console, findings_table
+from tasks.core.console import console
 from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.findings import Finding, Severity
+from tasks.policy import gate
+from tasks.policy.findings import Finding, Severity, findings_table
 from tasks.sbom import SYFT_JSON_MEDIA_TYPE
 
 GRYPE_JSON_MEDIA_TYPE = "application/vnd.grype+json"

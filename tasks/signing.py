@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 from tasks import registry
-from tasks.context import Context, source_repository
+from tasks.context import Context
 from tasks.core.errors import PolicyError, SigningError
-from tasks.policy import Policy
+from tasks.core.repository import source_repository
+from tasks.policy.security_policy import Policy
 
 Mode = Literal["key", "keyless"]
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"

@@ -35,16 +35,18 @@ from typing import Any, Literal
 import yaml
 from rich.markup import escape
 
-from tasks import attestation_policy, registry, signing
+from tasks import registry, signing
 from tasks.admission import STAGE, Check, rel
 from tasks.build import MANIFEST_MEDIA_TYPE, buildah_args
-from tasks.context import Context, source_repository
+from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.console import console
 from tasks.core.errors import EvidenceError, InputError, PolicyError, SigningError, ToolError
 from tasks.core.evidence import StageRecord
+from tasks.core.repository import source_repository
 from tasks.core.runner import Tool
-from tasks.policy import Policy
+from tasks.policy import rego as attestation_policy
+from tasks.policy.security_policy import Policy
 from tasks.provenance import PREDICATE_MEDIA_TYPE
 from tasks.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE
 from tasks.sign import openvex_document, vuln_predicate

@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tasks import attestation_policy, registry, signing
+from tasks import registry, signing
 from tasks.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.console import checks_table, console
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
+from tasks.policy import rego as attestation_policy
 
 REPORT_MEDIA_TYPE = "application/json"
 

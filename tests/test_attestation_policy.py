@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tasks import attestation_policy
 from tasks.core.runner import Tool
-from tasks.policy import load
+from tasks.policy import rego as attestation_policy
+from tasks.policy.security_policy import load
 from tests.conftest import REPO, pinned
 
 DIGEST = "sha256:" + "ab" * 32

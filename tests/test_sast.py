@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks import sarif
 from tasks.core.errors import InputError
-from tasks.findings import Severity
+from tasks.policy import sarif
+from tasks.policy.findings import Severity
 from tasks.sast import semgrep_rule_id
 from tests.conftest import REPO, pinned, run_tasks
 

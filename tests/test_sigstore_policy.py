@@ -16,10 +16,11 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tasks import attestation_policy, sigstore_policy
-from tasks import policy as policy_mod
+from tasks import sigstore_policy
 from tasks.core.errors import InputError, PolicyError
-from tasks.policy import Policy
+from tasks.policy import rego as attestation_policy
+from tasks.policy import security_policy as policy_mod
+from tasks.policy.security_policy import Policy
 from tests.conftest import REPO, pinned, run_tasks
 
 POLICY = REPO / "security-policy.yaml"

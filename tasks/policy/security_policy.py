@@ -19,9 +19,10 @@ import jsonschema
 import yaml
 
 from tasks.core.errors import PolicyError
-from tasks.findings import Finding, Severity
+from tasks.core.repository import CHECKOUT
+from tasks.policy.findings import Finding, Severity
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "security-policy.schema.json"
+SCHEMA_PATH = CHECKOUT / "schemas" / "security-policy.schema.json"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import InputError
-from tasks.findings import Finding, Severity
+from tasks.policy.findings import Finding, Severity
 
 LEVELS = {"error": Severity.HIGH, "warning": Severity.MEDIUM, "note": Severity.LOW, "none": Severity.INFO}
 

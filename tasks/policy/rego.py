@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tasks.context import source_repository
 from tasks.core import atomic, runner
 from tasks.core.errors import InputError, PolicyError
+from tasks.core.repository import source_repository
 from tasks.core.runner import Tool
-from tasks.policy import Policy
+from tasks.policy.security_policy import Policy
 
 REGO_DIR = Path("infra/policies/sigstore/rego")
 # cosign --type -> (predicateType URI, Rego module or None when only presence is required)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tasks.findings import Finding
-from tasks.policy import Policy, Waiver
+from tasks.policy.findings import Finding
+from tasks.policy.security_policy import Policy, Waiver
 
 
 @dataclass(frozen=True)

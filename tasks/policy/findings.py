@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
+from rich.table import Table
+
+from tasks.core.console import console
 from tasks.core.errors import InputError
 
 
@@ -48,3 +52,15 @@ class Finding:
     def ids(self) -> set[str]:
         """Every id a waiver or VEX statement may name this finding by."""
         return {self.rule, *self.aliases}
+
+
+def findings_table(title: str, findings: Iterable[Finding]) -> None:
+    rows = list(findings)
+    if not rows:
+        return
+    table = Table(title=title, title_justify="left")
+    for col in ("severity", "tool", "rule", "location", "message"):
+        table.add_column(col, overflow="fold")
+    for f in rows:
+        table.add_row(str(f.severity), f.tool, f.rule, f.location, f.message[:160])
+    console.print(table)
