@@ -11,7 +11,7 @@ import pytest
 from tasks.core.errors import InputError
 from tasks.policy import sarif
 from tasks.policy.findings import Severity
-from tasks.sast import semgrep_rule_id
+from tasks.source.sast import semgrep_rule_id
 from tests.conftest import REPO, pinned, run_tasks
 
 PLANTED = '''\

@@ -5,7 +5,7 @@
   the `local-registry-hosting` ConfigMap); Gatekeeper and sigstore policy-controller from
   pinned Helm chart versions; the Gatekeeper templates, constraints and sync Config of
   infra/policies/gatekeeper; the protected namespace (policy.sigstore.dev/include=true);
-  and the ClusterImagePolicy rendered by tasks/sigstore_policy.py.
+  and the ClusterImagePolicy rendered by tasks/cluster_image_policy.py.
 - `deploy`: the image of the build evidence, with its signature and attestations (cosign
   copy), into the cluster's registry; then the chart, by digest, into the protected
   namespace. policy-controller and Gatekeeper admit it, or the stage fails.
@@ -56,8 +56,10 @@ from typing import Any
 import yaml
 from rich.markup import escape
 
-from tasks import admission, registry, signing, sigstore_policy
-from tasks.build import IMAGE_NAME, MANIFEST_MEDIA_TYPE
+from tasks.admission import cluster_image_policy
+from tasks.admission import gatekeeper as admission
+from tasks.container import oci_registry
+from tasks.container.build import IMAGE_NAME, MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.cache import cache_root
@@ -65,6 +67,7 @@ from tasks.core.console import console
 from tasks.core.errors import EvidenceError, InputError, PipelineError, ToolError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.runner import Completed, Tool
+from tasks.signing import signer as signing
 
 KIND_CONFIG = "infra/kind/cluster.yaml"
 # kind v0.33.0's own default node image (sigs.k8s.io/kind pkg/apis/config/defaults/image.go),
@@ -398,13 +401,13 @@ def registry_container(kube: Kube, state: State, ctx: Context) -> None:
             "--label",
             f"{REGISTRY_LABEL}={state.cluster}",
             "--publish",
-            f"{registry.HOST}:{port}:{REGISTRY_PORT_IN_CONTAINER}",
+            f"{oci_registry.HOST}:{port}:{REGISTRY_PORT_IN_CONTAINER}",
             REGISTRY_IMAGE,
         ],
         timeout=600,
     )
     state.registry_container = started.stdout.strip().splitlines()[-1]
-    state.push_address = f"{registry.HOST}:{port}"
+    state.push_address = f"{oci_registry.HOST}:{port}"
     save(ctx, state)
 
 
@@ -439,7 +442,7 @@ def connect_registry(kube: Kube, state: State) -> str:
 
 def wire_nodes(kube: Kube, state: State) -> int:
     """One hosts.toml per node: 127.0.0.1:<port> -> the registry container (kind's guide)."""
-    local = registry.configured().address
+    local = oci_registry.configured().address
     hosts = f'[host."http://{REGISTRY_CONTAINER}:{REGISTRY_PORT_IN_CONTAINER}"]\n'
     nodes = kube.run("kind", ["get", "nodes", "--name", state.cluster]).stdout.split()
     for node in nodes:
@@ -519,10 +522,10 @@ def cluster_policy(kube: Kube, state: State) -> Path:
     """The ClusterImagePolicy for this cluster: signatures read from the registry container."""
     ctx = kube.ctx
     signer = signing.configured(ctx)
-    local = registry.configured()
-    mode: sigstore_policy.Mode = signer.mode
+    local = oci_registry.configured()
+    mode: cluster_image_policy.Mode = signer.mode
     if mode == "key":
-        doc = sigstore_policy.render(
+        doc = cluster_image_policy.render(
             ctx.root,
             ctx.policy,
             "key",
@@ -532,58 +535,14 @@ def cluster_policy(kube: Kube, state: State) -> Path:
         )
     else:
         target = os.environ.get("SECURE_IOT_REGISTRY", "")
-        doc = sigstore_policy.render(ctx.root, ctx.policy, "keyless", image_glob=f"{target}/**" if target else "**")
+        doc = cluster_image_policy.render(
+            ctx.root, ctx.policy, "keyless", image_glob=f"{target}/**" if target else "**"
+        )
     path = ctx.stage_dir("cluster") / f"cip-{mode}.yaml"
-    sigstore_policy.write(path, doc, sigstore_policy.TEMPLATES[mode])
-    kube.rec.add_output(path, sigstore_policy.CIP_MEDIA_TYPE)
+    cluster_image_policy.write(path, doc, cluster_image_policy.TEMPLATES[mode])
+    kube.rec.add_output(path, cluster_image_policy.CIP_MEDIA_TYPE)
     kube.kubectl("apply", "-f", admission.rel(ctx, path))
     return path
-
-
-def cluster(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
-    argparse.ArgumentParser(
-        prog="nox -s cluster", description="kind cluster with Gatekeeper, policy-controller and the policies"
-    ).parse_args(argv)
-    eng = engine(rec)
-    tools = cluster_tools(ctx)
-    network(CHARTS)
-    name = cluster_name(ctx)
-    kube = Kube(ctx, rec, eng, tools, name)
-    rec.details.update({"cluster": name, "engine": f"{eng.name} {eng.tool.version}", "node_image": NODE_IMAGE})
-    archives = {chart.name: fetch_chart(kube, chart) for chart in CHARTS}
-    state = load(ctx) or State(cluster=name, engine=eng.name, kubeconfig=admission.rel(ctx, kube.kubeconfig))
-    registry_container(kube, state, ctx)
-    rec.details["registry_container"] = state.registry_container
-    if name in kube.clusters():
-        console.print(f"  kind cluster {name} exists: reusing it")
-        kube.export_kubeconfig()
-    else:
-        kube.run(
-            "kind",
-            [
-                *("create", "cluster", "--name", name, "--config", KIND_CONFIG, "--image", NODE_IMAGE),
-                *("--kubeconfig", kube.kubeconfig, "--wait", "300s"),
-            ],
-            timeout=1200,
-        )
-    state.registry_ip = connect_registry(kube, state)
-    nodes = wire_nodes(kube, state)
-    for chart in CHARTS:
-        install_chart(kube, chart, archives[chart.name])
-        state.charts[chart.name] = chart.version
-    constraints = gatekeeper_policies(kube)
-    kube.kubectl("apply", "-f", admission.PROTECTED_NAMESPACE)
-    state.policy = admission.rel(ctx, cluster_policy(kube, state))
-    for kind, constraint in constraints:
-        poll(f"Gatekeeper to enforce {kind} {constraint}", 180, functools.partial(enforced, kube, kind, constraint))
-    rec.add_output(save(ctx, state), STATE_MEDIA_TYPE)
-    rec.details.update({"nodes": nodes, "charts": state.charts, "constraints": [c for _, c in constraints]})
-    console.print(
-        f"[green]cluster: PASS[/] — kind cluster {name} ({nodes} nodes); Gatekeeper {GATEKEEPER.version} enforcing "
-        f"{len(constraints)} constraints; policy-controller (chart {POLICY_CONTROLLER.version}) with {state.policy}; "
-        f"namespace {admission.NAMESPACE} protected"
-    )
-    return "pass"
 
 
 # --- deploy ------------------------------------------------------------------------------
@@ -612,60 +571,6 @@ def built_image(ctx: Context, rec: StageRecord) -> tuple[str, str]:
         raise EvidenceError(f"build evidence names {image.name}: not an image by digest")
     rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
     return image.name.split("@", 1)[0], image.digest
-
-
-def deploy(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
-    argparse.ArgumentParser(
-        prog="nox -s deploy", description="the chart, by digest, into the protected namespace"
-    ).parse_args(argv)
-    kube, state = ready(ctx, rec)
-    repository, digest = built_image(ctx, rec)
-    local = registry.configured()
-    if not repository.startswith(f"{local.address}/"):
-        raise InputError(f"{repository}: deploy copies from the local registry {local.address} only")
-    registry.ensure_running(ctx, rec)
-    path = repository.split("/", 1)[1]
-    runner.run(  # the image with its .sig and .att tags: policy-controller verifies those
-        rec,
-        ctx.tool("cosign"),
-        [
-            "copy",
-            "--force",
-            *signing.registry_flags(repository),
-            f"{repository}@{digest}",
-            f"{state.push_address}/{path}",
-        ],
-        timeout=600,
-    )
-    done = kube.run(
-        "helm",
-        [
-            "upgrade",
-            "--install",
-            admission.RELEASE,
-            admission.CHART,
-            "--namespace",
-            admission.NAMESPACE,
-            "--set-string",
-            f"image.repository={repository}",
-            "--set-string",
-            f"image.digest={digest}",
-            "--wait",
-            "--timeout",
-            "5m",
-        ],
-        check=False,
-        timeout=600,
-    )
-    rec.details.update({"image": f"{repository}@{digest}", "namespace": admission.NAMESPACE})
-    if done.returncode != 0:
-        rec.reason = f"helm upgrade --install {admission.RELEASE} failed: {done.tail(2)}"
-        console.print(f"[red]deploy: FAIL[/] — {escape(rec.reason)}")
-        return "fail"
-    console.print(
-        f"[green]deploy: PASS[/] — {admission.RELEASE} runs {repository}@{digest} in namespace {admission.NAMESPACE}"
-    )
-    return "pass"
 
 
 # --- demo --------------------------------------------------------------------------------
@@ -762,47 +667,4 @@ def unsigned_image(ctx: Context, built: str) -> str:
     raise EvidenceError("the build evidence names no base image to use as the unsigned image")
 
 
-def demo(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
-    argparse.ArgumentParser(prog="nox -s demo", description="the talk's admission demo, step by step").parse_args(argv)
-    kube, _ = ready(ctx, rec)
-    repository, digest = built_image(ctx, rec)
-    signed = f"{repository}@{digest}"
-    unsigned = unsigned_image(ctx, signed)
-    steps = [step_signed(kube, signed), step_unsigned(kube, unsigned), step_unprotected(kube, signed)]
-    for number, step in enumerate(steps, 1):
-        mark = "[green]PASS[/]" if step.passed else "[red]FAIL[/]"
-        console.print(f"{mark}  {number}/{len(steps)} {escape(step.name)} — {escape(step.detail)}")
-    rec.details["steps"] = [asdict(s) for s in steps]
-    failed = [s.name for s in steps if not s.passed]
-    if failed:
-        rec.reason = "demo step(s) failed: " + ", ".join(failed)
-        return "fail"
-    return "pass"
-
-
 # --- teardown ----------------------------------------------------------------------------
-
-
-def teardown(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
-    argparse.ArgumentParser(
-        prog="nox -s teardown", description="delete the kind cluster and the registry container"
-    ).parse_args(argv)
-    eng = engine(rec)
-    tools = cluster_tools(ctx, ("kind",))
-    state = load(ctx)
-    name = state.cluster if state else cluster_name(ctx)
-    kube = Kube(ctx, rec, eng, tools, name)
-    removed = []
-    if name in kube.clusters():
-        kube.run("kind", ["delete", "cluster", "--name", name], timeout=600)
-        removed.append(f"kind cluster {name}")
-    if state and state.registry_container:
-        exists = kube.run("engine", ["inspect", "--format", "{{.Id}}", state.registry_container], check=False)
-        if exists.returncode == 0:
-            kube.run("engine", ["rm", "--force", state.registry_container], timeout=120)
-            removed.append(f"registry container {state.registry_container[:12]}")
-    for leftover in (state_path(ctx), kube.kubeconfig):
-        leftover.unlink(missing_ok=True)
-    rec.details["removed"] = removed
-    console.print(f"[green]teardown: PASS[/] — {', '.join(removed) or 'nothing was running'}")
-    return "pass"

@@ -16,16 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks import registry, signing
-from tasks.build import MANIFEST_MEDIA_TYPE
+from tasks.analysis.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
+from tasks.analysis.scan import GRYPE_JSON_MEDIA_TYPE, OPENVEX_MEDIA_TYPE
+from tasks.container import oci_registry
+from tasks.container.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.console import console
 from tasks.core.errors import SigningError
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.provenance import PREDICATE_MEDIA_TYPE
-from tasks.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
-from tasks.scan import GRYPE_JSON_MEDIA_TYPE, OPENVEX_MEDIA_TYPE
+from tasks.signing import signer as signing
+from tasks.statements.provenance import PREDICATE_MEDIA_TYPE
 
 VULN_PREDICATE_TYPE = "https://cosign.sigstore.dev/attestation/vuln/v1"
 OPENVEX_CONTEXT = "https://openvex.dev/ns/v0.2.0"
@@ -135,49 +136,3 @@ def sign_blob(ctx: Context, rec: StageRecord, signer: signing.Signer, path: Path
             timeout=300,
         )
     return bundle
-
-
-def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
-    parser = argparse.ArgumentParser(prog="nox -s sign", description="cosign signature, attestations, blob bundles")
-    parser.parse_args(argv)
-    signer = signing.configured(ctx)
-    image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
-    if "@sha256:" not in image.name:
-        raise SigningError(f"{image.name}: refusing to sign anything but an image by digest")
-    bound_to_image(ctx, image.digest)
-    todo = attestations(ctx)
-    registry.ensure_for(ctx, rec, image.name)
-    cosign = ctx.tool("cosign")
-    reg = signing.registry_flags(image.name)
-    rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
-    runner.run(rec, cosign, ["sign", *signer.sign_flags(), *reg, image.name], env=signer.env(), timeout=600)
-    for att in todo:
-        rec.add_input(att.predicate, "application/json")
-        runner.run(
-            rec,
-            cosign,
-            ["attest", *signer.sign_flags(), *reg, "--type", att.type, "--predicate", att.predicate, image.name],
-            env=signer.env(),
-            timeout=600,
-        )
-    bundles = [sign_blob(ctx, rec, signer, path) for path in blobs(ctx)]
-    for bundle in bundles:
-        rec.add_output(bundle, "application/vnd.dev.sigstore.bundle.v0.3+json")
-    repository, digest = image.name.split("@", 1)
-    tags = {
-        "signature": f"{repository}:{digest.replace(':', '-')}.sig",
-        "attestations": f"{repository}:{digest.replace(':', '-')}.att",
-    }
-    rec.details.update(
-        {
-            "image": image.name,
-            "signer": signer.describe(),
-            "attached": [a.type for a in todo],
-            "where": tags,
-            "bundles": len(bundles),
-        }
-    )
-    console.print(
-        f"[green]sign: pass[/] — signature + {len(todo)} attestations on {image.name}; {len(bundles)} blob bundles"
-    )
-    return "pass"

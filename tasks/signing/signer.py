@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tasks import registry
+from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core.errors import PolicyError, SigningError
 from tasks.core.repository import source_repository
@@ -100,4 +100,4 @@ def configured(ctx: Context) -> Signer:
 
 def registry_flags(ref: str) -> list[str]:
     """Plain HTTP is allowed for the loopback registry only."""
-    return ["--allow-insecure-registry", "--allow-http-registry"] if registry.is_local(ref) else []
+    return ["--allow-insecure-registry", "--allow-http-registry"] if oci_registry.is_local(ref) else []

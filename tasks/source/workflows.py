@@ -587,41 +587,6 @@ def check(ctx: Context, rec: StageRecord | None = None) -> tuple[list[Problem], 
     return problems, summary
 
 
-def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
-    argparse.ArgumentParser(
-        prog="nox -s workflows",
-        description="actionlint + zizmor (offline, auditor) + session parity + SHA pins over .github/",
-    ).parse_args(argv)
-    problems, summary = check(ctx, rec)
-    rec.details.update(
-        {
-            "workflows": summary["workflows"],
-            "sessions_run": summary["sessions_run"],
-            "suppressions": summary["suppressions"],
-            "problems": len(problems),
-        }
-    )
-    console.print(
-        "  [dim]actionlint: shellcheck and pyflakes integrations off (not pinned in tools.lock)[/]", soft_wrap=True
-    )
-    for item in summary["suppressions"]:
-        console.print(
-            escape(f"  suppressed: zizmor {item['rules']} at {item['file']}:{item['line']}: {item['reason']}"),
-            soft_wrap=True,
-        )
-    if not problems:
-        console.print(
-            f"[green]workflows: pass[/] — {len(summary['workflows'])} workflows: actionlint and zizmor clean, "
-            "every session exists, ci.yml runs every required stage, every action pinned",
-            soft_wrap=True,
-        )
-        return "pass"
-    for problem in problems:
-        console.print(f"  [red]{escape(str(problem))}[/]", soft_wrap=True)
-    rec.reason = f"{len(problems)} workflow problem(s): {reason(problems)}"
-    return "fail"
-
-
 def reason(problems: Sequence[Problem]) -> str:
     """One line naming each distinct problem once, with every place it occurs."""
     places: dict[tuple[str, str], list[str]] = {}

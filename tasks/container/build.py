@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks import registry
+from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.cache import cache_root
@@ -216,7 +216,7 @@ def bud(
             str(epoch),
             "--identity-label=false",
             "--pull=never" if not build_args.get("BASE") else "--pull=always",
-            *registry.tls_flags(build_args.get("BASE", "")),
+            *oci_registry.tls_flags(build_args.get("BASE", "")),
             "--format",
             "oci",
             "--layers=false",
@@ -241,7 +241,7 @@ def push(ctx: Context, rec: StageRecord, local: str, repository: str, tag: str, 
         [
             *buildah_args(),
             "push",
-            *registry.tls_flags(repository),
+            *oci_registry.tls_flags(repository),
             "--format",
             "oci",
             "--digestfile",
@@ -292,39 +292,3 @@ def build_app(ctx: Context, rec: StageRecord, dest: str, base_ref: str, epoch: i
         {"BASE": base_ref, "SOURCE_URL": source_url(), "REVISION": revision, "CREATED": created},
     )
     return push(ctx, rec, local, f"{dest}/{IMAGE_NAME}", tag, ctx.stage_dir("build"))
-
-
-def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
-    parser = argparse.ArgumentParser(prog="nox -s build", description="hermetic image build, pushed by digest")
-    parser.add_argument("--base", help="a pinned upstream base image BY DIGEST instead of the Debian-built one")
-    parser.add_argument("--rebuild-base", action="store_true", help="rebuild the base rootfs even if cached")
-    args = parser.parse_args(argv)
-    if args.base and "@sha256:" not in args.base:
-        raise InputError(f"--base {args.base}: a base image must be given by digest (name@sha256:...)")
-    dest = registry.destination(ctx, rec)
-    epoch = source_date_epoch(ctx, rec)
-    revision = git_revision(ctx, rec)
-    if args.base:
-        base = Built(args.base, args.base.split("@", 1)[1], "")
-        rec.details["base_source"] = "upstream"
-    else:
-        base = build_base(ctx, rec, dest, epoch, rebuild=args.rebuild_base)
-        rec.details["base_source"] = "mmdebstrap"
-    rec.add_oci(base.ref, base.digest, MANIFEST_MEDIA_TYPE, output=False)
-    image = build_app(ctx, rec, dest, base.ref, epoch, revision)
-    rec.add_oci(image.ref, image.digest, MANIFEST_MEDIA_TYPE)
-    rec.details.update(
-        {
-            "image": image.ref,
-            "digest": image.digest,
-            "tag": image.tag,
-            "base_image": base.ref,
-            "source_date_epoch": epoch,
-            "revision": revision,
-            "source_url": source_url(),
-        }
-    )
-    atomic.write_json(ctx.stage_dir("build") / "image.json", rec.details)
-    rec.add_output(ctx.stage_dir("build") / "image.json", "application/json")
-    console.print(f"[green]build: pass[/] — {image.ref}")
-    return "pass"

@@ -198,22 +198,3 @@ def ensure_for(ctx: Context, rec: StageRecord | None, ref: str) -> None:
     """Start the local registry when ``ref`` lives in it; a remote one is the user's."""
     if is_local(ref):
         ensure_running(ctx, rec)
-
-
-def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
-    parser = argparse.ArgumentParser(prog="nox -s registry", description="the local OCI registry on 127.0.0.1")
-    parser.add_argument("action", nargs="?", choices=("start", "stop", "status"), default="start")
-    args = parser.parse_args(argv)
-    reg = configured()
-    rec.details.update({"address": reg.address, "state": str(reg.state)})
-    if args.action == "stop":
-        stopped = stop(reg)
-        console.print(f"  registry on {reg.address}: {'stopped' if stopped else 'was not running'}")
-        return "pass"
-    if args.action == "status":
-        pid = running_pid(reg)
-        up = pid is not None and ready(reg)
-        console.print(f"  registry on {reg.address}: {f'up (pid {pid})' if up else 'down'}")
-        return "pass" if up else "fail"
-    ensure_running(ctx, rec)
-    return "pass"

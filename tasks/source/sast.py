@@ -85,32 +85,6 @@ def run_semgrep(ctx: Context, rec: StageRecord, paths: Sequence[str]) -> list[Fi
     return sarif.normalize(out, ctx.root, rule_id=semgrep_rule_id)
 
 
-def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
-    argparse.ArgumentParser(prog="nox -s sast", description="bandit + semgrep, gated by policy").parse_args(argv)
-    ctx.policy  # noqa: B018 - load and validate the policy before any tool runs
-    rec.add_input(ctx.policy_path, "application/yaml")
-    paths = targets(ctx)
-    findings = run_bandit(ctx, rec, paths) + run_semgrep(ctx, rec, paths)
-    outcome = gate.evaluate("sast", findings, ctx.policy)
-    normalized = ctx.stage_dir("sast") / "findings.json"
-    atomic.write_json(
-        normalized,
-        {"findings": [_as_json(f) for f in findings], "gate": outcome.summary()},
-    )
-    rec.add_output(normalized, "application/json")
-    rec.details.update(outcome.summary())
-    findings_table(f"blocking SAST findings (threshold: {outcome.threshold})", outcome.blocking)
-    for finding, waiver in outcome.waived:
-        console.print(f"  waived: {finding.rule} at {finding.location} by {waiver.owner} until {waiver.expires}")
-    if outcome.passed:
-        console.print(f"[green]sast: pass[/] — {len(findings)} findings, none blocking at >= {outcome.threshold}")
-        return "pass"
-    rec.reason = f"{len(outcome.blocking)} blocking finding(s): " + ", ".join(
-        sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
-    )
-    return "fail"
-
-
 def _as_json(f: Finding) -> dict[str, object]:
     data = json.loads(json.dumps(f.__dict__, default=str))
     data["severity"] = str(f.severity)

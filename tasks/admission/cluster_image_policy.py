@@ -35,9 +35,10 @@ from typing import Any, Literal
 import yaml
 from rich.markup import escape
 
-from tasks import registry, signing
-from tasks.admission import STAGE, Check, rel
-from tasks.build import MANIFEST_MEDIA_TYPE, buildah_args
+from tasks.admission.gatekeeper import STAGE, Check, rel
+from tasks.analysis.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE
+from tasks.container import oci_registry
+from tasks.container.build import MANIFEST_MEDIA_TYPE, buildah_args
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.console import console
@@ -47,9 +48,9 @@ from tasks.core.repository import source_repository
 from tasks.core.runner import Tool
 from tasks.policy import rego as attestation_policy
 from tasks.policy.security_policy import Policy
-from tasks.provenance import PREDICATE_MEDIA_TYPE
-from tasks.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE
-from tasks.sign import openvex_document, vuln_predicate
+from tasks.signing import signer as signing
+from tasks.signing.attach import openvex_document, vuln_predicate
+from tasks.statements.provenance import PREDICATE_MEDIA_TYPE
 
 Mode = Literal["key", "keyless"]
 
@@ -306,8 +307,8 @@ def judge(case: Case, decision: Decision) -> Check:
 # --- fixtures ----------------------------------------------------------------------------
 
 
-def fixture(ctx: Context, rec: StageRecord, reg: registry.Registry, name: str) -> str:
-    """A distinct, tiny image (one file, fixed timestamps) pushed to the local registry."""
+def fixture(ctx: Context, rec: StageRecord, reg: oci_registry.Registry, name: str) -> str:
+    """A distinct, tiny image (one file, fixed timestamps) pushed to the local oci_registry."""
     work = ctx.stage_dir(STAGE) / FIXTURES
     work.mkdir(parents=True, exist_ok=True)
     payload = work / f"{name}.txt"
@@ -406,7 +407,7 @@ def attest(rec: StageRecord, cosign: Tool, signer: signing.Signer, ref: str, kin
         )
 
 
-def cases(ctx: Context, rec: StageRecord, reg: registry.Registry, signer: signing.Signer, image: str) -> list[Case]:
+def cases(ctx: Context, rec: StageRecord, reg: oci_registry.Registry, signer: signing.Signer, image: str) -> list[Case]:
     """The signed build image plus the fixtures, each made to fail for one reason only."""
     policy = ctx.policy
     kinds = required_kinds(policy)
@@ -474,7 +475,7 @@ def signed_build(ctx: Context) -> tuple[str | None, str]:
         return None, f"no built image to test ({exc})"
     if "sign" not in ctx.evidence.load()["stages"]:
         return None, f"{image} was never signed (no sign stage in the evidence): run `nox -s keys provenance sign`"
-    reg = registry.configured()
+    reg = oci_registry.configured()
     if not image.startswith(f"{reg.address}/"):
         return None, f"{image} is not in the local registry {reg.address}"
     return image, ""
@@ -519,7 +520,7 @@ def policy_controller_checks(ctx: Context, rec: StageRecord) -> list[Check]:
         rec.details["policy_controller"] = {"run": False, "reason": why_not}
         return []
     signer = signing.configured(ctx)
-    reg = registry.ensure_running(ctx, rec)
+    reg = oci_registry.ensure_running(ctx, rec)
     kinds = required_kinds(ctx.policy)
     modules = [attestation_policy.REGO_DIR / m for k in kinds if (m := attestation_policy.KINDS[k][1])]
     for source in (TEMPLATES["key"], AUTHORITIES_POLICY, *modules):
