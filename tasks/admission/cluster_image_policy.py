@@ -36,21 +36,26 @@ import yaml
 from rich.markup import escape
 
 from tasks.admission.gatekeeper import STAGE, Check, rel
-from tasks.analysis.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE
 from tasks.container import oci_registry
-from tasks.container.build import MANIFEST_MEDIA_TYPE, buildah_args
+from tasks.container.build import buildah_args
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.console import console
 from tasks.core.errors import EvidenceError, InputError, PolicyError, SigningError, ToolError
 from tasks.core.evidence import StageRecord
+from tasks.core.media_types import (
+    CIP_MEDIA_TYPE,
+    CYCLONEDX_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
+    PREDICATE_MEDIA_TYPE,
+    SPDX_MEDIA_TYPE,
+)
 from tasks.core.repository import source_repository
 from tasks.core.runner import Tool
 from tasks.policy import rego as attestation_policy
 from tasks.policy.security_policy import Policy
 from tasks.signing import signer as signing
 from tasks.signing.attach import openvex_document, vuln_predicate
-from tasks.statements.provenance import PREDICATE_MEDIA_TYPE
 
 Mode = Literal["key", "keyless"]
 
@@ -58,7 +63,6 @@ SIGSTORE = Path("infra/policies/sigstore")
 TEMPLATES: dict[Mode, Path] = {"key": SIGSTORE / "cip-key.yaml", "keyless": SIGSTORE / "cip-keyless.yaml"}
 AUTHORITIES_POLICY = SIGSTORE / "authorities-policy.rego"
 PLACEHOLDER = re.compile(r"^\$\{([a-z_]+)\}$")
-CIP_MEDIA_TYPE = "application/yaml"
 
 # What this part of the policy stage writes under out/policy/.
 OUTPUTS = ("cip-key.yaml", "cip-keyless.yaml", "policy-tester.json")

@@ -14,23 +14,22 @@ policy-controller part (policy-tester) joins the same stage as another list of c
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from rich.markup import escape
 
-from tasks.container.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.core import atomic, runner
-from tasks.core.console import checks_table, console
+from tasks.core.console import console
 from tasks.core.errors import EvidenceError, InputError, ToolError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord
+from tasks.core.media_types import DIGEST, MANIFEST_MEDIA_TYPE
 from tasks.core.runner import Tool
 
 STAGE = "policy"
@@ -46,7 +45,6 @@ REPOSITORY = "127.0.0.1:5000/secure-iot-server"
 # Used only when no passing build stage is recorded in out/evidence.json; said so in the
 # output and the evidence. sha256("secure-iot admission test image").
 TEST_DIGEST = "sha256:a67e4e474cae5c03121cb4aad821b120edeb4fb2961ac3d6af68e583ec55080f"
-DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 # What the Gatekeeper part writes under out/policy/ (the policy-controller part adds its own).
 STAGE_OUTPUTS = (
     "gator-verify.txt",

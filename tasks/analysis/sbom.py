@@ -6,23 +6,17 @@ checked for its format version and recorded with its sha256.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from tasks.container import oci_registry
-from tasks.container.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.core import runner
-from tasks.core.console import console
 from tasks.core.errors import InputError, ToolError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord
+from tasks.core.media_types import CYCLONEDX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, SPDX_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
 
-SPDX_MEDIA_TYPE = "application/spdx+json"
-CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 # syft's native JSON keeps the source (image digest) grype needs to match VEX products.
-SYFT_JSON_MEDIA_TYPE = "application/vnd.syft+json"
 SYFT_ENV = {"SYFT_CHECK_FOR_APP_UPDATE": "false", "SYFT_REGISTRY_INSECURE_USE_HTTP": "true"}
 # Paths the source SBOM leaves out: outputs, caches and VCS metadata, not source.
 SOURCE_EXCLUDES = ("./out", "./.git", "./.nox", "./.venv", "./**/__pycache__", "./.mypy_cache", "./.ruff_cache")

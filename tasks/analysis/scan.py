@@ -8,25 +8,16 @@ No usable database fails the stage unless --allow-missing-db is given, which is 
 
 from __future__ import annotations
 
-import argparse
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tasks.analysis import vulndb
-from tasks.analysis.sbom import SYFT_JSON_MEDIA_TYPE
 from tasks.context import Context
-from tasks.core import atomic, runner
-from tasks.core.console import console
-from tasks.core.errors import InputError, ToolError
-from tasks.core.evidence import StageRecord, Verdict
-from tasks.policy import gate
-from tasks.policy.findings import Finding, Severity, findings_table
-
-GRYPE_JSON_MEDIA_TYPE = "application/vnd.grype+json"
-SARIF_MEDIA_TYPE = "application/sarif+json"
-OPENVEX_MEDIA_TYPE = "application/openvex+json"
+from tasks.core import atomic
+from tasks.core.errors import InputError
+from tasks.core.evidence import StageRecord
+from tasks.core.media_types import OPENVEX_MEDIA_TYPE
+from tasks.policy.findings import Finding, Severity
 
 
 def vex_documents(ctx: Context, rec: StageRecord) -> list[Path]:

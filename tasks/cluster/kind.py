@@ -36,7 +36,6 @@ go-containerregistry speaks plain HTTP to.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import ipaddress
@@ -54,18 +53,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.markup import escape
 
 from tasks.admission import cluster_image_policy
 from tasks.admission import gatekeeper as admission
 from tasks.container import oci_registry
-from tasks.container.build import IMAGE_NAME, MANIFEST_MEDIA_TYPE
+from tasks.container.build import IMAGE_NAME
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.cache import cache_root
-from tasks.core.console import console
 from tasks.core.errors import EvidenceError, InputError, PipelineError, ToolError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord
+from tasks.core.media_types import CIP_MEDIA_TYPE, DIGEST, MANIFEST_MEDIA_TYPE, STATE_MEDIA_TYPE
 from tasks.core.runner import Completed, Tool
 from tasks.signing import signer as signing
 
@@ -85,7 +83,6 @@ KIND_NETWORK = "kind"
 CERTS_D = "/etc/containerd/certs.d"
 KUBE_PUBLIC_CONFIGMAP = "local-registry-hosting"
 DEMO_UNPROTECTED_NAMESPACE = "secure-iot-demo-unprotected"
-STATE_MEDIA_TYPE = "application/vnd.secure-iot.cluster-state+json"
 # Docker Hub (node, registry and Gatekeeper images) and GHCR (policy-controller's image).
 IMAGE_REGISTRIES = {
     "https://registry-1.docker.io/v2/": "Docker Hub (kind node, registry and Gatekeeper images)",
@@ -540,7 +537,7 @@ def cluster_policy(kube: Kube, state: State) -> Path:
         )
     path = ctx.stage_dir("cluster") / f"cip-{mode}.yaml"
     cluster_image_policy.write(path, doc, cluster_image_policy.TEMPLATES[mode])
-    kube.rec.add_output(path, cluster_image_policy.CIP_MEDIA_TYPE)
+    kube.rec.add_output(path, CIP_MEDIA_TYPE)
     kube.kubectl("apply", "-f", admission.rel(ctx, path))
     return path
 
@@ -567,7 +564,7 @@ def ready(ctx: Context, rec: StageRecord) -> tuple[Kube, State]:
 
 def built_image(ctx: Context, rec: StageRecord) -> tuple[str, str]:
     image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
-    if "@sha256:" not in image.name or not admission.DIGEST.match(image.digest):
+    if "@sha256:" not in image.name or not DIGEST.match(image.digest):
         raise EvidenceError(f"build evidence names {image.name}: not an image by digest")
     rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
     return image.name.split("@", 1)[0], image.digest

@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import os
 import platform
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +24,10 @@ from tasks.core import atomic, runner
 from tasks.core.cache import cache_root
 from tasks.core.console import console
 from tasks.core.errors import BuildError, InputError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord
 
 IMAGE_NAME = "secure-iot-server"
 BASE_NAME = "secure-iot-base"
-MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 # What the base needs for the app, and nothing else. The `custom` variant installs exactly
 # these and their dependencies: 69 MB uncompressed, where `minbase` (apt, perl-base and the
 # rest of Essential) gave 165 MB for the same Python (measured, bench/image_size.py). dpkg

@@ -7,7 +7,6 @@ A managed background process: config, storage, log and PID file live outside the
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -15,7 +14,6 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from tasks.core import atomic, runner
 from tasks.core.cache import cache_root
 from tasks.core.console import console
 from tasks.core.errors import RegistryError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord
 
 DEFAULT_PORT = 5000
 HOST = "127.0.0.1"

@@ -8,20 +8,18 @@ of required rules, each of which must pass.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 from defusedxml import ElementTree
 
 from tasks.container import oci_registry
-from tasks.container.build import MANIFEST_MEDIA_TYPE, buildah_args
+from tasks.container.build import buildah_args
 from tasks.context import Context
 from tasks.core import atomic, runner
-from tasks.core.console import console, error_line
 from tasks.core.errors import PolicyError, ToolError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
 
 XCCDF_NS = "{http://checklists.nist.gov/xccdf/1.2}"

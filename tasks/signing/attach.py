@@ -9,26 +9,26 @@ Blob artifacts get a Sigstore bundle (<file>.sigstore.json) beside them.
 
 from __future__ import annotations
 
-import argparse
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.analysis.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
-from tasks.analysis.scan import GRYPE_JSON_MEDIA_TYPE, OPENVEX_MEDIA_TYPE
-from tasks.container import oci_registry
-from tasks.container.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.core import atomic, runner
-from tasks.core.console import console
 from tasks.core.errors import SigningError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord
+from tasks.core.media_types import (
+    CYCLONEDX_MEDIA_TYPE,
+    GRYPE_JSON_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
+    OPENVEX_MEDIA_TYPE,
+    PREDICATE_MEDIA_TYPE,
+    SPDX_MEDIA_TYPE,
+    SYFT_JSON_MEDIA_TYPE,
+)
 from tasks.signing import signer as signing
-from tasks.statements.provenance import PREDICATE_MEDIA_TYPE
 
-VULN_PREDICATE_TYPE = "https://cosign.sigstore.dev/attestation/vuln/v1"
 OPENVEX_CONTEXT = "https://openvex.dev/ns/v0.2.0"
 BUNDLE_SUFFIX = ".sigstore.json"
 

@@ -6,17 +6,3 @@ pair is moved aside, never deleted.
 """
 
 from __future__ import annotations
-
-import argparse
-import datetime as dt
-import os
-import shutil
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
-
-from tasks.context import Context
-from tasks.core import runner
-from tasks.core.console import console
-from tasks.core.evidence import StageRecord, Verdict
-from tasks.signing import signer as signing

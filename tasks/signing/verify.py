@@ -9,25 +9,18 @@ out/verify/report.json.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from tasks.container import oci_registry
-from tasks.container.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
-from tasks.core import atomic, runner
-from tasks.core.console import checks_table, console
-from tasks.core.errors import InputError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core import runner
+from tasks.core.evidence import StageRecord
 from tasks.policy import rego as attestation_policy
 from tasks.signing import signer as signing
-
-REPORT_MEDIA_TYPE = "application/json"
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,13 @@ allowed-signers file (git's gpg.format=ssh + gpg.ssh.allowedSignersFile).
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.context import Context
 from tasks.core import runner
-from tasks.core.console import console, error_line
 from tasks.core.errors import InputError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord
 
 # git's %G? codes, in words a reviewer understands.
 STATUS = {

@@ -7,19 +7,17 @@ an expiry date, so every accepted risk is reviewed in one place.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 
 from tasks.context import Context
 from tasks.core import atomic, runner
-from tasks.core.console import console
 from tasks.core.errors import InputError
-from tasks.core.evidence import StageRecord, Verdict
-from tasks.policy import gate, sarif
-from tasks.policy.findings import Finding, findings_table
+from tasks.core.evidence import StageRecord
+from tasks.core.media_types import SARIF_MEDIA_TYPE
+from tasks.policy import sarif
+from tasks.policy.findings import Finding
 
-SARIF_MEDIA_TYPE = "application/sarif+json"
 RULE_PREFIX = "secure-iot."
 
 

@@ -21,7 +21,6 @@ Four checks, all required to pass with zero findings:
 
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import re
@@ -32,14 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.markup import escape
 
 from tasks.catalogue import CATALOGUE, PIPELINE
 from tasks.context import Context
 from tasks.core import atomic, runner
-from tasks.core.console import console
 from tasks.core.errors import InputError, ToolError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord
+from tasks.core.media_types import IMAGE_DIGEST
 
 WORKFLOW_DIR = ".github/workflows"
 CI_WORKFLOW = "ci.yml"
@@ -64,7 +62,6 @@ TAG_PINNED_ALLOWED: dict[str, str] = {
 SHA_PIN = re.compile(r"^[0-9a-f]{40}$")
 FULL_TAG = re.compile(r"^v\d+\.\d+\.\d+$")
 VERSION_COMMENT = re.compile(r"#\s*v\d+(\.\d+){0,2}\b")
-IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 ZIZMOR_IGNORE = re.compile(r"#\s*zizmor:\s*ignore\[([^\]]*)\](.*)$")
 ZIZMOR_FINDINGS_EXIT = range(10, 20)  # 1x: findings, by highest severity; anything else is a crash
 COMMAND_PREFIXES = frozenset({"exec", "env", "time", "sudo", "command"})

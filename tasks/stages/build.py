@@ -6,20 +6,13 @@ import argparse
 from collections.abc import Sequence
 
 from tasks.container import oci_registry
-from tasks.container.build import (
-    MANIFEST_MEDIA_TYPE,
-    Built,
-    build_app,
-    build_base,
-    git_revision,
-    source_date_epoch,
-    source_url,
-)
+from tasks.container.build import Built, build_app, build_base, git_revision, source_date_epoch, source_url
 from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.console import console
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:

@@ -13,7 +13,6 @@ from tasks.cluster.kind import (
     KIND_CONFIG,
     NODE_IMAGE,
     POLICY_CONTROLLER,
-    STATE_MEDIA_TYPE,
     Kube,
     State,
     cluster_name,
@@ -35,6 +34,7 @@ from tasks.cluster.kind import (
 from tasks.context import Context
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import STATE_MEDIA_TYPE
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:

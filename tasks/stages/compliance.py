@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from tasks.container.build import MANIFEST_MEDIA_TYPE
 from tasks.container.openscap import datastream, mounted_image, rule_results
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.console import console, error_line
 from tasks.core.errors import PolicyError, ToolError
 from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from tasks.container.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.statements.provenance import BUILD_TYPE, PREDICATE_MEDIA_TYPE, STATEMENT_MEDIA_TYPE, from_evidence, validate
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE, PREDICATE_MEDIA_TYPE, STATEMENT_MEDIA_TYPE
+from tasks.statements.provenance import BUILD_TYPE, from_evidence, validate
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from tasks.analysis.sbom import SOURCE_EXCLUDES, generate, image_ref
 from tasks.container import oci_registry
-from tasks.container.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:

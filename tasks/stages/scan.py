@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tasks.analysis import vulndb
-from tasks.analysis.sbom import SYFT_JSON_MEDIA_TYPE
-from tasks.analysis.scan import GRYPE_JSON_MEDIA_TYPE, SARIF_MEDIA_TYPE, findings, grype_config, vex_documents
+from tasks.analysis.scan import findings, grype_config, vex_documents
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.console import console
 from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import GRYPE_JSON_MEDIA_TYPE, SARIF_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
 from tasks.policy import gate
 from tasks.policy.findings import findings_table
 

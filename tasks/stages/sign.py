@@ -6,12 +6,12 @@ import argparse
 from collections.abc import Sequence
 
 from tasks.container import oci_registry
-from tasks.container.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.core import runner
 from tasks.core.console import console
 from tasks.core.errors import SigningError
 from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 from tasks.signing import signer as signing
 from tasks.signing.attach import attestations, blobs, bound_to_image, sign_blob
 

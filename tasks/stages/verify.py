@@ -7,15 +7,15 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from tasks.container import oci_registry
-from tasks.container.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.console import checks_table, console
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE, REPORT_MEDIA_TYPE
 from tasks.policy import rego as attestation_policy
 from tasks.signing import signer as signing
-from tasks.signing.verify import REPORT_MEDIA_TYPE, Check, tag_still_points_at, verify_attestation
+from tasks.signing.verify import Check, tag_still_points_at, verify_attestation
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:

@@ -9,11 +9,9 @@ two small documents; see docs/adr/0004).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import uuid
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,19 +19,14 @@ from typing import Any
 import jsonschema
 
 from tasks import toolchain
-from tasks.container.build import MANIFEST_MEDIA_TYPE
 from tasks.context import Context
 from tasks.core import atomic, runner
-from tasks.core.console import console
 from tasks.core.errors import EvidenceError, InputError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE, PREDICATE_TYPE, STATEMENT_TYPE
 
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "urn:secure-iot:slsa:buildtype:nox-buildah:v1"
 LOCAL_BUILDER = "urn:secure-iot:builder:local-nox"
-STATEMENT_MEDIA_TYPE = "application/vnd.in-toto+json"
-PREDICATE_MEDIA_TYPE = "application/vnd.slsa.provenance.v1+json"
 LOCKS = ("app/requirements.lock", "requirements/lock.txt", "tools.lock")
 
 
