@@ -6,19 +6,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks import policy as policy_mod
 from tasks import toolchain
 from tasks.core import atomic
 from tasks.core.errors import EvidenceError, InputError
 from tasks.core.evidence import EvidenceStore
+from tasks.core.repository import CHECKOUT
 from tasks.core.runner import Tool
+from tasks.policy import Policy
+from tasks.policy import load as load_policy
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def source_repository() -> str:
-    """owner/name of this repository: GITHUB_REPOSITORY in Actions, SECURE_IOT_SOURCE_REPOSITORY elsewhere."""
-    return os.environ.get("GITHUB_REPOSITORY") or os.environ.get("SECURE_IOT_SOURCE_REPOSITORY", "")
+ROOT = CHECKOUT
 
 
 @dataclass
@@ -27,7 +24,7 @@ class Context:
     out: Path
     policy_path: Path
     evidence: EvidenceStore
-    _policy: policy_mod.Policy | None = field(default=None, repr=False)
+    _policy: Policy | None = field(default=None, repr=False)
     _tools: dict[str, Tool] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -38,9 +35,9 @@ class Context:
         return cls(root=root, out=out, policy_path=policy_path, evidence=EvidenceStore(out / "evidence.json"))
 
     @property
-    def policy(self) -> policy_mod.Policy:
+    def policy(self) -> Policy:
         if self._policy is None:
-            self._policy = policy_mod.load(self.policy_path)
+            self._policy = load_policy(self.policy_path)
         return self._policy
 
     def stage_dir(self, stage: str) -> Path:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.build import buildah_args
+from tasks.container.build import buildah_args
 from tests.conftest import REPO, pinned, run_tasks
 
 PASSWORD = "tamper-matrix-password"  # test-only key pair, generated per run

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tasks import attestation_policy
 from tasks.core.runner import Tool
-from tasks.policy import load
+from tasks.policy import rego
+from tasks.policy.security_policy import load
 from tests.conftest import REPO, pinned
 
 DIGEST = "sha256:" + "ab" * 32
@@ -22,8 +22,8 @@ def opa() -> Tool:
 
 
 def evaluate(opa: Tool, tmp_path: Path, kind: str, statement: dict[str, Any]) -> list[str]:
-    values = attestation_policy.params(load(REPO / "security-policy.yaml"), DIGEST)
-    return attestation_policy.evaluate(REPO, kind, statement, values, opa, tmp_path)
+    values = rego.params(load(REPO / "security-policy.yaml"), DIGEST)
+    return rego.evaluate(REPO, kind, statement, values, opa, tmp_path)
 
 
 def provenance(builder: str, digest: str = DIGEST) -> dict[str, Any]:
@@ -123,9 +123,9 @@ def test_demo_database_only_where_the_policy_allows_it(opa: Tool, tmp_path: Path
     demo = vuln(hours_ago(1))
     demo["predicate"]["scanner"]["db"]["uri"] = "grype-db:demo"
     assert evaluate(opa, tmp_path, "vuln", demo) == []  # security-policy.yaml: allow_demo_db: true
-    values = attestation_policy.params(load(REPO / "security-policy.yaml"), DIGEST)
+    values = rego.params(load(REPO / "security-policy.yaml"), DIGEST)
     values["allow_demo_db"] = False
-    problems = attestation_policy.evaluate(REPO, "vuln", demo, values, opa, tmp_path)
+    problems = rego.evaluate(REPO, "vuln", demo, values, opa, tmp_path)
     assert problems == [
         "vuln: the scan used the demo database (SECURE_IOT_VULNDB=demo), which gates.verify does not allow"
     ]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.registry import alive
+from tasks.container.oci_registry import alive
 from tests.chain import free_port
 from tests.conftest import REPO, run_tasks
 
@@ -119,7 +119,7 @@ def test_sbom_without_a_build_says_what_to_run(registry_env: dict[str, str]) -> 
 
 
 def test_only_the_loopback_host_is_local() -> None:
-    from tasks.registry import is_local
+    from tasks.container.oci_registry import is_local
 
     assert is_local("127.0.0.1:5000/secure-iot-server") and is_local("localhost/x")
     for ref in ("localhost.evil.example/x", "127.0.0.1.nip.io/x", "localhostile.example/x", "ghcr.io/a/b"):
@@ -145,7 +145,7 @@ def test_only_the_loopback_host_is_local() -> None:
 def test_apt_sources_are_read_the_way_apt_reads_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], expected: list[str]
 ) -> None:
-    from tasks.build import apt_sources
+    from tasks.container.build import apt_sources
 
     monkeypatch.delenv("SECURE_IOT_APT_SOURCES", raising=False)
     for name, text in files.items():
@@ -155,7 +155,7 @@ def test_apt_sources_are_read_the_way_apt_reads_them(
 
 
 def test_no_apt_sources_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.build import apt_sources
+    from tasks.container.build import apt_sources
     from tasks.core.errors import InputError
 
     monkeypatch.delenv("SECURE_IOT_APT_SOURCES", raising=False)

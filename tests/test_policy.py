@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks import gate, policy
 from tasks.core.errors import PolicyError
-from tasks.findings import Finding, Severity
+from tasks.policy import gate
+from tasks.policy import security_policy as policy
+from tasks.policy.findings import Finding, Severity
 
 REPO = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 24)
@@ -99,7 +100,7 @@ def test_gate_threshold_and_waiver_scope(tmp_path: Path) -> None:
 
 
 def test_an_impossible_expiry_date_names_the_waiver(tmp_path: Path) -> None:
-    from tasks.policy import load as load_policy
+    from tasks.policy.security_policy import load as load_policy
 
     text = (
         (REPO / "security-policy.yaml")

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from tasks.core.errors import InputError
-from tasks.provenance import Provenance, ResourceDescriptor, validate
+from tasks.statements.provenance import Provenance, ResourceDescriptor, validate
 from tests.conftest import REPO
 
 GOOD = Provenance(

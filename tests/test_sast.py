@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks import sarif
 from tasks.core.errors import InputError
-from tasks.findings import Severity
-from tasks.sast import semgrep_rule_id
+from tasks.policy import sarif
+from tasks.policy.findings import Severity
+from tasks.source.sast import semgrep_rule_id
 from tests.conftest import REPO, pinned, run_tasks
 
 PLANTED = '''\

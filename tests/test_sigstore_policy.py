@@ -16,10 +16,11 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tasks import attestation_policy, sigstore_policy
-from tasks import policy as policy_mod
+from tasks.admission import cluster_image_policy
 from tasks.core.errors import InputError, PolicyError
-from tasks.policy import Policy
+from tasks.policy import rego as attestation_policy
+from tasks.policy import security_policy as policy_mod
+from tasks.policy.security_policy import Policy
 from tests.conftest import REPO, pinned, run_tasks
 
 POLICY = REPO / "security-policy.yaml"
@@ -61,7 +62,7 @@ def authorities(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_key_policy_embeds_the_public_key_and_no_transparency_log(public_key: Path) -> None:
-    doc = sigstore_policy.render(REPO, real_policy(), "key", image_glob=GLOB, public_key=public_key)
+    doc = cluster_image_policy.render(REPO, real_policy(), "key", image_glob=GLOB, public_key=public_key)
     assert doc["apiVersion"] == "policy.sigstore.dev/v1beta1" and doc["kind"] == "ClusterImagePolicy"
     assert doc["spec"]["mode"] == "enforce"
     assert doc["spec"]["images"] == [{"glob": GLOB}]
@@ -73,12 +74,12 @@ def test_key_policy_embeds_the_public_key_and_no_transparency_log(public_key: Pa
         assert "ctlog" not in authority and "keyless" not in authority
         assert "source" not in authority  # offline: signatures next to the image
     assert "attestations" not in found["signature"]  # an authority with attestations checks only those
-    assert "${" not in sigstore_policy.dump(doc)
+    assert "${" not in cluster_image_policy.dump(doc)
 
 
 def test_attestation_rego_is_exactly_what_verify_evaluates(public_key: Path) -> None:
     policy = real_policy()
-    doc = sigstore_policy.render(REPO, policy, "key", image_glob=GLOB, public_key=public_key)
+    doc = cluster_image_policy.render(REPO, policy, "key", image_glob=GLOB, public_key=public_key)
     wanted = authorities(doc)["attestations"]["attestations"]
     required = policy.gate("verify").settings["required_attestations"]
     assert [a["name"] for a in wanted] == required
@@ -96,21 +97,21 @@ def test_one_source_a_changed_parameter_shows_in_the_policy(tmp_path: Path, publ
         verify["allowed_builders"] = ["urn:secure-iot:builder:only-this-one"]
 
     policy = edited_policy(tmp_path, stricter)
-    doc = sigstore_policy.render(REPO, policy, "key", image_glob=GLOB, public_key=public_key)
+    doc = cluster_image_policy.render(REPO, policy, "key", image_glob=GLOB, public_key=public_key)
     rego = {a["name"]: a["policy"]["data"] for a in authorities(doc)["attestations"]["attestations"]}
     assert rego["vuln"] == attestation_policy.render(REPO, "vuln", attestation_policy.params(policy))
     assert '"fail_on": "medium"' in rego["vuln"]
     assert '"allowed_builders": ["urn:secure-iot:builder:only-this-one"]' in rego["slsaprovenance1"]
-    default = sigstore_policy.render(REPO, real_policy(), "key", image_glob=GLOB, public_key=public_key)
+    default = cluster_image_policy.render(REPO, real_policy(), "key", image_glob=GLOB, public_key=public_key)
     assert default != doc
 
 
 def test_one_source_a_changed_rego_module_shows_in_the_policy(tmp_path: Path, public_key: Path) -> None:
     root = tmp_path / "project"
-    shutil.copytree(REPO / sigstore_policy.SIGSTORE, root / sigstore_policy.SIGSTORE)
+    shutil.copytree(REPO / cluster_image_policy.SIGSTORE, root / cluster_image_policy.SIGSTORE)
     sbom = root / attestation_policy.REGO_DIR / "sbom.rego"
     sbom.write_text(sbom.read_text() + '\nviolations contains "sbom: a rule added in one place" if false\n')
-    doc = sigstore_policy.render(root, real_policy(), "key", image_glob=GLOB, public_key=public_key)
+    doc = cluster_image_policy.render(root, real_policy(), "key", image_glob=GLOB, public_key=public_key)
     rego = {a["name"]: a["policy"]["data"] for a in authorities(doc)["attestations"]["attestations"]}
     assert "a rule added in one place" in rego["spdxjson"]
     assert "a rule added in one place" not in rego["vuln"]
@@ -118,18 +119,18 @@ def test_one_source_a_changed_rego_module_shows_in_the_policy(tmp_path: Path, pu
 
 def test_required_attestations_decide_what_the_policy_requires(tmp_path: Path, public_key: Path) -> None:
     policy = edited_policy(tmp_path, lambda v: v.update(required_attestations=["spdxjson", "cyclonedx"]))
-    doc = sigstore_policy.render(REPO, policy, "key", image_glob=GLOB, public_key=public_key)
+    doc = cluster_image_policy.render(REPO, policy, "key", image_glob=GLOB, public_key=public_key)
     wanted = {a["name"]: a for a in authorities(doc)["attestations"]["attestations"]}
     assert set(wanted) == {"spdxjson", "cyclonedx"}
     assert "policy" not in wanted["cyclonedx"]  # no content policy for it: presence only
     none = edited_policy(tmp_path, lambda v: v.update(required_attestations=[]))
     with pytest.raises(PolicyError, match="required_attestations is empty"):
-        sigstore_policy.render(REPO, none, "key", image_glob=GLOB, public_key=public_key)
+        cluster_image_policy.render(REPO, none, "key", image_glob=GLOB, public_key=public_key)
 
 
 def test_both_authorities_are_required_by_the_policy_level_rego(public_key: Path, tmp_path: Path) -> None:
     """The CIP-level Rego, evaluated with the pinned OPA on the shape policy-controller feeds it."""
-    doc = sigstore_policy.render(REPO, real_policy(), "key", image_glob=GLOB, public_key=public_key)
+    doc = cluster_image_policy.render(REPO, real_policy(), "key", image_glob=GLOB, public_key=public_key)
     assert doc["spec"]["policy"]["type"] == "rego"
     module = tmp_path / "authorities.rego"
     module.write_text(doc["spec"]["policy"]["data"])
@@ -154,8 +155,8 @@ def test_both_authorities_are_required_by_the_policy_level_rego(public_key: Path
 
 
 def test_dump_round_trips_with_readable_rego(public_key: Path) -> None:
-    doc = sigstore_policy.render(REPO, real_policy(), "key", image_glob=GLOB, public_key=public_key)
-    text = sigstore_policy.dump(doc)
+    doc = cluster_image_policy.render(REPO, real_policy(), "key", image_glob=GLOB, public_key=public_key)
+    text = cluster_image_policy.dump(doc)
     assert yaml.safe_load(text) == doc
     assert "data: |" in text and "\tinput.predicateType" in text  # block scalars, tabs kept
 
@@ -166,7 +167,7 @@ def test_keyless_policy_takes_the_identity_from_the_security_policy(tmp_path: Pa
         verify["keyless_issuer"] = "https://token.actions.githubusercontent.com"
 
     policy = edited_policy(tmp_path, keyless)  # the schema accepts both settings
-    doc = sigstore_policy.render(REPO, policy, "keyless", image_glob="ghcr.io/secure-iot/**")
+    doc = cluster_image_policy.render(REPO, policy, "keyless", image_glob="ghcr.io/secure-iot/**")
     for authority in authorities(doc).values():
         assert authority["keyless"]["identities"] == [
             {"issuer": "https://token.actions.githubusercontent.com", "subjectRegExp": IDENTITY}
@@ -178,16 +179,16 @@ def test_keyless_policy_takes_the_identity_from_the_security_policy(tmp_path: Pa
         verify.pop("keyless_identity", None)
 
     with pytest.raises(PolicyError, match="keyless_identity is not set"):
-        sigstore_policy.render(REPO, edited_policy(tmp_path, unset), "keyless", image_glob="**")
+        cluster_image_policy.render(REPO, edited_policy(tmp_path, unset), "keyless", image_glob="**")
 
 
 def test_keyless_identity_is_pinned_to_this_repository(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
     monkeypatch.delenv("SECURE_IOT_SOURCE_REPOSITORY", raising=False)
     with pytest.raises(PolicyError, match="set GITHUB_REPOSITORY"):
-        sigstore_policy.render(REPO, real_policy(), "keyless", image_glob="**")
+        cluster_image_policy.render(REPO, real_policy(), "keyless", image_glob="**")
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/secure-iot")
-    doc = sigstore_policy.render(REPO, real_policy(), "keyless", image_glob="**")
+    doc = cluster_image_policy.render(REPO, real_policy(), "keyless", image_glob="**")
     regexp = next(iter(authorities(doc).values()))["keyless"]["identities"][0]["subjectRegExp"]
     assert re.match(regexp, "https://github.com/acme/secure-iot/.github/workflows/ci.yml@refs/heads/main")
     assert not re.match(regexp, "https://github.com/evil/secure-iot/.github/workflows/ci.yml@refs/heads/main")
@@ -196,25 +197,27 @@ def test_keyless_identity_is_pinned_to_this_repository(monkeypatch: pytest.Monke
 
 def test_cluster_sources_are_set_on_every_authority(public_key: Path) -> None:
     source = "172.18.0.2:5000/secure-iot-server"
-    doc = sigstore_policy.render(REPO, real_policy(), "key", image_glob=GLOB, public_key=public_key, sources=[source])
+    doc = cluster_image_policy.render(
+        REPO, real_policy(), "key", image_glob=GLOB, public_key=public_key, sources=[source]
+    )
     for authority in authorities(doc).values():
         assert authority["source"] == [{"oci": source}]
 
 
 def test_templates_fail_closed_on_placeholders(tmp_path: Path, public_key: Path) -> None:
     root = tmp_path / "project"
-    shutil.copytree(REPO / sigstore_policy.SIGSTORE, root / sigstore_policy.SIGSTORE)
-    template = root / sigstore_policy.TEMPLATES["key"]
+    shutil.copytree(REPO / cluster_image_policy.SIGSTORE, root / cluster_image_policy.SIGSTORE)
+    template = root / cluster_image_policy.TEMPLATES["key"]
     original = template.read_text()
     template.write_text(original.replace("glob: ${image_glob}", "glob: ${image_globs}"))
     with pytest.raises(InputError, match=r"placeholder \$\{image_globs\} is not one"):
-        sigstore_policy.render(root, real_policy(), "key", image_glob=GLOB, public_key=public_key)
+        cluster_image_policy.render(root, real_policy(), "key", image_glob=GLOB, public_key=public_key)
     template.write_text(original.replace("glob: ${image_glob}", "glob: 127.0.0.1:5000/**"))
     with pytest.raises(InputError, match="no placeholder for image_glob"):
-        sigstore_policy.render(root, real_policy(), "key", image_glob=GLOB, public_key=public_key)
+        cluster_image_policy.render(root, real_policy(), "key", image_glob=GLOB, public_key=public_key)
     template.write_text(original.replace("glob: ${image_glob}", "glob: ${image_glob}/x"))
     with pytest.raises(InputError, match="must be a whole value"):
-        sigstore_policy.render(root, real_policy(), "key", image_glob=GLOB, public_key=public_key)
+        cluster_image_policy.render(root, real_policy(), "key", image_glob=GLOB, public_key=public_key)
 
 
 # --- policy-tester against real images ---------------------------------------------------
@@ -233,7 +236,7 @@ def admit(cip: Path, image: str) -> tuple[int, dict[str, Any]]:
 
 
 def rendered(chain: Any, tmp_path: Path, policy: Policy | None = None, **kwargs: Any) -> Path:
-    doc = sigstore_policy.render(
+    doc = cluster_image_policy.render(
         REPO,
         policy or real_policy(),
         "key",
@@ -242,7 +245,7 @@ def rendered(chain: Any, tmp_path: Path, policy: Policy | None = None, **kwargs:
         **kwargs,
     )
     path = tmp_path / "cip.yaml"
-    sigstore_policy.write(path, doc, sigstore_policy.TEMPLATES["key"])
+    cluster_image_policy.write(path, doc, cluster_image_policy.TEMPLATES["key"])
     return path
 
 

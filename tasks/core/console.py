@@ -9,8 +9,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tasks.findings import Finding
-
 console = Console(stderr=True, highlight=False)
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "red", "skipped": "yellow"}
@@ -18,18 +16,6 @@ VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "red", "skipped": "yel
 
 def error_line(message: str) -> None:
     console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-
-
-def findings_table(title: str, findings: Iterable[Finding]) -> None:
-    rows = list(findings)
-    if not rows:
-        return
-    table = Table(title=title, title_justify="left")
-    for col in ("severity", "tool", "rule", "location", "message"):
-        table.add_column(col, overflow="fold")
-    for f in rows:
-        table.add_row(str(f.severity), f.tool, f.rule, f.location, f.message[:160])
-    console.print(table)
 
 
 def summary_table(stages: Mapping[str, Mapping[str, Any]], order: Iterable[str]) -> None:

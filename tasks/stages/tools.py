@@ -40,7 +40,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             rec.details.setdefault("ignored_on_path", []).append(stray)
     rec.details["tools"] = {name: _describe(tool) for name, tool in resolved.items()}
     tools_table(resolved, pins)
-    from tasks import vulndb  # the DB is an input like any tool: report its state
+    from tasks.analysis import vulndb  # the DB is an input like any tool: report its state
 
     if "grype" in resolved:
         rec.details["grype_db"] = vulndb.report_status(resolved["grype"])

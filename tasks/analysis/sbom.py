@@ -1,0 +1,76 @@
+"""Talk 02 — describe what is inside: syft SBOMs (SPDX 2.3 and CycloneDX 1.6 JSON).
+
+For the pushed image, by digest (never a tag), and for the source tree. Each document is
+checked for its format version and recorded with its sha256.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from tasks.context import Context
+from tasks.core import runner
+from tasks.core.errors import InputError, ToolError
+from tasks.core.evidence import StageRecord
+from tasks.core.media_types import CYCLONEDX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, SPDX_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
+
+# syft's native JSON keeps the source (image digest) grype needs to match VEX products.
+SYFT_ENV = {"SYFT_CHECK_FOR_APP_UPDATE": "false", "SYFT_REGISTRY_INSECURE_USE_HTTP": "true"}
+# Paths the source SBOM leaves out: outputs, caches and VCS metadata, not source.
+SOURCE_EXCLUDES = ("./out", "./.git", "./.nox", "./.venv", "./**/__pycache__", "./.mypy_cache", "./.ruff_cache")
+
+
+def image_ref(ctx: Context) -> str:
+    """The image the build stage pushed, by digest."""
+    art = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
+    if "@sha256:" not in art.name:
+        raise InputError(f"build evidence names {art.name}, not an image by digest")
+    return art.name
+
+
+def check_document(path: Path, kind: str) -> int:
+    """Fail closed on a document that is not the format version we promise; return package count."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ToolError(f"syft wrote an unreadable {kind} SBOM {path}: {exc}") from exc
+    if kind == "spdx":
+        if doc.get("spdxVersion") != "SPDX-2.3":
+            raise ToolError(f"{path}: spdxVersion {doc.get('spdxVersion')!r}, expected SPDX-2.3")
+        return len(doc.get("packages", []))
+    if doc.get("bomFormat") != "CycloneDX" or doc.get("specVersion") != "1.6":
+        raise ToolError(f"{path}: CycloneDX {doc.get('specVersion')!r}, expected 1.6")
+    return len(doc.get("components", []))
+
+
+def generate(ctx: Context, rec: StageRecord, source: str, stem: str, extra: Sequence[str] = ()) -> dict[str, int]:
+    out = ctx.stage_dir("sbom")
+    spdx, cdx, native = out / f"{stem}.spdx.json", out / f"{stem}.cdx.json", out / f"{stem}.syft.json"
+    for path in (spdx, cdx, native):
+        path.unlink(missing_ok=True)
+    runner.run(
+        rec,
+        ctx.tool("syft"),
+        [
+            "scan",
+            source,
+            *extra,
+            "--quiet",
+            "-o",
+            f"spdx-json@2.3={spdx}",
+            "-o",
+            f"cyclonedx-json@1.6={cdx}",
+            "-o",
+            f"syft-json={native}",
+        ],
+        env=SYFT_ENV,
+        cwd=ctx.root,
+        timeout=1800,
+    )
+    counts = {"spdx": check_document(spdx, "spdx"), "cyclonedx": check_document(cdx, "cyclonedx")}
+    rec.add_output(spdx, SPDX_MEDIA_TYPE)
+    rec.add_output(cdx, CYCLONEDX_MEDIA_TYPE)
+    rec.add_output(native, SYFT_JSON_MEDIA_TYPE)
+    return counts

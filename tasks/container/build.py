@@ -1,0 +1,291 @@
+"""Talk 02 — "where and how you build matters": a hermetic, reproducible, daemonless build.
+
+1. base: mmdebstrap makes a Debian root filesystem (no registry pull), buildah turns it
+   into an OCI image, pushed to the local registry and used by digest;
+2. wheelhouse: app/requirements.lock installed on the host into site-packages/
+   (--require-hashes, wheels only, no byte-code) — the build itself has no network;
+3. image: `buildah bud --isolation oci --network none --timestamp SOURCE_DATE_EPOCH`, pushed
+   to the local registry; from then on it is `repo@sha256:...` only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.container import oci_registry
+from tasks.context import Context
+from tasks.core import atomic, runner
+from tasks.core.cache import cache_root
+from tasks.core.console import console
+from tasks.core.errors import BuildError, InputError
+from tasks.core.evidence import StageRecord
+
+IMAGE_NAME = "secure-iot-server"
+BASE_NAME = "secure-iot-base"
+# What the base needs for the app, and nothing else. The `custom` variant installs exactly
+# these and their dependencies: 69 MB uncompressed, where `minbase` (apt, perl-base and the
+# rest of Essential) gave 165 MB for the same Python (measured, bench/image_size.py). dpkg
+# and the few tools its maintainer scripts call stay, so the image keeps a dpkg database
+# that syft and grype read.
+BASE_VARIANT = "custom"
+BASE_PACKAGES = (
+    "base-files",
+    "base-passwd",
+    "dash",
+    "libc-bin",
+    "dpkg",
+    "coreutils",
+    "diffutils",
+    "findutils",
+    "sed",
+    "grep",
+    "tar",
+    "python3-minimal",
+    "libpython3.11-stdlib",
+)
+BASE_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
+DEBIAN_SUITE = "bookworm"
+APT_ETC = Path("/etc/apt")
+
+
+@dataclass(frozen=True)
+class Built:
+    ref: str  # repo@sha256:...
+    digest: str
+    tag: str
+
+
+def source_date_epoch(ctx: Context, rec: StageRecord) -> int:
+    """SOURCE_DATE_EPOCH if set, else the commit time of HEAD: the same for every clone."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None:
+        done = runner.run(rec, ctx.tool("git"), ["log", "-1", "--format=%ct"], cwd=ctx.root, check=False)
+        raw = done.stdout.strip()
+    if not raw.isdigit():
+        raise InputError(f"SOURCE_DATE_EPOCH={raw!r}: expected seconds since 1970 (or a git checkout)")
+    return int(raw)
+
+
+def git_revision(ctx: Context, rec: StageRecord) -> str:
+    done = runner.run(rec, ctx.tool("git"), ["rev-parse", "HEAD"], cwd=ctx.root, check=False)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def source_url() -> str:
+    server, repo = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
+    return f"{server}/{repo}" if server and repo else os.environ.get("SECURE_IOT_SOURCE_URL", "urn:secure-iot:local")
+
+
+def buildah_args() -> list[str]:
+    """Our own storage (vfs: works as root anywhere, no kernel overlay needed)."""
+    store = Path(os.environ.get("SECURE_IOT_CONTAINERS_DIR", cache_root() / "containers"))
+    return ["--root", str(store / "storage"), "--runroot", str(store / "run"), "--storage-driver", "vfs"]
+
+
+def apt_sources(etc: Path = APT_ETC) -> list[Path]:
+    """The machine's own package sources, read the way apt reads them; the project names no mirror.
+
+    sources.list and every sources.list.d/*.list and *.sources file (apt ignores other names),
+    or SECURE_IOT_APT_SOURCES (files separated by the path separator) to choose explicitly.
+    """
+    chosen = os.environ.get("SECURE_IOT_APT_SOURCES")
+    if chosen:
+        paths = [Path(p) for p in chosen.split(os.pathsep) if p]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise InputError(f"SECURE_IOT_APT_SOURCES: no such file: {', '.join(missing)}")
+        return paths
+    listed = [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))]
+    paths = [p for p in listed if p.is_file() and _has_entries(p)]
+    paths += [p for p in sorted((etc / "sources.list.d").glob("*.sources")) if p.is_file() and _has_entries(p)]
+    if not paths:
+        raise InputError(
+            f"{etc}: no package sources (sources.list or sources.list.d/*.list|*.sources); "
+            "set SECURE_IOT_APT_SOURCES to a Debian sources file"
+        )
+    return paths
+
+
+def _has_entries(path: Path) -> bool:
+    lines = (line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
+    return any(line and not line.startswith("#") for line in lines)
+
+
+def base_rootfs(ctx: Context, rec: StageRecord, epoch: int, *, rebuild: bool) -> Path:
+    """mmdebstrap rootfs.tar, cached by everything that determines it."""
+    sources = apt_sources()
+    texts = [p.read_text(encoding="utf-8") for p in sources]
+    recipe = "\n".join([DEBIAN_SUITE, BASE_VARIANT, *BASE_PACKAGES, *BASE_EXCLUDES, str(epoch), *texts])
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
+    cached = cache_root() / "base" / key / "rootfs.tar"
+    if cached.is_file() and not rebuild:
+        console.print(f"  base rootfs: cached {cached}")
+        return cached
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".partial")
+    excludes = [f"--dpkgopt=path-exclude={p}" for p in BASE_EXCLUDES]
+    runner.run(
+        rec,
+        ctx.tool("mmdebstrap"),
+        [
+            "--quiet",
+            f"--variant={BASE_VARIANT}",
+            f"--include={','.join(BASE_PACKAGES)}",
+            *excludes,
+            "--format=tar",
+            DEBIAN_SUITE,
+            partial,
+            *sources,
+        ],
+        env={"SOURCE_DATE_EPOCH": str(epoch)},
+        timeout=1800,
+        capture=True,
+    )
+    os.replace(partial, cached)
+    return cached
+
+
+def wheelhouse(ctx: Context, rec: StageRecord, into: Path) -> None:
+    """site-packages/ for the image from the hash lock: wheels only, for the image's CPython."""
+    lock = ctx.inside("app/requirements.lock")
+    if not lock.is_file():
+        raise InputError(f"{lock}: missing; run `nox -s lock`")
+    arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}[platform.machine().lower()]
+    platforms = [
+        f"--platform={tag}_{arch}" for tag in ("manylinux_2_36", "manylinux_2_28", "manylinux_2_17", "manylinux2014")
+    ]
+    runner.run(
+        rec,
+        ctx.tool("pip"),
+        [
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--implementation=cp",
+            "--python-version=3.11",
+            "--abi=cp311",
+            *platforms,
+            "--target",
+            into,
+            "-r",
+            lock,
+        ],
+        timeout=1800,
+    )
+    for junk in into.glob("*.dist-info/direct_url.json"):
+        junk.unlink()
+    rec.add_input(lock, "text/plain")
+
+
+def bud(
+    ctx: Context,
+    rec: StageRecord,
+    containerfile: Path,
+    context_dir: Path,
+    tag: str,
+    epoch: int,
+    build_args: dict[str, str],
+) -> None:
+    args = [a for k, v in build_args.items() for a in ("--build-arg", f"{k}={v}")]
+    runner.run(
+        rec,
+        ctx.tool("buildah"),
+        [
+            *buildah_args(),
+            "bud",
+            "--runtime",
+            ctx.tool("runc").path,
+            "--isolation",
+            "oci",
+            "--network",
+            "none",
+            "--timestamp",
+            str(epoch),
+            "--identity-label=false",
+            "--pull=never" if not build_args.get("BASE") else "--pull=always",
+            *oci_registry.tls_flags(build_args.get("BASE", "")),
+            "--format",
+            "oci",
+            "--layers=false",
+            *args,
+            "-f",
+            containerfile,
+            "-t",
+            tag,
+            context_dir,
+        ],
+        timeout=1800,
+        capture=True,
+    )
+
+
+def push(ctx: Context, rec: StageRecord, local: str, repository: str, tag: str, workdir: Path) -> Built:
+    digest_file = workdir / f"{tag}.digest"
+    digest_file.unlink(missing_ok=True)
+    runner.run(
+        rec,
+        ctx.tool("buildah"),
+        [
+            *buildah_args(),
+            "push",
+            *oci_registry.tls_flags(repository),
+            "--format",
+            "oci",
+            "--digestfile",
+            digest_file,
+            local,
+            f"docker://{repository}:{tag}",
+        ],
+        timeout=900,
+    )
+    digest = digest_file.read_text().strip()
+    if not digest.startswith("sha256:"):
+        raise BuildError(f"buildah push {repository}:{tag} gave no digest")
+    return Built(f"{repository}@{digest}", digest, tag)
+
+
+def build_base(ctx: Context, rec: StageRecord, dest: str, epoch: int, *, rebuild: bool) -> Built:
+    work = ctx.stage_dir("build") / "base-context"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    rootfs = base_rootfs(ctx, rec, epoch, rebuild=rebuild)
+    shutil.copyfile(rootfs, work / "rootfs.tar")
+    containerfile = ctx.inside("app/base/Containerfile")
+    rec.add_input(containerfile, "text/plain")
+    rec.details["base_rootfs_sha256"] = "sha256:" + atomic.sha256_file(rootfs)
+    local = f"localhost/{BASE_NAME}:{epoch}"
+    bud(ctx, rec, containerfile, work, local, epoch, {})
+    return push(ctx, rec, local, f"{dest}/{BASE_NAME}", str(epoch), ctx.stage_dir("build"))
+
+
+def build_app(ctx: Context, rec: StageRecord, dest: str, base_ref: str, epoch: int, revision: str) -> Built:
+    work = ctx.stage_dir("build") / "context"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    wheelhouse(ctx, rec, work / "site-packages")
+    shutil.copytree(ctx.inside("app/src"), work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    containerfile = ctx.inside("app/Containerfile")
+    rec.add_input(containerfile, "text/plain")
+    created = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    tag = revision[:12] if revision != "unknown" else str(epoch)
+    local = f"localhost/{IMAGE_NAME}:{tag}"
+    bud(
+        ctx,
+        rec,
+        containerfile,
+        work,
+        local,
+        epoch,
+        {"BASE": base_ref, "SOURCE_URL": source_url(), "REVISION": revision, "CREATED": created},
+    )
+    return push(ctx, rec, local, f"{dest}/{IMAGE_NAME}", tag, ctx.stage_dir("build"))

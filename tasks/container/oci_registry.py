@@ -1,0 +1,198 @@
+"""The local OCI registry: CNCF distribution (Debian's docker-registry) on 127.0.0.1.
+
+A managed background process: config, storage, log and PID file live outside the checkout
+(${XDG_CACHE_HOME:-~/.cache}/secure-iot/registry/<port>/). Sessions that need it call
+``ensure_running``; `nox -s registry -- stop` stops it by its PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.context import Context
+from tasks.core import atomic, runner
+from tasks.core.cache import cache_root
+from tasks.core.console import console
+from tasks.core.errors import RegistryError
+from tasks.core.evidence import StageRecord
+
+DEFAULT_PORT = 5000
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 15.0
+
+CONFIG = """\
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: {host}:{port}
+  headers:
+    X-Content-Type-Options: [nosniff]
+"""
+
+
+@dataclass(frozen=True)
+class Registry:
+    port: int
+    state: Path
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state / "registry.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.state / "registry.log"
+
+    @property
+    def config(self) -> Path:
+        return self.state / "config.yml"
+
+    def repository(self, name: str) -> str:
+        return f"{self.address}/{name}"
+
+
+def configured() -> Registry:
+    raw = os.environ.get("SECURE_IOT_REGISTRY_PORT", str(DEFAULT_PORT))
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise RegistryError(f"SECURE_IOT_REGISTRY_PORT={raw!r}: expected a TCP port number")
+    state = Path(os.environ.get("SECURE_IOT_REGISTRY_DIR", cache_root() / "registry" / raw))
+    return Registry(int(raw), state)
+
+
+def ready(reg: Registry) -> bool:
+    """The distribution API answers on /v2/ (200 with no auth configured)."""
+    opener = urllib.request.OpenerDirector()
+    opener.add_handler(urllib.request.HTTPHandler())
+    try:
+        with opener.open(f"http://{reg.address}/v2/", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie (a registry started by an earlier session is reaped by init, or not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def running_pid(reg: Registry) -> int | None:
+    """The PID in the PID file, if that process is alive and is our registry."""
+    try:
+        pid = int(reg.pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if alive(pid) and str(reg.config).encode() in cmdline else None
+
+
+def _port_taken(reg: Registry) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex((HOST, reg.port)) == 0
+
+
+def ensure_running(ctx: Context, rec: StageRecord | None) -> Registry:
+    """Start the registry unless ours is already up; fail with the log's tail otherwise."""
+    reg = configured()
+    if running_pid(reg) is not None and ready(reg):
+        return reg
+    if _port_taken(reg):
+        raise RegistryError(
+            f"{reg.address} is in use by another process; stop it (Debian's own docker-registry service: "
+            "`systemctl disable --now docker-registry`) or set SECURE_IOT_REGISTRY_PORT"
+        )
+    (reg.state / "storage").mkdir(parents=True, exist_ok=True)
+    atomic.write_text(reg.config, CONFIG.format(storage=reg.state / "storage", host=HOST, port=reg.port))
+    proc = runner.start(rec, ctx.tool("docker-registry"), ["serve", reg.config], log=reg.log)
+    atomic.write_text(reg.pid_file, f"{proc.pid}\n")
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            reg.pid_file.unlink(missing_ok=True)
+            raise RegistryError(f"docker-registry exited {proc.returncode} at start: {_tail(reg.log)}")
+        if ready(reg):
+            console.print(f"  registry: up on {reg.address} (pid {proc.pid}, storage {reg.state / 'storage'})")
+            return reg
+        time.sleep(0.1)
+    stop(reg)
+    raise RegistryError(f"docker-registry on {reg.address} not ready after {READY_TIMEOUT_S:.0f}s: {_tail(reg.log)}")
+
+
+def stop(reg: Registry) -> bool:
+    """Stop our registry by its PID; True if one was running."""
+    pid = running_pid(reg)
+    if pid is None:
+        reg.pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if not alive(pid):
+            break
+        time.sleep(0.05)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    reg.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(lines[-3:]) or "(empty log)"
+
+
+def is_local(ref: str) -> bool:
+    """The host of ``ref`` is exactly the loopback registry's (localhost.evil.example is not)."""
+    host = ref.split("/", 1)[0].rsplit(":", 1)[0] if "/" in ref else ""
+    return host in (HOST, "localhost")
+
+
+def tls_flags(ref: str) -> list[str]:
+    """Plain HTTP for the loopback registry only (buildah, skopeo)."""
+    return ["--tls-verify=false"] if is_local(ref) else []
+
+
+def destination(ctx: Context, rec: StageRecord | None) -> str:
+    """Where images are pushed: SECURE_IOT_REGISTRY (e.g. ghcr.io/owner/repo in a release) or
+    the local registry, started if needed."""
+    remote = os.environ.get("SECURE_IOT_REGISTRY", "").strip().rstrip("/")
+    if remote:
+        return remote
+    return ensure_running(ctx, rec).address
+
+
+def ensure_for(ctx: Context, rec: StageRecord | None, ref: str) -> None:
+    """Start the local registry when ``ref`` lives in it; a remote one is the user's."""
+    if is_local(ref):
+        ensure_running(ctx, rec)

@@ -1,0 +1,55 @@
+"""Apply a policy gate to normalized findings: threshold first, then waivers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tasks.policy.findings import Finding
+from tasks.policy.security_policy import Policy, Waiver
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    gate: str
+    threshold: str
+    blocking: tuple[Finding, ...]
+    waived: tuple[tuple[Finding, Waiver], ...]
+    below_threshold: tuple[Finding, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "gate": self.gate,
+            "threshold": self.threshold,
+            "blocking": len(self.blocking),
+            "waived": [
+                {
+                    "finding": f.rule,
+                    "location": f.location,
+                    "waiver": w.id,
+                    "owner": w.owner,
+                    "expires": w.expires.isoformat(),
+                }
+                for f, w in self.waived
+            ],
+            "below_threshold": len(self.below_threshold),
+        }
+
+
+def evaluate(gate_name: str, findings: Iterable[Finding], policy: Policy) -> GateOutcome:
+    gate = policy.gate(gate_name)
+    blocking: list[Finding] = []
+    waived: list[tuple[Finding, Waiver]] = []
+    below: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: (-f.severity, f.location, f.rule)):
+        if finding.severity < gate.fail_on:
+            below.append(finding)
+        elif (waiver := policy.waiver_for(gate_name, finding)) is not None:
+            waived.append((finding, waiver))
+        else:
+            blocking.append(finding)
+    return GateOutcome(gate_name, str(gate.fail_on), tuple(blocking), tuple(waived), tuple(below))

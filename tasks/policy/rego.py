@@ -1,0 +1,99 @@
+"""The content policy over attestations: one Rego source for `nox -s verify` and the cluster.
+
+infra/policies/sigstore/rego/<kind>.rego holds the logic (package sigstore, isCompliant,
+violations); security-policy.yaml gates.verify holds the parameters. ``render`` joins the
+two into the module both OPA evaluates here (`opa eval`) and inside policy-controller at admission.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tasks.core import atomic, runner
+from tasks.core.errors import InputError, PolicyError
+from tasks.core.repository import source_repository
+from tasks.core.runner import Tool
+from tasks.policy.security_policy import Policy
+
+REGO_DIR = Path("infra/policies/sigstore/rego")
+# cosign --type -> (predicateType URI, Rego module or None when only presence is required)
+KINDS: dict[str, tuple[str, str | None]] = {
+    "slsaprovenance1": ("https://slsa.dev/provenance/v1", "provenance.rego"),
+    "spdxjson": ("https://spdx.dev/Document", "sbom.rego"),
+    "cyclonedx": ("https://cyclonedx.org/bom", None),
+    "vuln": ("https://cosign.sigstore.dev/attestation/vuln/v1", "vuln.rego"),
+    "openvex": ("https://openvex.dev/ns", None),
+}
+
+
+def params(policy: Policy, image_digest: str = "") -> dict[str, Any]:
+    verify = policy.gate("verify")
+    return {
+        "image_digest": image_digest,
+        "allowed_builders": builders(list(verify.settings.get("allowed_builders", []))),
+        "allow_demo_db": bool(verify.settings.get("allow_demo_db", False)),
+        "source_repository": str(verify.settings.get("source_repository", "")),
+        "fail_on": str(verify.fail_on),
+        "max_db_age_hours": int(verify.settings.get("max_db_age_hours", 120)),
+    }
+
+
+def builders(patterns: list[str]) -> list[str]:
+    """{repository} in a builder pattern is this repository (GITHUB_REPOSITORY); without one
+    known, such patterns are dropped — a fork's workflow must not match."""
+    repository = source_repository()
+    out = []
+    for pattern in patterns:
+        if "{repository}" in pattern:
+            if repository:
+                out.append(pattern.replace("{repository}", repository))
+            continue
+        out.append(pattern)
+    return out
+
+
+def render(root: Path, kind: str, values: dict[str, Any]) -> str | None:
+    """The Rego module for ``kind`` with its parameters, or None if ``kind`` has no content policy."""
+    if kind not in KINDS:
+        raise PolicyError(f"attestation type {kind!r} is not one of {', '.join(KINDS)}")
+    module = KINDS[kind][1]
+    if module is None:
+        return None
+    path = root / REGO_DIR / module
+    if not path.is_file():
+        raise InputError(f"{path}: attestation policy module is missing")
+    return (
+        path.read_text(encoding="utf-8")
+        + "\n# parameters from security-policy.yaml gates.verify\nparams := "
+        + (json.dumps(values, sort_keys=True) + "\n")
+    )
+
+
+def evaluate(
+    root: Path, kind: str, statement: dict[str, Any], values: dict[str, Any], opa: Tool, workdir: Path
+) -> list[str]:
+    """Violations of ``kind``'s policy by ``statement`` (empty list: compliant), evaluated by OPA."""
+    module = render(root, kind, values)
+    if module is None:
+        return []
+    workdir.mkdir(parents=True, exist_ok=True)
+    policy_file, input_file = workdir / f"{kind}.rego", workdir / f"{kind}.input.json"
+    atomic.write_text(policy_file, module)
+    atomic.write_json(input_file, statement)
+    done = runner.run(
+        None,
+        opa,
+        ["eval", "--format", "json", "--data", policy_file, "--input", input_file, "data.sigstore"],
+        check=False,
+        timeout=120,
+    )
+    try:
+        result = json.loads(done.stdout)["result"][0]["expressions"][0]["value"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise PolicyError(f"{REGO_DIR / str(KINDS[kind][1])}: opa eval failed: {done.tail()}") from exc
+    violations = sorted(str(v) for v in result.get("violations", []))
+    if result.get("isCompliant") is not True and not violations:
+        violations = [f"{kind}: not compliant with {KINDS[kind][1]}"]
+    return violations

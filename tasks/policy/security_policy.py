@@ -1,0 +1,138 @@
+"""security-policy.yaml: the project's written definition of secure and threat tolerance.
+
+Per-gate severity thresholds, gate settings, and waivers. The file is validated against
+schemas/security-policy.schema.json; an error names the exact field. A waiver without a
+justification, or past its expiry date, is an error — never a pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from tasks.core.errors import PolicyError
+from tasks.core.repository import CHECKOUT
+from tasks.policy.findings import Finding, Severity
+
+SCHEMA_PATH = CHECKOUT / "schemas" / "security-policy.schema.json"
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A reviewed, owned, expiring exception for one rule or vulnerability id."""
+
+    id: str
+    gate: str
+    justification: str
+    owner: str
+    expires: dt.date
+    path: str | None = None
+    package: str | None = None
+
+    def covers(self, gate: str, finding: Finding) -> bool:
+        if gate != self.gate or self.id not in finding.ids():
+            return False
+        if self.path is not None and not fnmatch.fnmatch(finding.path, self.path):
+            return False
+        return self.package is None or self.package == finding.package
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    fail_on: Severity
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: Path
+    gates: Mapping[str, Gate]
+    waivers: Sequence[Waiver]
+
+    def gate(self, name: str) -> Gate:
+        try:
+            return self.gates[name]
+        except KeyError:
+            raise PolicyError(f"{self.path}: gates.{name} is missing (no threshold for this gate)") from None
+
+    def waiver_for(self, gate: str, finding: Finding) -> Waiver | None:
+        return next((w for w in self.waivers if w.covers(gate, finding)), None)
+
+
+def _plain(obj: Any) -> Any:
+    """YAML dates become ISO strings so that the JSON Schema sees what the user wrote."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dt.date):
+        return obj.isoformat()
+    return obj
+
+
+def _field(path: Sequence[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def load(path: Path, *, today: dt.date | None = None) -> Policy:
+    """Load and validate the policy; raise PolicyError naming the file and field."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: security policy not found (copy security-policy.yaml from the repo)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path}: unreadable security policy ({exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise PolicyError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = _plain(raw)
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    if error is not None:
+        raise PolicyError(f"{path}: {_field(error.absolute_path)}: {error.message}")
+
+    gates = {
+        name: Gate(name, Severity.parse(spec["fail_on"]), {k: v for k, v in spec.items() if k != "fail_on"})
+        for name, spec in data["gates"].items()
+    }
+    waivers = []
+    for i, spec in enumerate(data.get("waivers", [])):
+        where = f"{path}: waivers[{i}] ({spec['id']})"
+        if spec["gate"] not in gates:
+            raise PolicyError(f"{where}: gate '{spec['gate']}' is not defined under gates")
+        if not spec["justification"].strip():
+            raise PolicyError(f"{where}: justification is empty; say why the risk is accepted")
+        try:
+            expires = dt.date.fromisoformat(spec["expires"])
+        except ValueError:
+            raise PolicyError(f"{where}: expires: {spec['expires']!r} is not a calendar date (YYYY-MM-DD)") from None
+        if expires < today:
+            raise PolicyError(
+                f"{where}: expired on {expires.isoformat()}; review it and set a new expiry, or remove it"
+            )
+        waivers.append(
+            Waiver(
+                id=spec["id"],
+                gate=spec["gate"],
+                justification=spec["justification"],
+                owner=spec["owner"],
+                expires=expires,
+                path=spec.get("scope", {}).get("path"),
+                package=spec.get("scope", {}).get("package"),
+            )
+        )
+    return Policy(path=path, gates=gates, waivers=tuple(waivers))

@@ -1,0 +1,138 @@
+"""Talk 02 — sign the image by digest and attach its attestations; bundle every blob.
+
+Attestations (cosign attest --type): spdxjson and cyclonedx (the SBOMs), slsaprovenance1
+(the provenance predicate), vuln (the grype result in cosign's vuln predicate) and openvex
+(the reviewed VEX statements). They live next to the image in the same repository, under
+cosign's tag scheme (sha256-<digest>.sig / .att): the local registry has no referrers API.
+Blob artifacts get a Sigstore bundle (<file>.sigstore.json) beside them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.context import Context
+from tasks.core import atomic, runner
+from tasks.core.errors import SigningError
+from tasks.core.evidence import StageRecord
+from tasks.core.media_types import (
+    CYCLONEDX_MEDIA_TYPE,
+    GRYPE_JSON_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
+    OPENVEX_MEDIA_TYPE,
+    PREDICATE_MEDIA_TYPE,
+    SPDX_MEDIA_TYPE,
+    SYFT_JSON_MEDIA_TYPE,
+)
+from tasks.signing import signer as signing
+
+OPENVEX_CONTEXT = "https://openvex.dev/ns/v0.2.0"
+BUNDLE_SUFFIX = ".sigstore.json"
+
+
+@dataclass(frozen=True)
+class Attestation:
+    type: str  # cosign --type
+    predicate: Path
+
+
+def vuln_predicate(ctx: Context) -> dict[str, Any]:
+    """cosign's vuln predicate around the grype result the scan stage gated on."""
+    scan = ctx.evidence.stage("scan")
+    result_path = recorded(ctx, "scan", GRYPE_JSON_MEDIA_TYPE)
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    db = scan["details"].get("db", {})
+    return {
+        "invocation": {"parameters": [], "uri": "", "event_id": "", "builder.id": ""},
+        "scanner": {
+            "uri": "pkg:golang/github.com/anchore/grype",
+            "version": scan["tools"].get("grype", ""),
+            "db": {"uri": f"grype-db:{db.get('source', '')}", "version": db.get("built", "")},
+            "result": {k: result.get(k) for k in ("matches", "ignoredMatches", "source", "distro") if k in result},
+        },
+        "metadata": {"scanStartedOn": scan["started"], "scanFinishedOn": scan["finished"]},
+    }
+
+
+def openvex_document(ctx: Context) -> dict[str, Any]:
+    """The VEX statements the scan applied, merged into one OpenVEX document."""
+    statements: list[Any] = []
+    for art in ctx.evidence.stage("scan").get("inputs", []):
+        if art["media_type"] == OPENVEX_MEDIA_TYPE:
+            document = ctx.unchanged(art["name"], art["digest"])
+            statements += json.loads(document.read_text(encoding="utf-8")).get("statements", [])
+    return {
+        "@context": OPENVEX_CONTEXT,
+        "@id": "urn:secure-iot:vex:" + ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).digest,
+        "author": "secure-iot pipeline (merged from vex/)",
+        "timestamp": ctx.evidence.stage("scan")["finished"],
+        "version": 1,
+        "statements": statements,
+    }
+
+
+def attestations(ctx: Context) -> list[Attestation]:
+    out = ctx.stage_dir("sign")
+    atomic.write_json(out / "vuln.predicate.json", vuln_predicate(ctx))
+    atomic.write_json(out / "openvex.json", openvex_document(ctx))
+    return [
+        Attestation("spdxjson", recorded(ctx, "sbom", SPDX_MEDIA_TYPE)),
+        Attestation("cyclonedx", recorded(ctx, "sbom", CYCLONEDX_MEDIA_TYPE)),
+        Attestation("slsaprovenance1", recorded(ctx, "provenance", PREDICATE_MEDIA_TYPE)),
+        Attestation("vuln", out / "vuln.predicate.json"),
+        Attestation("openvex", out / "openvex.json"),
+    ]
+
+
+def blobs(ctx: Context) -> list[Path]:
+    """Every file artifact of the earlier stages (by the evidence), to be bundled."""
+    paths = []
+    for stage in ("sbom", "scan", "provenance", "compliance"):
+        if stage == "compliance" and stage not in ctx.evidence.load()["stages"]:
+            continue  # not run (it is not required to sign); run but failed is refused below
+        outputs = ctx.evidence.stage(stage)["outputs"]
+        paths += [ctx.unchanged(o["name"], o["digest"]) for o in outputs if o.get("kind") == "file"]
+    return [p for p in paths if not p.name.endswith(BUNDLE_SUFFIX)]
+
+
+def recorded(ctx: Context, stage: str, media_type: str) -> Path:
+    """A stage's output file, as recorded (re-hashed against the evidence)."""
+    art = ctx.evidence.output(stage, media_type)
+    return ctx.unchanged(art.name, art.digest)
+
+
+def bound_to_image(ctx: Context, digest: str) -> None:
+    """Everything to be attested was made from this image: the chain of custody, by digest."""
+    for stage in ("sbom", "provenance"):
+        subjects = {i["digest"] for i in ctx.evidence.stage(stage)["inputs"] if i.get("kind") == "oci"}
+        if digest not in subjects:
+            raise SigningError(
+                f"the {stage} stage recorded {', '.join(sorted(subjects)) or 'no image'}, not the image being "
+                f"signed ({digest}); rerun `nox -s {stage}` after the build"
+            )
+    image_sbom = ctx.evidence.output("sbom", SYFT_JSON_MEDIA_TYPE).digest
+    scanned = {i["digest"] for i in ctx.evidence.stage("scan")["inputs"] if i["media_type"] == SYFT_JSON_MEDIA_TYPE}
+    if scanned != {image_sbom}:
+        raise SigningError(
+            "the scan stage did not scan the image SBOM of the sbom stage (a `--sbom` scan, or an older "
+            "one); rerun `nox -s scan` before signing"
+        )
+
+
+def sign_blob(ctx: Context, rec: StageRecord, signer: signing.Signer, path: Path) -> Path:
+    bundle = path.with_name(path.name + BUNDLE_SUFFIX)
+    bundle.unlink(missing_ok=True)
+    if signer.mode == "keyless":  # sigstore-python: keyless bundles (GitHub OIDC ambient credential)
+        runner.run(rec, ctx.tool("sigstore"), ["sign", "--bundle", bundle, path], timeout=300)
+    else:
+        runner.run(
+            rec,
+            ctx.tool("cosign"),
+            ["sign-blob", *signer.sign_flags(), "--new-bundle-format", "--bundle", bundle, path],
+            env=signer.env(),
+            timeout=300,
+        )
+    return bundle

@@ -1,0 +1,110 @@
+"""Talk 02/10 — verify before trust: signature, attestations, and a policy over their contents.
+
+For the image by digest: the tag the build pushed still names that digest; cosign verifies
+the signature by the expected key (or keyless identity); each required attestation is
+present and signed by it; and its contents satisfy infra/policies/sigstore/rego — the
+same modules the cluster's policy-controller enforces. Prints a table and writes
+out/verify/report.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.container import oci_registry
+from tasks.context import Context
+from tasks.core import runner
+from tasks.core.evidence import StageRecord
+from tasks.policy import rego as attestation_policy
+from tasks.signing import signer as signing
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+def tag_still_points_at(ctx: Context, rec: StageRecord, repository: str, tag: str, digest: str) -> Check:
+    """Someone pushing other content under the build's tag must not go unnoticed."""
+    done = runner.run(
+        rec,
+        ctx.tool("skopeo"),
+        [
+            "inspect",
+            "--raw",
+            *oci_registry.tls_flags(repository),
+            f"docker://{repository}:{tag}",
+        ],
+        check=False,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        return Check(f"tag {tag}", False, f"cannot read {repository}:{tag}: {done.tail(2)}")
+    actual = "sha256:" + hashlib.sha256(done.stdout.encode()).hexdigest()
+    if actual != digest:
+        return Check(f"tag {tag}", False, f"{repository}:{tag} now names {actual}, the build recorded {digest}")
+    return Check(f"tag {tag}", True, f"still names {digest[:19]}…")
+
+
+def statements(output: str) -> list[dict[str, Any]]:
+    """cosign verify-attestation prints one DSSE envelope per line; decode their payloads."""
+    found = []
+    for line in output.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        envelope = json.loads(line)
+        found.append(json.loads(base64.b64decode(envelope["payload"])))
+    return found
+
+
+def diagnose(ctx: Context, rec: StageRecord, ref: str, predicate_type: str) -> str:
+    """Why verification found nothing: read what is attached (unverified, for the message only)."""
+    done = runner.run(
+        rec,
+        ctx.tool("cosign"),
+        ["download", "attestation", *signing.registry_flags(ref), ref],
+        check=False,
+        timeout=300,
+    )
+    attached = [s for s in statements(done.stdout) if str(s.get("predicateType", "")).startswith(predicate_type)]
+    if not attached:
+        return f"missing: no {predicate_type} attestation is attached to the image"
+    digest = ref.split("@sha256:", 1)[1]
+    subjects = sorted({str(d.get("digest", {}).get("sha256", "")) for s in attached for d in s.get("subject", [])})
+    if digest not in subjects:
+        return (
+            f"attached statement's subject is sha256:{', sha256:'.join(subjects)}, not the image digest sha256:{digest}"
+        )
+    return "attached, but its signature does not verify with the expected key or identity (altered or other signer)"
+
+
+def verify_attestation(
+    ctx: Context, rec: StageRecord, ref: str, kind: str, signer: signing.Signer, values: dict[str, Any]
+) -> Check:
+    done = runner.run(
+        rec,
+        ctx.tool("cosign"),
+        ["verify-attestation", *signer.verify_flags(), *signing.registry_flags(ref), "--type", kind, ref],
+        check=False,
+        timeout=600,
+    )
+    predicate_type = attestation_policy.KINDS[kind][0]
+    if done.returncode != 0:
+        return Check(f"attestation {kind}", False, diagnose(ctx, rec, ref, predicate_type) or done.tail(1))
+    found = statements(done.stdout)
+    matching = [s for s in found if str(s.get("predicateType", "")).startswith(predicate_type)]
+    if not matching:
+        return Check(f"attestation {kind}", False, f"no statement with predicateType {predicate_type}")
+    workdir = ctx.stage_dir("verify") / "policy"
+    opa = ctx.tool("opa")
+    problems = [attestation_policy.evaluate(ctx.root, kind, s, values, opa, workdir) for s in matching]
+    if any(not p for p in problems):  # as at admission: one compliant attestation of the type suffices
+        return Check(f"attestation {kind}", True, f"{len(matching)} signed statement(s); content policy holds")
+    return Check(f"attestation {kind}", False, "; ".join(sorted({v for p in problems for v in p})))

@@ -1,0 +1,72 @@
+"""nox -s deploy"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from rich.markup import escape
+
+from tasks.admission import gatekeeper as admission
+from tasks.cluster.kind import built_image, ready
+from tasks.container import oci_registry
+from tasks.context import Context
+from tasks.core import runner
+from tasks.core.console import console
+from tasks.core.errors import InputError
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.signing import signer as signing
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    argparse.ArgumentParser(
+        prog="nox -s deploy", description="the chart, by digest, into the protected namespace"
+    ).parse_args(argv)
+    kube, state = ready(ctx, rec)
+    repository, digest = built_image(ctx, rec)
+    local = oci_registry.configured()
+    if not repository.startswith(f"{local.address}/"):
+        raise InputError(f"{repository}: deploy copies from the local registry {local.address} only")
+    oci_registry.ensure_running(ctx, rec)
+    path = repository.split("/", 1)[1]
+    runner.run(  # the image with its .sig and .att tags: policy-controller verifies those
+        rec,
+        ctx.tool("cosign"),
+        [
+            "copy",
+            "--force",
+            *signing.registry_flags(repository),
+            f"{repository}@{digest}",
+            f"{state.push_address}/{path}",
+        ],
+        timeout=600,
+    )
+    done = kube.run(
+        "helm",
+        [
+            "upgrade",
+            "--install",
+            admission.RELEASE,
+            admission.CHART,
+            "--namespace",
+            admission.NAMESPACE,
+            "--set-string",
+            f"image.repository={repository}",
+            "--set-string",
+            f"image.digest={digest}",
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+        check=False,
+        timeout=600,
+    )
+    rec.details.update({"image": f"{repository}@{digest}", "namespace": admission.NAMESPACE})
+    if done.returncode != 0:
+        rec.reason = f"helm upgrade --install {admission.RELEASE} failed: {done.tail(2)}"
+        console.print(f"[red]deploy: FAIL[/] — {escape(rec.reason)}")
+        return "fail"
+    console.print(
+        f"[green]deploy: PASS[/] — {admission.RELEASE} runs {repository}@{digest} in namespace {admission.NAMESPACE}"
+    )
+    return "pass"

@@ -1,0 +1,93 @@
+"""nox -s scan"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from tasks.analysis import vulndb
+from tasks.analysis.scan import findings, grype_config, vex_documents
+from tasks.context import Context
+from tasks.core import atomic, runner
+from tasks.core.console import console
+from tasks.core.errors import InputError, ToolError
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import GRYPE_JSON_MEDIA_TYPE, SARIF_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
+from tasks.policy import gate
+from tasks.policy.findings import findings_table
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    parser = argparse.ArgumentParser(prog="nox -s scan", description="grype over the image SBOM, VEX, gate")
+    parser.add_argument("--sbom", type=Path, help="scan this SBOM instead of the sbom stage's image SBOM")
+    parser.add_argument(
+        "--allow-missing-db",
+        action="store_true",
+        help="opt out: skip the scan when no usable vulnerability DB exists (recorded)",
+    )
+    args = parser.parse_args(argv)
+    settings = ctx.policy.gate("dependencies").settings
+    max_age = int(settings.get("max_db_age_hours", 120))
+    sbom = ctx.inside(args.sbom) if args.sbom else ctx.artifact(ctx.evidence.output("sbom", SYFT_JSON_MEDIA_TYPE).name)
+    if not sbom.is_file():
+        raise InputError(f"{sbom}: SBOM not found; run `nox -s sbom` first")
+    rec.add_input(sbom, SYFT_JSON_MEDIA_TYPE)
+    grype = ctx.tool("grype")
+    db = vulndb.prepare(ctx, rec, grype, max_age)
+    rec.details["db"] = db.as_json()
+    if not db.valid:
+        reason = (
+            f"no usable vulnerability DB ({db.source}: {db.error or 'invalid or older than ' + str(max_age) + 'h'})"
+        )
+        if not args.allow_missing_db:
+            raise ToolError(
+                f"{reason}; set {vulndb.SOURCE_ENV}=demo|online|<archive>, or opt out with "
+                "`nox -s scan -- --allow-missing-db` (recorded in the evidence)"
+            )
+        rec.opt_out("--allow-missing-db", reason)
+        console.print(f"[yellow]scan: skipped[/] — {reason} (opt-out recorded)")
+        return "skipped"
+    out = ctx.stage_dir("scan")
+    json_out, sarif_out = out / "grype.json", out / "grype.sarif"
+    vex = vex_documents(ctx, rec)
+    vex_args = [arg for doc in vex for arg in ("--vex", str(doc))]
+    runner.run(
+        rec,
+        grype,
+        [
+            "--config",
+            grype_config(out),
+            f"sbom:{sbom}",
+            *vex_args,
+            "-o",
+            f"json={json_out}",
+            "-o",
+            f"sarif={sarif_out}",
+        ],
+        env=vulndb.grype_env(db.source, max_age),
+        cwd=ctx.root,
+        timeout=1800,
+    )
+    result = json.loads(json_out.read_text(encoding="utf-8"))
+    rec.add_output(json_out, GRYPE_JSON_MEDIA_TYPE)
+    rec.add_output(sarif_out, SARIF_MEDIA_TYPE)
+    found, ignored = findings(result)
+    outcome = gate.evaluate("dependencies", found, ctx.policy)
+    summary = {"db": db.as_json(), "gate": outcome.summary(), "vex_ignored": ignored, "matches": len(found)}
+    atomic.write_json(out / "summary.json", summary)
+    rec.add_output(out / "summary.json", "application/json")
+    rec.details.update(summary)
+    if db.source == "demo":
+        console.print("  [yellow]note: demo DB — knows only the advisories in tests/fixtures/grype[/]")
+    for item in ignored:
+        console.print(f"  covered by VEX: {item['id']} in {item['package']}")
+    findings_table(f"blocking vulnerabilities (threshold: {outcome.threshold})", outcome.blocking)
+    if outcome.passed:
+        console.print(f"[green]scan: pass[/] — {len(found)} matches, none blocking; DB built {db.built}")
+        return "pass"
+    rec.reason = f"{len(outcome.blocking)} blocking: " + ", ".join(
+        sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
+    )
+    return "fail"

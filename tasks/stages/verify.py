@@ -1,0 +1,69 @@
+"""nox -s verify"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from tasks.container import oci_registry
+from tasks.context import Context
+from tasks.core import atomic, runner
+from tasks.core.console import checks_table, console
+from tasks.core.errors import InputError
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE, REPORT_MEDIA_TYPE
+from tasks.policy import rego as attestation_policy
+from tasks.signing import signer as signing
+from tasks.signing.verify import Check, tag_still_points_at, verify_attestation
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    parser = argparse.ArgumentParser(prog="nox -s verify", description="verify signature, attestations and policy")
+    parser.add_argument("--image", help="verify this image (name@sha256:...) instead of the build stage's")
+    args = parser.parse_args(argv)
+    if args.image:
+        if "@sha256:" not in args.image:
+            raise InputError(f"--image {args.image}: give the image by digest (name@sha256:...)")
+        ref, tag = args.image, ""
+    else:
+        ref = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).name
+        tag = str(ctx.evidence.stage("build")["details"].get("tag", ""))
+    repository, digest = ref.split("@", 1)
+    signer = signing.configured(ctx)
+    oci_registry.ensure_for(ctx, rec, ref)
+    rec.add_oci(ref, digest, MANIFEST_MEDIA_TYPE, output=False)
+    checks: list[Check] = []
+    if tag:
+        checks.append(tag_still_points_at(ctx, rec, repository, tag, digest))
+    signature = runner.run(
+        rec,
+        ctx.tool("cosign"),
+        ["verify", *signer.verify_flags(), *signing.registry_flags(ref), ref],
+        check=False,
+        timeout=600,
+    )
+    checks.append(
+        Check(
+            "signature",
+            signature.returncode == 0,
+            f"signed by {signer.describe().get('public_key') or signer.identity_regexp}"
+            if signature.returncode == 0
+            else f"not verified: {signature.tail(1)}",
+        )
+    )
+    values = attestation_policy.params(ctx.policy, digest)
+    for kind in ctx.policy.gate("verify").settings.get("required_attestations", []):
+        checks.append(verify_attestation(ctx, rec, ref, str(kind), signer, values))
+    failed = [c for c in checks if not c.passed]
+    result = {"image": ref, "signer": signer.describe(), "passed": not failed, "checks": [asdict(c) for c in checks]}
+    out = ctx.stage_dir("verify") / "report.json"
+    atomic.write_json(out, result)
+    rec.add_output(out, REPORT_MEDIA_TYPE)
+    rec.details.update({"image": ref, "checks": len(checks), "failed": [c.name for c in failed]})
+    checks_table(f"verify {ref}", [(c.name, c.passed, c.detail) for c in checks])
+    if failed:
+        rec.reason = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        return "fail"
+    console.print(f"[green]verify: pass[/] — {len(checks)} checks on {ref}")
+    return "pass"

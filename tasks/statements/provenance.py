@@ -1,0 +1,166 @@
+"""Talk 02 — SLSA Provenance v1 for each built artifact, as an in-toto Statement v1.
+
+Everything in it comes from the evidence of the build stage (by digest), the lock files
+and the resolved tools: what was built, from which commit and base, by which builder,
+when. The buildType is documented in docs/slsa/build-type.md. Typed dataclasses plus the
+JSON Schemas in schemas/ (in-toto-attestation's Python package would add protobuf for
+two small documents; see docs/adr/0004).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from tasks import toolchain
+from tasks.context import Context
+from tasks.core import atomic, runner
+from tasks.core.errors import EvidenceError, InputError
+from tasks.core.evidence import StageRecord
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE, PREDICATE_TYPE, STATEMENT_TYPE
+
+BUILD_TYPE = "urn:secure-iot:slsa:buildtype:nox-buildah:v1"
+LOCAL_BUILDER = "urn:secure-iot:builder:local-nox"
+LOCKS = ("app/requirements.lock", "requirements/lock.txt", "tools.lock")
+
+
+@dataclass(frozen=True)
+class ResourceDescriptor:
+    uri: str
+    digest: dict[str, str]
+    name: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    subject_name: str
+    subject_digest: str  # hex sha256
+    external_parameters: dict[str, Any]
+    internal_parameters: dict[str, Any]
+    resolved_dependencies: list[ResourceDescriptor]
+    builder_id: str
+    builder_version: dict[str, str]
+    invocation_id: str
+    started_on: str
+    finished_on: str
+    byproducts: list[ResourceDescriptor] = field(default_factory=list)
+
+    def predicate(self) -> dict[str, Any]:
+        return {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": self.external_parameters,
+                "internalParameters": self.internal_parameters,
+                "resolvedDependencies": [d.as_json() for d in self.resolved_dependencies],
+            },
+            "runDetails": {
+                "builder": {"id": self.builder_id, "version": self.builder_version},
+                "metadata": {
+                    "invocationId": self.invocation_id,
+                    "startedOn": self.started_on,
+                    "finishedOn": self.finished_on,
+                },
+                "byproducts": [d.as_json() for d in self.byproducts],
+            },
+        }
+
+    def statement(self) -> dict[str, Any]:
+        return {
+            "_type": STATEMENT_TYPE,
+            "subject": [{"name": self.subject_name, "digest": {"sha256": self.subject_digest}}],
+            "predicateType": PREDICATE_TYPE,
+            "predicate": self.predicate(),
+        }
+
+
+def validate(statement: dict[str, Any], root: Path) -> None:
+    """Against the in-toto Statement v1 and SLSA Provenance v1 schemas shipped in schemas/."""
+    for schema_name, doc in (
+        ("in-toto-statement-v1.schema.json", statement),
+        ("slsa-provenance-v1.schema.json", statement.get("predicate", {})),
+    ):
+        schema = json.loads((root / "schemas" / schema_name).read_text(encoding="utf-8"))
+        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.path))
+        if errors:
+            where = "/".join(map(str, errors[0].absolute_path)) or "(root)"
+            raise InputError(f"provenance does not match {schema_name}: {where}: {errors[0].message}")
+
+
+def builder_id() -> str:
+    server, workflow_ref = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_WORKFLOW_REF")
+    if server and workflow_ref:
+        return f"{server}/{workflow_ref}"
+    return LOCAL_BUILDER
+
+
+def invocation_id() -> str:
+    server, repo, run_id = (os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    if server and repo and run_id:
+        return f"{server}/{repo}/actions/runs/{run_id}/attempts/{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+def git_ref(ctx: Context, rec: StageRecord) -> str:
+    if os.environ.get("GITHUB_REF"):
+        return os.environ["GITHUB_REF"]
+    done = runner.run(rec, ctx.tool("git"), ["symbolic-ref", "-q", "HEAD"], cwd=ctx.root, check=False)
+    return done.stdout.strip() or "HEAD"
+
+
+def from_evidence(ctx: Context, rec: StageRecord) -> Provenance:
+    build = ctx.evidence.stage("build")
+    details = build["details"]
+    image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
+    repository, digest = image.name.split("@", 1)
+    revision = details.get("revision", "unknown")
+    deps = [ResourceDescriptor(f"git+{details.get('source_url')}@{git_ref(ctx, rec)}", {"gitCommit": revision})]
+    base = details.get("base_image", "")
+    if "@sha256:" in base:
+        deps.append(ResourceDescriptor(base.split("@", 1)[0], {"sha256": base.split("@sha256:", 1)[1]}, "base-image"))
+    for lock in LOCKS:
+        path = ctx.inside(lock)
+        if not path.is_file():
+            raise EvidenceError(f"{lock}: missing; provenance names every lock file the build used")
+        deps.append(ResourceDescriptor(f"file:{lock}", {"sha256": atomic.sha256_file(path)}, lock))
+    pinned = toolchain.load(toolchain.lock_path(ctx.root))
+    for name, version in sorted(build.get("tools", {}).items()):
+        digest_set = {"sha256": ctx.tool(name).sha256} if name in pinned else {}  # host tools: version only
+        deps.append(ResourceDescriptor(f"pkg:generic/{name}@{version}", digest_set, name))
+    byproducts = [
+        ResourceDescriptor(f"file:{art['name']}", {"sha256": art["digest"].removeprefix("sha256:")}, art["media_type"])
+        for art in build.get("inputs", [])
+        if art.get("kind") == "file"
+    ]
+    return Provenance(
+        subject_name=repository,
+        subject_digest=digest.removeprefix("sha256:"),
+        external_parameters={
+            "repository": details.get("source_url"),
+            "ref": git_ref(ctx, rec),
+            "commit": revision,
+            "session": "build",
+            "containerfile": "app/Containerfile",
+        },
+        internal_parameters={
+            "sourceDateEpoch": details.get("source_date_epoch"),
+            "baseSource": details.get("base_source"),
+            "isolation": "oci",
+            "network": "none",
+        },
+        resolved_dependencies=deps,
+        builder_id=builder_id(),
+        builder_version={"secure-iot-pipeline": "0.1.0"},
+        invocation_id=invocation_id(),
+        started_on=build["started"],
+        finished_on=build["finished"],
+        byproducts=byproducts,
+    )
