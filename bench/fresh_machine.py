@@ -411,27 +411,31 @@ def enter_script(root: Path, clone: Path, go: HostGo, env: dict[str, str], comma
 
 
 def run_command(
-    index: int, command: str, root: Path, clone: Path, go: HostGo, env: dict[str, str], timeout: float, logs: Path
-) -> CommandResult:
-    log = logs / f"command-{index}.log"
-    script = enter_script(root, clone, go, env, command)
+    result: CommandResult, root: Path, clone: Path, go: HostGo, env: dict[str, str], timeout: float
+) -> None:
+    """Run one command in the root, its output to ``result.log``; fills in ``result`` even if interrupted."""
+    script = enter_script(root, clone, go, env, result.command)
     argv = ["unshare", "--mount", "--propagation", "private", "--fork", "/bin/sh", "-c", script]
     start = time.monotonic()
-    timed_out = False
-    with open(log, "wb") as handle:
+    with open(result.log, "wb") as handle:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
-            code = proc.wait(timeout=timeout)
+            result.exit_code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            timed_out = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            code = 124
+            result.timed_out, result.exit_code = True, 124
             handle.write(f"\n[fresh-machine] timed out after {timeout:g} s\n".encode())
-    return CommandResult(command, code, round(time.monotonic() - start, 1), str(log), timed_out)
+        except BaseException:  # interrupted (SIGINT/SIGTERM): record it, the clean-up runs next
+            result.exit_code = 130
+            handle.write(b"\n[fresh-machine] interrupted\n")
+            raise
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            result.seconds = round(time.monotonic() - start, 1)
 
 
 # --- cleaning up --------------------------------------------------------------------------
@@ -538,8 +542,9 @@ def check(args: argparse.Namespace, report: Report, workdir: Path) -> None:
     print(f"commit {report.commit[:12]}; registry port {report.registry_port}; Go {go.version}", flush=True)
     for index, command in enumerate(commands, 1):
         print(f"RUN  {command}  (log: {logs / f'command-{index}.log'})", flush=True)
-        result = run_command(index, command, workdir / "root", workdir / "clone", go, env, args.timeout, logs)
+        result = CommandResult(command, exit_code=-1, seconds=0.0, log=str(logs / f"command-{index}.log"))
         report.commands.append(result)
+        run_command(result, workdir / "root", workdir / "clone", go, env, args.timeout)
         print_result(result)
 
 
@@ -575,6 +580,10 @@ def main(argv: Sequence[str]) -> int:
     except CheckError as exc:
         report.error = str(exc)
         print(f"error: {exc}", file=sys.stderr)
+    except (KeyboardInterrupt, SystemExit):
+        report.error = "interrupted"
+        print("interrupted: cleaning up", file=sys.stderr, flush=True)
+        raise
     finally:
         report.cleanup = clean_up(workdir, args.keep_root)
         report.cleanup.total_seconds = round(time.monotonic() - started, 1)
