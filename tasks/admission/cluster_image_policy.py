@@ -35,11 +35,12 @@ from typing import Any, Literal
 import yaml
 from rich.markup import escape
 
-from tasks.admission.gatekeeper import STAGE, Check, rel
+from tasks.admission.gatekeeper import STAGE, expect, rel
 from tasks.container import oci_registry
 from tasks.container.build import buildah_args
 from tasks.context import Context
 from tasks.core import atomic, runner
+from tasks.core.checks import Check
 from tasks.core.console import console
 from tasks.core.errors import EvidenceError, InputError, PolicyError, SigningError, ToolError
 from tasks.core.evidence import StageRecord
@@ -299,13 +300,13 @@ class Case:
 def judge(case: Case, decision: Decision) -> Check:
     if case.admit:
         outcome = "admitted" if decision.admitted else f"denied: {decision.errors[0]}"
-        return Check(f"policy-tester: {case.name}", case.expected, outcome, decision.admitted)
+        return expect(f"policy-tester: {case.name}", case.expected, outcome, decision.admitted)
     if decision.admitted:
-        return Check(f"policy-tester: {case.name}", case.expected, "NOT denied: admitted", False)
+        return expect(f"policy-tester: {case.name}", case.expected, "NOT denied: admitted", False)
     first = decision.errors[0]
     matched = re.search(case.reason, first) is not None
     outcome = f"denied: {first}" if matched else f"denied, but not for the expected reason: {first}"
-    return Check(f"policy-tester: {case.name}", case.expected, outcome, matched)
+    return expect(f"policy-tester: {case.name}", case.expected, outcome, matched)
 
 
 # --- fixtures ----------------------------------------------------------------------------
@@ -510,7 +511,7 @@ def keyless_check(ctx: Context, rec: StageRecord, tester: Tool, image: str) -> C
     decision = policy_tester(ctx, rec, tester, probe, image)
     valid = not decision.admitted and any("is uncovered by policy" in e for e in decision.errors)
     outcome = "valid (policy-tester accepts it)" if valid else "; ".join(decision.errors) or "admitted"
-    return Check("keyless ClusterImagePolicy is valid", "policy-tester validates it offline", outcome, valid)
+    return expect("keyless ClusterImagePolicy is valid", "policy-tester validates it offline", outcome, valid)
 
 
 def policy_controller_checks(ctx: Context, rec: StageRecord) -> list[Check]:
