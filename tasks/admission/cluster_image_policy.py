@@ -6,7 +6,7 @@ with the parameters of security-policy.yaml. The committed templates
 (infra/policies/sigstore/cip-key.yaml, cip-keyless.yaml) say only where it goes; which
 attestations are required comes from gates.verify.required_attestations.
 
-In `nox -s policy` (tasks/admission.py), when the evidence holds a signed build (key mode),
+In `nox -s policy` (tasks/admission/gatekeeper.py), when the evidence holds a signed build (key mode),
 policy-tester — policy-controller's own verification code, without a cluster — evaluates
 the key-mode policy against:
 
@@ -103,7 +103,7 @@ def fill(node: Any, values: Mapping[str, Any], where: Path, used: set[str]) -> A
             return node
         name = match.group(1)
         if name not in values:
-            raise InputError(f"{where}: placeholder ${{{name}}} is not one tasks/sigstore_policy.py fills")
+            raise InputError(f"{where}: placeholder ${{{name}}} is not one tasks/admission/cluster_image_policy.py fills")
         used.add(name)
         return values[name]
     return node
@@ -241,7 +241,7 @@ def dump(doc: Mapping[str, Any], header: str = "") -> str:
 
 
 def write(path: Path, doc: Mapping[str, Any], source: Path) -> None:
-    header = f"# Rendered by tasks/sigstore_policy.py from {source}; do not edit.\n"
+    header = f"# Rendered by tasks/admission/cluster_image_policy.py from {source}; do not edit.\n"
     atomic.write_text(path, dump(doc, header))
 
 
