@@ -103,7 +103,7 @@ def fill(node: Any, values: Mapping[str, Any], where: Path, used: set[str]) -> A
             return node
         name = match.group(1)
         if name not in values:
-            raise InputError(f"{where}: placeholder ${{{name}}} is not one tasks/admission/cluster_image_policy.py fills")
+            raise InputError(f"{where}: placeholder ${{{name}}} is not one the pipeline fills")
         used.add(name)
         return values[name]
     return node
