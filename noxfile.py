@@ -71,6 +71,16 @@ def lint(session: nox.Session) -> None:
     session.run("lint-imports")
 
 
+@nox.session(name="fresh-machine", venv_backend="none")
+def fresh_machine(session: nox.Session) -> None:
+    """The README's Quickstart in a fresh Debian bookworm root, timed per command (bench/fresh_machine.py).
+
+    Slow (a cold Go build of the tools inside: 20-35 min on 2 cores) and needs root (mmdebstrap,
+    unshare, chroot); not part of `nox -s tests`. Options after `--`, e.g. `-- --keep-root`.
+    """
+    session.run(sys.executable, "bench/fresh_machine.py", *session.posargs)
+
+
 @nox.session(venv_backend="none")
 def lock(session: nox.Session) -> None:
     """Re-resolve requirements/*.in into hash-locked requirements/*.txt (uv pip compile)."""
