@@ -63,11 +63,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (lint + format check) and mypy --strict on tasks/."""
+    """ruff (lint + format check), mypy --strict (tasks/, noxfile.py, tests/, bench/), import layers."""
     _install(session)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    session.run("lint-imports")
 
 
 @nox.session(name="fresh-machine", venv_backend="none")

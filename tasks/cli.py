@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tasks import pipeline, summary, toolchain
-from tasks import stage as stage_mod
 from tasks.catalogue import CATALOGUE
 from tasks.context import Context
 from tasks.core.console import error_line
@@ -32,7 +31,7 @@ def main(argv: Sequence[str]) -> int:
         if name not in CATALOGUE:
             error_line(f"unknown stage '{name}'. {USAGE}")
             return 2
-        return stage_mod.run(ctx, pipeline.stage(name), rest)
+        return pipeline.run_stage(ctx, pipeline.stage(name), rest)
     except PipelineError as exc:
         error_line(str(exc))
         return exc.exit_code

@@ -1,15 +1,29 @@
-"""The stages, their order, and the talk section each one delivers."""
+"""What a stage is, and how stages run: one by name, or the whole pipeline in order.
+
+A stage body lives in tasks/stages/<session>.py and is named only by the catalogue; it is
+imported when it runs, so importing the pipeline loads no tool wrapper.
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from tasks.catalogue import CATALOGUE, PIPELINE
 from tasks.context import Context
 from tasks.core.console import console, summary_table
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.stage import Body, Stage
+
+Body = Callable[[Context, StageRecord, Sequence[str]], Verdict]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    talk_section: str
+    proves: str
+    body: Body
 
 
 def stage(name: str) -> Stage:
@@ -23,14 +37,20 @@ def stage(name: str) -> Stage:
     return Stage(name, section, proves, body)
 
 
-def run_pipeline(ctx: Context, names: Sequence[str] = PIPELINE) -> int:
-    from tasks import stage as stage_mod
+def run_stage(ctx: Context, stage: Stage, argv: Sequence[str]) -> int:
+    """Run one stage; return 0 on pass, 1 on a failed gate. PipelineErrors propagate."""
+    with ctx.evidence.open_stage(stage.name, ctx.root) as rec:
+        rec.details["talk_section"] = stage.talk_section
+        rec.verdict = stage.body(ctx, rec, argv)
+    return 0 if rec.verdict in ("pass", "skipped") else 1
 
+
+def run_pipeline(ctx: Context, names: Sequence[str] = PIPELINE) -> int:
     code = 0
     try:
         for name in names:
             console.rule(f"[bold]{name}[/] (talk section {CATALOGUE[name][1]})")
-            code = stage_mod.run(ctx, stage(name), [])
+            code = run_stage(ctx, stage(name), [])
             if code != 0:
                 break
     finally:

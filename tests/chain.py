@@ -48,7 +48,7 @@ class Chain:
         return code, json.loads(report.read_text()) if report.exists() else {}, output
 
 
-def sh(*argv: str | Path, env: dict[str, str] | None = None) -> str:
+def sh(*argv: object, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
         [str(a) for a in argv], capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
     )

@@ -18,6 +18,7 @@ from tasks import toolchain
 from tasks.admission import gatekeeper
 from tasks.context import Context
 from tasks.core.evidence import EvidenceStore, StageRecord
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 from tasks.core.runner import Tool
 from tests.conftest import REPO, pinned, run_tasks
 
@@ -292,7 +293,7 @@ def test_policy_stage_passes_with_a_test_digest_and_says_so(policy_root: Path) -
 def test_policy_stage_uses_the_digest_from_build_evidence(policy_root: Path) -> None:
     store = EvidenceStore(policy_root / "out" / "evidence.json")
     build = StageRecord(stage="build", root=policy_root, verdict="pass")
-    build.add_oci(f"{REPOSITORY}@{DIGEST}", DIGEST, gatekeeper.MANIFEST_MEDIA_TYPE)
+    build.add_oci(f"{REPOSITORY}@{DIGEST}", DIGEST, MANIFEST_MEDIA_TYPE)
     store.record(build)
     result = run_tasks("policy", root=policy_root)
     assert result.returncode == 0, result.output
@@ -303,7 +304,7 @@ def test_policy_stage_uses_the_digest_from_build_evidence(policy_root: Path) -> 
     assert {
         "name": f"{REPOSITORY}@{DIGEST}",
         "digest": DIGEST,
-        "media_type": gatekeeper.MANIFEST_MEDIA_TYPE,
+        "media_type": MANIFEST_MEDIA_TYPE,
         "kind": "oci",
     } in (evidence["inputs"])
 
@@ -317,7 +318,7 @@ def test_policy_stage_fails_when_the_bad_manifest_is_admitted(policy_root: Path)
     checks = _checks(policy_root)
     failed = {name for name, c in checks.items() if not c["passed"]}
     assert failed == {"bad manifest: K8sNoPrivilegedHostAccess"}
-    assert checks["bad manifest: K8sNoPrivilegedHostAccess"]["outcome"] == "NOT denied"
+    assert checks["bad manifest: K8sNoPrivilegedHostAccess"]["detail"] == "NOT denied"
     evidence = json.loads((policy_root / "out" / "evidence.json").read_text())["stages"]["policy"]
     assert evidence["verdict"] == "fail"
     assert "bad manifest: K8sNoPrivilegedHostAccess" in evidence["reason"]
@@ -338,7 +339,7 @@ def test_policy_stage_fails_when_the_chart_would_be_denied(policy_root: Path) ->
     assert not admitted["passed"]
     assert (
         'K8sNoPrivilegedHostAccess: Deployment secure-iot-secure-iot-server: containers "server" is privileged'
-        in (admitted["outcome"])
+        in (admitted["detail"])
     )
 
 
@@ -348,8 +349,8 @@ def test_policy_stage_fails_when_the_chart_does_not_render(policy_root: Path) ->
     result = run_tasks("policy", root=policy_root)
     assert result.returncode == 1, result.output
     checks = _checks(policy_root)
-    assert 'image.tag="latest" is not allowed' in checks["chart renders by digest"]["outcome"]
-    assert checks["rendered chart admitted"]["outcome"] == "not tested: the chart did not render"
+    assert 'image.tag="latest" is not allowed' in checks["chart renders by digest"]["detail"]
+    assert checks["rendered chart admitted"]["detail"] == "not tested: the chart did not render"
     assert checks["bad manifest: K8sImageDigests"]["passed"]
 
 

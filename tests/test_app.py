@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,7 +24,7 @@ MAX_BODY = 4096
 
 
 def public_pem(key: Any) -> str:
-    return (
+    return str(
         key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
@@ -31,9 +32,11 @@ def public_pem(key: Any) -> str:
 
 
 def private_pem(key: Any) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
+    return str(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+    )
 
 
 def device(device_id: str = "sensor-001", pem: str | None = None) -> dict[str, str]:
@@ -208,12 +211,12 @@ def test_body_limit_counts_streamed_chunks(sizes: list[int], expected: int) -> N
     messages = [
         {"type": "http.request", "body": b"a" * n, "more_body": i < len(sizes) - 1} for i, n in enumerate(sizes)
     ]
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return messages.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/devices", "headers": []}

@@ -74,7 +74,11 @@ def test_two_clean_builds_give_the_same_digest(tmp_path: Path, registry_env: dic
     """Same commit: two cold builds (fresh base rootfs, fresh storage), then a warm rebuild on
     the second one's storage — local state must not leak into the digest."""
     digests = []
-    runs = (("one", "one", ["--rebuild-base"]), ("two", "two", ["--rebuild-base"]), ("warm", "two", []))
+    runs: tuple[tuple[str, str, list[str]], ...] = (
+        ("one", "one", ["--rebuild-base"]),
+        ("two", "two", ["--rebuild-base"]),
+        ("warm", "two", []),
+    )
     for attempt, storage, flags in runs:
         env = {
             **registry_env,

@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from tasks.admission import gatekeeper
 from tasks.cluster import kind as cluster
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
+from tasks.core.runner import Tool
 from tests.conftest import REPO, pinned, run_tasks
 
 SESSIONS = ("cluster", "deploy", "demo", "teardown")
@@ -118,7 +120,7 @@ def test_cluster_name_comes_from_the_kind_config(tmp_path: Path) -> None:
     assert cluster.cluster_name(ctx) == yaml.safe_load((REPO / cluster.KIND_CONFIG).read_text())["name"]
 
 
-def demo_manifests(tmp_path: Path, namespace: dict[str, object], pod: dict[str, object]) -> list[Path]:
+def demo_manifests(tmp_path: Path, namespace: Mapping[str, object], pod: Mapping[str, object]) -> list[Path]:
     paths = []
     for name, doc in (("namespace", namespace), ("pod", pod)):
         path = tmp_path / f"{name}.yaml"
@@ -154,7 +156,7 @@ def test_demo_pods_fail_only_for_the_reason_each_step_shows(tmp_path: Path) -> N
     ]
 
 
-def pinned_tool(name: str) -> cluster.Tool:
+def pinned_tool(name: str) -> Tool:
     from tasks import toolchain
 
     pinned(name)  # installed if needed

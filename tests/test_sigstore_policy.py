@@ -263,15 +263,15 @@ def test_policy_stage_runs_policy_tester_on_signed_unsigned_and_partial_images(c
         "policy-tester: signed, provenance from an unlisted builder",
     }
     assert all(c["passed"] for c in tested.values()), tested
-    assert tested["policy-tester: signed and attested image (build evidence)"]["outcome"] == "admitted"
-    assert "no signatures found" in tested["policy-tester: attested but not signed"]["outcome"]
+    assert tested["policy-tester: signed and attested image (build evidence)"]["detail"] == "admitted"
+    assert "no signatures found" in tested["policy-tester: attested but not signed"]["detail"]
     assert (
         "no matching attestations with type https://spdx.dev/Document"
-        in tested["policy-tester: signed, no spdxjson attestation"]["outcome"]
+        in tested["policy-tester: signed, no spdxjson attestation"]["detail"]
     )
     assert (
         "failed evaluating rego policy for type slsaprovenance1"
-        in tested["policy-tester: signed, provenance from an unlisted builder"]["outcome"]
+        in tested["policy-tester: signed, provenance from an unlisted builder"]["detail"]
     )
     cip = yaml.safe_load((chain.out / "policy" / "cip-key.yaml").read_text())
     assert cip["spec"]["authorities"][0]["key"]["data"] == (chain.keys / "cosign.pub").read_text()

@@ -186,8 +186,8 @@ def test_a_route_that_is_not_a_table_names_the_field(tmp_path: Path) -> None:
 def test_apt_tool_with_a_missing_also_package_goes_back_through_apt() -> None:
     """A data package removed by hand (ssg-debian under oscap) must not count as installed."""
     from tasks.core.errors import ToolError
+    from tasks.toolchain.apt import from_system_package
     from tasks.toolchain.lock import AptRoute, Pin
-    from tasks.toolchain.resolve import from_system_package
 
     complete = Pin("dpkg-query", "x", "t", (), "dpkg-query", apt=AptRoute("dpkg"))
     with pytest.raises(ToolError, match=r"tools\.lock pins x"):  # installed, at another version: named

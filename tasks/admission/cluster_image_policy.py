@@ -6,7 +6,7 @@ with the parameters of security-policy.yaml. The committed templates
 (infra/policies/sigstore/cip-key.yaml, cip-keyless.yaml) say only where it goes; which
 attestations are required comes from gates.verify.required_attestations.
 
-In `nox -s policy` (tasks/admission.py), when the evidence holds a signed build (key mode),
+In `nox -s policy` (tasks/admission/gatekeeper.py), when the evidence holds a signed build (key mode),
 policy-tester — policy-controller's own verification code, without a cluster — evaluates
 the key-mode policy against:
 
@@ -35,11 +35,12 @@ from typing import Any, Literal
 import yaml
 from rich.markup import escape
 
-from tasks.admission.gatekeeper import STAGE, Check, rel
+from tasks.admission.gatekeeper import STAGE, expect, rel
 from tasks.container import oci_registry
 from tasks.container.build import buildah_args
 from tasks.context import Context
 from tasks.core import atomic, runner
+from tasks.core.checks import Check
 from tasks.core.console import console
 from tasks.core.errors import EvidenceError, InputError, PolicyError, SigningError, ToolError
 from tasks.core.evidence import StageRecord
@@ -102,7 +103,7 @@ def fill(node: Any, values: Mapping[str, Any], where: Path, used: set[str]) -> A
             return node
         name = match.group(1)
         if name not in values:
-            raise InputError(f"{where}: placeholder ${{{name}}} is not one tasks/sigstore_policy.py fills")
+            raise InputError(f"{where}: placeholder ${{{name}}} is not one the pipeline fills")
         used.add(name)
         return values[name]
     return node
@@ -240,7 +241,7 @@ def dump(doc: Mapping[str, Any], header: str = "") -> str:
 
 
 def write(path: Path, doc: Mapping[str, Any], source: Path) -> None:
-    header = f"# Rendered by tasks/sigstore_policy.py from {source}; do not edit.\n"
+    header = f"# Rendered by tasks/admission/cluster_image_policy.py from {source}; do not edit.\n"
     atomic.write_text(path, dump(doc, header))
 
 
@@ -299,13 +300,13 @@ class Case:
 def judge(case: Case, decision: Decision) -> Check:
     if case.admit:
         outcome = "admitted" if decision.admitted else f"denied: {decision.errors[0]}"
-        return Check(f"policy-tester: {case.name}", case.expected, outcome, decision.admitted)
+        return expect(f"policy-tester: {case.name}", case.expected, outcome, decision.admitted)
     if decision.admitted:
-        return Check(f"policy-tester: {case.name}", case.expected, "NOT denied: admitted", False)
+        return expect(f"policy-tester: {case.name}", case.expected, "NOT denied: admitted", False)
     first = decision.errors[0]
     matched = re.search(case.reason, first) is not None
     outcome = f"denied: {first}" if matched else f"denied, but not for the expected reason: {first}"
-    return Check(f"policy-tester: {case.name}", case.expected, outcome, matched)
+    return expect(f"policy-tester: {case.name}", case.expected, outcome, matched)
 
 
 # --- fixtures ----------------------------------------------------------------------------
@@ -510,7 +511,7 @@ def keyless_check(ctx: Context, rec: StageRecord, tester: Tool, image: str) -> C
     decision = policy_tester(ctx, rec, tester, probe, image)
     valid = not decision.admitted and any("is uncovered by policy" in e for e in decision.errors)
     outcome = "valid (policy-tester accepts it)" if valid else "; ".join(decision.errors) or "admitted"
-    return Check("keyless ClusterImagePolicy is valid", "policy-tester validates it offline", outcome, valid)
+    return expect("keyless ClusterImagePolicy is valid", "policy-tester validates it offline", outcome, valid)
 
 
 def policy_controller_checks(ctx: Context, rec: StageRecord) -> list[Check]:

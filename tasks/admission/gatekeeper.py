@@ -26,6 +26,7 @@ from rich.markup import escape
 
 from tasks.context import Context
 from tasks.core import atomic, runner
+from tasks.core.checks import Check
 from tasks.core.console import console
 from tasks.core.errors import EvidenceError, InputError, ToolError
 from tasks.core.evidence import StageRecord
@@ -62,14 +63,9 @@ BAD_MANIFEST_REASONS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Check:
-    """One row of the stage's table: what was checked, what had to happen, what did."""
-
-    name: str
-    expected: str
-    outcome: str
-    passed: bool
+def expect(name: str, expected: str, outcome: str, passed: bool) -> Check:
+    """An admission check row: what was checked, what had to happen, what did."""
+    return Check(name, passed, outcome, expected)
 
 
 @dataclass(frozen=True)
@@ -216,7 +212,7 @@ def verify_suites(ctx: Context, rec: StageRecord, gator: Tool, bundles: Sequence
         failed = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("--- FAIL")]
         outcome = "all cases pass" if done.returncode == 0 else "; ".join(failed[:4]) or done.tail()
         checks.append(
-            Check(
+            expect(
                 f"suite {bundle.name}",
                 f"gator verify: {suite_cases(bundle.suite)} allowed/disallowed cases pass",
                 outcome,
@@ -245,7 +241,7 @@ def sync_check(ctx: Context, rec: StageRecord, gator: Tool, bundles: Sequence[Po
         check=False,
     )
     outcome = "requirements met" if done.returncode == 0 else done.tail()
-    return Check(
+    return expect(
         "sync config", "sync-config.yaml syncs what templates read (data.inventory)", outcome, done.returncode == 0
     )
 
@@ -259,7 +255,7 @@ def lint_chart(ctx: Context, rec: StageRecord, helm: Tool, image: Image) -> Chec
     ]
     passed = done.returncode == 0 and not findings
     outcome = "clean" if passed else "; ".join(findings[:3]) or done.tail()
-    return Check("helm lint --strict", "no lint findings", outcome, passed)
+    return expect("helm lint --strict", "no lint findings", outcome, passed)
 
 
 def tag_refused(ctx: Context, rec: StageRecord, helm: Tool) -> Check:
@@ -275,7 +271,7 @@ def tag_refused(ctx: Context, rec: StageRecord, helm: Tool) -> Check:
     message = next((line for line in done.stderr.splitlines() if "image.tag" in line), done.tail())
     refused = done.returncode != 0 and "is not allowed" in message
     outcome = f"refused: {message.split('): ', 1)[-1]}" if refused else f"NOT refused (exit {done.returncode})"
-    return Check("chart refuses a tag", "helm template fails: image.tag is not allowed", outcome, refused)
+    return expect("chart refuses a tag", "helm template fails: image.tag is not allowed", outcome, refused)
 
 
 def render_chart(ctx: Context, rec: StageRecord, helm: Tool, image: Image) -> tuple[Path | None, Check]:
@@ -293,7 +289,7 @@ def render_chart(ctx: Context, rec: StageRecord, helm: Tool, image: Image) -> tu
     )
     expected = f"Deployment runs {image.ref}"
     if done.returncode != 0:
-        return None, Check("chart renders by digest", expected, f"helm template failed: {done.tail()}", False)
+        return None, expect("chart renders by digest", expected, f"helm template failed: {done.tail()}", False)
     rendered = ctx.stage_dir(STAGE) / "rendered" / f"{RELEASE}.yaml"
     atomic.write_text(rendered, done.stdout)
     rec.add_output(rendered, "application/yaml")
@@ -307,7 +303,7 @@ def render_chart(ctx: Context, rec: StageRecord, helm: Tool, image: Image) -> tu
     )
     passed = images == [image.ref]
     outcome = f"{len(images)} image(s): {', '.join(images) or 'no Deployment rendered'}"
-    return rendered, Check("chart renders by digest", expected, outcome, passed)
+    return rendered, expect("chart renders by digest", expected, outcome, passed)
 
 
 def rendered_admitted(
@@ -315,13 +311,13 @@ def rendered_admitted(
 ) -> Check:
     expected = f"0 violations in namespace {NAMESPACE} (policy.sigstore.dev/include=true)"
     if rendered is None:
-        return Check("rendered chart admitted", expected, "not tested: the chart did not render", False)
+        return expect("rendered chart admitted", expected, "not tested: the chart did not render", False)
     namespace = ctx.inside(PROTECTED_NAMESPACE)
     rec.add_input(namespace, "application/yaml")
     out = ctx.stage_dir(STAGE) / "gator-rendered.json"
     violations = gator_test(ctx, rec, gator, bundles, [rendered, namespace], out)
     outcome = "; ".join(f"{v.constraint_kind}: {v.message}" for v in violations) or "0 violations"
-    return Check("rendered chart admitted", expected, outcome, not violations)
+    return expect("rendered chart admitted", expected, outcome, not violations)
 
 
 def bad_manifest_rejected(ctx: Context, rec: StageRecord, gator: Tool, bundles: Sequence[PolicyBundle]) -> list[Check]:
@@ -342,12 +338,12 @@ def bad_manifest_rejected(ctx: Context, rec: StageRecord, gator: Tool, bundles: 
             outcome = f"denied, but not for the expected reason: {fired[0].message}"
         else:
             outcome = "NOT denied"
-        checks.append(Check(f"bad manifest: {kind}", f"denied, message /{pattern}/", outcome, bool(matched)))
+        checks.append(expect(f"bad manifest: {kind}", f"denied, message /{pattern}/", outcome, bool(matched)))
     others = sorted(
         {f"{v.constraint_kind}: {v.message}" for v in violations if v.constraint_kind not in BAD_MANIFEST_REASONS}
     )
     checks.append(
-        Check(
+        expect(
             "bad manifest: no other reason",
             "only the constraints above fire",
             "; ".join(others) or "none",

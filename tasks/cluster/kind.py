@@ -61,6 +61,7 @@ from tasks.container.build import IMAGE_NAME
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.cache import cache_root
+from tasks.core.checks import Check
 from tasks.core.errors import EvidenceError, InputError, PipelineError, ToolError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import CIP_MEDIA_TYPE, DIGEST, MANIFEST_MEDIA_TYPE, STATE_MEDIA_TYPE
@@ -597,13 +598,6 @@ def demo_pod(name: str, namespace: str, image: str) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Step:
-    name: str
-    passed: bool
-    detail: str
-
-
 def dry_run(kube: Kube, pod: dict[str, Any], record: bool = True) -> Completed:
     return kube.kubectl("create", "--dry-run=server", "-f", "-", stdin=json.dumps(pod), check=False, record=record)
 
@@ -612,28 +606,28 @@ def denial(done: Completed) -> str:
     return " ".join(done.stderr.split())
 
 
-def step_signed(kube: Kube, image: str) -> Step:
+def step_signed(kube: Kube, image: str) -> Check:
     done = dry_run(kube, demo_pod("demo-signed", admission.NAMESPACE, image))
     if done.returncode == 0:
-        return Step("signed image admitted", True, f"{image} in namespace {admission.NAMESPACE}")
-    return Step("signed image admitted", False, f"rejected: {denial(done)}")
+        return Check("signed image admitted", True, f"{image} in namespace {admission.NAMESPACE}")
+    return Check("signed image admitted", False, f"rejected: {denial(done)}")
 
 
-def step_unsigned(kube: Kube, image: str) -> Step:
+def step_unsigned(kube: Kube, image: str) -> Check:
     name = "unsigned image rejected by policy-controller"
     done = dry_run(kube, demo_pod("demo-unsigned", admission.NAMESPACE, image))
     message = denial(done)
     if done.returncode == 0:
-        return Step(name, False, f"ADMITTED: {image}")
+        return Check(name, False, f"ADMITTED: {image}")
     ok = 'admission webhook "policy.sigstore.dev" denied the request' in message and bool(
         re.search(r"no signatures found|no matching attestations", message)
     )
-    return Step(
+    return Check(
         name, ok, message if ok else f"rejected, but not by policy-controller for a missing signature: {message}"
     )
 
 
-def step_unprotected(kube: Kube, image: str) -> Step:
+def step_unprotected(kube: Kube, image: str) -> Check:
     name = "pod in an unlabelled namespace rejected by Gatekeeper"
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_UNPROTECTED_NAMESPACE}}
     kube.kubectl("apply", "-f", "-", stdin=json.dumps(namespace))
@@ -651,9 +645,9 @@ def step_unprotected(kube: Kube, image: str) -> Step:
     kube.kubectl("delete", "namespace", DEMO_UNPROTECTED_NAMESPACE, "--wait=false", check=False)
     message = denial(done)
     if done.returncode == 0:
-        return Step(name, False, f"ADMITTED in namespace {DEMO_UNPROTECTED_NAMESPACE}")
+        return Check(name, False, f"ADMITTED in namespace {DEMO_UNPROTECTED_NAMESPACE}")
     ok = 'admission webhook "validation.gatekeeper.sh" denied the request' in message and expected in message
-    return Step(name, ok, message if ok else f"rejected, but not for the unprotected namespace: {message}")
+    return Check(name, ok, message if ok else f"rejected, but not for the unprotected namespace: {message}")
 
 
 def unsigned_image(ctx: Context, built: str) -> str:

@@ -1,0 +1,3 @@
+"""Talk 02 - Identity and signatures: the signer (key or keyless), local keys, attaching
+signatures and attestations, cosign verify.
+"""

@@ -12,22 +12,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core import runner
+from tasks.core.checks import Check
 from tasks.core.evidence import StageRecord
 from tasks.policy import rego as attestation_policy
 from tasks.signing import signer as signing
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    detail: str
 
 
 def tag_still_points_at(ctx: Context, rec: StageRecord, repository: str, tag: str, digest: str) -> Check:

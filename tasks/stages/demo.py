@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import asdict
 
 from rich.markup import escape
 
 from tasks.cluster.kind import built_image, ready, step_signed, step_unprotected, step_unsigned, unsigned_image
 from tasks.context import Context
+from tasks.core.checks import conclude
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
 
@@ -24,9 +24,4 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     for number, step in enumerate(steps, 1):
         mark = "[green]PASS[/]" if step.passed else "[red]FAIL[/]"
         console.print(f"{mark}  {number}/{len(steps)} {escape(step.name)} — {escape(step.detail)}")
-    rec.details["steps"] = [asdict(s) for s in steps]
-    failed = [s.name for s in steps if not s.passed]
-    if failed:
-        rec.reason = "demo step(s) failed: " + ", ".join(failed)
-        return "fail"
-    return "pass"
+    return conclude(rec, "demo", steps, report=ctx.stage_dir("demo") / "steps.json")

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import asdict
 
 from tasks.container import oci_registry
 from tasks.context import Context
-from tasks.core import atomic, runner
-from tasks.core.console import checks_table, console
+from tasks.core import runner
+from tasks.core.checks import Check, conclude
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.core.media_types import MANIFEST_MEDIA_TYPE, REPORT_MEDIA_TYPE
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 from tasks.policy import rego as attestation_policy
 from tasks.signing import signer as signing
-from tasks.signing.verify import Check, tag_still_points_at, verify_attestation
+from tasks.signing.verify import tag_still_points_at, verify_attestation
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -55,15 +54,6 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     values = attestation_policy.params(ctx.policy, digest)
     for kind in ctx.policy.gate("verify").settings.get("required_attestations", []):
         checks.append(verify_attestation(ctx, rec, ref, str(kind), signer, values))
-    failed = [c for c in checks if not c.passed]
-    result = {"image": ref, "signer": signer.describe(), "passed": not failed, "checks": [asdict(c) for c in checks]}
-    out = ctx.stage_dir("verify") / "report.json"
-    atomic.write_json(out, result)
-    rec.add_output(out, REPORT_MEDIA_TYPE)
-    rec.details.update({"image": ref, "checks": len(checks), "failed": [c.name for c in failed]})
-    checks_table(f"verify {ref}", [(c.name, c.passed, c.detail) for c in checks])
-    if failed:
-        rec.reason = "; ".join(f"{c.name}: {c.detail}" for c in failed)
-        return "fail"
-    console.print(f"[green]verify: pass[/] — {len(checks)} checks on {ref}")
-    return "pass"
+    rec.details["image"] = ref
+    document = {"image": ref, "signer": signer.describe()}
+    return conclude(rec, f"verify {ref}", checks, report=ctx.stage_dir("verify") / "report.json", document=document)

@@ -1,6 +1,6 @@
 """tools.lock: the typed pins of every external tool, and how each may be installed.
 
-Parsing only — no I/O beyond reading the file. Installing is tasks/tools.py.
+Parsing only — no I/O beyond reading the file. Installing is tasks/toolchain/.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 # when ANY authority matches; this policy makes it ALL of them, so the image needs its
 # signature AND every required attestation. policy-controller evaluates it with OPA over
 # {"authorityMatches": {<authority name>: {"signatures": [...], "attestations": {...}}}}.
-# tasks/sigstore_policy.py appends `params` (the authority names of the template).
+# tasks/admission/cluster_image_policy.py appends `params` (the authority names of the template).
 package sigstore
 
 import rego.v1

@@ -1,6 +1,6 @@
 # SLSA Provenance v1 attestation policy — evaluated by `nox -s verify` (opa eval) and, in
 # the cluster, by sigstore policy-controller (OPA) as the ClusterImagePolicy's
-# attestation policy. One source: tasks/attestation_policy.py appends `params` (from
+# attestation policy. One source: tasks/policy/rego.py appends `params` (from
 # security-policy.yaml gates.verify) to this module for both.
 # input: the in-toto Statement v1 carried by the attestation.
 package sigstore

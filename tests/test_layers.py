@@ -1,0 +1,50 @@
+"""tasks/ in layers: every module imports on its own (no cycle hidden by import order), and
+no import sits inside a function unless a comment says why."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+MODULES = sorted(
+    ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+    for p in (REPO / "tasks").rglob("*.py")
+    if p.name != "__main__.py"  # importing it runs the CLI
+)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_module_imports_alone_in_a_fresh_interpreter(module: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_no_import_inside_a_function_without_a_reason() -> None:
+    unexplained = []
+    for path in sorted((REPO / "tasks").rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Import | ast.ImportFrom) and "#" not in lines[inner.lineno - 1]:
+                        unexplained.append(f"{path.relative_to(REPO)}:{inner.lineno}")
+    assert unexplained == []
+
+
+def test_import_contracts_hold() -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
