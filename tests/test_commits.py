@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_tasks
+from tests.conftest import pinned, run_tasks
 
 
 def git(repo: Path, *args: str) -> str:
@@ -17,14 +17,17 @@ def git(repo: Path, *args: str) -> str:
 
 def keypair(tmp: Path, name: str) -> Path:
     key = tmp / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key], check=True)
+    subprocess.run([pinned("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", key], check=True)
     return key
 
 
 def commit(repo: Path, message: str, key: Path | None) -> str:
     (repo / "file.txt").write_text(message)
     git(repo, "add", "file.txt")
-    sign = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "commit", "-S"] if key else ["commit"]
+    program = f"gpg.ssh.program={pinned('ssh-keygen')}"
+    sign = (
+        ["-c", "gpg.format=ssh", "-c", program, "-c", f"user.signingkey={key}", "commit", "-S"] if key else ["commit"]
+    )
     git(repo, *sign, "-q", "-m", message)
     return git(repo, "rev-parse", "HEAD")
 

@@ -105,6 +105,22 @@ def test_archive_member_is_extracted(project: Path, tmp_path: Path, env: dict[st
     assert json.loads(result.stdout)["hello"]["sha256"] == sha(HELLO)
 
 
+def test_archive_member_must_be_the_pinned_regular_file(project: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    """A link where the binary should be is refused, not followed (no extraction filter needed)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        link = tarfile.TarInfo("bin/hello")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        archive.addfile(link)
+    asset = tmp_path / "hello.tar.gz"
+    asset.write_bytes(buffer.getvalue())
+    write_lock(project, asset.as_uri(), sha(buffer.getvalue()), member="bin/hello")
+    result = run_tasks("tools", "hello", root=project, env=env)
+    assert result.returncode != 0
+    assert "bin/hello in file://" in result.output and "is not a regular file" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_routes_are_tried_in_order_and_listed(project: Path, tmp_path: Path, env: dict[str, str]) -> None:
     write_lock(project, (tmp_path / "missing").as_uri(), sha(HELLO), go=True)
     result = run_tasks("tools", "hello", root=project, env=env)

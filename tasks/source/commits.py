@@ -45,7 +45,14 @@ def check_range(
     if not allowed_signers.is_file():
         raise InputError(f"{allowed_signers}: allowed-signers file not found (one `email key` line per signer)")
     git = ctx.tool("git")
-    config = ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={allowed_signers.resolve()}"]
+    config = [
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        f"gpg.ssh.program={ctx.tool('ssh-keygen').path}",  # the pinned one, not whatever PATH has
+        "-c",
+        f"gpg.ssh.allowedSignersFile={allowed_signers.resolve()}",
+    ]
     listing = runner.run(
         rec,
         git,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tarfile
 import urllib.error
 import urllib.parse
@@ -53,10 +54,22 @@ def fetch_verified(pin: Pin, download: Download, into: Path) -> Path:
         )
     if not download.member:
         return target
+    binary = into / Path(download.member).name
     with tarfile.open(target, "r:gz") as archive:
-        archive.extract(download.member, into, filter="data")
+        # Only the one pinned member, only a regular file, written by us: no path in the archive
+        # decides where anything lands (and no tarfile extraction filter is needed, which
+        # Debian bookworm's Python 3.11.2 does not have).
+        try:
+            member = archive.getmember(download.member)
+        except KeyError:
+            raise ToolError(f"{pin.name}: {download.url} has no member {download.member}") from None
+        source = archive.extractfile(member) if member.isfile() else None
+        if source is None:
+            raise ToolError(f"{pin.name}: {download.member} in {download.url} is not a regular file")
+        with source, binary.open("wb") as handle:
+            shutil.copyfileobj(source, handle)
     target.unlink()
-    return into / download.member
+    return binary
 
 
 def via_download(pin: Pin, rec: StageRecord | None, scratch: Path) -> Tool:

@@ -14,7 +14,7 @@ from tasks.core.runner import Tool
 
 # Host prerequisites, not pinned: the machine's own git (and Go, for the go route). Their
 # version is recorded in the evidence like any tool's.
-HOST_TOOLS = {"git": ["--version"], "go": ["version"], "ssh-keygen": []}
+HOST_TOOLS = {"git": ["--version"], "go": ["version"]}
 
 
 def host_tool(name: str) -> Tool:
