@@ -15,7 +15,7 @@ from tasks.core import atomic
 from tasks.core.errors import EvidenceError, InputError
 from tasks.core.evidence import EvidenceStore
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_stage_record_has_inputs_outputs_and_verdict(tmp_path: Path) -> None:

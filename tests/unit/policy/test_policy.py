@@ -10,7 +10,7 @@ from tasks.policy import gate
 from tasks.policy import security_policy as policy
 from tasks.policy.findings import Finding, Severity
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 TODAY = dt.date(2026, 11, 24)
 
 BASE = """\
