@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tasks import toolchain  # noqa: E402
+from tasks.core.evidence import StageRecord  # noqa: E402
 
 
 def build(env: dict[str, str], *args: str) -> tuple[float, dict[str, object]]:
@@ -43,7 +44,7 @@ def build(env: dict[str, str], *args: str) -> tuple[float, dict[str, object]]:
 
 
 def sizes(image: str, workdir: Path) -> tuple[int, int]:
-    skopeo = toolchain.resolve("skopeo", ROOT).path
+    skopeo = toolchain.resolve("skopeo", ROOT, StageRecord(stage="tools", root=ROOT)).path
     layout = workdir / "layout"
     subprocess.run(
         [skopeo, "copy", "--quiet", "--src-tls-verify=false", f"docker://{image}", f"dir:{layout}"], check=True

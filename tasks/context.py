@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tasks import toolchain
 from tasks.core import atomic
-from tasks.core.errors import EvidenceError, InputError
-from tasks.core.evidence import EvidenceStore
+from tasks.core.errors import EvidenceError, InputError, PipelineError
+from tasks.core.evidence import EvidenceStore, StageRecord
 from tasks.core.repository import CHECKOUT
 from tasks.core.runner import Tool
 from tasks.policy import Policy
@@ -26,6 +26,12 @@ class Context:
     evidence: EvidenceStore
     _policy: Policy | None = field(default=None, repr=False)
     _tools: dict[str, Tool] = field(default_factory=dict, repr=False)
+    _record: StageRecord | None = field(default=None, repr=False)  # the stage now running, once bound
+
+    def bind(self, rec: StageRecord) -> Context:
+        """The stage whose evidence records what tool() installs (pipeline.run_stage binds it)."""
+        self._record = rec
+        return self
 
     @classmethod
     def create(cls, root: Path | None = None, out: Path | None = None) -> Context:
@@ -72,5 +78,7 @@ class Context:
     def tool(self, name: str) -> Tool:
         """The pinned tool, resolved (and its sha256 checked) once per run of a stage."""
         if name not in self._tools:
-            self._tools[name] = toolchain.resolve(name, root=self.root)
+            if self._record is None:
+                raise PipelineError(f"{name}: a tool is resolved inside a stage only (Context.bind(rec) first)")
+            self._tools[name] = toolchain.resolve(name, self.root, self._record)
         return self._tools[name]

@@ -41,7 +41,7 @@ def run_stage(ctx: Context, stage: Stage, argv: Sequence[str]) -> int:
     """Run one stage; return 0 on pass, 1 on a failed gate. PipelineErrors propagate."""
     with ctx.evidence.open_stage(stage.name, ctx.root) as rec:
         rec.details["talk_section"] = stage.talk_section
-        rec.verdict = stage.body(ctx, rec, argv)
+        rec.verdict = stage.body(ctx.bind(rec), rec, argv)
     return 0 if rec.verdict in ("pass", "skipped") else 1
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tasks.core.evidence import StageRecord
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -52,7 +54,7 @@ def pinned(name: str) -> Path:
     """The pinned tool's binary, resolved (and installed if needed) through tools.lock."""
     from tasks import toolchain
 
-    return toolchain.resolve(name, REPO).path
+    return toolchain.resolve(name, REPO, StageRecord(stage="tools", root=REPO)).path
 
 
 @pytest.fixture

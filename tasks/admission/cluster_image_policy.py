@@ -257,7 +257,7 @@ class Decision:
     warnings: list[str] = field(default_factory=list)
 
 
-def policy_tester(ctx: Context, rec: StageRecord | None, tester: Tool, cip: Path, image: str) -> Decision:
+def policy_tester(ctx: Context, rec: StageRecord, tester: Tool, cip: Path, image: str) -> Decision:
     """`policy-tester --policy CIP --image REF`: exit 0 admits; exit 1 prints {"errors": [...]}."""
     done = runner.run(
         rec,

@@ -82,7 +82,7 @@ def grype_env(src: str, max_age_hours: int) -> dict[str, str]:
     }
 
 
-def status(rec: StageRecord | None, grype: Tool, src: str, max_age_hours: int) -> DbStatus:
+def status(rec: StageRecord, grype: Tool, src: str, max_age_hours: int) -> DbStatus:
     done = runner.run(rec, grype, ["db", "status", "-o", "json"], env=grype_env(src, max_age_hours), check=False)
     try:
         data = json.loads(done.stdout or "{}")
@@ -98,7 +98,7 @@ def status(rec: StageRecord | None, grype: Tool, src: str, max_age_hours: int) -
     )
 
 
-def builder(ctx: Context, rec: StageRecord | None) -> Tool:
+def builder(ctx: Context, rec: StageRecord) -> Tool:
     """tools/grype-db-builder, built with Go and cached by the hash of its sources."""
     src = ctx.inside(BUILDER_DIR)
     files = sorted(p for p in src.iterdir() if p.name in ("go.mod", "go.sum", "main.go"))
@@ -110,13 +110,13 @@ def builder(ctx: Context, rec: StageRecord | None) -> Tool:
     return Tool("grype-db-builder", key, binary, route="source")
 
 
-def build_demo(ctx: Context, rec: StageRecord | None) -> Path:
+def build_demo(ctx: Context, rec: StageRecord) -> Path:
     out = cache_dir("demo") / "build"
     runner.run(rec, builder(ctx, rec), ["-workspace", ctx.inside(DEMO_WORKSPACE), "-out", out], timeout=600)
     return out / "vulnerability-db.tar.gz"
 
 
-def prepare(ctx: Context, rec: StageRecord | None, grype: Tool, max_age_hours: int) -> DbStatus:
+def prepare(ctx: Context, rec: StageRecord, grype: Tool, max_age_hours: int) -> DbStatus:
     """Make the configured DB current and return its status (valid or not: callers gate)."""
     src = source()
     env = grype_env(src, max_age_hours)
@@ -134,9 +134,9 @@ def prepare(ctx: Context, rec: StageRecord | None, grype: Tool, max_age_hours: i
     return status(rec, grype, src, max_age_hours)
 
 
-def report_status(grype: Tool, max_age_hours: int = 120) -> dict[str, Any]:
+def report_status(rec: StageRecord, grype: Tool, max_age_hours: int = 120) -> dict[str, Any]:
     """For `nox -s tools`: the configured DB's state, without changing it."""
-    current = status(None, grype, source(), max_age_hours)
+    current = status(rec, grype, source(), max_age_hours)
     if current.valid:
         console.print(f"  grype db ({current.source}): built {current.built}, schema {current.schema}")
     else:

@@ -153,7 +153,7 @@ class Engine:
         return {"KIND_EXPERIMENTAL_PROVIDER": "podman"} if self.name == "podman" else {}
 
 
-def engine(rec: StageRecord | None) -> Engine:
+def engine(rec: StageRecord) -> Engine:
     """Docker or Podman, installed and answering; SECURE_IOT_CONTAINER_ENGINE picks one."""
     wanted = os.environ.get("SECURE_IOT_CONTAINER_ENGINE", "")
     if wanted not in ("", "docker", "podman"):
@@ -322,8 +322,10 @@ class Kube:
         record: bool = True,
     ) -> Completed:
         binary = self.engine.tool if tool == "engine" else self.tools[tool]
+        if not record:  # one try of a readiness poll; the poll's outcome is recorded by the caller
+            return runner.probe(binary, args, env=self.env(), cwd=self.ctx.root, stdin=stdin, timeout=timeout)
         return runner.run(
-            self.rec if record else None,
+            self.rec,
             binary,
             args,
             env=self.env(),

@@ -117,7 +117,7 @@ def _port_taken(reg: Registry) -> bool:
         return sock.connect_ex((HOST, reg.port)) == 0
 
 
-def ensure_running(ctx: Context, rec: StageRecord | None) -> Registry:
+def ensure_running(ctx: Context, rec: StageRecord) -> Registry:
     """Start the registry unless ours is already up; fail with the log's tail otherwise."""
     reg = configured()
     if running_pid(reg) is not None and ready(reg):
@@ -183,7 +183,7 @@ def tls_flags(ref: str) -> list[str]:
     return ["--tls-verify=false"] if is_local(ref) else []
 
 
-def destination(ctx: Context, rec: StageRecord | None) -> str:
+def destination(ctx: Context, rec: StageRecord) -> str:
     """Where images are pushed: SECURE_IOT_REGISTRY (e.g. ghcr.io/owner/repo in a release) or
     the local registry, started if needed."""
     remote = os.environ.get("SECURE_IOT_REGISTRY", "").strip().rstrip("/")
@@ -192,7 +192,7 @@ def destination(ctx: Context, rec: StageRecord | None) -> str:
     return ensure_running(ctx, rec).address
 
 
-def ensure_for(ctx: Context, rec: StageRecord | None, ref: str) -> None:
+def ensure_for(ctx: Context, rec: StageRecord, ref: str) -> None:
     """Start the local registry when ``ref`` lives in it; a remote one is the user's."""
     if is_local(ref):
         ensure_running(ctx, rec)

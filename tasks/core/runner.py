@@ -87,7 +87,7 @@ def redact(argv: Sequence[str], secrets: Sequence[str]) -> list[str]:
 
 
 def run(
-    rec: StageRecord | None,
+    rec: StageRecord,
     tool: Tool,
     args: Sequence[str | Path],
     *,
@@ -104,6 +104,47 @@ def run(
     ``env`` is added to the current environment. Output is captured (and returned) unless
     ``capture`` is False, in which case it streams to the terminal (long steps).
     """
+    done, shown, seconds = _execute(
+        tool, args, env=env, cwd=cwd, timeout=timeout, secrets=secrets, stdin=stdin, capture=capture
+    )
+    rec.tools[tool.name] = tool.version
+    rec.commands.append(CommandRecord(shown, tool.name, tool.version, done.returncode, seconds))
+    if check and done.returncode != 0:
+        raise ToolError(f"{tool.name} exited {done.returncode}: {done.tail()}")
+    return done
+
+
+def probe(
+    tool: Tool,
+    args: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    timeout: float = 60,
+) -> Completed:
+    """An unrecorded, read-only question to a tool: its version, or one try of a readiness poll
+    that repeats until a service answers (the caller records the poll's outcome with run()).
+    Anything that decides, builds or changes state uses run()."""
+    done, _, _ = _execute(
+        tool, args, env=env, cwd=cwd, timeout=timeout, secrets=(), stdin=stdin, capture=True, quiet=True
+    )
+    return done
+
+
+def _execute(
+    tool: Tool,
+    args: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None,
+    cwd: Path | None,
+    timeout: float | None,
+    secrets: Sequence[str],
+    stdin: str | None,
+    capture: bool,
+    quiet: bool = False,
+) -> tuple[Completed, list[str], float]:
+    """The one place that spawns a tool (run() records it, probe() does not)."""
     argv = [str(tool.path), *map(str, args)]
     # A gating tool's settings come from the pipeline, never from the caller's environment
     # (GRYPE_ONLY_NOTFIXED=true would silently empty a scan, COSIGN_REPOSITORY would move
@@ -112,7 +153,8 @@ def run(
     inherited = {k: v for k, v in os.environ.items() if not (prefix and k.startswith(prefix))}
     full_env = {**inherited, **(env or {})}
     shown = redact([tool.name, *map(str, args)], secrets)
-    print(f"  $ {' '.join(shown)}", file=sys.stderr, flush=True)
+    if not quiet:
+        print(f"  $ {' '.join(shown)}", file=sys.stderr, flush=True)
     t0 = time.monotonic()
     try:
         proc = subprocess.run(  # nosec B603 - argv list, no shell; tools come from tools.lock
@@ -131,17 +173,10 @@ def run(
     except subprocess.TimeoutExpired as exc:
         raise ToolError(f"{tool.name}: timed out after {timeout}s: {' '.join(shown)}") from exc
     done = Completed(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
-    if rec is not None:
-        rec.tools[tool.name] = tool.version
-        rec.commands.append(
-            CommandRecord(shown, tool.name, tool.version, proc.returncode, round(time.monotonic() - t0, 3))
-        )
-    if check and proc.returncode != 0:
-        raise ToolError(f"{tool.name} exited {proc.returncode}: {done.tail()}")
-    return done
+    return done, shown, round(time.monotonic() - t0, 3)
 
 
-def start(rec: StageRecord | None, tool: Tool, args: Sequence[str | Path], *, log: Path) -> subprocess.Popen[bytes]:
+def start(rec: StageRecord, tool: Tool, args: Sequence[str | Path], *, log: Path) -> subprocess.Popen[bytes]:
     """Start ``tool`` as a managed background process (its own session, output to ``log``).
 
     The caller owns the process: it writes the PID file and stops it by PID.
@@ -153,7 +188,6 @@ def start(rec: StageRecord | None, tool: Tool, args: Sequence[str | Path], *, lo
         proc = subprocess.Popen(  # nosec B603 - argv list, no shell; tools come from tools.lock
             argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
         )
-    if rec is not None:
-        rec.tools[tool.name] = tool.version
-        rec.commands.append(CommandRecord([tool.name, *map(str, args)], tool.name, tool.version, 0, 0.0))
+    rec.tools[tool.name] = tool.version
+    rec.commands.append(CommandRecord([tool.name, *map(str, args)], tool.name, tool.version, 0, 0.0))
     return proc

@@ -13,6 +13,7 @@ from typing import Any
 
 from tasks.core import atomic, runner
 from tasks.core.errors import InputError, PolicyError
+from tasks.core.evidence import StageRecord
 from tasks.core.repository import source_repository
 from tasks.core.runner import Tool
 from tasks.policy.security_policy import Policy
@@ -72,7 +73,13 @@ def render(root: Path, kind: str, values: dict[str, Any]) -> str | None:
 
 
 def evaluate(
-    root: Path, kind: str, statement: dict[str, Any], values: dict[str, Any], opa: Tool, workdir: Path
+    rec: StageRecord,
+    root: Path,
+    kind: str,
+    statement: dict[str, Any],
+    values: dict[str, Any],
+    opa: Tool,
+    workdir: Path,
 ) -> list[str]:
     """Violations of ``kind``'s policy by ``statement`` (empty list: compliant), evaluated by OPA."""
     module = render(root, kind, values)
@@ -83,7 +90,7 @@ def evaluate(
     atomic.write_text(policy_file, module)
     atomic.write_json(input_file, statement)
     done = runner.run(
-        None,
+        rec,
         opa,
         ["eval", "--format", "json", "--data", policy_file, "--input", input_file, "data.sigstore"],
         check=False,

@@ -97,7 +97,7 @@ def verify_attestation(
         return Check(f"attestation {kind}", False, f"no statement with predicateType {predicate_type}")
     workdir = ctx.stage_dir("verify") / "policy"
     opa = ctx.tool("opa")
-    problems = [attestation_policy.evaluate(ctx.root, kind, s, values, opa, workdir) for s in matching]
+    problems = [attestation_policy.evaluate(rec, ctx.root, kind, s, values, opa, workdir) for s in matching]
     if any(not p for p in problems):  # as at admission: one compliant attestation of the type suffices
         return Check(f"attestation {kind}", True, f"{len(matching)} signed statement(s); content policy holds")
     return Check(f"attestation {kind}", False, "; ".join(sorted({v for p in problems for v in p})))

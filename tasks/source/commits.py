@@ -39,9 +39,7 @@ class CommitCheck:
         return self.code == "G"
 
 
-def check_range(
-    ctx: Context, rec: StageRecord | None, rev_range: str, allowed_signers: Path, repo: Path
-) -> list[CommitCheck]:
+def check_range(ctx: Context, rec: StageRecord, rev_range: str, allowed_signers: Path, repo: Path) -> list[CommitCheck]:
     if not allowed_signers.is_file():
         raise InputError(f"{allowed_signers}: allowed-signers file not found (one `email key` line per signer)")
     git = ctx.tool("git")

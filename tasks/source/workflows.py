@@ -471,7 +471,7 @@ def ruleset(path: Path, ci: Workflow | None, root: Path) -> list[Problem]:
 # --- the tools ----------------------------------------------------------------------------
 
 
-def run_actionlint(ctx: Context, rec: StageRecord | None, workflows: Sequence[Workflow], out: Path) -> list[Problem]:
+def run_actionlint(ctx: Context, rec: StageRecord, workflows: Sequence[Workflow], out: Path) -> list[Problem]:
     done = runner.run(
         rec,
         ctx.tool("actionlint"),
@@ -498,7 +498,7 @@ def _actionlint_message(error: Mapping[str, Any]) -> str:
     return f"{error.get('message', '?')} [{error.get('kind', '?')}]"
 
 
-def run_zizmor(ctx: Context, rec: StageRecord | None, out: Path) -> list[Problem]:
+def run_zizmor(ctx: Context, rec: StageRecord, out: Path) -> list[Problem]:
     target = ctx.inside(".github")
     done = runner.run(
         rec,
@@ -542,7 +542,7 @@ def _rel(root: Path, path: str) -> str:
 # --- the stage ----------------------------------------------------------------------------
 
 
-def check(ctx: Context, rec: StageRecord | None = None) -> tuple[list[Problem], dict[str, Any]]:
+def check(ctx: Context, rec: StageRecord) -> tuple[list[Problem], dict[str, Any]]:
     """All four checks over ctx.root; the problems, and a JSON-able summary."""
     out_dir = ctx.stage_dir("workflows")
     workflows = load_workflows(ctx.root)

@@ -43,7 +43,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     from tasks.analysis import vulndb  # the DB is an input like any tool: report its state
 
     if "grype" in resolved:
-        rec.details["grype_db"] = vulndb.report_status(resolved["grype"])
+        rec.details["grype_db"] = vulndb.report_status(rec, resolved["grype"])
     if args.json:
         print(json.dumps({name: _describe(tool) for name, tool in resolved.items()}, indent=2, sort_keys=True))
     if failures:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess  # nosec B404 - version probes only; installs go through tasks.runner
 from pathlib import Path
 
 from tasks.core import atomic, runner
@@ -14,14 +13,14 @@ from tasks.core.runner import Tool
 from tasks.toolchain.lock import Pin
 from tasks.toolchain.store import RouteUnavailable
 
+DPKG_FORMAT = "${db:Status-Abbrev}${Version}"
+
 
 def installed_deb(package: str) -> str | None:
     dpkg = shutil.which("dpkg-query")
     if dpkg is None:
         return None
-    proc = subprocess.run(  # nosec B603 - fixed argv
-        [dpkg, "-W", "-f", "${db:Status-Abbrev}${Version}", package], capture_output=True, text=True, check=False
-    )
+    proc = runner.probe(Tool("dpkg-query", "system", Path(dpkg), route="system"), ["-W", "-f", DPKG_FORMAT, package])
     status = proc.stdout
     return status[3:].strip() if proc.returncode == 0 and status.startswith("ii") else None
 
@@ -73,7 +72,7 @@ _apt_updated = False
 APT_WAIT = ("-o", "DPkg::Lock::Timeout=600")  # another apt-get (a second session, unattended-upgrades) waits, not fails
 
 
-def via_apt(pin: Pin, rec: StageRecord | None, scratch: Path) -> Tool:
+def via_apt(pin: Pin, rec: StageRecord, scratch: Path) -> Tool:
     global _apt_updated
     if pin.apt is None:
         raise RouteUnavailable("no apt route pinned")

@@ -72,7 +72,7 @@ def fetch_verified(pin: Pin, download: Download, into: Path) -> Path:
     return binary
 
 
-def via_download(pin: Pin, rec: StageRecord | None, scratch: Path) -> Tool:
+def via_download(pin: Pin, rec: StageRecord, scratch: Path) -> Tool:
     download = pin.downloads.get(current_platform())
     if download is None:
         raise RouteUnavailable(f"no pinned checksum for {current_platform()}")

@@ -26,7 +26,7 @@ def go_env() -> dict[str, str]:
     }
 
 
-def via_go(pin: Pin, rec: StageRecord | None, scratch: Path) -> Tool:
+def via_go(pin: Pin, rec: StageRecord, scratch: Path) -> Tool:
     if pin.go is None:
         raise RouteUnavailable("no go route pinned")
     if shutil.which("go") is None:

@@ -6,9 +6,9 @@ Their versions are recorded in the evidence like any tool's.
 from __future__ import annotations
 
 import shutil
-import subprocess  # nosec B404 - version probes only; installs go through tasks.runner
 from pathlib import Path
 
+from tasks.core import runner
 from tasks.core.errors import ToolError
 from tasks.core.runner import Tool
 
@@ -23,7 +23,6 @@ def host_tool(name: str) -> Tool:
         raise ToolError(f"{name}: not found on PATH; install it with your system's package manager")
     version = "unknown"
     if HOST_TOOLS[name]:
-        proc = subprocess.run([found, *HOST_TOOLS[name]], capture_output=True, text=True, check=False)  # nosec B603
-        words = proc.stdout.split()
+        words = runner.probe(Tool(name, "unknown", Path(found), route="host"), HOST_TOOLS[name]).stdout.split()
         version = next((w.removeprefix("go") for w in words if w[:1].isdigit() or w.startswith("go1")), "unknown")
     return Tool(name, version, Path(found), route="host")

@@ -16,7 +16,7 @@ from tasks.toolchain.lock import Pin
 from tasks.toolchain.store import RouteUnavailable, entry_dir, store
 
 
-def via_pypi(pin: Pin, rec: StageRecord | None, scratch: Path, root: Path) -> Tool:
+def via_pypi(pin: Pin, rec: StageRecord, scratch: Path, root: Path) -> Tool:
     """A wheel-shipped tool gets its own virtualenv in the cache, from its hash lock."""
     if pin.pypi is None:
         raise RouteUnavailable("no pypi route pinned")

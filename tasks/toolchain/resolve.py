@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess  # nosec B404 - version probes only; installs go through tasks.runner
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tasks.core import atomic
+from tasks.core import atomic, runner
 from tasks.core.cache import cache_root
 from tasks.core.console import console
 from tasks.core.errors import ToolError
@@ -49,7 +48,7 @@ LOCK_NAME = "tools.lock"
 
 # --- resolution --------------------------------------------------------------------------
 
-Installer = Callable[[Pin, StageRecord | None, Path, Path], Tool]
+Installer = Callable[[Pin, StageRecord, Path, Path], Tool]
 INSTALLERS: dict[str, Installer] = {
     "download": lambda pin, rec, scratch, root: via_download(pin, rec, scratch),
     "go": lambda pin, rec, scratch, root: via_go(pin, rec, scratch),
@@ -70,7 +69,7 @@ def manual_hint(pin: Pin) -> str:
     return f"install by hand: {' or '.join(hints) or 'see tools.lock note'}, then place the binary at {where}"
 
 
-def install(pin: Pin, root: Path, rec: StageRecord | None = None) -> Tool:
+def install(pin: Pin, root: Path, rec: StageRecord) -> Tool:
     """Resolve ``pin`` through its routes in order; one error listing every route tried."""
     with locked(pin):
         cached = from_cache(pin, root) or from_system_package(pin)
@@ -97,14 +96,14 @@ def lock_path(root: Path) -> Path:
     return root / LOCK_NAME
 
 
-def resolve(name: str, root: Path) -> Tool:
-    """The pinned tool ``name``, installed if needed (the one entry point for stages)."""
+def resolve(name: str, root: Path, rec: StageRecord) -> Tool:
+    """The pinned tool ``name``, installed if needed; an install's commands go into ``rec``."""
     if name in HOST_TOOLS:
         return host_tool(name)
     pins = load(lock_path(root))
     if name not in pins:
         raise ToolError(f"{name}: not pinned in {lock_path(root)}; add it with its version and routes")
-    return install(pins[name], root)
+    return install(pins[name], root, rec)
 
 
 def stray_on_path(tool: Tool, pin: Pin, root: Path) -> str | None:
@@ -115,11 +114,9 @@ def stray_on_path(tool: Tool, pin: Pin, root: Path) -> str | None:
     if found is None or Path(found).resolve() == tool.path.resolve():
         return None
     try:
-        proc = subprocess.run(  # nosec B603 - probing a binary's version, no shell
-            [found, *pin.version_args], capture_output=True, text=True, timeout=20, check=False
-        )
+        proc = runner.probe(Tool(pin.name, "unknown", Path(found), route="path"), pin.version_args, timeout=20)
         shown = (proc.stdout or proc.stderr).strip().splitlines()[:1]
-    except (OSError, subprocess.TimeoutExpired):
+    except ToolError:
         shown = []
     return f"{found} ({shown[0] if shown else 'version unknown'}) is on PATH and is not used"
 

@@ -60,12 +60,12 @@ def policy_root(tmp_path: Path) -> Path:
 
 
 def pinned_tool(name: str) -> Tool:
-    return toolchain.resolve(name, REPO)
+    return toolchain.resolve(name, REPO, StageRecord(stage="tools", root=REPO))
 
 
 def context(root: Path) -> tuple[Context, StageRecord]:
-    ctx = Context.create(root=root, out=root / "out")
-    return ctx, StageRecord(stage="policy", root=root)
+    rec = StageRecord(stage="policy", root=root)
+    return Context.create(root=root, out=root / "out").bind(rec), rec
 
 
 # --- the chart ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
 from tasks.policy import rego
 from tasks.policy.security_policy import load
@@ -23,7 +24,7 @@ def opa() -> Tool:
 
 def evaluate(opa: Tool, tmp_path: Path, kind: str, statement: dict[str, Any]) -> list[str]:
     values = rego.params(load(REPO / "security-policy.yaml"), DIGEST)
-    return rego.evaluate(REPO, kind, statement, values, opa, tmp_path)
+    return rego.evaluate(StageRecord(stage="verify", root=REPO), REPO, kind, statement, values, opa, tmp_path)
 
 
 def provenance(builder: str, digest: str = DIGEST) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def test_demo_database_only_where_the_policy_allows_it(opa: Tool, tmp_path: Path
     assert evaluate(opa, tmp_path, "vuln", demo) == []  # security-policy.yaml: allow_demo_db: true
     values = rego.params(load(REPO / "security-policy.yaml"), DIGEST)
     values["allow_demo_db"] = False
-    problems = rego.evaluate(REPO, "vuln", demo, values, opa, tmp_path)
+    problems = rego.evaluate(StageRecord(stage="verify", root=REPO), REPO, "vuln", demo, values, opa, tmp_path)
     assert problems == [
         "vuln: the scan used the demo database (SECURE_IOT_VULNDB=demo), which gates.verify does not allow"
     ]

@@ -77,7 +77,7 @@ def test_a_tool_that_cannot_be_installed_is_one_line(tmp_path: Path, monkeypatch
     lock = re.sub(r'url = "https://dl\.k8s\.io/[^"]+"', f'url = "file://{tmp_path}/nowhere/kubectl"', lock)
     (root / "tools.lock").write_text(lock)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing cached: the route must be tried
-    ctx = Context.create(root=root, out=tmp_path / "out")
+    ctx = Context.create(root=root, out=tmp_path / "out").bind(StageRecord(stage="test", root=root))
     with pytest.raises(cluster.ClusterError) as caught:
         cluster.cluster_tools(ctx, ("kubectl",))
     message = str(caught.value)
@@ -98,7 +98,7 @@ def test_no_network_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_deploy_and_demo_need_a_recorded_cluster(tmp_path: Path) -> None:
-    ctx = Context.create(root=REPO, out=tmp_path / "out")
+    ctx = Context.create(root=REPO, out=tmp_path / "out").bind(StageRecord(stage="test", root=REPO))
     with pytest.raises(cluster.ClusterError, match=r"run `nox -s cluster` first"):
         cluster.recorded_state(ctx)
 
@@ -116,7 +116,7 @@ def test_pins_are_exact() -> None:
 
 
 def test_cluster_name_comes_from_the_kind_config(tmp_path: Path) -> None:
-    ctx = Context.create(root=REPO, out=tmp_path / "out")
+    ctx = Context.create(root=REPO, out=tmp_path / "out").bind(StageRecord(stage="test", root=REPO))
     assert cluster.cluster_name(ctx) == yaml.safe_load((REPO / cluster.KIND_CONFIG).read_text())["name"]
 
 
@@ -131,7 +131,7 @@ def demo_manifests(tmp_path: Path, namespace: Mapping[str, object], pod: Mapping
 
 def test_demo_pods_fail_only_for_the_reason_each_step_shows(tmp_path: Path) -> None:
     """Offline, with the real Gatekeeper policies: the demo's pods break no constraint but the one meant."""
-    ctx = Context.create(root=REPO, out=tmp_path / "out")
+    ctx = Context.create(root=REPO, out=tmp_path / "out").bind(StageRecord(stage="test", root=REPO))
     rec = StageRecord(stage="demo", root=REPO)
     gator = pinned_tool("gator")
     bundles = gatekeeper.policy_bundles(ctx)
@@ -160,4 +160,4 @@ def pinned_tool(name: str) -> Tool:
     from tasks import toolchain
 
     pinned(name)  # installed if needed
-    return toolchain.resolve(name, REPO)
+    return toolchain.resolve(name, REPO, StageRecord(stage="tools", root=REPO))

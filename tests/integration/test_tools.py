@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tasks.core.errors import InputError
+from tasks.core.evidence import StageRecord
 from tasks.toolchain.lock import current_platform, load
 from tests.conftest import REPO, run_tasks
 
@@ -217,7 +218,7 @@ def test_data_file_is_reached_only_through_the_tools_own_packages(tmp_path: Path
     from tasks.core.runner import Tool
     from tasks.toolchain.resolve import resolve
 
-    oscap = resolve("oscap-chroot", REPO)
+    oscap = resolve("oscap-chroot", REPO, StageRecord(stage="tools", root=REPO))
     assert "ssg-debian" in oscap.packages
     policy = (REPO / "security-policy.yaml").read_text()
     named = re.search(r"datastream: (\S+)", policy)

@@ -11,6 +11,7 @@ import pytest
 
 from tasks.catalogue import CATALOGUE, PIPELINE
 from tasks.context import Context
+from tasks.core.evidence import StageRecord
 from tasks.source import workflows as wf
 from tests.conftest import REPO, run_tasks
 
@@ -245,24 +246,30 @@ def test_the_real_workflows_call_only_existing_sessions_and_ci_runs_every_stage(
 
 
 def test_actionlint_and_zizmor_find_nothing_in_the_real_workflows(tmp_path: Path) -> None:
-    ctx = Context.create(root=REPO, out=tmp_path / "out")  # the real .github/, results kept out of out/
+    # the real .github/, results kept out of out/
+    ctx = Context.create(root=REPO, out=tmp_path / "out").bind(StageRecord(stage="test", root=REPO))
     workflows = wf.load_workflows(REPO)
     out = ctx.stage_dir("workflows")
-    assert wf.run_actionlint(ctx, None, workflows, out / "actionlint.json") == []
-    assert wf.run_zizmor(ctx, None, out / "zizmor.json") == []
+    rec = StageRecord(stage="workflows", root=ctx.root)
+    assert wf.run_actionlint(ctx, rec, workflows, out / "actionlint.json") == []
+    assert wf.run_zizmor(ctx, rec, out / "zizmor.json") == []
     assert json.loads((out / "zizmor.json").read_text()) == []
 
 
 def test_actionlint_and_zizmor_report_a_deliberately_bad_workflow(project: Path) -> None:
     bad = workflow(project, BAD, "bad.yml")
-    ctx = Context.create(root=project)
+    ctx = Context.create(root=project).bind(StageRecord(stage="test", root=project))
     out = ctx.stage_dir("workflows")
 
-    actionlint = wf.run_actionlint(ctx, None, [bad], out / "actionlint.json")
+    rec = StageRecord(stage="workflows", root=ctx.root)
+    actionlint = wf.run_actionlint(ctx, rec, [bad], out / "actionlint.json")
     assert any("github.event.pull_request.title" in p.message and p.line == 8 for p in actionlint)
     assert all(p.file == ".github/workflows/bad.yml" for p in actionlint)
 
-    zizmor = {p.message.split(":")[0] for p in wf.run_zizmor(ctx, None, out / "zizmor.json")}
+    zizmor = {
+        p.message.split(":")[0]
+        for p in wf.run_zizmor(ctx, StageRecord(stage="workflows", root=ctx.root), out / "zizmor.json")
+    }
     assert {"template-injection", "unpinned-uses", "artipacked", "excessive-permissions"} <= zizmor
     assert json.loads((out / "zizmor.json").read_text())  # the raw findings are kept as evidence
 
