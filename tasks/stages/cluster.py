@@ -7,7 +7,7 @@ import functools
 from collections.abc import Sequence
 
 from tasks.admission import gatekeeper as admission
-from tasks.cluster.kind import (
+from tasks.cluster import (
     CHARTS,
     GATEKEEPER,
     KIND_CONFIG,

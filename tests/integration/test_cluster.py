@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tasks import cluster
 from tasks.admission import gatekeeper
-from tasks.cluster import kind as cluster
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
@@ -89,7 +89,7 @@ def test_no_network_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    monkeypatch.setattr(cluster, "IMAGE_REGISTRIES", {f"https://127.0.0.1:{port}/v2/": "the test registry"})
+    monkeypatch.setattr(cluster.charts, "IMAGE_REGISTRIES", {f"https://127.0.0.1:{port}/v2/": "the test registry"})
     with pytest.raises(cluster.ClusterError) as caught:
         cluster.network(())
     message = str(caught.value)
