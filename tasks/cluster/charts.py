@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from tasks import admission
 from tasks.admission import cluster_image_policy
-from tasks.admission import gatekeeper as admission
 from tasks.cluster.errors import ClusterError
 from tasks.cluster.kube import Kube, exists, poll
 from tasks.cluster.registry_wiring import REGISTRY_PORT_IN_CONTAINER

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from tasks.admission import gatekeeper as admission
+from tasks import admission
 from tasks.cluster.engine import cluster_tools, engine
 from tasks.cluster.errors import ClusterError
 from tasks.cluster.kube import Kube, poll

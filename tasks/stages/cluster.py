@@ -6,7 +6,7 @@ import argparse
 import functools
 from collections.abc import Sequence
 
-from tasks.admission import gatekeeper as admission
+from tasks import admission
 from tasks.cluster import (
     CHARTS,
     GATEKEEPER,

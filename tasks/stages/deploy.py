@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from rich.markup import escape
 
-from tasks.admission import gatekeeper as admission
+from tasks import admission
 from tasks.cluster import built_image, ready
 from tasks.container import oci_registry
 from tasks.context import Context
