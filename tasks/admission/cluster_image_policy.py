@@ -32,11 +32,11 @@ from typing import Any, Literal
 
 import yaml
 
+from tasks import signing
 from tasks.core import atomic
 from tasks.core.errors import InputError, PolicyError, SigningError
-from tasks.policy import rego as attestation_policy
+from tasks.policy import rego
 from tasks.policy.security_policy import Policy
-from tasks.signing import signer as signing
 
 Mode = Literal["key", "keyless"]
 
@@ -99,11 +99,11 @@ def attestations(root: Path, policy: Policy) -> list[dict[str, Any]]:
     No image digest in the parameters: at admission policy-controller itself binds each
     attestation to the image it verifies.
     """
-    values = attestation_policy.params(policy, "")
+    values = rego.params(policy, "")
     entries: list[dict[str, Any]] = []
     for kind in required_kinds(policy):
-        module = attestation_policy.render(root, kind, values)
-        entry: dict[str, Any] = {"name": kind, "predicateType": attestation_policy.KINDS[kind][0]}
+        module = rego.render(root, kind, values)
+        entry: dict[str, Any] = {"name": kind, "predicateType": rego.KINDS[kind][0]}
         if module is not None:
             entry["policy"] = {"type": "rego", "data": module}
         entries.append(entry)

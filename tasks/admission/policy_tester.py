@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from tasks import signing
 from tasks.admission.cluster_image_policy import AUTHORITIES_POLICY, OUTPUTS, TEMPLATES, render, required_kinds, write
 from tasks.admission.subject import STAGE, expect, rel
 from tasks.container import oci_registry
@@ -33,8 +34,7 @@ from tasks.core.media_types import (
 )
 from tasks.core.repository import source_repository
 from tasks.core.runner import Tool
-from tasks.policy import rego as attestation_policy
-from tasks.signing import signer as signing
+from tasks.policy import rego
 from tasks.signing.attach import openvex_document, vuln_predicate
 
 FIXTURES = "fixtures"
@@ -242,7 +242,7 @@ def cases(ctx: Context, rec: StageRecord, reg: oci_registry.Registry, signer: si
     partial = fixture(ctx, rec, reg, f"no-{missing}")
     sign_image(rec, cosign, signer, partial)
     attest(rec, cosign, signer, partial, {k: p for k, p in found.items() if k != missing})
-    predicate_type = attestation_policy.KINDS[missing][0]
+    predicate_type = rego.KINDS[missing][0]
     out.append(
         Case(
             f"signed, no {missing} attestation",
@@ -326,7 +326,7 @@ def policy_controller_checks(ctx: Context, rec: StageRecord) -> list[Check]:
     signer = signing.configured(ctx)
     reg = oci_registry.ensure_running(ctx, rec)
     kinds = required_kinds(ctx.policy)
-    modules = [attestation_policy.REGO_DIR / m for k in kinds if (m := attestation_policy.KINDS[k][1])]
+    modules = [rego.REGO_DIR / m for k in kinds if (m := rego.KINDS[k][1])]
     for source in (TEMPLATES["key"], AUTHORITIES_POLICY, *modules):
         rec.add_input(ctx.inside(source), CIP_MEDIA_TYPE if source.suffix == ".yaml" else "text/plain")
     cip = stage_dir / "cip-key.yaml"

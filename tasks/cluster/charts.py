@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks import admission
+from tasks import admission, signing
 from tasks.admission import cluster_image_policy
 from tasks.cluster.errors import ClusterError
 from tasks.cluster.kube import Kube, exists, poll
@@ -24,7 +24,6 @@ from tasks.container.build import IMAGE_NAME
 from tasks.core import atomic
 from tasks.core.cache import cache_root
 from tasks.core.media_types import CIP_MEDIA_TYPE
-from tasks.signing import signer as signing
 
 
 @dataclass(frozen=True)
