@@ -58,6 +58,11 @@ class Context:
             raise InputError(f"{path}: path is outside the repository ({self.root})")
         return resolved
 
+    def rel(self, path: str | Path) -> str:
+        """``path`` relative to the repo root, with POSIX separators (as is, if outside it)."""
+        resolved = (self.root / path).resolve()
+        return resolved.relative_to(self.root).as_posix() if resolved.is_relative_to(self.root) else str(path)
+
     def artifact(self, name: str | Path) -> Path:
         """A file named in the evidence: inside the repository or the output directory, nowhere else."""
         resolved = (self.root / name).resolve()

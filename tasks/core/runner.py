@@ -18,7 +18,15 @@ from tasks.core.errors import ToolError
 from tasks.core.evidence import CommandRecord, StageRecord
 
 REDACTED = "***"
-SCRUBBED_ENV = {"grype": "GRYPE_", "syft": "SYFT_", "semgrep": "SEMGREP_", "cosign": "COSIGN_", "bandit": "BANDIT_"}
+SCRUBBED_ENV = {
+    "grype": "GRYPE_",
+    "syft": "SYFT_",
+    "semgrep": "SEMGREP_",
+    "cosign": "COSIGN_",
+    "bandit": "BANDIT_",
+    "shellcheck": "SHELLCHECK_",  # SHELLCHECK_OPTS=-e SC2115 would silence a check
+    "gosec": "GOSEC",
+}
 
 
 @dataclass(frozen=True)
