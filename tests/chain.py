@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 from tasks.container.build import buildah_args
 from tests.conftest import REPO, pinned, run_tasks
 
-PASSWORD = "tamper-matrix-password"  # test-only key pair, generated per run
+PASSWORD = secrets.token_urlsafe(24)  # the test-only key pair is generated per run, and so is its password
 
 
 def free_port() -> int:
