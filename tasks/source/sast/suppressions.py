@@ -22,12 +22,15 @@ class InlineSuppression:
     comment: re.Pattern[str]  # where the tool's directive comment starts
     directive: re.Pattern[str]  # the part of it that silences a finding
 
-    def strip(self, line: str) -> tuple[str, int]:
+    def remove_from(self, line: str) -> tuple[str, int]:
         start = self.comment.search(line)
         if start is None:
             return line, 0
         head, tail = line[: start.start()], line[start.start() :]
         kept, removed = self.directive.subn("", tail)
+        if removed and not kept[start.end() - start.start() :].strip():
+            # nothing left but `# shellcheck`: a directive with no key is itself an error
+            kept = "#" + kept[len(kept.rstrip("\r\n")) :]
         return head + kept, removed
 
 
@@ -46,7 +49,7 @@ def neutralized_copy(root: Path, files: Sequence[str], dest: Path, suppression: 
         text = (root / name).read_text(encoding="utf-8", errors="surrogateescape")
         lines = []
         for line in text.splitlines(keepends=True):
-            kept, count = suppression.strip(line)
+            kept, count = suppression.remove_from(line)
             lines.append(kept)
             removed += count
         target = dest / name
