@@ -13,7 +13,7 @@ import pytest
 from tasks.core.errors import InputError
 from tasks.policy import sarif
 from tasks.policy.findings import Severity
-from tasks.source.sast import rule_id as semgrep_rule_id
+from tasks.source.sast.semgrep import rule_id
 from tests.conftest import REPO, pinned, run_tasks
 
 PLANTED = '''\
@@ -85,7 +85,7 @@ def test_semgrep_sarif_normalizes(tmp_path: Path) -> None:
         cwd=tmp_path,
         check=True,
     )
-    findings = sarif.normalize(out, tmp_path, rule_id=semgrep_rule_id)
+    findings = sarif.normalize(out, tmp_path, rule_id=rule_id)
     rules = {f.rule for f in findings}
     assert any(r.startswith("secure-iot.") and "shell" in r for r in rules), rules
     assert any(r.startswith("secure-iot.") and "secret" in r for r in rules), rules

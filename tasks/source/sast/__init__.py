@@ -27,12 +27,8 @@ from dataclasses import dataclass
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
 from tasks.policy.findings import Finding
-from tasks.source.sast.gosec import gosec
-from tasks.source.sast.python import bandit
-from tasks.source.sast.rego import opa_check, regal
-from tasks.source.sast.scope import Scope, collect
-from tasks.source.sast.semgrep import rule_id, semgrep
-from tasks.source.sast.shellcheck import shellcheck
+from tasks.source.sast import gosec, python, rego, semgrep, shellcheck
+from tasks.source.sast.scope import Exclusion, Scope, collect
 
 ScanFn = Callable[[Context, StageRecord, Sequence[str]], list[Finding]]
 
@@ -45,12 +41,12 @@ class Scanner:
 
 
 SCANNERS: tuple[Scanner, ...] = (
-    Scanner("bandit", ("python",), bandit),
-    Scanner("semgrep", ("python", "dockerfile", "yaml"), semgrep),
-    Scanner("gosec", ("go",), gosec),
-    Scanner("shellcheck", ("shell",), shellcheck),
-    Scanner("opa", ("rego",), opa_check),
-    Scanner("regal", ("rego",), regal),
+    Scanner("bandit", ("python",), python.bandit),
+    Scanner("semgrep", ("python", "dockerfile", "yaml"), semgrep.scan),
+    Scanner("gosec", ("go",), gosec.scan),
+    Scanner("shellcheck", ("shell",), shellcheck.scan),
+    Scanner("opa", ("rego",), rego.opa_check),
+    Scanner("regal", ("rego",), rego.regal),
 )
 
 
@@ -72,4 +68,4 @@ def scan(ctx: Context, rec: StageRecord, scope: Scope) -> list[Finding]:
     return findings
 
 
-__all__ = ["SCANNERS", "Scanner", "Scope", "collect", "rule_id", "scan", "scanners_by_language"]
+__all__ = ["SCANNERS", "Exclusion", "Scanner", "Scope", "collect", "scan", "scanners_by_language"]

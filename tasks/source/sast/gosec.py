@@ -34,7 +34,7 @@ def modules(root: Path, directories: Sequence[str]) -> list[str]:
     return sorted(found)
 
 
-def gosec(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
+def scan(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
     report = ctx.stage_dir("sast") / "gosec.json"
     report.unlink(missing_ok=True)
     directories = sorted({str(PurePosixPath(f).parent) for f in files})

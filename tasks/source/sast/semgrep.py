@@ -36,7 +36,7 @@ def rule_id(rule: str) -> str:
     return rule[index:] if index >= 0 else rule
 
 
-def semgrep(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
+def scan(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
     out = ctx.stage_dir("sast") / "semgrep.sarif"
     report = ctx.stage_dir("sast") / "semgrep.json"
     for stale in (out, report):

@@ -22,7 +22,7 @@ from tasks.source.sast.suppressions import SHELLCHECK, neutralized_copy
 LEVELS = {"error": Severity.HIGH, "warning": Severity.MEDIUM, "info": Severity.LOW, "style": Severity.INFO}
 
 
-def shellcheck(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
+def scan(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
     copy = ctx.stage_dir("sast") / "shellcheck-src"
     rec.details.setdefault("inline_suppressions_ignored", {})["shellcheck"] = neutralized_copy(
         ctx.root, files, copy, SHELLCHECK
