@@ -14,7 +14,7 @@ from tasks.core.errors import InputError
 from tasks.policy import sarif
 from tasks.policy.findings import Severity
 from tasks.source.sast.semgrep import rule_id
-from tests.conftest import REPO, pinned, run_tasks
+from tests.conftest import REPO, Result, pinned, run_tasks
 
 PLANTED = '''\
 """Planted by the test: two real SAST findings."""
@@ -287,11 +287,16 @@ def test_a_finding_in_every_language_blocks_by_file_and_line(project: Path) -> N
     assert [(f.rule, f.location, f.severity) for f in shellcheck] == [("SC2115", "ops/wipe:4", Severity.MEDIUM)]
 
 
+def sast_with(project: Path, name: str, text: str) -> Result:
+    """Run the stage with one new file ``name`` (a new folder) in the project."""
+    (project / name).parent.mkdir(parents=True, exist_ok=True)
+    (project / name).write_text(text)
+    return run_tasks("sast", root=project)
+
+
 def test_opa_check_strict_fails_a_policy_that_does_not_compile_cleanly(project: Path) -> None:
-    target = project / "guard" / "unused.rego"
-    target.parent.mkdir()
-    target.write_text('package guard\n\nimport rego.v1\n\nallow if {\n\tx := 1\n\tinput.user == "admin"\n}\n')
-    result = run_tasks("sast", root=project)
+    unused = 'package guard\n\nimport rego.v1\n\nallow if {\n\tx := 1\n\tinput.user == "admin"\n}\n'
+    result = sast_with(project, "guard/unused.rego", unused)
     assert result.returncode == 1, result.output
     reason = json.loads((project / "out" / "evidence.json").read_text())["stages"]["sast"]["reason"]
     assert "opa-check/rego_compile_error (guard/unused.rego:6)" in reason
@@ -310,9 +315,7 @@ def test_an_exclusion_takes_files_out_with_its_reason(project: Path) -> None:
 
 
 def test_a_language_without_a_scanner_is_shown_not_covered(project: Path) -> None:
-    (project / "web").mkdir()
-    (project / "web" / "app.js").write_text("document.body.innerHTML = location.hash;\n")
-    result = run_tasks("sast", root=project)
+    result = sast_with(project, "web/app.js", "document.body.innerHTML = location.hash;\n")
     assert result.returncode == 0, result.output
     assert "not covered" in result.output and "javascript (1 files)" in result.output
     record = json.loads((project / "out" / "evidence.json").read_text())["stages"]["sast"]
@@ -323,8 +326,6 @@ def test_a_language_without_a_scanner_is_shown_not_covered(project: Path) -> Non
 
 
 def test_a_file_semgrep_cannot_parse_fails_closed(project: Path) -> None:
-    (project / "deploy").mkdir()
-    (project / "deploy" / "pod.yaml").write_text("spec:\n  {{- if .Values.x }}\n  hostNetwork: true\n")
-    result = run_tasks("sast", root=project)
+    result = sast_with(project, "deploy/pod.yaml", "spec:\n  {{- if .Values.x }}\n  hostNetwork: true\n")
     assert result.returncode == 2, result.output
     assert "semgrep could not scan" in result.output and "deploy/pod.yaml" in result.output
