@@ -11,7 +11,6 @@ from tasks.core import atomic
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.policy import gate
-from tasks.policy.findings import findings_table
 from tasks.source import sast
 
 
@@ -47,13 +46,5 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         console.print(
             f"  [yellow]not covered (no scanner for the language): {', '.join(rec.details['not_covered'])}[/]"
         )
-    findings_table(f"blocking SAST findings (threshold: {outcome.threshold})", outcome.blocking)
-    for finding, waiver in outcome.waived:
-        console.print(f"  waived: {finding.rule} at {finding.location} by {waiver.owner} until {waiver.expires}")
-    if outcome.passed:
-        console.print(f"[green]sast: pass[/] — {len(findings)} findings, none blocking at >= {outcome.threshold}")
-        return "pass"
-    rec.reason = f"{len(outcome.blocking)} blocking finding(s): " + ", ".join(
-        sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
-    )
-    return "fail"
+    passed = f"{len(findings)} findings, none blocking at >= {outcome.threshold}"
+    return gate.conclude(rec, outcome, "SAST finding(s)", passed)

@@ -16,7 +16,6 @@ from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import GRYPE_JSON_MEDIA_TYPE, SARIF_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
 from tasks.policy import gate
-from tasks.policy.findings import findings_table
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -83,11 +82,4 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         console.print("  [yellow]note: demo DB — knows only the advisories in tests/fixtures/grype[/]")
     for item in ignored:
         console.print(f"  covered by VEX: {item['id']} in {item['package']}")
-    findings_table(f"blocking vulnerabilities (threshold: {outcome.threshold})", outcome.blocking)
-    if outcome.passed:
-        console.print(f"[green]scan: pass[/] — {len(found)} matches, none blocking; DB built {db.built}")
-        return "pass"
-    rec.reason = f"{len(outcome.blocking)} blocking: " + ", ".join(
-        sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
-    )
-    return "fail"
+    return gate.conclude(rec, outcome, "vulnerabilities", f"{len(found)} matches, none blocking; DB built {db.built}")
