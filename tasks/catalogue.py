@@ -45,6 +45,11 @@ CATALOGUE: dict[str, Entry] = {
         "02",
         "signature, required attestations and their contents hold under the shared Rego policy",
     ),
+    "rescan": Entry(
+        "tasks.stages.rescan:run",
+        "04",
+        "signed images' attested SBOMs, re-scanned with today's DB and VEX, carry a new signed vuln result",
+    ),
     "policy": Entry(
         "tasks.stages.policy:run",
         "10",
