@@ -84,7 +84,7 @@ class Context:
             self._tools[name] = toolchain.resolve(name, self.root, self._record)
         return self._tools[name]
 
-    def pinned_input(self, name: str) -> dict[str, Path]:
+    def pinned_input(self, name: str) -> dict[str, archive.Fetched]:
         """The files of tools.lock's [inputs.<name>], fetched once, sha256-checked, recorded as inputs."""
         if self._record is None:
             raise PipelineError(f"{name}: an input is fetched inside a stage only (Context.bind(rec) first)")

@@ -200,8 +200,16 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def fetch(name: str, lock: Path, rec: StageRecord) -> dict[str, Path]:
-    """The pinned input ``name`` of ``lock`` (tools.lock): file name -> path, each sha256-checked.
+@dataclass(frozen=True)
+class Fetched:
+    """One file of a pinned input, in the cache, its sha256 checked against the pin."""
+
+    path: Path
+    sha256: str
+
+
+def fetch(name: str, lock: Path, rec: StageRecord) -> dict[str, Fetched]:
+    """The pinned input ``name`` of ``lock`` (tools.lock): file name -> file, each sha256-checked.
 
     Downloaded once into the cache; every use re-hashes the files, and each is recorded as an
     input of ``rec`` by its pinned digest.
@@ -221,4 +229,4 @@ def fetch(name: str, lock: Path, rec: StageRecord) -> dict[str, Path]:
     media = {True: DEBIAN_PACKAGE_MEDIA_TYPE, False: DEBIAN_SOURCE_MEDIA_TYPE}
     for file, digest in pin.files.items():
         rec.inputs.append(Artifact(file, f"sha256:{digest}", media[file.endswith(".deb")]))
-    return {file: into / file for file in pin.files}
+    return {file: Fetched(into / file, digest) for file, digest in pin.files.items()}
