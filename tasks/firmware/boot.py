@@ -33,6 +33,7 @@ def boot(
     raw.unlink(missing_ok=True)
     rec.details.setdefault("processes", []).append(
         {"console": console.name, "pids": run.pids, "stopped": run.stopped, "exit_code": run.exit_code}
+        | {"seconds": run.seconds, "timed_out": run.timed_out}
     )
     return run, console_log.parse(run.lines)
 

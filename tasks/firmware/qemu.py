@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess  # nosec B404 - only for the Popen type the runner returns; nothing is spawned here
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.context import Context
 from tasks.core import runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
+
+if TYPE_CHECKING:
+    import subprocess  # nosec B404 - the type of what runner.start returns; nothing is spawned here
 
 FIT_ADDR = 0x48000000  # where the loader device places the FIT; the boot command reads it there
 MACHINE = ("-cpu", "cortex-a57", "-smp", "1", "-m", "1G", "-nographic", "-nic", "none", "-no-reboot")
@@ -46,20 +49,6 @@ class BootRun:
     seconds: float = 0.0
     pids: dict[str, int] = field(default_factory=dict)
     stopped: dict[str, str] = field(default_factory=dict)  # how each process ended
-
-
-def stop(proc: subprocess.Popen[bytes], grace: float = 3.0) -> str:
-    """Stop our own child by its PID: SIGTERM, then SIGKILL after ``grace`` seconds."""
-    if proc.poll() is not None:
-        return f"exited {proc.returncode}"
-    proc.terminate()
-    try:
-        proc.wait(grace)
-        return "stopped (SIGTERM)"
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return "killed (SIGKILL)"
 
 
 @dataclass(frozen=True)
@@ -88,7 +77,7 @@ def swtpm(ctx: Context, rec: StageRecord, log: Path, run: BootRun) -> Iterator[T
                 time.sleep(POLL_S)
             yield Tpm(sock, proc)
         finally:
-            run.stopped["swtpm"] = stop(proc)
+            run.stopped["swtpm"] = runner.stop(proc)
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
 
@@ -130,7 +119,7 @@ def boot(ctx: Context, rec: StageRecord, device: Device, raw_log: Path, *, timeo
         try:
             _follow(proc, raw_log, t0, timeout, run)
         finally:
-            run.stopped["qemu"] = stop(proc, grace=1.0)
+            run.stopped["qemu"] = runner.stop(proc, grace=1.0)
         run.exit_code, run.seconds = proc.returncode, round(time.monotonic() - t0, 3)
     return run
 
