@@ -22,38 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.markup import escape
 
+from tasks.admission.chart import lint_chart, render_chart, tag_refused
+from tasks.admission.subject import NAMESPACE, STAGE, STAGE_OUTPUTS, expect, image_under_test, rel
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.checks import Check
-from tasks.core.console import console
-from tasks.core.errors import EvidenceError, InputError, ToolError
+from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord
-from tasks.core.media_types import DIGEST, MANIFEST_MEDIA_TYPE
 from tasks.core.runner import Tool
 
-STAGE = "policy"
-CHART = "infra/charts/secure-iot"
 GATEKEEPER = "infra/policies/gatekeeper"
 SYNC_CONFIG = f"{GATEKEEPER}/sync-config.yaml"
 PROTECTED_NAMESPACE = f"{GATEKEEPER}/testdata/namespace-secure.yaml"
 BAD_MANIFEST = f"{GATEKEEPER}/testdata/bad-deployment.yaml"
 
-RELEASE = "secure-iot"
-NAMESPACE = "secure"
-REPOSITORY = "127.0.0.1:5000/secure-iot-server"
-# Used only when no passing build stage is recorded in out/evidence.json; said so in the
-# output and the evidence. sha256("secure-iot admission test image").
-TEST_DIGEST = "sha256:a67e4e474cae5c03121cb4aad821b120edeb4fb2961ac3d6af68e583ec55080f"
-# What the Gatekeeper part writes under out/policy/ (the policy-controller part adds its own).
-STAGE_OUTPUTS = (
-    "gator-verify.txt",
-    f"rendered/{RELEASE}.yaml",
-    "gator-rendered.json",
-    "gator-bad-manifest.json",
-    "checks.json",
-)
 
 # Why the bad manifest must be rejected: constraint kind -> message it must produce.
 BAD_MANIFEST_REASONS: dict[str, str] = {
@@ -61,11 +44,6 @@ BAD_MANIFEST_REASONS: dict[str, str] = {
     "K8sNoPrivilegedHostAccess": r'containers "server" is privileged',
     "K8sRequireSigstoreNamespace": r'namespace "unprotected" is not protected by the sigstore policy-controller',
 }
-
-
-def expect(name: str, expected: str, outcome: str, passed: bool) -> Check:
-    """An admission check row: what was checked, what had to happen, what did."""
-    return Check(name, passed, outcome, expected)
 
 
 @dataclass(frozen=True)
@@ -89,17 +67,6 @@ class PolicyBundle:
     suite: Path
 
 
-@dataclass(frozen=True)
-class Image:
-    repository: str
-    digest: str
-    source: str
-
-    @property
-    def ref(self) -> str:
-        return f"{self.repository}@{self.digest}"
-
-
 # --- inputs ------------------------------------------------------------------------------
 
 
@@ -118,47 +85,12 @@ def policy_bundles(ctx: Context) -> list[PolicyBundle]:
     return bundles
 
 
-def image_under_test(ctx: Context, rec: StageRecord) -> Image:
-    """The digest the build stage pushed; a fixed test digest (said so) when there is none."""
-    try:
-        built = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
-    except EvidenceError as exc:
-        console.print(
-            f"  [yellow]no passing build in the evidence ({escape(str(exc))}): "
-            f"rendering with the fixed test digest {TEST_DIGEST}[/]"
-        )
-        return Image(REPOSITORY, TEST_DIGEST, f"fixed test digest (no build evidence: {exc})")
-    if not DIGEST.match(built.digest):
-        raise EvidenceError(f"build evidence names {built.name} with a malformed digest {built.digest!r}")
-    rec.add_oci(built.name, built.digest, MANIFEST_MEDIA_TYPE, output=False)
-    return Image(REPOSITORY, built.digest, f"build evidence ({built.name})")
-
-
 def suite_cases(suite: Path) -> int:
     data = yaml.safe_load(suite.read_text(encoding="utf-8")) or {}
     return sum(len(test.get("cases") or []) for test in data.get("tests") or [])
 
 
 # --- tools -------------------------------------------------------------------------------
-
-
-def helm_env(ctx: Context) -> dict[str, str]:
-    """Helm sees no user configuration, repositories or plugins: only the chart on disk."""
-    home = ctx.stage_dir(STAGE) / "helm-home"
-    return {
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-
-
-def rel(ctx: Context, path: Path) -> str:
-    """Tools run in the repository root: their argv (and the evidence) names paths relative to it."""
-    return str(path.relative_to(ctx.root)) if path.is_relative_to(ctx.root) else str(path)
-
-
-def image_values(image: Image) -> list[str]:
-    return ["--set-string", f"image.repository={image.repository}", "--set-string", f"image.digest={image.digest}"]
 
 
 def gator_test(
@@ -244,66 +176,6 @@ def sync_check(ctx: Context, rec: StageRecord, gator: Tool, bundles: Sequence[Po
     return expect(
         "sync config", "sync-config.yaml syncs what templates read (data.inventory)", outcome, done.returncode == 0
     )
-
-
-def lint_chart(ctx: Context, rec: StageRecord, helm: Tool, image: Image) -> Check:
-    done = runner.run(
-        rec, helm, ["lint", "--strict", CHART, *image_values(image)], env=helm_env(ctx), cwd=ctx.root, check=False
-    )
-    findings = [
-        line for line in (done.stdout + done.stderr).splitlines() if line.strip().startswith(("[ERROR]", "[WARNING]"))
-    ]
-    passed = done.returncode == 0 and not findings
-    outcome = "clean" if passed else "; ".join(findings[:3]) or done.tail()
-    return expect("helm lint --strict", "no lint findings", outcome, passed)
-
-
-def tag_refused(ctx: Context, rec: StageRecord, helm: Tool) -> Check:
-    """A tag-only image must not render: the chart deploys by digest or not at all."""
-    done = runner.run(
-        rec,
-        helm,
-        ["template", RELEASE, CHART, "--namespace", NAMESPACE, "--set-string", "image.tag=latest"],
-        env=helm_env(ctx),
-        cwd=ctx.root,
-        check=False,
-    )
-    message = next((line for line in done.stderr.splitlines() if "image.tag" in line), done.tail())
-    refused = done.returncode != 0 and "is not allowed" in message
-    outcome = f"refused: {message.split('): ', 1)[-1]}" if refused else f"NOT refused (exit {done.returncode})"
-    return expect("chart refuses a tag", "helm template fails: image.tag is not allowed", outcome, refused)
-
-
-def render_chart(ctx: Context, rec: StageRecord, helm: Tool, image: Image) -> tuple[Path | None, Check]:
-    """`helm template` with the image by digest; the Deployment must run exactly that ref."""
-    chart = ctx.inside(CHART)
-    for name in ("Chart.yaml", "values.yaml"):
-        rec.add_input(chart / name, "application/yaml")
-    done = runner.run(
-        rec,
-        helm,
-        ["template", RELEASE, CHART, "--namespace", NAMESPACE, *image_values(image)],
-        env=helm_env(ctx),
-        cwd=ctx.root,
-        check=False,
-    )
-    expected = f"Deployment runs {image.ref}"
-    if done.returncode != 0:
-        return None, expect("chart renders by digest", expected, f"helm template failed: {done.tail()}", False)
-    rendered = ctx.stage_dir(STAGE) / "rendered" / f"{RELEASE}.yaml"
-    atomic.write_text(rendered, done.stdout)
-    rec.add_output(rendered, "application/yaml")
-    images = sorted(
-        {
-            c.get("image", "")
-            for doc in yaml.safe_load_all(done.stdout)
-            if isinstance(doc, dict) and doc.get("kind") == "Deployment"
-            for c in doc["spec"]["template"]["spec"].get("containers", [])
-        }
-    )
-    passed = images == [image.ref]
-    outcome = f"{len(images)} image(s): {', '.join(images) or 'no Deployment rendered'}"
-    return rendered, expect("chart renders by digest", expected, outcome, passed)
 
 
 def rendered_admitted(

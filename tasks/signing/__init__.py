@@ -1,3 +1,52 @@
 """Talk 02 - Identity and signatures: the signer (key or keyless), local keys, attaching
 signatures and attestations, cosign verify.
 """
+
+from __future__ import annotations
+
+from tasks.signing.attach import (
+    BUNDLE_SUFFIX,
+    OPENVEX_CONTEXT,
+    Attestation,
+    attestations,
+    blobs,
+    bound_to_image,
+    openvex_document,
+    recorded,
+    sign_blob,
+    vuln_predicate,
+)
+from tasks.signing.signer import (
+    GITHUB_ISSUER,
+    REPOSITORY_PLACEHOLDER,
+    Mode,
+    Signer,
+    configured,
+    keyless_identity,
+    registry_flags,
+)
+from tasks.signing.verify import diagnose, statements, tag_still_points_at, verify_attestation
+
+__all__ = [
+    "BUNDLE_SUFFIX",
+    "GITHUB_ISSUER",
+    "OPENVEX_CONTEXT",
+    "REPOSITORY_PLACEHOLDER",
+    "Attestation",
+    "Mode",
+    "Signer",
+    "attestations",
+    "blobs",
+    "bound_to_image",
+    "configured",
+    "diagnose",
+    "keyless_identity",
+    "openvex_document",
+    "recorded",
+    "registry_flags",
+    "sign_blob",
+    "statements",
+    "tag_still_points_at",
+    "verify_attestation",
+    "vuln_predicate",
+]

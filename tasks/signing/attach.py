@@ -27,7 +27,7 @@ from tasks.core.media_types import (
     SPDX_MEDIA_TYPE,
     SYFT_JSON_MEDIA_TYPE,
 )
-from tasks.signing import signer as signing
+from tasks.signing.signer import Signer
 
 OPENVEX_CONTEXT = "https://openvex.dev/ns/v0.2.0"
 BUNDLE_SUFFIX = ".sigstore.json"
@@ -122,7 +122,7 @@ def bound_to_image(ctx: Context, digest: str) -> None:
         )
 
 
-def sign_blob(ctx: Context, rec: StageRecord, signer: signing.Signer, path: Path) -> Path:
+def sign_blob(ctx: Context, rec: StageRecord, signer: Signer, path: Path) -> Path:
     bundle = path.with_name(path.name + BUNDLE_SUFFIX)
     bundle.unlink(missing_ok=True)
     if signer.mode == "keyless":  # sigstore-python: keyless bundles (GitHub OIDC ambient credential)

@@ -19,8 +19,8 @@ from tasks.context import Context
 from tasks.core import runner
 from tasks.core.checks import Check
 from tasks.core.evidence import StageRecord
-from tasks.policy import rego as attestation_policy
-from tasks.signing import signer as signing
+from tasks.policy import rego
+from tasks.signing.signer import Signer, registry_flags
 
 
 def tag_still_points_at(ctx: Context, rec: StageRecord, repository: str, tag: str, digest: str) -> Check:
@@ -62,7 +62,7 @@ def diagnose(ctx: Context, rec: StageRecord, ref: str, predicate_type: str) -> s
     done = runner.run(
         rec,
         ctx.tool("cosign"),
-        ["download", "attestation", *signing.registry_flags(ref), ref],
+        ["download", "attestation", *registry_flags(ref), ref],
         check=False,
         timeout=300,
     )
@@ -79,16 +79,16 @@ def diagnose(ctx: Context, rec: StageRecord, ref: str, predicate_type: str) -> s
 
 
 def verify_attestation(
-    ctx: Context, rec: StageRecord, ref: str, kind: str, signer: signing.Signer, values: dict[str, Any]
+    ctx: Context, rec: StageRecord, ref: str, kind: str, signer: Signer, values: dict[str, Any]
 ) -> Check:
     done = runner.run(
         rec,
         ctx.tool("cosign"),
-        ["verify-attestation", *signer.verify_flags(), *signing.registry_flags(ref), "--type", kind, ref],
+        ["verify-attestation", *signer.verify_flags(), *registry_flags(ref), "--type", kind, ref],
         check=False,
         timeout=600,
     )
-    predicate_type = attestation_policy.KINDS[kind][0]
+    predicate_type = rego.KINDS[kind][0]
     if done.returncode != 0:
         return Check(f"attestation {kind}", False, diagnose(ctx, rec, ref, predicate_type) or done.tail(1))
     found = statements(done.stdout)
@@ -97,7 +97,7 @@ def verify_attestation(
         return Check(f"attestation {kind}", False, f"no statement with predicateType {predicate_type}")
     workdir = ctx.stage_dir("verify") / "policy"
     opa = ctx.tool("opa")
-    problems = [attestation_policy.evaluate(rec, ctx.root, kind, s, values, opa, workdir) for s in matching]
+    problems = [rego.evaluate(rec, ctx.root, kind, s, values, opa, workdir) for s in matching]
     if any(not p for p in problems):  # as at admission: one compliant attestation of the type suffices
         return Check(f"attestation {kind}", True, f"{len(matching)} signed statement(s); content policy holds")
     return Check(f"attestation {kind}", False, "; ".join(sorted({v for p in problems for v in p})))

@@ -6,8 +6,8 @@ import argparse
 import functools
 from collections.abc import Sequence
 
-from tasks.admission import gatekeeper as admission
-from tasks.cluster.kind import (
+from tasks import admission
+from tasks.cluster import (
     CHARTS,
     GATEKEEPER,
     KIND_CONFIG,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from rich.markup import escape
 
-from tasks.cluster.kind import built_image, ready, step_signed, step_unprotected, step_unsigned, unsigned_image
+from tasks.cluster import built_image, ready, step_signed, step_unprotected, step_unsigned, unsigned_image
 from tasks.context import Context
 from tasks.core.checks import conclude
 from tasks.core.console import console

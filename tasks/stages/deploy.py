@@ -7,15 +7,14 @@ from collections.abc import Sequence
 
 from rich.markup import escape
 
-from tasks.admission import gatekeeper as admission
-from tasks.cluster.kind import built_image, ready
+from tasks import admission, signing
+from tasks.cluster import built_image, ready
 from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core import runner
 from tasks.core.console import console
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.signing import signer as signing
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:

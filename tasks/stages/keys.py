@@ -10,11 +10,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from tasks import signing
 from tasks.context import Context
 from tasks.core import runner
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.signing import signer as signing
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:

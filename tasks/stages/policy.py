@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from tasks.admission.cluster_image_policy import policy_controller_checks
-from tasks.admission.gatekeeper import STAGE, gatekeeper_checks
+from tasks.admission.gatekeeper import gatekeeper_checks
+from tasks.admission.policy_tester import policy_controller_checks
+from tasks.admission.subject import STAGE
 from tasks.context import Context
 from tasks.core.checks import conclude
 from tasks.core.console import console

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from tasks import signing
 from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core import runner
@@ -12,7 +13,6 @@ from tasks.core.console import console
 from tasks.core.errors import SigningError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE
-from tasks.signing import signer as signing
 from tasks.signing.attach import attestations, blobs, bound_to_image, sign_blob
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from tasks.cluster.kind import Kube, cluster_name, cluster_tools, engine, load, state_path
+from tasks.cluster import Kube, cluster_name, cluster_tools, engine, load, state_path
 from tasks.context import Context
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict

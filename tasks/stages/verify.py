@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from tasks import signing
 from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core import runner
@@ -12,8 +13,7 @@ from tasks.core.checks import Check, conclude
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE
-from tasks.policy import rego as attestation_policy
-from tasks.signing import signer as signing
+from tasks.policy import rego
 from tasks.signing.verify import tag_still_points_at, verify_attestation
 
 
@@ -51,7 +51,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             else f"not verified: {signature.tail(1)}",
         )
     )
-    values = attestation_policy.params(ctx.policy, digest)
+    values = rego.params(ctx.policy, digest)
     for kind in ctx.policy.gate("verify").settings.get("required_attestations", []):
         checks.append(verify_attestation(ctx, rec, ref, str(kind), signer, values))
     rec.details["image"] = ref

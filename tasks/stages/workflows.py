@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from rich.markup import escape
 
 from tasks.context import Context
+from tasks.core.checks import conclude
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.source.workflows import check, reason
+from tasks.source.workflows import check, checks
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -35,14 +36,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             escape(f"  suppressed: zizmor {item['rules']} at {item['file']}:{item['line']}: {item['reason']}"),
             soft_wrap=True,
         )
-    if not problems:
-        console.print(
-            f"[green]workflows: pass[/] — {len(summary['workflows'])} workflows: actionlint and zizmor clean, "
-            "every session exists, ci.yml runs every required stage, every action pinned",
-            soft_wrap=True,
-        )
-        return "pass"
     for problem in problems:
         console.print(f"  [red]{escape(str(problem))}[/]", soft_wrap=True)
-    rec.reason = f"{len(problems)} workflow problem(s): {reason(problems)}"
-    return "fail"
+    report = ctx.stage_dir("workflows") / "checks.json"
+    return conclude(rec, f"workflows ({len(summary['workflows'])} files)", checks(problems), report=report)

@@ -14,16 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks import toolchain
-from tasks.admission import gatekeeper
+from tasks import admission, toolchain
 from tasks.context import Context
 from tasks.core.evidence import EvidenceStore, StageRecord
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 from tasks.core.runner import Tool
 from tests.conftest import REPO, pinned, run_tasks
 
-CHART = REPO / gatekeeper.CHART
-GATEKEEPER = REPO / gatekeeper.GATEKEEPER
+CHART = REPO / admission.CHART
+GATEKEEPER = REPO / admission.GATEKEEPER
 SUITES = sorted(p.parent.name for p in GATEKEEPER.glob("*/suite.yaml"))
 DIGEST = "sha256:" + "ab" * 32
 REPOSITORY = "127.0.0.1:5000/secure-iot-server"
@@ -53,8 +52,8 @@ def rendered(tmp_path: Path, *values: str) -> dict[str, dict[str, Any]]:
 def policy_root(tmp_path: Path) -> Path:
     """A project root with a copy of the chart, the Gatekeeper policies and the tool pins."""
     root = tmp_path / "project"
-    shutil.copytree(CHART, root / gatekeeper.CHART)
-    shutil.copytree(GATEKEEPER, root / gatekeeper.GATEKEEPER)
+    shutil.copytree(CHART, root / admission.CHART)
+    shutil.copytree(GATEKEEPER, root / admission.GATEKEEPER)
     shutil.copy(REPO / "tools.lock", root / "tools.lock")
     return root
 
@@ -212,7 +211,7 @@ def test_every_suite_has_allowed_and_disallowed_cases() -> None:
 
 def test_a_weakened_policy_fails_its_suite(policy_root: Path) -> None:
     """Prove the suites can fail: accept tags in the digest policy, the disallowed cases fail."""
-    template = policy_root / gatekeeper.GATEKEEPER / "k8simagedigests" / "template.yaml"
+    template = policy_root / admission.GATEKEEPER / "k8simagedigests" / "template.yaml"
     text = template.read_text()
     assert "@sha256:[a-f0-9]{64}$" in text
     template.write_text(text.replace("@sha256:[a-f0-9]{64}$", "(@sha256:[a-f0-9]{64}|:[^/]+)$"))
@@ -224,7 +223,7 @@ def test_a_weakened_policy_fails_its_suite(policy_root: Path) -> None:
 
 
 def test_a_wrong_expectation_fails_its_suite(policy_root: Path) -> None:
-    suite = policy_root / gatekeeper.GATEKEEPER / "k8snoprivilegedhostaccess" / "suite.yaml"
+    suite = policy_root / admission.GATEKEEPER / "k8snoprivilegedhostaccess" / "suite.yaml"
     suite.write_text(suite.read_text().replace("hostNetwork is true", "hostNetwork is fine"))
     done = _run("gator", "verify", suite)
     assert done.returncode != 0
@@ -239,13 +238,13 @@ def test_rendered_chart_in_protected_namespace_is_admitted(tmp_path: Path) -> No
     manifest = tmp_path / "rendered.yaml"
     done = helm_template(tmp_path, f"image.repository={REPOSITORY}", f"image.digest={DIGEST}")
     manifest.write_text(done.stdout)
-    namespace = REPO / gatekeeper.PROTECTED_NAMESPACE
-    bundles = gatekeeper.policy_bundles(ctx)
+    namespace = REPO / admission.PROTECTED_NAMESPACE
+    bundles = admission.policy_bundles(ctx)
     assert (
-        gatekeeper.gator_test(ctx, rec, pinned_tool("gator"), bundles, [manifest, namespace], tmp_path / "a.json") == []
+        admission.gator_test(ctx, rec, pinned_tool("gator"), bundles, [manifest, namespace], tmp_path / "a.json") == []
     )
     # Without the protected Namespace object, the sigstore-namespace policy fails closed.
-    unknown = gatekeeper.gator_test(ctx, rec, pinned_tool("gator"), bundles, [manifest], tmp_path / "b.json")
+    unknown = admission.gator_test(ctx, rec, pinned_tool("gator"), bundles, [manifest], tmp_path / "b.json")
     assert [(v.constraint_kind, v.subject) for v in unknown] == [
         ("K8sRequireSigstoreNamespace", "Deployment secure/secure-iot-secure-iot-server")
     ]
@@ -254,13 +253,13 @@ def test_rendered_chart_in_protected_namespace_is_admitted(tmp_path: Path) -> No
 
 def test_bad_manifest_is_rejected_for_the_expected_reasons(tmp_path: Path) -> None:
     ctx, rec = context(REPO)
-    bundles = gatekeeper.policy_bundles(ctx)
+    bundles = admission.policy_bundles(ctx)
     out = tmp_path / "bad.json"
-    violations = gatekeeper.gator_test(ctx, rec, pinned_tool("gator"), bundles, [REPO / gatekeeper.BAD_MANIFEST], out)
+    violations = admission.gator_test(ctx, rec, pinned_tool("gator"), bundles, [REPO / admission.BAD_MANIFEST], out)
     by_kind = {v.constraint_kind: v for v in violations}
-    assert sorted(by_kind) == sorted(gatekeeper.BAD_MANIFEST_REASONS)
+    assert sorted(by_kind) == sorted(admission.BAD_MANIFEST_REASONS)
     assert len(violations) == len(by_kind)
-    for kind, pattern in gatekeeper.BAD_MANIFEST_REASONS.items():
+    for kind, pattern in admission.BAD_MANIFEST_REASONS.items():
         assert re.search(pattern, by_kind[kind].message), (kind, by_kind[kind].message)
         assert by_kind[kind].subject == "Deployment unprotected/bad-secure-iot"
         assert by_kind[kind].enforcement_action == "deny"
@@ -283,7 +282,7 @@ def test_policy_stage_passes_with_a_test_digest_and_says_so(policy_root: Path) -
     assert len(checks) == 14 and all(c["passed"] for c in checks.values())
     evidence = json.loads((policy_root / "out" / "evidence.json").read_text())["stages"]["policy"]
     assert evidence["verdict"] == "pass"
-    assert evidence["details"]["image"]["ref"] == f"{REPOSITORY}@{gatekeeper.TEST_DIGEST}"
+    assert evidence["details"]["image"]["ref"] == f"{REPOSITORY}@{admission.TEST_DIGEST}"
     assert "fixed test digest" in evidence["details"]["image"]["source"]
     outputs = {o["name"] for o in evidence["outputs"]}
     assert {"out/policy/rendered/secure-iot.yaml", "out/policy/gator-bad-manifest.json"} <= outputs
@@ -311,7 +310,7 @@ def test_policy_stage_uses_the_digest_from_build_evidence(policy_root: Path) -> 
 
 def test_policy_stage_fails_when_the_bad_manifest_is_admitted(policy_root: Path) -> None:
     """If the bad manifest stops being bad for one reason, the stage says which and fails."""
-    bad = policy_root / gatekeeper.BAD_MANIFEST
+    bad = policy_root / admission.BAD_MANIFEST
     bad.write_text(bad.read_text().replace("privileged: true", "privileged: false"))
     result = run_tasks("policy", root=policy_root)
     assert result.returncode == 1, result.output
@@ -326,7 +325,7 @@ def test_policy_stage_fails_when_the_bad_manifest_is_admitted(policy_root: Path)
 
 def test_policy_stage_fails_when_the_chart_would_be_denied(policy_root: Path) -> None:
     """A chart regression (a privileged container) is caught before any cluster sees it."""
-    deployment = policy_root / gatekeeper.CHART / "templates" / "deployment.yaml"
+    deployment = policy_root / admission.CHART / "templates" / "deployment.yaml"
     deployment.write_text(
         deployment.read_text().replace(
             "          securityContext:\n", "          securityContext:\n            privileged: true\n", 1
@@ -344,7 +343,7 @@ def test_policy_stage_fails_when_the_chart_would_be_denied(policy_root: Path) ->
 
 
 def test_policy_stage_fails_when_the_chart_does_not_render(policy_root: Path) -> None:
-    values = policy_root / gatekeeper.CHART / "values.yaml"
+    values = policy_root / admission.CHART / "values.yaml"
     values.write_text(values.read_text().replace('  tag: ""', '  tag: "latest"'))
     result = run_tasks("policy", root=policy_root)
     assert result.returncode == 1, result.output
@@ -355,8 +354,8 @@ def test_policy_stage_fails_when_the_chart_does_not_render(policy_root: Path) ->
 
 
 def test_policy_stage_fails_closed_without_policies(policy_root: Path) -> None:
-    shutil.rmtree(policy_root / gatekeeper.GATEKEEPER / "k8srequiredlabels" / "samples")
-    (policy_root / gatekeeper.GATEKEEPER / "k8srequiredlabels" / "suite.yaml").unlink()
+    shutil.rmtree(policy_root / admission.GATEKEEPER / "k8srequiredlabels" / "samples")
+    (policy_root / admission.GATEKEEPER / "k8srequiredlabels" / "suite.yaml").unlink()
     result = run_tasks("policy", root=policy_root)
     assert result.returncode == 2
     assert "k8srequiredlabels: suite.yaml missing next to template.yaml" in result.output

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.admission import gatekeeper
-from tasks.cluster import kind as cluster
+from tasks import admission, cluster
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
@@ -89,7 +88,7 @@ def test_no_network_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    monkeypatch.setattr(cluster, "IMAGE_REGISTRIES", {f"https://127.0.0.1:{port}/v2/": "the test registry"})
+    monkeypatch.setattr(cluster.charts, "IMAGE_REGISTRIES", {f"https://127.0.0.1:{port}/v2/": "the test registry"})
     with pytest.raises(cluster.ClusterError) as caught:
         cluster.network(())
     message = str(caught.value)
@@ -134,17 +133,17 @@ def test_demo_pods_fail_only_for_the_reason_each_step_shows(tmp_path: Path) -> N
     ctx = Context.create(root=REPO, out=tmp_path / "out").bind(StageRecord(stage="test", root=REPO))
     rec = StageRecord(stage="demo", root=REPO)
     gator = pinned_tool("gator")
-    bundles = gatekeeper.policy_bundles(ctx)
+    bundles = admission.policy_bundles(ctx)
     image = "127.0.0.1:5000/secure-iot-server@sha256:" + "ab" * 32
-    protected = yaml.safe_load((REPO / gatekeeper.PROTECTED_NAMESPACE).read_text())
-    pod = cluster.demo_pod("demo-signed", gatekeeper.NAMESPACE, image)
-    violations = gatekeeper.gator_test(
+    protected = yaml.safe_load((REPO / admission.PROTECTED_NAMESPACE).read_text())
+    pod = cluster.demo_pod("demo-signed", admission.NAMESPACE, image)
+    violations = admission.gator_test(
         ctx, rec, gator, bundles, demo_manifests(tmp_path, protected, pod), tmp_path / "protected.json"
     )
     assert violations == []
     unprotected = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cluster.DEMO_UNPROTECTED_NAMESPACE}}
     pod = cluster.demo_pod("demo-unprotected", cluster.DEMO_UNPROTECTED_NAMESPACE, image)
-    violations = gatekeeper.gator_test(
+    violations = admission.gator_test(
         ctx, rec, gator, bundles, demo_manifests(tmp_path, unprotected, pod), tmp_path / "unprotected.json"
     )
     assert [(v.constraint_name, v.message) for v in violations] == [

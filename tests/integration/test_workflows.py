@@ -292,6 +292,7 @@ def test_the_stage_records_its_verdict_and_outputs(project: Path) -> None:
         "out/workflows/actionlint.json",
         "out/workflows/zizmor.json",
         "out/workflows/workflows.json",
+        "out/workflows/checks.json",
     }
     assert {"actionlint", "zizmor"} <= set(evidence["tools"])
 
