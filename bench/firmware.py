@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tasks.firmware.tamper import CASES  # noqa: E402
+from tasks.firmware import CASES  # noqa: E402
 
 EPOCH = "1700000000"  # fixed: the throwaway project is not a git checkout
 

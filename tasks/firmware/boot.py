@@ -23,7 +23,7 @@ from tasks.firmware.measurements import KEY_NAME
 SIGNATURE = f"sha256,rsa3072:{KEY_NAME}"
 
 
-def boot(
+def cold_boot(
     ctx: Context, rec: StageRecord, device: qemu.Device, console: Path, *, timeout: float
 ) -> tuple[qemu.BootRun, BootReport]:
     """One cold boot; the console (timestamped) is written to ``console``, the raw capture removed."""

@@ -57,7 +57,7 @@ class Clock:
         self._t0 = now
 
 
-def build(ctx: Context, rec: StageRecord, out: Path, *, epoch: int, rebuild_u_boot: bool = False) -> Firmware:
+def build_firmware(ctx: Context, rec: StageRecord, out: Path, *, epoch: int, rebuild_u_boot: bool = False) -> Firmware:
     clock = Clock()
     release_file = ctx.inside(fit.RELEASE)
     rec.add_input(release_file, "application/toml")

@@ -162,7 +162,9 @@ class Genuine:
     reference: dict[str, Any]
 
 
-def prepare(ctx: Context, rec: StageRecord, case: Case, genuine: Genuine, work: Path, *, epoch: int) -> qemu.Device:
+def tampered_device(
+    ctx: Context, rec: StageRecord, case: Case, genuine: Genuine, work: Path, *, epoch: int
+) -> qemu.Device:
     """The device to boot for ``case``: which boot loader, control DTB and FIT."""
     work.mkdir(parents=True, exist_ok=True)
     bad = work / "image.fit"
@@ -197,7 +199,7 @@ def prepare(ctx: Context, rec: StageRecord, case: Case, genuine: Genuine, work: 
     return ours
 
 
-def checks(case: Case, run: qemu.BootRun, report: BootReport, reference: Mapping[str, Any]) -> list[Check]:
+def tamper_checks(case: Case, run: qemu.BootRun, report: BootReport, reference: Mapping[str, Any]) -> list[Check]:
     """The case holds when the device refused it for its reason, or booted it and the PCRs show it."""
     if case.expect == "refused":
         first = f"{report.reason} (at {report.refusals[0][0]:.2f} s)" if report.refusals else "no refusal line"

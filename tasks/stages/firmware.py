@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from tasks import firmware
 from tasks.context import Context, source_date_epoch
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
@@ -16,7 +17,6 @@ from tasks.core.media_types import (
     ITS_MEDIA_TYPE,
     REFERENCE_VALUES_MEDIA_TYPE,
 )
-from tasks.firmware import build as firmware
 
 OUTPUTS = {
     firmware.FIT_NAME: FIT_MEDIA_TYPE,
@@ -34,7 +34,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         "--rebuild-u-boot", action="store_true", help="build U-Boot from scratch and require the cached sha256"
     )
     args = parser.parse_args(argv)
-    built = firmware.build(ctx, rec, ctx.stage_dir("firmware"), epoch=source_date_epoch(ctx, rec),
+    built = firmware.build_firmware(ctx, rec, ctx.stage_dir("firmware"), epoch=source_date_epoch(ctx, rec),
                            rebuild_u_boot=args.rebuild_u_boot)  # fmt: skip
     digests = {name: rec.add_output(built.path(name), media).digest for name, media in OUTPUTS.items()}
     rec.details.update(

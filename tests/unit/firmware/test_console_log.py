@@ -69,20 +69,20 @@ def test_a_refusal_is_the_first_line_u_boot_printed(name: str, first: str) -> No
 
 @pytest.mark.parametrize("case", ["rollback", "other-key", "flipped-byte", "keyless-uboot"])
 def test_each_tamper_case_holds_on_its_own_console(case: str, reference: dict[str, Any]) -> None:
-    checks = tamper.checks(tamper.CASES[case], finished(), parsed(case), reference)
+    checks = tamper.tamper_checks(tamper.CASES[case], finished(), parsed(case), reference)
     assert checks and all(c.passed for c in checks), [c for c in checks if not c.passed]
 
 
 @pytest.mark.parametrize("case", sorted(tamper.CASES))
 def test_no_tamper_case_passes_on_a_genuine_boot(case: str, reference: dict[str, Any]) -> None:
     """The negative control: a case that was not caught must fail, never pass by default."""
-    checks = tamper.checks(tamper.CASES[case], finished(), parsed("genuine"), reference)
+    checks = tamper.tamper_checks(tamper.CASES[case], finished(), parsed("genuine"), reference)
     assert any(not c.passed for c in checks)
 
 
 def test_a_refusal_for_another_reason_does_not_count() -> None:
     """rollback's console is a refusal, but not the signature refusal other-key must show."""
-    checks = tamper.checks(tamper.CASES["other-key"], finished(), parsed("rollback"), {})
+    checks = tamper.tamper_checks(tamper.CASES["other-key"], finished(), parsed("rollback"), {})
     assert [c.passed for c in checks] == [True, False, True, True]
 
 
