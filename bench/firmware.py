@@ -32,18 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tasks.firmware import CASES  # noqa: E402
-
-EPOCH = "1700000000"  # fixed: the throwaway project is not a git checkout
-
-
-def firmware_project(work: Path) -> Path:
-    """What the firmware stages read, copied: the bench makes its own key, never the checkout's."""
-    project = work / "project"
-    project.mkdir(parents=True)
-    for name in ("tools.lock", "security-policy.yaml"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "firmware", project / "firmware")
-    return project
+from tests.firmware_build import EPOCH, firmware_project  # noqa: E402  (the project the tests build in)
 
 
 def run(project: Path, cache: Path, out: Path, *args: str) -> tuple[float, dict[str, Any]]:
@@ -77,7 +66,7 @@ def main() -> None:
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-firmware-") as tmp:
         work = Path(tmp)
-        project = firmware_project(work)
+        project = firmware_project(work).root
         if args.warm_only:
             cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         else:
