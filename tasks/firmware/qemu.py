@@ -111,7 +111,7 @@ def boot(ctx: Context, rec: StageRecord, device: Device, raw_log: Path, *, timeo
     The console is read as it is written, so each line carries the seconds since QEMU started.
     """
     run = BootRun()
-    with swtpm(ctx, rec, raw_log.with_name(raw_log.stem + ".swtpm.log"), run) as tpm:
+    with swtpm(ctx, rec, raw_log.with_name("swtpm.log"), run) as tpm:
         raw_log.unlink(missing_ok=True)
         t0 = time.monotonic()
         proc = runner.start(rec, ctx.tool("qemu-system-aarch64"), qemu_args(device, tpm), log=raw_log)
