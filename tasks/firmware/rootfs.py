@@ -59,6 +59,7 @@ def tpm_tis_module(ctx: Context, rec: StageRecord, kernel: sources.Kernel) -> Pa
     """tpm_tis.ko for ``kernel``, cached by the digests of everything it is built from."""
     debs = {name: sources.deb(ctx, name) for name in (*KBUILD_INPUTS, "linux-source")}
     kbuild = ctx.inside(f"{ROOTFS}/tpm_tis/Kbuild")
+    rec.add_input(kbuild, "text/plain")
     parts = [f"{n}={d.sha256}" for n, d in sorted(debs.items())]
     parts += [kernel.sha256, compiler_identity(ctx, rec), atomic.sha256_file(kbuild), MODULE_RECIPE]
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()

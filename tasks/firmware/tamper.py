@@ -74,7 +74,7 @@ CASES = {
             "rollback",
             "an older release, validly signed, whose security version is below the control DTB's minimum",
             "refused",
-            "U-Boot's boot command (secure-iot policy in the fragment), before anything boots",
+            "U-Boot's boot command (secure-iot policy in the fragment), before the FIT is measured",
             r"secure-iot: refused: security version \S+ below minimum \S+",
         ),
         Case(
