@@ -82,3 +82,11 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tests.chain import signed_chain
 
     yield from signed_chain(tmp_path_factory.mktemp("chain"))
+
+
+@pytest.fixture(scope="session")
+def firmware(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One signed firmware build for the whole session (tests/firmware_build.py)."""
+    from tests.firmware_build import built_firmware
+
+    return built_firmware(tmp_path_factory.mktemp("firmware"))

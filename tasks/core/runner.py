@@ -199,3 +199,20 @@ def start(rec: StageRecord, tool: Tool, args: Sequence[str | Path], *, log: Path
     rec.tools[tool.name] = tool.version
     rec.commands.append(CommandRecord([tool.name, *map(str, args)], tool.name, tool.version, 0, 0.0))
     return proc
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 3.0) -> str:
+    """Stop a process start() returned, by its PID: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+    Returns how it ended, for the evidence. A process that already exited is only reaped.
+    """
+    if proc.poll() is not None:
+        return f"exited {proc.returncode}"
+    proc.terminate()
+    try:
+        proc.wait(grace)
+        return "stopped (SIGTERM)"
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return "killed (SIGKILL)"
