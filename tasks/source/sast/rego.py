@@ -31,6 +31,7 @@ from tasks.core import atomic, runner
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord
 from tasks.policy.findings import Finding, Severity
+from tasks.policy.rego import FRESHNESS
 from tasks.source.sast.converted import as_sarif, keep_report
 from tasks.source.sast.suppressions import REGAL, neutralized_copy
 
@@ -38,6 +39,9 @@ REGAL_FAILS_ON = {"bugs": Severity.MEDIUM}
 READS_PARAMS = re.compile(r"\bparams\b")
 DEFINES_PARAMS = re.compile(r"^(default\s+)?params\s*(:=|=|\bif\b|\{)", re.MULTILINE)
 RENDERED_PARAMS = "\n# appended by the SAST stage, as the pipeline appends the real parameters\nparams := data.params\n"
+# freshness.rego is appended by the pipeline to a time-dependent type's module, which defines
+# `issued` (the statement's timestamp); checked alone, it gets `issued` the same way as params.
+RENDERED_FRAGMENT = {FRESHNESS: "\n# appended by the SAST stage: the type module it joins defines it\nissued := data.issued\n"}
 
 
 def as_rendered(root: Path, files: Sequence[str], dest: Path) -> None:
@@ -47,6 +51,7 @@ def as_rendered(root: Path, files: Sequence[str], dest: Path) -> None:
         text = (root / name).read_text(encoding="utf-8")
         if READS_PARAMS.search(text) and not DEFINES_PARAMS.search(text):
             text += RENDERED_PARAMS
+        text += RENDERED_FRAGMENT.get(Path(name).name, "")
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(dest / name, text)
 
