@@ -41,7 +41,9 @@ DEFINES_PARAMS = re.compile(r"^(default\s+)?params\s*(:=|=|\bif\b|\{)", re.MULTI
 RENDERED_PARAMS = "\n# appended by the SAST stage, as the pipeline appends the real parameters\nparams := data.params\n"
 # freshness.rego is appended by the pipeline to a time-dependent type's module, which defines
 # `issued` (the statement's timestamp); checked alone, it gets `issued` the same way as params.
-RENDERED_FRAGMENT = {FRESHNESS: "\n# appended by the SAST stage: the type module it joins defines it\nissued := data.issued\n"}
+RENDERED_FRAGMENT = {
+    FRESHNESS: "\n# appended by the SAST stage: the type module it joins defines it\nissued := data.issued\n"
+}
 
 
 def as_rendered(root: Path, files: Sequence[str], dest: Path) -> None:
