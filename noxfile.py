@@ -47,6 +47,13 @@ def pipeline(session: nox.Session) -> None:
 
 
 @nox.session
+def device(session: nox.Session) -> None:
+    """The device profile: firmware then boot (the signed firmware, verified and measured by U-Boot)."""
+    _install(session)
+    session.run("python", "-m", "tasks", "pipeline", "device", *session.posargs)
+
+
+@nox.session
 def summary(session: nox.Session) -> None:
     """Markdown summary of out/evidence.json (CI appends it to $GITHUB_STEP_SUMMARY)."""
     _install(session)

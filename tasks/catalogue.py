@@ -94,3 +94,9 @@ PIPELINE: tuple[str, ...] = (
     "sign",
     "verify",
 )
+
+# Named profiles run like the default pipeline: `nox -s device` = the device half, in order.
+PROFILES: dict[str, tuple[str, ...]] = {
+    "default": PIPELINE,
+    "device": ("firmware", "boot"),
+}

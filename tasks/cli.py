@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tasks import pipeline, summary, toolchain
-from tasks.catalogue import CATALOGUE
+from tasks.catalogue import CATALOGUE, PROFILES
 from tasks.context import Context
 from tasks.core.console import error_line
 from tasks.core.errors import PipelineError
@@ -23,8 +23,12 @@ def main(argv: Sequence[str]) -> int:
     try:
         ctx = Context.create()
         toolchain.put_first_on_path(ctx.root)
-        if name == "pipeline":
-            return pipeline.run_pipeline(ctx)
+        if name == "pipeline":  # `pipeline [profile]`: the default pipeline, or a named profile
+            profile = rest[0] if rest else "default"
+            if profile not in PROFILES or len(rest) > 1:
+                error_line(f"pipeline takes one profile name: {', '.join(PROFILES)}")
+                return 2
+            return pipeline.run_pipeline(ctx, PROFILES[profile])
         if name == "summary":  # markdown for CI job summaries; reads the evidence, records nothing
             print(summary.markdown(ctx.evidence.load()), end="")
             return 0
