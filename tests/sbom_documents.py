@@ -24,7 +24,14 @@ PACKAGES = [
     ),
     ("click", "8.5.1", "3333333333333333", "pkg:pypi/click@8.5.1", None, {"author": "", "authorEmail": ""}),
 ]
-CLICK_METADATA = "Metadata-Version: 2.4\nName: click\nVersion: 8.5.1\nMaintainer-email: Pallets <contact@palletsprojects.com>\n\nbody\n"
+CLICK_METADATA = "\n".join(
+    (
+        "Metadata-Version: 2.4",
+        "Name: click",
+        "Version: 8.5.1",
+        "Maintainer-email: Pallets <contact@palletsprojects.com>",
+    )
+)
 
 
 def write(out: Path) -> Documents:
