@@ -35,7 +35,7 @@ def plant(project: Path) -> Path:
 
 def add_waivers(project: Path, text: str) -> None:
     policy = project / "security-policy.yaml"
-    policy.write_text(policy.read_text().replace("waivers: []", text))
+    policy.write_text(policy.read_text().replace("waivers:\n", text))
 
 
 def hardcoded_secret_rule(result_output: str) -> str:

@@ -106,7 +106,7 @@ def test_an_impossible_expiry_date_names_the_waiver(tmp_path: Path) -> None:
         (REPO / "security-policy.yaml")
         .read_text()
         .replace(
-            "waivers: []",
+            "waivers:\n",
             "waivers:\n  - id: B602\n    gate: sast\n    justification: a long enough reason for the test\n"
             "    owner: me\n    expires: '2099-02-30'\n",
         )
