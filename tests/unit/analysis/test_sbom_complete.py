@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
+
 from tasks.analysis.sbom_complete import Producer, Root, complete_cyclonedx, complete_spdx, oci_purl, suppliers
+from tests.conftest import REPO
 from tests.sbom_documents import REF, ROOT_ID, write
 
 PRODUCER = Producer("secure-iot project")
@@ -59,3 +62,12 @@ def test_cyclonedx_gets_lifecycle_manufacturer_suppliers_and_stays_schema_valid(
         "click": "Pallets",
     }
     assert done.summary()["examples"] == ["base-files"]  # syft-json has no maintainer for it here
+
+
+def test_completed_spdx_is_valid_against_the_spdx_2_3_json_schema(tmp_path: Path) -> None:
+    """spdx-tools validates the model; the published JSON schema checks the bytes we write."""
+    docs = write(tmp_path)
+    complete_spdx(docs.spdx, PRODUCER, suppliers(docs.native), ROOT)
+    schema = json.loads((REPO / "tests" / "fixtures" / "spdx" / "spdx-schema-2.3.json").read_text())
+    errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(json.loads(docs.spdx.read_text()))]
+    assert errors == []
