@@ -81,6 +81,17 @@ class Root:
     purl: str = ""
 
 
+@dataclass(frozen=True)
+class Subject:
+    """One SBOM the pipeline makes: its file stem, what syft scans (``registry:ref@digest``,
+    ``dir:path``, ``file:blob``), syft's extra arguments and what the producer knows of it."""
+
+    stem: str
+    source: str
+    extra: tuple[str, ...]
+    root: Root
+
+
 def oci_purl(ref: str) -> str:
     """``host/repo@sha256:…`` → the package URL of that image, by digest (purl spec, type oci)."""
     repository, digest = ref.split("@", 1)

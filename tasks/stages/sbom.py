@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from tasks.analysis.sbom import SOURCE_EXCLUDES, Documents, generate, image_ref
-from tasks.analysis.sbom_complete import Producer, Root, complete_cyclonedx, complete_spdx, oci_purl, suppliers
+from tasks.analysis.sbom_complete import Producer, Root, Subject, complete_cyclonedx, complete_spdx, oci_purl, suppliers
 from tasks.analysis.sbom_conformance import check, standard
 from tasks.container import oci_registry
 from tasks.container.build import git_revision
@@ -30,18 +30,18 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     oci_registry.ensure_for(ctx, rec, ref)
     rec.add_oci(ref, ref.split("@", 1)[1], MANIFEST_MEDIA_TYPE, output=False)
     excludes = [arg for path in SOURCE_EXCLUDES for arg in ("--exclude", path)]
-    # (stem, what syft scans, its extra arguments, what the producer knows of the root component)
+    # Every SBOM the pipeline makes is one Subject; firmware images plug in as one more.
     subjects = [
-        ("image", f"registry:{ref}", [], Root(version=ref.split("@", 1)[1], purl=oci_purl(ref))),
-        ("source", f"dir:{ctx.root}", [*excludes, "--source-name", "secure-iot"], Root(version=git_revision(ctx, rec))),
+        Subject("image", f"registry:{ref}", (), Root(version=ref.split("@", 1)[1], purl=oci_purl(ref))),
+        Subject("source", f"dir:{ctx.root}", (*excludes, "--source-name", "secure-iot"), Root(git_revision(ctx, rec))),
     ]
     packages, completed, found = {}, {}, []
-    for stem, source, extra, root in subjects:
-        docs = generate(ctx, rec, source, stem, extra)
-        completed[stem] = complete(docs, producer, root)
-        packages[stem] = docs.record(rec)
+    for subject in subjects:
+        docs = generate(ctx, rec, subject.source, subject.stem, subject.extra)
+        completed[subject.stem] = complete(docs, producer, subject.root)
+        packages[subject.stem] = docs.record(rec)
         for std in standards:
-            found += check(rec, sbomcheck, docs.spdx, std, docs.spdx.with_name(f"{stem}.{std.name}.json"))
+            found += check(rec, sbomcheck, docs.spdx, std, docs.spdx.with_name(f"{subject.stem}.{std.name}.json"))
     return conclude(ctx, rec, ref, found, {"packages": packages, "completed": completed})
 
 
