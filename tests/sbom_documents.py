@@ -98,6 +98,7 @@ def write(out: Path) -> Documents:
         ],
     }
     native = {
+        "source": {"metadata": {"labels": {"org.opencontainers.image.licenses": "Apache-2.0"}}},
         "artifacts": [
             {
                 "id": ident,

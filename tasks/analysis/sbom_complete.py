@@ -35,6 +35,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from spdx_tools.spdx.model.actor import Actor, ActorType
 from spdx_tools.spdx.model.package import ExternalPackageRef, ExternalPackageRefCategory
 from spdx_tools.spdx.model.spdx_no_assertion import SpdxNoAssertion
+from spdx_tools.spdx.parser.jsonlikedict.license_expression_parser import LicenseExpressionParser
 from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.writer.write_anything import write_file
 
@@ -42,6 +43,7 @@ from tasks.core import atomic
 from tasks.core.errors import InputError, PolicyError
 from tasks.policy.security_policy import Policy
 
+OCI_LICENSES_LABEL = "org.opencontainers.image.licenses"
 LIFECYCLE = "build"  # CISA "Types of SBOM" (2023): made while building the artifact it describes
 SPDX_SBOM_TYPE_NOTE = f"SBOM type (CISA, 2023): {LIFECYCLE}. Completed by secure-iot from package metadata."
 
@@ -79,6 +81,7 @@ class Root:
 
     version: str = ""
     purl: str = ""
+    license: str = ""  # an SPDX licence expression the artifact declares (OCI licenses label)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,16 @@ class Subject:
     source: str
     extra: tuple[str, ...]
     root: Root
+
+
+def declared_license(native: Path) -> str:
+    """The licence the scanned image declares in its ``org.opencontainers.image.licenses`` label."""
+    try:
+        doc = json.loads(native.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{native}: unreadable syft JSON ({exc})") from exc
+    labels = (doc.get("source") or {}).get("metadata", {}).get("labels") or {}
+    return str(labels.get(OCI_LICENSES_LABEL, "")).strip()
 
 
 def oci_purl(ref: str) -> str:
@@ -209,6 +222,8 @@ def complete_spdx(path: Path, producer: Producer, by_id: dict[str, Supplier], ro
 def _complete_spdx_root(package: Any, root: Root) -> None:
     if root.version and _blank(package.version):
         package.version = root.version
+    if root.license and _blank(package.license_declared):
+        package.license_declared = LicenseExpressionParser().parse_license_expression(root.license)
     if root.purl:
         package.external_references = [r for r in package.external_references if r.reference_type != "purl"]
         package.external_references.append(
@@ -233,6 +248,8 @@ def complete_cyclonedx(path: Path, producer: Producer, by_id: dict[str, Supplier
             described["purl"] = root.purl
         if root.version and not described.get("version"):
             described["version"] = root.version
+        if root.license and not described.get("licenses"):
+            described["licenses"] = [{"expression": root.license}]
     done = Completion()
     for comp in bom.get("components", []):
         if comp.get("supplier") or comp.get("type") == "file":

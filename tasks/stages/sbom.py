@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import replace
 
 from tasks.analysis.sbom import SOURCE_EXCLUDES, Documents, generate, image_ref
-from tasks.analysis.sbom_complete import Producer, Root, Subject, complete_cyclonedx, complete_spdx, oci_purl, suppliers
+from tasks.analysis.sbom_complete import (
+    Producer,
+    Root,
+    Subject,
+    complete_cyclonedx,
+    complete_spdx,
+    declared_license,
+    oci_purl,
+    suppliers,
+)
 from tasks.analysis.sbom_conformance import check, standard
 from tasks.container import oci_registry
 from tasks.container.build import git_revision
@@ -38,7 +48,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     packages, completed, found = {}, {}, []
     for subject in subjects:
         docs = generate(ctx, rec, subject.source, subject.stem, subject.extra)
-        completed[subject.stem] = complete(docs, producer, subject.root)
+        root = replace(subject.root, license=subject.root.license or declared_license(docs.native))
+        completed[subject.stem] = complete(docs, producer, root)
         packages[subject.stem] = docs.record(rec)
         for std in standards:
             found += check(rec, sbomcheck, docs.spdx, std, docs.spdx.with_name(f"{subject.stem}.{std.name}.json"))

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import jsonschema
 
-from tasks.analysis.sbom_complete import Producer, Root, complete_cyclonedx, complete_spdx, oci_purl, suppliers
+from tasks.analysis.sbom_complete import (
+    Producer,
+    Root,
+    complete_cyclonedx,
+    complete_spdx,
+    declared_license,
+    oci_purl,
+    suppliers,
+)
 from tests.conftest import REPO
 from tests.sbom_documents import REF, ROOT_ID, write
 
@@ -71,3 +79,14 @@ def test_completed_spdx_is_valid_against_the_spdx_2_3_json_schema(tmp_path: Path
     schema = json.loads((REPO / "tests" / "fixtures" / "spdx" / "spdx-schema-2.3.json").read_text())
     errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(json.loads(docs.spdx.read_text()))]
     assert errors == []
+
+
+def test_the_root_declares_the_licence_its_image_label_states(tmp_path: Path) -> None:
+    docs = write(tmp_path)
+    root = Root(version=ROOT.version, purl=ROOT.purl, license=declared_license(docs.native))
+    complete_spdx(docs.spdx, PRODUCER, suppliers(docs.native), root)
+    complete_cyclonedx(docs.cyclonedx, PRODUCER, suppliers(docs.native), root)
+    spdx_root = next(p for p in json.loads(docs.spdx.read_text())["packages"] if p["SPDXID"] == ROOT_ID)
+    assert spdx_root["licenseDeclared"] == "Apache-2.0"
+    assert spdx_root["licenseConcluded"] == "NOASSERTION"  # concluding is a review, not a label
+    assert json.loads(docs.cyclonedx.read_text())["metadata"]["component"]["licenses"] == [{"expression": "Apache-2.0"}]
