@@ -45,6 +45,11 @@ CATALOGUE: dict[str, Entry] = {
         "02",
         "signature, required attestations and their contents hold under the shared Rego policy",
     ),
+    "rescan": Entry(
+        "tasks.stages.rescan:run",
+        "04",
+        "signed images' attested SBOMs, re-scanned with today's DB and VEX, carry a new signed vuln result",
+    ),
     "policy": Entry(
         "tasks.stages.policy:run",
         "10",
@@ -62,6 +67,16 @@ CATALOGUE: dict[str, Entry] = {
         "the signed image is admitted; an unsigned image and an unprotected namespace are rejected",
     ),
     "teardown": Entry("tasks.stages.teardown:run", "demo", "the kind cluster and its registry container are removed"),
+    "firmware": Entry(
+        "tasks.stages.firmware:run",
+        "06",
+        "the firmware is built reproducibly from pinned inputs and its FIT signed; reference values come from it",
+    ),
+    "boot": Entry(
+        "tasks.stages.boot:run",
+        "08",
+        "U-Boot verifies and measures the signed FIT; the device's PCRs equal the build's reference values",
+    ),
     "workflows": Entry(
         "tasks.stages.workflows:run", "03", "workflows are least-privilege, SHA-pinned and run every stage"
     ),

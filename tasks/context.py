@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks import toolchain
-from tasks.core import atomic
+from tasks.core import atomic, runner
 from tasks.core.errors import EvidenceError, InputError, PipelineError
 from tasks.core.evidence import EvidenceStore, StageRecord
 from tasks.core.repository import CHECKOUT
 from tasks.core.runner import Tool
 from tasks.policy import Policy
 from tasks.policy import load as load_policy
+from tasks.toolchain import archive
 
 ROOT = CHECKOUT
 
@@ -58,6 +59,11 @@ class Context:
             raise InputError(f"{path}: path is outside the repository ({self.root})")
         return resolved
 
+    def rel(self, path: str | Path) -> str:
+        """``path`` relative to the repo root, with POSIX separators (as is, if outside it)."""
+        resolved = (self.root / path).resolve()
+        return resolved.relative_to(self.root).as_posix() if resolved.is_relative_to(self.root) else str(path)
+
     def artifact(self, name: str | Path) -> Path:
         """A file named in the evidence: inside the repository or the output directory, nowhere else."""
         resolved = (self.root / name).resolve()
@@ -82,3 +88,25 @@ class Context:
                 raise PipelineError(f"{name}: a tool is resolved inside a stage only (Context.bind(rec) first)")
             self._tools[name] = toolchain.resolve(name, self.root, self._record)
         return self._tools[name]
+
+    def pinned_input(self, name: str) -> dict[str, archive.Fetched]:
+        """The files of tools.lock's [inputs.<name>], fetched once, sha256-checked, recorded as inputs."""
+        if self._record is None:
+            raise PipelineError(f"{name}: an input is fetched inside a stage only (Context.bind(rec) first)")
+        return archive.fetch(name, toolchain.lock_path(self.root), self._record)
+
+
+def source_date_epoch(ctx: Context, rec: StageRecord) -> int:
+    """SOURCE_DATE_EPOCH if set, else the commit time of HEAD: the same for every clone."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None:
+        done = runner.run(rec, ctx.tool("git"), ["log", "-1", "--format=%ct"], cwd=ctx.root, check=False)
+        raw = done.stdout.strip()
+    if not raw.isdigit():
+        raise InputError(f"SOURCE_DATE_EPOCH={raw!r}: expected seconds since 1970 (or a git checkout)")
+    return int(raw)
+
+
+def git_revision(ctx: Context, rec: StageRecord) -> str:
+    done = runner.run(rec, ctx.tool("git"), ["rev-parse", "HEAD"], cwd=ctx.root, check=False)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tasks.core.evidence import not_covered_notes
+
 VERDICT_ICON = {"pass": "✅", "fail": "❌", "error": "❌", "skipped": "⚠️"}
 
 
@@ -31,6 +33,7 @@ def markdown(evidence: Mapping[str, Any]) -> str:
         notes = "; ".join(
             [
                 *(f"opt-out: {o.split(':', 1)[0]}" for o in rec.get("opt_outs", [])),
+                *not_covered_notes(rec),
                 *([str(rec["reason"])] if rec.get("reason") else []),
             ]
         )

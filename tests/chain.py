@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -16,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.admission import cluster_image_policy
 from tasks.container.build import buildah_args
+from tasks.policy import security_policy as policy_mod
+from tasks.policy.security_policy import Policy
 from tests.conftest import REPO, pinned, run_tasks
 
-PASSWORD = "tamper-matrix-password"  # test-only key pair, generated per run
+PASSWORD = secrets.token_urlsafe(24)  # the test-only key pair is generated per run, and so is its password
 
 
 def free_port() -> int:
@@ -115,3 +119,32 @@ def variant(chain: Chain, name: str) -> str:
         f"docker://{chain.repository}:variant-{name}",
     )
     return f"{chain.repository}@{digest_file.read_text().strip()}"
+
+
+# --- policy-tester over the chain's registry -----------------------------------------------
+
+
+def admit(cip: Path, image: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [str(pinned("policy-tester")), "--policy", str(cip), "--image", image, "--log-level", "error"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return done.returncode, json.loads(lines[-1]) if lines else {}
+
+
+def rendered(chain: Chain, tmp_path: Path, policy: Policy | None = None, **kwargs: Any) -> Path:
+    doc = cluster_image_policy.render(
+        REPO,
+        policy or policy_mod.load(REPO / "security-policy.yaml"),
+        "key",
+        image_glob=chain.repository.split("/")[0] + "/**",
+        public_key=kwargs.pop("public_key", chain.keys / "cosign.pub"),
+        **kwargs,
+    )
+    path = tmp_path / "cip.yaml"
+    cluster_image_policy.write(path, doc, cluster_image_policy.TEMPLATES["key"])
+    return path

@@ -59,7 +59,7 @@ def pinned(name: str) -> Path:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A minimal project root: the real policy, schema-validated, and the real semgrep rules."""
+    """A minimal project root (a git work tree): the real policy, schema-validated, and the real semgrep rules."""
     root = tmp_path / "project"
     root.mkdir()
     shutil.copy(REPO / "security-policy.yaml", root / "security-policy.yaml")
@@ -71,6 +71,8 @@ def project(tmp_path: Path) -> Path:
     (root / "tasks").mkdir()
     (root / "tasks" / "__init__.py").write_text("")
     (root / "noxfile.py").write_text('"""noxfile."""\n')
+    # a git work tree: the SAST scope is every file git knows (new files count before `git add`)
+    subprocess.run(["git", "init", "-q", root], check=True)
     return root
 
 
@@ -80,3 +82,11 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tests.chain import signed_chain
 
     yield from signed_chain(tmp_path_factory.mktemp("chain"))
+
+
+@pytest.fixture(scope="session")
+def firmware(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One signed firmware build for the whole session (tests/firmware_build.py)."""
+    from tests.firmware_build import built_firmware
+
+    return built_firmware(tmp_path_factory.mktemp("firmware"))

@@ -43,6 +43,8 @@ Mode = Literal["key", "keyless"]
 SIGSTORE = Path("infra/policies/sigstore")
 TEMPLATES: dict[Mode, Path] = {"key": SIGSTORE / "cip-key.yaml", "keyless": SIGSTORE / "cip-keyless.yaml"}
 AUTHORITIES_POLICY = SIGSTORE / "authorities-policy.rego"
+# The attestation entry listing every signed statement of a time-dependent type.
+SIGNED_SUFFIX = "-signed"
 PLACEHOLDER = re.compile(r"^\$\{([a-z_]+)\}$")
 
 # What this part of the policy stage writes under out/policy/.
@@ -107,17 +109,22 @@ def attestations(root: Path, policy: Policy) -> list[dict[str, Any]]:
         if module is not None:
             entry["policy"] = {"type": "rego", "data": module}
         entries.append(entry)
+        if kind in values["time_dependent"]:
+            # Every signed statement of the type, judged by nothing: the policy-level Rego
+            # compares it with the compliant ones above (authorities-policy.rego).
+            entries.append({"name": kind + SIGNED_SUFFIX, "predicateType": rego.KINDS[kind][0]})
     return entries
 
 
-def authorities_policy(root: Path, names: Sequence[str]) -> str:
+def authorities_policy(root: Path, names: Sequence[str], time_dependent: Sequence[str] = ()) -> str:
     path = root / AUTHORITIES_POLICY
     if not path.is_file():
         raise InputError(f"{path}: the ClusterImagePolicy-level policy is missing")
+    values = {"authorities": list(names), "time_dependent": list(time_dependent), "signed_suffix": SIGNED_SUFFIX}
     return (
         path.read_text(encoding="utf-8")
-        + "\n# the authorities of the ClusterImagePolicy template\nparams := "
-        + json.dumps({"authorities": list(names)})
+        + "\n# the authorities of the ClusterImagePolicy template, the time-dependent attestation types\nparams := "
+        + json.dumps(values)
         + "\n"
     )
 
@@ -153,7 +160,9 @@ def render(
         "image_glob": image_glob,
         "sources": [{"oci": s} for s in sources] or None,
         "attestations": attestations(root, policy),
-        "authorities_policy": authorities_policy(root, names),
+        "authorities_policy": authorities_policy(
+            root, names, [k for k in required_kinds(policy) if k in rego.evaluation(policy)[0]]
+        ),
     }
     if mode == "key":
         if public_key is None:

@@ -35,7 +35,7 @@ from tasks.core.media_types import (
 from tasks.core.repository import source_repository
 from tasks.core.runner import Tool
 from tasks.policy import rego
-from tasks.signing.attach import openvex_document, vuln_predicate
+from tasks.signing.attach import attest_replacing, openvex_document, vuln_predicate
 
 FIXTURES = "fixtures"
 
@@ -194,24 +194,8 @@ def sign_image(rec: StageRecord, cosign: Tool, signer: signing.Signer, ref: str)
 
 
 def attest(rec: StageRecord, cosign: Tool, signer: signing.Signer, ref: str, kinds: Mapping[str, Path]) -> None:
-    for kind, predicate in kinds.items():
-        runner.run(
-            rec,
-            cosign,
-            [
-                "attest",
-                *signer.sign_flags(),
-                *signing.registry_flags(ref),
-                "--replace",  # a rerun replaces the fixture's attestation of this type
-                "--type",
-                kind,
-                "--predicate",
-                predicate,
-                ref,
-            ],
-            env=signer.env(),
-            timeout=300,
-        )
+    for kind, predicate in kinds.items():  # --replace: a rerun replaces the fixture's attestation
+        attest_replacing(rec, cosign, signer, ref, kind, predicate, timeout=300)
 
 
 def cases(ctx: Context, rec: StageRecord, reg: oci_registry.Registry, signer: signing.Signer, image: str) -> list[Case]:

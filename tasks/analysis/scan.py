@@ -12,11 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tasks.analysis import vulndb
 from tasks.context import Context
-from tasks.core import atomic
+from tasks.core import atomic, runner
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import OPENVEX_MEDIA_TYPE
+from tasks.core.runner import Tool
 from tasks.policy.findings import Finding, Severity
 
 
@@ -48,6 +50,33 @@ def grype_config(out: Path) -> Path:
         path, "# written by tasks/scan.py: no ignore rules; VEX and waivers only\ncheck-for-app-update: false\n"
     )
     return path
+
+
+def run_grype(
+    ctx: Context,
+    rec: StageRecord,
+    grype: Tool,
+    sbom: Path,
+    vex: list[Path],
+    outputs: dict[str, Path],
+    db_source: str,
+    max_age_hours: int,
+) -> dict[str, Any]:
+    """grype over ``sbom`` (a file grype reads: syft JSON, SPDX, CycloneDX) with the VEX
+    documents applied; writes each ``outputs`` format (json, sarif) and returns the JSON result."""
+    out = outputs["json"].parent
+    vex_args = [arg for doc in vex for arg in ("--vex", str(doc))]
+    formats = [arg for fmt, path in outputs.items() for arg in ("-o", f"{fmt}={path}")]
+    runner.run(
+        rec,
+        grype,
+        ["--config", grype_config(out), f"sbom:{sbom}", *vex_args, *formats],
+        env=vulndb.grype_env(db_source, max_age_hours),
+        cwd=ctx.root,
+        timeout=1800,
+    )
+    result: dict[str, Any] = json.loads(outputs["json"].read_text(encoding="utf-8"))
+    return result
 
 
 def findings(report_json: dict[str, Any]) -> tuple[list[Finding], list[dict[str, Any]]]:

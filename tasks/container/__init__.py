@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tasks.container.build import (
-    APT_ETC,
     BASE_EXCLUDES,
     BASE_NAME,
     BASE_PACKAGES,
@@ -11,15 +10,12 @@ from tasks.container.build import (
     DEBIAN_SUITE,
     IMAGE_NAME,
     Built,
-    apt_sources,
     base_rootfs,
     bud,
     build_app,
     build_base,
     buildah_args,
-    git_revision,
     push,
-    source_date_epoch,
     source_url,
     wheelhouse,
 )
@@ -43,7 +39,6 @@ from tasks.container.oci_registry import (
 from tasks.container.openscap import RULE_PREFIX, XCCDF_NS, datastream, mounted_image, rule_results
 
 __all__ = [
-    "APT_ETC",
     "BASE_EXCLUDES",
     "BASE_NAME",
     "BASE_PACKAGES",
@@ -59,7 +54,6 @@ __all__ = [
     "Built",
     "Registry",
     "alive",
-    "apt_sources",
     "base_rootfs",
     "bud",
     "build_app",
@@ -70,14 +64,12 @@ __all__ = [
     "destination",
     "ensure_for",
     "ensure_running",
-    "git_revision",
     "is_local",
     "mounted_image",
     "push",
     "ready",
     "rule_results",
     "running_pid",
-    "source_date_epoch",
     "source_url",
     "stop",
     "tls_flags",

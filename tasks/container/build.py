@@ -25,6 +25,7 @@ from tasks.core.cache import cache_root
 from tasks.core.console import console
 from tasks.core.errors import BuildError, InputError
 from tasks.core.evidence import StageRecord
+from tasks.toolchain.archive import apt_sources
 
 IMAGE_NAME = "secure-iot-server"
 BASE_NAME = "secure-iot-base"
@@ -51,7 +52,6 @@ BASE_PACKAGES = (
 )
 BASE_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
 DEBIAN_SUITE = "bookworm"
-APT_ETC = Path("/etc/apt")
 
 
 @dataclass(frozen=True)
@@ -59,22 +59,6 @@ class Built:
     ref: str  # repo@sha256:...
     digest: str
     tag: str
-
-
-def source_date_epoch(ctx: Context, rec: StageRecord) -> int:
-    """SOURCE_DATE_EPOCH if set, else the commit time of HEAD: the same for every clone."""
-    raw = os.environ.get("SOURCE_DATE_EPOCH")
-    if raw is None:
-        done = runner.run(rec, ctx.tool("git"), ["log", "-1", "--format=%ct"], cwd=ctx.root, check=False)
-        raw = done.stdout.strip()
-    if not raw.isdigit():
-        raise InputError(f"SOURCE_DATE_EPOCH={raw!r}: expected seconds since 1970 (or a git checkout)")
-    return int(raw)
-
-
-def git_revision(ctx: Context, rec: StageRecord) -> str:
-    done = runner.run(rec, ctx.tool("git"), ["rev-parse", "HEAD"], cwd=ctx.root, check=False)
-    return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
 def source_url() -> str:
@@ -86,35 +70,6 @@ def buildah_args() -> list[str]:
     """Our own storage (vfs: works as root anywhere, no kernel overlay needed)."""
     store = Path(os.environ.get("SECURE_IOT_CONTAINERS_DIR", cache_root() / "containers"))
     return ["--root", str(store / "storage"), "--runroot", str(store / "run"), "--storage-driver", "vfs"]
-
-
-def apt_sources(etc: Path = APT_ETC) -> list[Path]:
-    """The machine's own package sources, read the way apt reads them; the project names no mirror.
-
-    sources.list and every sources.list.d/*.list and *.sources file (apt ignores other names),
-    or SECURE_IOT_APT_SOURCES (files separated by the path separator) to choose explicitly.
-    """
-    chosen = os.environ.get("SECURE_IOT_APT_SOURCES")
-    if chosen:
-        paths = [Path(p) for p in chosen.split(os.pathsep) if p]
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            raise InputError(f"SECURE_IOT_APT_SOURCES: no such file: {', '.join(missing)}")
-        return paths
-    listed = [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))]
-    paths = [p for p in listed if p.is_file() and _has_entries(p)]
-    paths += [p for p in sorted((etc / "sources.list.d").glob("*.sources")) if p.is_file() and _has_entries(p)]
-    if not paths:
-        raise InputError(
-            f"{etc}: no package sources (sources.list or sources.list.d/*.list|*.sources); "
-            "set SECURE_IOT_APT_SOURCES to a Debian sources file"
-        )
-    return paths
-
-
-def _has_entries(path: Path) -> bool:
-    lines = (line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
-    return any(line and not line.startswith("#") for line in lines)
 
 
 def base_rootfs(ctx: Context, rec: StageRecord, epoch: int, *, rebuild: bool) -> Path:

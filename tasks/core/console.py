@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tasks.core.evidence import not_covered_notes
+
 console = Console(stderr=True, highlight=False)
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "error": "red", "skipped": "yellow"}
@@ -33,7 +35,13 @@ def summary_table(stages: Mapping[str, Mapping[str, Any]], order: Iterable[str])
             for o in rec.get("outputs", [])[:4]
         )
         opt_outs = [o.split(":", 1)[0] for o in rec.get("opt_outs", [])]  # the flag; details in evidence
-        notes = "; ".join(f"opt-out: {o}" for o in opt_outs) or rec.get("reason", "")
+        notes = "; ".join(
+            [
+                *(f"opt-out: {o}" for o in opt_outs),
+                *not_covered_notes(rec),
+                *([] if opt_outs or not rec.get("reason") else [str(rec["reason"])]),
+            ]
+        )
         table.add_row(
             name,
             f"[{VERDICT_STYLE.get(verdict, 'white')}]{verdict}[/]",

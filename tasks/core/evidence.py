@@ -12,7 +12,7 @@ import datetime as dt
 import fcntl
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -104,6 +104,12 @@ class StageRecord:
         data.pop("root")
         data.pop("_t0")
         return data
+
+
+def not_covered_notes(rec: Mapping[str, Any]) -> list[str]:
+    """What a recorded stage could not check (details.not_covered: a language no SAST scanner reads)."""
+    gaps = (rec.get("details") or {}).get("not_covered") or []
+    return [f"not covered: {', '.join(map(str, gaps))}"] if gaps else []
 
 
 class EvidenceStore:

@@ -22,6 +22,18 @@ PREDICATE_MEDIA_TYPE = "application/vnd.slsa.provenance.v1+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 VULN_PREDICATE_TYPE = "https://cosign.sigstore.dev/attestation/vuln/v1"
+# pinned inputs from Debian's archive (tools.lock [inputs.*])
+DEBIAN_PACKAGE_MEDIA_TYPE = "application/vnd.debian.binary-package"  # IANA-registered, a .deb
+DEBIAN_SOURCE_MEDIA_TYPE = "application/vnd.secure-iot.debian-source-file"  # a .dsc or one of its tarballs
+# firmware blobs (talk 06/08): later stages (SBOM, signing, the OCI artifact) pick them up by these
+FIT_MEDIA_TYPE = "application/vnd.secure-iot.firmware.fit"  # the signed FIT: kernel + fdt + initramfs
+BOOTLOADER_MEDIA_TYPE = "application/vnd.secure-iot.firmware.u-boot"  # u-boot.bin
+CONTROL_DTB_MEDIA_TYPE = "application/vnd.secure-iot.firmware.control-dtb"  # the key-bearing root of trust
+INITRAMFS_MEDIA_TYPE = "application/vnd.secure-iot.firmware.initramfs+gzip"  # cpio newc, gzip -n
+ITS_MEDIA_TYPE = "application/vnd.secure-iot.firmware.its"  # the rendered image source mkimage signed
+REFERENCE_VALUES_MEDIA_TYPE = "application/vnd.secure-iot.reference-values+json"  # expected PCRs + event log
+FIRMWARE_BLOB_MEDIA_TYPES = (FIT_MEDIA_TYPE, BOOTLOADER_MEDIA_TYPE, CONTROL_DTB_MEDIA_TYPE, INITRAMFS_MEDIA_TYPE)
+CONSOLE_LOG_MEDIA_TYPE = "text/plain"  # a device's serial console, as captured
 # the project's own documents
 REPORT_MEDIA_TYPE = "application/json"
 STATE_MEDIA_TYPE = "application/vnd.secure-iot.cluster-state+json"

@@ -18,7 +18,15 @@ from tasks.core.errors import ToolError
 from tasks.core.evidence import CommandRecord, StageRecord
 
 REDACTED = "***"
-SCRUBBED_ENV = {"grype": "GRYPE_", "syft": "SYFT_", "semgrep": "SEMGREP_", "cosign": "COSIGN_", "bandit": "BANDIT_"}
+SCRUBBED_ENV = {
+    "grype": "GRYPE_",
+    "syft": "SYFT_",
+    "semgrep": "SEMGREP_",
+    "cosign": "COSIGN_",
+    "bandit": "BANDIT_",
+    "shellcheck": "SHELLCHECK_",  # SHELLCHECK_OPTS=-e SC2115 would silence a check
+    "gosec": "GOSEC",
+}
 
 
 @dataclass(frozen=True)
@@ -191,3 +199,20 @@ def start(rec: StageRecord, tool: Tool, args: Sequence[str | Path], *, log: Path
     rec.tools[tool.name] = tool.version
     rec.commands.append(CommandRecord([tool.name, *map(str, args)], tool.name, tool.version, 0, 0.0))
     return proc
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 3.0) -> str:
+    """Stop a process start() returned, by its PID: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+    Returns how it ended, for the evidence. A process that already exited is only reaped.
+    """
+    if proc.poll() is not None:
+        return f"exited {proc.returncode}"
+    proc.terminate()
+    try:
+        proc.wait(grace)
+        return "stopped (SIGTERM)"
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return "killed (SIGKILL)"

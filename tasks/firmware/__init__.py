@@ -1,3 +1,43 @@
-"""Talk 06/08 - Device firmware (issue #13): root filesystem, FIT image, U-Boot build, QEMU
-boot, expected measurements.
+"""Talk 06/08 - Device firmware (issue #13): pinned sources, U-Boot, rootfs, the signed FIT and its
+control DTB, reference values, the QEMU + swtpm boot and the tamper cases.
+
+The stages use what is re-exported here; the modules below are one concern each.
 """
+
+from __future__ import annotations
+
+from tasks.firmware.boot import cold_boot, genuine_checks
+from tasks.firmware.build import (
+    CONTROL_DTB_NAME,
+    FIT_NAME,
+    INITRAMFS_NAME,
+    ITS_NAME,
+    REFERENCE_NAME,
+    U_BOOT_NAME,
+    Firmware,
+    build_firmware,
+)
+from tasks.firmware.measurements import KEY_NAME
+from tasks.firmware.qemu import BootRun, Device
+from tasks.firmware.tamper import CASES, Case, Genuine, tamper_checks, tampered_device
+
+__all__ = [
+    "CASES",
+    "CONTROL_DTB_NAME",
+    "FIT_NAME",
+    "INITRAMFS_NAME",
+    "ITS_NAME",
+    "KEY_NAME",
+    "REFERENCE_NAME",
+    "U_BOOT_NAME",
+    "BootRun",
+    "Case",
+    "Device",
+    "Firmware",
+    "Genuine",
+    "build_firmware",
+    "cold_boot",
+    "genuine_checks",
+    "tamper_checks",
+    "tampered_device",
+]

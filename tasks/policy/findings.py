@@ -53,6 +53,12 @@ class Finding:
         """Every id a waiver or VEX statement may name this finding by."""
         return {self.rule, *self.aliases}
 
+    def as_json(self) -> dict[str, object]:
+        data: dict[str, object] = dict(self.__dict__)
+        data["severity"] = str(self.severity)
+        data["aliases"] = list(self.aliases)
+        return data
+
 
 def findings_table(title: str, findings: Iterable[Finding]) -> None:
     rows = list(findings)

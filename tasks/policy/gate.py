@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tasks.policy.findings import Finding
+from tasks.core.console import console
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.policy.findings import Finding, findings_table
 from tasks.policy.security_policy import Policy, Waiver
 
 
@@ -53,3 +55,17 @@ def evaluate(gate_name: str, findings: Iterable[Finding], policy: Policy) -> Gat
         else:
             blocking.append(finding)
     return GateOutcome(gate_name, str(gate.fail_on), tuple(blocking), tuple(waived), tuple(below))
+
+
+def conclude(rec: StageRecord, outcome: GateOutcome, what: str, passed: str) -> Verdict:
+    """The ending every findings gate shares: blocking table, waivers used, reason, verdict."""
+    findings_table(f"blocking {what} (threshold: {outcome.threshold})", outcome.blocking)
+    for finding, waiver in outcome.waived:
+        console.print(f"  waived: {finding.rule} at {finding.location} by {waiver.owner} until {waiver.expires}")
+    if outcome.passed:
+        console.print(f"[green]{rec.stage}: pass[/] — {passed}")
+        return "pass"
+    rec.reason = f"{len(outcome.blocking)} blocking {what}: " + ", ".join(
+        sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
+    )
+    return "fail"

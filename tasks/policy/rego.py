@@ -25,13 +25,42 @@ KINDS: dict[str, tuple[str, str | None]] = {
     "spdxjson": ("https://spdx.dev/Document", "sbom.rego"),
     "cyclonedx": ("https://cyclonedx.org/bom", None),
     "vuln": ("https://cosign.sigstore.dev/attestation/vuln/v1", "vuln.rego"),
-    "openvex": ("https://openvex.dev/ns", None),
+    "openvex": ("https://openvex.dev/ns", "openvex.rego"),
 }
+# Appended to the module of every time-dependent type (gates.verify.evaluation).
+FRESHNESS = "freshness.rego"
+# How verify decides over all the statements of one type (newest, or any compliant).
+DECISION = "decision.rego"
+
+
+def evaluation(policy: Policy) -> tuple[list[str], int]:
+    """The time-dependent attestation types and their maximum age (gates.verify.evaluation).
+
+    Every required type must be classified, and in one class only: a type nobody decided on
+    would silently get "any compliant statement" semantics.
+    """
+    verify = policy.gate("verify")
+    settings = verify.settings.get("evaluation") or {}
+    timed = sorted(settings.get("time_dependent") or {})
+    static = set(settings.get("static") or {})
+    both = sorted(static.intersection(timed))
+    if both:
+        raise PolicyError(f"{policy.path}: gates.verify.evaluation: {', '.join(both)} both static and time-dependent")
+    unclassified = [str(k) for k in verify.settings.get("required_attestations", []) if k not in static | set(timed)]
+    if unclassified:
+        raise PolicyError(
+            f"{policy.path}: gates.verify.evaluation does not say whether {', '.join(unclassified)} "
+            "is time-dependent (the newest statement decides) or static (any compliant statement)"
+        )
+    return timed, int(settings.get("max_age_hours", 48))
 
 
 def params(policy: Policy, image_digest: str = "") -> dict[str, Any]:
     verify = policy.gate("verify")
+    timed, max_age = evaluation(policy)
     return {
+        "time_dependent": timed,
+        "max_age_hours": max_age,
         "image_digest": image_digest,
         "allowed_builders": builders(list(verify.settings.get("allowed_builders", []))),
         "allow_demo_db": bool(verify.settings.get("allow_demo_db", False)),
@@ -65,11 +94,60 @@ def render(root: Path, kind: str, values: dict[str, Any]) -> str | None:
     path = root / REGO_DIR / module
     if not path.is_file():
         raise InputError(f"{path}: attestation policy module is missing")
+    text = path.read_text(encoding="utf-8")
+    if kind in values.get("time_dependent", []):
+        header = f"\n# {FRESHNESS}: {kind} is time-dependent (gates.verify.evaluation)\n"
+        text += header + rules(root / REGO_DIR / FRESHNESS)
     return (
-        path.read_text(encoding="utf-8")
+        text
         + "\n# parameters from security-policy.yaml gates.verify\nparams := "
-        + (json.dumps(values, sort_keys=True) + "\n")
+        + (json.dumps({**values, "kind": kind}, sort_keys=True) + "\n")
     )
+
+
+def rules(path: Path) -> str:
+    """A module's rules without its package and import lines, to join another module of package sigstore."""
+    if not path.is_file():
+        raise InputError(f"{path}: attestation policy module is missing")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith(("package ", "import ")))
+
+
+def decide(
+    rec: StageRecord,
+    root: Path,
+    kind: str,
+    statements: list[dict[str, Any]],
+    values: dict[str, Any],
+    opa: Tool,
+    workdir: Path,
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Violations of ``kind``'s policy by its signed ``statements`` taken together (empty:
+    compliant) and, for a time-dependent type, the statement(s) that decided — by OPA, with
+    decision.rego over the rendered module."""
+    module = render(root, kind, values)
+    if module is None:
+        return ([] if statements else [f"{kind}: no signed statement"]), []
+    workdir.mkdir(parents=True, exist_ok=True)
+    policy_file, input_file = workdir / f"{kind}.rego", workdir / f"{kind}.input.json"
+    atomic.write_text(policy_file, module)
+    atomic.write_json(input_file, {"kind": kind, "statements": statements})
+    decision = root / REGO_DIR / DECISION
+    done = runner.run(
+        rec,
+        opa,
+        ["eval", "--format", "json", "--data", policy_file, "--data", decision, "--input", input_file, "data.decision"],
+        check=False,
+        timeout=120,
+    )
+    try:
+        result = json.loads(done.stdout)["result"][0]["expressions"][0]["value"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise PolicyError(f"{REGO_DIR / str(KINDS[kind][1])}: opa eval failed: {done.tail()}") from exc
+    violations = sorted(str(v) for v in result.get("violations", []))
+    if result.get("compliant") is not True and not violations:
+        violations = [f"{kind}: not compliant with {KINDS[kind][1]}"]
+    return violations, list(result.get("decided_by", []))
 
 
 def evaluate(
@@ -81,26 +159,5 @@ def evaluate(
     opa: Tool,
     workdir: Path,
 ) -> list[str]:
-    """Violations of ``kind``'s policy by ``statement`` (empty list: compliant), evaluated by OPA."""
-    module = render(root, kind, values)
-    if module is None:
-        return []
-    workdir.mkdir(parents=True, exist_ok=True)
-    policy_file, input_file = workdir / f"{kind}.rego", workdir / f"{kind}.input.json"
-    atomic.write_text(policy_file, module)
-    atomic.write_json(input_file, statement)
-    done = runner.run(
-        rec,
-        opa,
-        ["eval", "--format", "json", "--data", policy_file, "--input", input_file, "data.sigstore"],
-        check=False,
-        timeout=120,
-    )
-    try:
-        result = json.loads(done.stdout)["result"][0]["expressions"][0]["value"]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise PolicyError(f"{REGO_DIR / str(KINDS[kind][1])}: opa eval failed: {done.tail()}") from exc
-    violations = sorted(str(v) for v in result.get("violations", []))
-    if result.get("isCompliant") is not True and not violations:
-        violations = [f"{kind}: not compliant with {KINDS[kind][1]}"]
-    return violations
+    """Violations of ``kind``'s policy by one ``statement`` (empty list: compliant)."""
+    return decide(rec, root, kind, [statement], values, opa, workdir)[0]

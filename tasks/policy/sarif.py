@@ -1,9 +1,9 @@
-"""SARIF 2.1.0 → normalized findings. Tools' machine output only; never their human text."""
+"""SARIF 2.1.0 ↔ normalized findings. Tools' machine output only; never their human text."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +82,83 @@ def normalize(path: Path, root: Path, rule_id: Callable[[str], str] = str) -> li
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"{path}: malformed SARIF run ({type(exc).__name__}: {exc})") from None
     return findings
+
+
+def notifications(doc: dict[str, Any]) -> list[str]:
+    """The error-level notifications of every run: files a tool could not read (parse errors)."""
+    out = []
+    for run in doc.get("runs", []):
+        for invocation in run.get("invocations") or []:
+            for kind in ("toolExecutionNotifications", "toolConfigurationNotifications"):
+                for note in invocation.get(kind) or []:
+                    if note.get("level", "warning") != "error":
+                        continue
+                    locations = note.get("locations") or [{}]
+                    uri = locations[0].get("physicalLocation", {}).get("artifactLocation", {}).get("uri", "")
+                    text = str(note.get("message", {}).get("text", "")).strip()
+                    out.append(f"{uri}: {text}" if uri else text)
+    return out
+
+
+# Severity -> SARIF level and GitHub's numeric security-severity (read back by _severity above).
+SARIF_LEVEL = {
+    Severity.CRITICAL: "error",
+    Severity.HIGH: "error",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "note",
+    Severity.INFO: "none",
+}
+SECURITY_SEVERITY = {
+    Severity.CRITICAL: "9.5",
+    Severity.HIGH: "8.0",
+    Severity.MEDIUM: "5.0",
+    Severity.LOW: "2.0",
+    Severity.INFO: "0.0",
+}
+
+
+def from_findings(tool: str, version: str, findings: Sequence[Finding]) -> dict[str, Any]:
+    """A SARIF 2.1.0 log for a tool whose own output is not SARIF (or not usable as such).
+
+    Its findings were mapped once into the project's terms; this writes them back out for code
+    scanning, with repo-relative URIs. ``normalize`` of the result gives the same findings.
+    """
+    worst: dict[str, Severity] = {}
+    for f in findings:
+        worst[f.rule] = max(worst.get(f.rule, Severity.INFO), f.severity)
+    results = []
+    for f in findings:
+        result: dict[str, Any] = {
+            "ruleId": f.rule,
+            "level": SARIF_LEVEL[f.severity],
+            "message": {"text": f.message or f.rule},
+            "properties": {"issue_severity": str(f.severity).upper()},
+        }
+        if f.path:
+            line = f.location.rsplit(":", 1)[-1]
+            region = {"startLine": int(line)} if line.isdigit() and int(line) > 0 else {}
+            result["locations"] = [
+                {"physicalLocation": {"artifactLocation": {"uri": f.path}, **({"region": region} if region else {})}}
+            ]
+        results.append(result)
+    rules = [
+        {"id": rule, "properties": {"security-severity": SECURITY_SEVERITY[severity]}}
+        for rule, severity in sorted(worst.items())
+    ]
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": tool, "version": version, "rules": rules}}, "results": results}],
+    }
+
+
+def relocate(path: Path, uris: Mapping[str, str]) -> None:
+    """Rewrite result locations in the SARIF log at ``path``: a tool read a copy, the finding is the original's."""
+    doc = load(path)
+    for run in doc["runs"]:
+        for result in run.get("results") or []:
+            for location in result.get("locations") or []:
+                artifact = location.get("physicalLocation", {}).get("artifactLocation", {})
+                if artifact.get("uri") in uris:
+                    artifact["uri"] = uris[artifact["uri"]]
+    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -27,7 +27,8 @@ from tasks.core.media_types import (
     SPDX_MEDIA_TYPE,
     SYFT_JSON_MEDIA_TYPE,
 )
-from tasks.signing.signer import Signer
+from tasks.core.runner import Tool
+from tasks.signing.signer import Signer, registry_flags
 
 OPENVEX_CONTEXT = "https://openvex.dev/ns/v0.2.0"
 BUNDLE_SUFFIX = ".sigstore.json"
@@ -42,33 +43,50 @@ class Attestation:
 def vuln_predicate(ctx: Context) -> dict[str, Any]:
     """cosign's vuln predicate around the grype result the scan stage gated on."""
     scan = ctx.evidence.stage("scan")
-    result_path = recorded(ctx, "scan", GRYPE_JSON_MEDIA_TYPE)
-    result = json.loads(result_path.read_text(encoding="utf-8"))
-    db = scan["details"].get("db", {})
+    result = json.loads(recorded(ctx, "scan", GRYPE_JSON_MEDIA_TYPE).read_text(encoding="utf-8"))
+    grype = str(scan["tools"].get("grype", ""))
+    return vuln_predicate_of(result, grype, scan["details"].get("db", {}), scan["started"], scan["finished"])
+
+
+def vuln_predicate_of(
+    result: dict[str, Any], grype_version: str, db: dict[str, Any], started: str, finished: str
+) -> dict[str, Any]:
+    """cosign's vuln predicate around a grype result; ``finished`` (scanFinishedOn) orders the
+    statements of this time-dependent type (gates.verify.evaluation)."""
     return {
         "invocation": {"parameters": [], "uri": "", "event_id": "", "builder.id": ""},
         "scanner": {
             "uri": "pkg:golang/github.com/anchore/grype",
-            "version": scan["tools"].get("grype", ""),
+            "version": grype_version,
             "db": {"uri": f"grype-db:{db.get('source', '')}", "version": db.get("built", "")},
             "result": {k: result.get(k) for k in ("matches", "ignoredMatches", "source", "distro") if k in result},
         },
-        "metadata": {"scanStartedOn": scan["started"], "scanFinishedOn": scan["finished"]},
+        "metadata": {"scanStartedOn": started, "scanFinishedOn": finished},
     }
 
 
 def openvex_document(ctx: Context) -> dict[str, Any]:
     """The VEX statements the scan applied, merged into one OpenVEX document."""
+    scan = ctx.evidence.stage("scan")
+    documents = [
+        ctx.unchanged(art["name"], art["digest"])
+        for art in scan.get("inputs", [])
+        if art["media_type"] == OPENVEX_MEDIA_TYPE
+    ]
+    return openvex_of(documents, ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).digest, scan["finished"])
+
+
+def openvex_of(documents: list[Path], image_digest: str, timestamp: str) -> dict[str, Any]:
+    """VEX documents merged into one OpenVEX document; ``timestamp`` orders the statements of
+    this time-dependent type."""
     statements: list[Any] = []
-    for art in ctx.evidence.stage("scan").get("inputs", []):
-        if art["media_type"] == OPENVEX_MEDIA_TYPE:
-            document = ctx.unchanged(art["name"], art["digest"])
-            statements += json.loads(document.read_text(encoding="utf-8")).get("statements", [])
+    for document in documents:
+        statements += json.loads(document.read_text(encoding="utf-8")).get("statements", [])
     return {
         "@context": OPENVEX_CONTEXT,
-        "@id": "urn:secure-iot:vex:" + ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).digest,
+        "@id": "urn:secure-iot:vex:" + image_digest,
         "author": "secure-iot pipeline (merged from vex/)",
-        "timestamp": ctx.evidence.stage("scan")["finished"],
+        "timestamp": timestamp,
         "version": 1,
         "statements": statements,
     }
@@ -120,6 +138,30 @@ def bound_to_image(ctx: Context, digest: str) -> None:
             "the scan stage did not scan the image SBOM of the sbom stage (a `--sbom` scan, or an older "
             "one); rerun `nox -s scan` before signing"
         )
+
+
+def attest_replacing(
+    rec: StageRecord, cosign: Tool, signer: Signer, ref: str, kind: str, predicate: Path, timeout: int = 600
+) -> None:
+    """`cosign attest --replace`: the new statement replaces the image's statements of this type
+    (a time-dependent type's newest, a test fixture's rerun)."""
+    runner.run(
+        rec,
+        cosign,
+        [
+            "attest",
+            *signer.sign_flags(),
+            *registry_flags(ref),
+            "--replace",
+            "--type",
+            kind,
+            "--predicate",
+            predicate,
+            ref,
+        ],
+        env=signer.env(),
+        timeout=timeout,
+    )
 
 
 def sign_blob(ctx: Context, rec: StageRecord, signer: Signer, path: Path) -> Path:

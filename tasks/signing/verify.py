@@ -78,16 +78,21 @@ def diagnose(ctx: Context, rec: StageRecord, ref: str, predicate_type: str) -> s
     return "attached, but its signature does not verify with the expected key or identity (altered or other signer)"
 
 
-def verify_attestation(
-    ctx: Context, rec: StageRecord, ref: str, kind: str, signer: Signer, values: dict[str, Any]
-) -> Check:
-    done = runner.run(
+def verify_statements(ctx: Context, rec: StageRecord, ref: str, kind: str, signer: Signer) -> runner.Completed:
+    """`cosign verify-attestation --type kind`: the signed statements on stdout (exit 0), or why not."""
+    return runner.run(
         rec,
         ctx.tool("cosign"),
         ["verify-attestation", *signer.verify_flags(), *registry_flags(ref), "--type", kind, ref],
         check=False,
         timeout=600,
     )
+
+
+def verify_attestation(
+    ctx: Context, rec: StageRecord, ref: str, kind: str, signer: Signer, values: dict[str, Any]
+) -> Check:
+    done = verify_statements(ctx, rec, ref, kind, signer)
     predicate_type = rego.KINDS[kind][0]
     if done.returncode != 0:
         return Check(f"attestation {kind}", False, diagnose(ctx, rec, ref, predicate_type) or done.tail(1))
@@ -96,8 +101,10 @@ def verify_attestation(
     if not matching:
         return Check(f"attestation {kind}", False, f"no statement with predicateType {predicate_type}")
     workdir = ctx.stage_dir("verify") / "policy"
-    opa = ctx.tool("opa")
-    problems = [rego.evaluate(rec, ctx.root, kind, s, values, opa, workdir) for s in matching]
-    if any(not p for p in problems):  # as at admission: one compliant attestation of the type suffices
-        return Check(f"attestation {kind}", True, f"{len(matching)} signed statement(s); content policy holds")
-    return Check(f"attestation {kind}", False, "; ".join(sorted({v for p in problems for v in p})))
+    problems, decided_by = rego.decide(rec, ctx.root, kind, matching, values, ctx.tool("opa"), workdir)
+    if problems:
+        return Check(f"attestation {kind}", False, "; ".join(problems))
+    if decided_by:  # time-dependent: the newest statement decided
+        newest = ", ".join(str(d["issued"]) for d in decided_by)
+        return Check(f"attestation {kind}", True, f"newest of {len(matching)} signed statement(s) ({newest}) holds")
+    return Check(f"attestation {kind}", True, f"{len(matching)} signed statement(s); content policy holds")

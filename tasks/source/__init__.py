@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
+from tasks.source import sast  # the SAST package: scope, one module per scanner, SCANNERS
 from tasks.source.commits import STATUS, CommitCheck, check_range, default_range
-from tasks.source.sast import RULE_PREFIX, run_bandit, run_semgrep, semgrep_rule_id, targets
 
 __all__ = [
-    "RULE_PREFIX",
     "STATUS",
     "CommitCheck",
     "check_range",
     "default_range",
-    "run_bandit",
-    "run_semgrep",
-    "semgrep_rule_id",
-    "targets",
+    "sast",
 ]

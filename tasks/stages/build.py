@@ -6,8 +6,8 @@ import argparse
 from collections.abc import Sequence
 
 from tasks.container import oci_registry
-from tasks.container.build import Built, build_app, build_base, git_revision, source_date_epoch, source_url
-from tasks.context import Context
+from tasks.container.build import Built, build_app, build_base, source_url
+from tasks.context import Context, git_revision, source_date_epoch
 from tasks.core import atomic
 from tasks.core.console import console
 from tasks.core.errors import InputError

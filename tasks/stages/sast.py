@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from collections.abc import Sequence
 
 from tasks.context import Context
@@ -10,31 +11,40 @@ from tasks.core import atomic
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.policy import gate
-from tasks.policy.findings import findings_table
-from tasks.source.sast import _as_json, run_bandit, run_semgrep, targets
+from tasks.source import sast
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
-    argparse.ArgumentParser(prog="nox -s sast", description="bandit + semgrep, gated by policy").parse_args(argv)
+    argparse.ArgumentParser(
+        prog="nox -s sast", description="every file git knows, one scanner per language, gated by policy"
+    ).parse_args(argv)
     ctx.policy  # noqa: B018 - load and validate the policy before any tool runs
     rec.add_input(ctx.policy_path, "application/yaml")
-    paths = targets(ctx)
-    findings = run_bandit(ctx, rec, paths) + run_semgrep(ctx, rec, paths)
+    shutil.rmtree(ctx.out / "sast", ignore_errors=True)  # no SARIF of an earlier run is uploaded as this one's
+    scope = sast.collect(ctx, rec)
+    scanners = sast.scanners_by_language()
+    rec.details["coverage"] = scope.coverage(scanners)
+    for exclusion in scope.stale:
+        console.print(f"  [yellow]gates.sast.exclude: {exclusion.path} matches no file; remove it[/]")
+    findings = sast.scan(ctx, rec, scope)
     outcome = gate.evaluate("sast", findings, ctx.policy)
     normalized = ctx.stage_dir("sast") / "findings.json"
-    atomic.write_json(
-        normalized,
-        {"findings": [_as_json(f) for f in findings], "gate": outcome.summary()},
-    )
+    atomic.write_json(normalized, {"findings": [f.as_json() for f in findings], "gate": outcome.summary()})
     rec.add_output(normalized, "application/json")
     rec.details.update(outcome.summary())
-    findings_table(f"blocking SAST findings (threshold: {outcome.threshold})", outcome.blocking)
-    for finding, waiver in outcome.waived:
-        console.print(f"  waived: {finding.rule} at {finding.location} by {waiver.owner} until {waiver.expires}")
-    if outcome.passed:
-        console.print(f"[green]sast: pass[/] — {len(findings)} findings, none blocking at >= {outcome.threshold}")
-        return "pass"
-    rec.reason = f"{len(outcome.blocking)} blocking finding(s): " + ", ".join(
-        sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
+    console.print(
+        "  scanned: "
+        + "; ".join(
+            f"{lang} {len(scope.code[lang])} ({', '.join(scanners[lang])})"
+            for lang in sorted(scope.code)
+            if lang in scanners
+        )
     )
-    return "fail"
+    if not_covered := scope.not_covered(scanners):
+        # shown in the pipeline summary and the CI job summary, from the evidence
+        rec.details["not_covered"] = [f"{lang} ({n} files)" for lang, n in not_covered.items()]
+        console.print(
+            f"  [yellow]not covered (no scanner for the language): {', '.join(rec.details['not_covered'])}[/]"
+        )
+    passed = f"{len(findings)} findings, none blocking at >= {outcome.threshold}"
+    return gate.conclude(rec, outcome, "SAST finding(s)", passed)

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from tasks.analysis import vulndb
-from tasks.analysis.scan import findings, grype_config, vex_documents
+from tasks.analysis.scan import findings, run_grype, vex_documents
 from tasks.context import Context
-from tasks.core import atomic, runner
+from tasks.core import atomic
 from tasks.core.console import console
 from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import GRYPE_JSON_MEDIA_TYPE, SARIF_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
 from tasks.policy import gate
-from tasks.policy.findings import findings_table
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -51,26 +49,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         return "skipped"
     out = ctx.stage_dir("scan")
     json_out, sarif_out = out / "grype.json", out / "grype.sarif"
-    vex = vex_documents(ctx, rec)
-    vex_args = [arg for doc in vex for arg in ("--vex", str(doc))]
-    runner.run(
-        rec,
-        grype,
-        [
-            "--config",
-            grype_config(out),
-            f"sbom:{sbom}",
-            *vex_args,
-            "-o",
-            f"json={json_out}",
-            "-o",
-            f"sarif={sarif_out}",
-        ],
-        env=vulndb.grype_env(db.source, max_age),
-        cwd=ctx.root,
-        timeout=1800,
-    )
-    result = json.loads(json_out.read_text(encoding="utf-8"))
+    outputs = {"json": json_out, "sarif": sarif_out}
+    result = run_grype(ctx, rec, grype, sbom, vex_documents(ctx, rec), outputs, db.source, max_age)
     rec.add_output(json_out, GRYPE_JSON_MEDIA_TYPE)
     rec.add_output(sarif_out, SARIF_MEDIA_TYPE)
     found, ignored = findings(result)
@@ -83,11 +63,4 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         console.print("  [yellow]note: demo DB — knows only the advisories in tests/fixtures/grype[/]")
     for item in ignored:
         console.print(f"  covered by VEX: {item['id']} in {item['package']}")
-    findings_table(f"blocking vulnerabilities (threshold: {outcome.threshold})", outcome.blocking)
-    if outcome.passed:
-        console.print(f"[green]scan: pass[/] — {len(found)} matches, none blocking; DB built {db.built}")
-        return "pass"
-    rec.reason = f"{len(outcome.blocking)} blocking: " + ", ".join(
-        sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
-    )
-    return "fail"
+    return gate.conclude(rec, outcome, "vulnerabilities", f"{len(found)} matches, none blocking; DB built {db.built}")

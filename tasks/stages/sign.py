@@ -13,6 +13,7 @@ from tasks.core.console import console
 from tasks.core.errors import SigningError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE
+from tasks.policy import rego
 from tasks.signing.attach import attestations, blobs, bound_to_image, sign_blob
 
 
@@ -25,6 +26,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         raise SigningError(f"{image.name}: refusing to sign anything but an image by digest")
     bound_to_image(ctx, image.digest)
     todo = attestations(ctx)
+    timed = rego.evaluation(ctx.policy)[0]
     oci_registry.ensure_for(ctx, rec, image.name)
     cosign = ctx.tool("cosign")
     reg = signing.registry_flags(image.name)
@@ -32,10 +34,22 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     runner.run(rec, cosign, ["sign", *signer.sign_flags(), *reg, image.name], env=signer.env(), timeout=600)
     for att in todo:
         rec.add_input(att.predicate, "application/json")
+        # a time-dependent type's newer statement replaces the older (authorities-policy.rego)
+        replace = ["--replace"] if att.type in timed else []
         runner.run(
             rec,
             cosign,
-            ["attest", *signer.sign_flags(), *reg, "--type", att.type, "--predicate", att.predicate, image.name],
+            [
+                "attest",
+                *signer.sign_flags(),
+                *reg,
+                *replace,
+                "--type",
+                att.type,
+                "--predicate",
+                att.predicate,
+                image.name,
+            ],
             env=signer.env(),
             timeout=600,
         )

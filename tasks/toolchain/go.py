@@ -36,7 +36,7 @@ def via_go(pin: Pin, rec: StageRecord, scratch: Path) -> Tool:
     ldflags = ["-ldflags", pin.go.ldflags] if pin.go.ldflags else []
     ref = f"{pin.go.module}@v{pin.version}"
     try:
-        if not pin.go.replace:
+        if not pin.go.in_throwaway_module:
             runner.run(
                 rec,
                 go,
@@ -45,7 +45,7 @@ def via_go(pin: Pin, rec: StageRecord, scratch: Path) -> Tool:
                 timeout=3600,
             )
             built = scratch / Path(pin.go.package).name
-        else:  # the tool's go.mod has replace directives: build inside a throwaway module
+        else:  # replace directives, or `go install` refused here: build inside a throwaway module
             module = scratch / "module"
             module.mkdir()
             runner.run(rec, go, ["mod", "init", f"secure-iot.local/build/{pin.name}"], env=env, cwd=module)

@@ -32,6 +32,15 @@ class GoRoute:
     package: str
     ldflags: str = ""
     replace: tuple[str, ...] = ()  # "old=new@version": needs a throwaway module
+    # build in a throwaway module even without replace lines: `go install pkg@version` asks the
+    # proxy for the module's version list (its deprecation check) and fails where that is refused.
+    # Not in repr: it changes how, not what, is built, and store.fingerprint() hashes the repr
+    # (every other pin's cache entry stays valid).
+    module_build: bool = field(default=False, repr=False)
+
+    @property
+    def in_throwaway_module(self) -> bool:
+        return bool(self.replace) or self.module_build
 
 
 @dataclass(frozen=True)
@@ -129,12 +138,20 @@ def _pin(path: Path, name: str, body: Any) -> Pin:
         profile=profile,
         note=text("note", body, False),
         downloads=downloads,
-        go=GoRoute(text("module", go), text("package", go), text("ldflags", go, False), tuple(go.get("replace", ())))
-        if go
-        else None,
+        go=_go_route(where, go) if go else None,
         apt=AptRoute(text("package", apt), tuple(apt.get("also", ()))) if apt else None,
         pypi=PypiRoute(text("package", pypi), text("lock", pypi)) if pypi else None,
     )
     if not pin.routes:
         raise InputError(f"{where}: no install route (download, go, apt or pypi)")
     return pin
+
+
+def _go_route(where: str, go: dict[str, Any]) -> GoRoute:
+    for key in ("module", "package"):
+        if not isinstance(go.get(key), str) or not go[key].strip():
+            raise InputError(f"{where}.go.{key}: expected a non-empty string")
+    module_build = go.get("module_build", False)
+    if not isinstance(module_build, bool):
+        raise InputError(f"{where}.go.module_build: expected true or false")
+    return GoRoute(go["module"], go["package"], str(go.get("ldflags", "")), tuple(go.get("replace", ())), module_build)

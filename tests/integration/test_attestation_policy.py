@@ -36,10 +36,14 @@ def provenance(builder: str, digest: str = DIGEST) -> dict[str, Any]:
     }
 
 
-def vuln(built: str, matches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def vuln(built: str, matches: list[dict[str, Any]] | None = None, scanned: str | None = "") -> dict[str, Any]:
+    """A vuln statement; ``scanned`` is its scanFinishedOn ("": an hour ago, None: absent)."""
     return {
         "predicateType": "https://cosign.sigstore.dev/attestation/vuln/v1",
-        "predicate": {"scanner": {"db": {"version": built}, "result": {"matches": matches or []}}},
+        "predicate": {
+            "scanner": {"db": {"version": built}, "result": {"matches": matches or []}},
+            "metadata": {} if scanned is None else {"scanFinishedOn": scanned or hours_ago(1)},
+        },
     }
 
 
@@ -129,4 +133,60 @@ def test_demo_database_only_where_the_policy_allows_it(opa: Tool, tmp_path: Path
     problems = rego.evaluate(StageRecord(stage="verify", root=REPO), REPO, "vuln", demo, values, opa, tmp_path)
     assert problems == [
         "vuln: the scan used the demo database (SECURE_IOT_VULNDB=demo), which gates.verify does not allow"
+    ]
+
+
+# --- continuous evaluation: the newest statement of a time-dependent type decides ---------
+
+CRITICAL = {"vulnerability": {"id": "CVE-2099-0001", "severity": "Critical"}, "artifact": {"name": "z", "version": "1"}}
+
+
+def decide(opa: Tool, tmp_path: Path, kind: str, statements: list[dict[str, Any]]) -> list[str]:
+    values = rego.params(load(REPO / "security-policy.yaml"), DIGEST)
+    return rego.decide(StageRecord(stage="verify", root=REPO), REPO, kind, statements, values, opa, tmp_path)[0]
+
+
+def test_the_newest_scan_decides(opa: Tool, tmp_path: Path) -> None:
+    clean, blocking = vuln(hours_ago(1), scanned=hours_ago(3)), vuln(hours_ago(1), [CRITICAL], scanned=hours_ago(2))
+    assert decide(opa, tmp_path, "vuln", [clean]) == []
+    assert decide(opa, tmp_path, "vuln", [clean, blocking]) == [
+        "vuln: CVE-2099-0001 (Critical) in z@1 is at or above high and not covered by VEX"
+    ]
+    cleared = vuln(hours_ago(1), scanned=hours_ago(1))  # rescanned with a VEX: the match is ignored
+    cleared["predicate"]["scanner"]["result"]["ignoredMatches"] = [CRITICAL]
+    assert decide(opa, tmp_path, "vuln", [blocking, clean, cleared]) == []
+
+
+def test_an_old_scan_alone_is_stale(opa: Tool, tmp_path: Path) -> None:
+    problems = decide(opa, tmp_path, "vuln", [vuln(hours_ago(1), scanned=hours_ago(49))])
+    assert len(problems) == 1 and "older than the maximum age of 48h" in problems[0], problems
+
+
+def test_a_scan_from_the_future_or_without_a_timestamp_fails(opa: Tool, tmp_path: Path) -> None:
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    clean = vuln(hours_ago(1))
+    assert "is in the future" in decide(opa, tmp_path, "vuln", [clean, vuln(hours_ago(1), scanned=future)])[0]
+    problems = decide(opa, tmp_path, "vuln", [clean, vuln(hours_ago(1), scanned=None)])
+    assert problems == ["vuln: 1 of 2 signed statement(s) have no readable timestamp, so the newest cannot be told"]
+
+
+def test_static_types_keep_any_compliant_statement(opa: Tool, tmp_path: Path) -> None:
+    good = {"predicateType": "https://spdx.dev/Document", "predicate": {"spdxVersion": "SPDX-2.3", "packages": [{}]}}
+    bad = {"predicateType": "https://spdx.dev/Document", "predicate": {"spdxVersion": "SPDX-2.2", "packages": []}}
+    assert decide(opa, tmp_path, "spdxjson", [bad, good]) == []
+    assert len(decide(opa, tmp_path, "spdxjson", [bad])) == 2
+
+
+def test_openvex_is_time_dependent_and_needs_justifications(opa: Tool, tmp_path: Path) -> None:
+    def vex(timestamp: str, justification: str) -> dict[str, Any]:
+        statement = {"vulnerability": {"name": "CVE-2099-0001"}, "status": "not_affected"}
+        if justification:
+            statement["justification"] = justification
+        doc = {"timestamp": timestamp, "statements": [statement]}
+        return {"predicateType": "https://openvex.dev/ns", "predicate": doc}
+
+    older, newer = vex(hours_ago(2), ""), vex(hours_ago(1), "vulnerable_code_not_present")
+    assert decide(opa, tmp_path, "openvex", [older, newer]) == []
+    assert decide(opa, tmp_path, "openvex", [newer, vex(hours_ago(0), "")]) == [
+        "openvex: CVE-2099-0001 is not_affected without a justification"
     ]

@@ -149,7 +149,7 @@ def test_only_the_loopback_host_is_local() -> None:
 def test_apt_sources_are_read_the_way_apt_reads_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], expected: list[str]
 ) -> None:
-    from tasks.container.build import apt_sources
+    from tasks.toolchain.archive import apt_sources
 
     monkeypatch.delenv("SECURE_IOT_APT_SOURCES", raising=False)
     for name, text in files.items():
@@ -159,8 +159,8 @@ def test_apt_sources_are_read_the_way_apt_reads_them(
 
 
 def test_no_apt_sources_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.container.build import apt_sources
     from tasks.core.errors import InputError
+    from tasks.toolchain.archive import apt_sources
 
     monkeypatch.delenv("SECURE_IOT_APT_SOURCES", raising=False)
     with pytest.raises(InputError, match="no package sources"):

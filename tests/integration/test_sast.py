@@ -1,8 +1,10 @@
-"""The SAST gate against the real bandit and semgrep, with code planted in a throwaway project."""
+"""The SAST gate against the real scanners (bandit, semgrep, gosec, shellcheck, opa, Regal),
+with code planted in a throwaway project that is a git work tree."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,8 +13,8 @@ import pytest
 from tasks.core.errors import InputError
 from tasks.policy import sarif
 from tasks.policy.findings import Severity
-from tasks.source.sast import semgrep_rule_id
-from tests.conftest import REPO, pinned, run_tasks
+from tasks.source.sast.semgrep import rule_id
+from tests.conftest import REPO, Result, pinned, run_tasks
 
 PLANTED = '''\
 """Planted by the test: two real SAST findings."""
@@ -34,8 +36,15 @@ def plant(project: Path) -> Path:
 
 
 def add_waivers(project: Path, text: str) -> None:
+    """Prepend waivers (YAML list items) to the policy's waivers."""
     policy = project / "security-policy.yaml"
-    policy.write_text(policy.read_text().replace("waivers:\n", text))
+    policy.write_text(policy.read_text().replace("\nwaivers:\n", "\nwaivers:\n" + text, 1))
+
+
+def add_exclusion(project: Path, path: str, reason: str) -> None:
+    policy = project / "security-policy.yaml"
+    entry = f"      - path: {json.dumps(path)}\n        reason: {json.dumps(reason)}\n"
+    policy.write_text(policy.read_text().replace("    exclude:\n", "    exclude:\n" + entry, 1))
 
 
 def hardcoded_secret_rule(result_output: str) -> str:
@@ -64,7 +73,7 @@ def test_semgrep_sarif_normalizes(tmp_path: Path) -> None:
             pinned("semgrep"),
             "scan",
             "--config",
-            REPO / ".semgrep",
+            REPO / ".semgrep" / "rules",
             "--metrics=off",
             "--disable-version-check",
             "--quiet",
@@ -76,7 +85,7 @@ def test_semgrep_sarif_normalizes(tmp_path: Path) -> None:
         cwd=tmp_path,
         check=True,
     )
-    findings = sarif.normalize(out, tmp_path, rule_id=semgrep_rule_id)
+    findings = sarif.normalize(out, tmp_path, rule_id=rule_id)
     rules = {f.rule for f in findings}
     assert any(r.startswith("secure-iot.") and "shell" in r for r in rules), rules
     assert any(r.startswith("secure-iot.") and "secret" in r for r in rules), rules
@@ -104,8 +113,11 @@ def test_clean_project_passes(project: Path) -> None:
     assert result.returncode == 0, result.output
     evidence = json.loads((project / "out" / "evidence.json").read_text())["stages"]["sast"]
     assert evidence["verdict"] == "pass"
-    assert set(evidence["tools"]) == {"bandit", "semgrep"}
+    assert set(evidence["tools"]) == {"git", "bandit", "semgrep"}  # no Go, shell or Rego here: not run
     assert {o["name"] for o in evidence["outputs"]} >= {"out/sast/bandit.sarif", "out/sast/semgrep.sarif"}
+    scanned = evidence["details"]["coverage"]["scanned"]
+    assert scanned["python"] == {"files": 3, "scanners": ["bandit", "semgrep"]}
+    assert "not_covered" not in evidence["details"]
 
 
 def test_planted_findings_block_then_waiver_then_expiry(project: Path) -> None:
@@ -117,8 +129,7 @@ def test_planted_findings_block_then_waiver_then_expiry(project: Path) -> None:
 
     add_waivers(
         project,
-        f"""waivers:
-  - id: {secret_rule}
+        f"""  - id: {secret_rule}
     gate: sast
     scope: {{path: "app/src/demo/planted.py"}}
     justification: "test fixture credential, never deployed; rotated by the test itself"
@@ -144,19 +155,25 @@ def test_planted_findings_block_then_waiver_then_expiry(project: Path) -> None:
     assert run_tasks("sast", root=project).returncode == 0
 
 
-def test_missing_sast_path_fails_closed(project: Path) -> None:
-    (project / "noxfile.py").unlink()
+def test_not_a_git_work_tree_fails_closed(project: Path) -> None:
+    shutil.rmtree(project / ".git")
     result = run_tasks("sast", root=project)
     assert result.returncode == 2
-    assert "gates.sast.paths: noxfile.py not found" in result.output
+    assert "not a git work tree" in result.output
 
 
-def test_path_outside_repo_is_refused(project: Path) -> None:
-    policy = project / "security-policy.yaml"
-    policy.write_text(policy.read_text().replace("paths: [tasks, app/src, noxfile.py]", "paths: [../../etc]"))
+def test_exclusion_outside_repo_is_refused(project: Path) -> None:
+    add_exclusion(project, "../../etc/", "an attempt to reach outside the repository")
     result = run_tasks("sast", root=project)
     assert result.returncode == 2
-    assert "outside the repository" in result.output
+    assert "must be repo-relative" in result.output
+
+
+def test_exclusion_without_a_reason_is_refused(project: Path) -> None:
+    add_exclusion(project, "app/", "short")
+    result = run_tasks("sast", root=project)
+    assert result.returncode == 2
+    assert "gates.sast.exclude" in result.output and "reason" in result.output
 
 
 def test_a_bandit_config_in_the_tree_cannot_skip_rules(project: Path) -> None:
@@ -167,3 +184,148 @@ def test_a_bandit_config_in_the_tree_cannot_skip_rules(project: Path) -> None:
     assert result.returncode == 1
     findings = json.loads((project / "out" / "sast" / "findings.json").read_text())["findings"]
     assert any(f["tool"] == "bandit" and f["rule"] == "B602" for f in findings)
+
+
+# One planted finding per language, each in a new top-level folder the policy never names,
+# each behind the inline suppression its scanner knows (which must not count).
+PLANTED_BY_LANGUAGE: dict[str, tuple[str, str]] = {
+    "python": (
+        "helpers/run.py",
+        '''"""Planted: shell=True and yaml.load, behind inline suppressions."""
+import subprocess
+
+import yaml
+
+
+def run(cmd: str) -> int:
+    return subprocess.call(cmd, shell=True)  # nosec B602 # nosemgrep
+
+
+def parse(s: str) -> object:
+    return yaml.load(s)  # nosec # nosemgrep
+''',
+    ),
+    "go": (
+        "gadget/main.go",
+        """package main
+
+import (
+	"os"
+	"os/exec"
+)
+
+func main() {
+	//gosec:disable G204 -- planted by the test
+	_ = exec.Command("sh", "-c", os.Args[1]).Run() // #nosec G204
+}
+""",
+    ),
+    "shell": (
+        "ops/wipe",  # no extension: a shell script by its shebang
+        """#!/bin/sh
+prefix=$1
+# shellcheck disable=SC2115
+rm -rf "$prefix/"*
+""",
+    ),
+    "rego": (
+        "guard/admission.rego",
+        """package guard
+
+import rego.v1
+
+# regal ignore:not-equals-in-loop
+deny if {
+	input.images[_] != "registry.local/app"
+}
+""",
+    ),
+}
+EXPECTED = {  # language -> (rule, file:line) the gate must name
+    "python": [("B602", "helpers/run.py:8"), ("secure-iot.yaml-unsafe-load", "helpers/run.py:12")],
+    "go": [("G204", "gadget/main.go:10")],
+    "shell": [("SC2115", "ops/wipe:4")],
+    "rego": [("regal/bugs/not-equals-in-loop", "guard/admission.rego:7")],
+}
+
+
+def plant_every_language(project: Path) -> None:
+    for path, text in PLANTED_BY_LANGUAGE.values():
+        target = project / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    (project / "ops" / "wipe").chmod(0o755)
+    (project / "gadget" / "go.mod").write_text("module example.com/gadget\n\ngo 1.24\n")
+    # configuration in the tree that would silence each scanner if it were read
+    (project / ".semgrepignore").write_text("helpers/\n")
+    (project / ".shellcheckrc").write_text("disable=SC2115\n")
+    (project / ".regal").mkdir()
+    (project / ".regal" / "config.yaml").write_text("rules:\n  bugs:\n    not-equals-in-loop:\n      level: ignore\n")
+
+
+def test_a_finding_in_every_language_blocks_by_file_and_line(project: Path) -> None:
+    plant_every_language(project)
+    result = run_tasks("sast", root=project, env={"SHELLCHECK_OPTS": "--exclude=SC2115"})
+    assert result.returncode == 1, result.output
+    record = json.loads((project / "out" / "evidence.json").read_text())["stages"]["sast"]
+    for language, expected in EXPECTED.items():
+        for rule, location in expected:
+            assert f"{rule} ({location})" in record["reason"], (language, record["reason"])
+    scanned = record["details"]["coverage"]["scanned"]
+    assert {lang: row["files"] for lang, row in scanned.items() if lang != "yaml"} == {
+        "python": 4,
+        "go": 1,
+        "shell": 1,
+        "rego": 1,
+    }
+    assert scanned["go"]["scanners"] == ["gosec"] and scanned["rego"]["scanners"] == ["opa", "regal"]
+    assert record["details"]["inline_suppressions_ignored"] == {"shellcheck": 1, "regal": 1}
+    assert {"gosec", "shellcheck", "opa", "regal"} <= set(record["tools"])
+    sarif_logs = {p.name for p in (project / "out" / "sast").glob("*.sarif")}
+    assert sarif_logs == {f"{t}.sarif" for t in ("bandit", "semgrep", "gosec", "shellcheck", "opa", "regal")}
+    shellcheck = sarif.normalize(project / "out" / "sast" / "shellcheck.sarif", project)
+    assert [(f.rule, f.location, f.severity) for f in shellcheck] == [("SC2115", "ops/wipe:4", Severity.MEDIUM)]
+
+
+def sast_with(project: Path, name: str, text: str) -> Result:
+    """Run the stage with one new file ``name`` (a new folder) in the project."""
+    (project / name).parent.mkdir(parents=True, exist_ok=True)
+    (project / name).write_text(text)
+    return run_tasks("sast", root=project)
+
+
+def test_opa_check_strict_fails_a_policy_that_does_not_compile_cleanly(project: Path) -> None:
+    unused = 'package guard\n\nimport rego.v1\n\nallow if {\n\tx := 1\n\tinput.user == "admin"\n}\n'
+    result = sast_with(project, "guard/unused.rego", unused)
+    assert result.returncode == 1, result.output
+    reason = json.loads((project / "out" / "evidence.json").read_text())["stages"]["sast"]["reason"]
+    assert "opa-check/rego_compile_error (guard/unused.rego:6)" in reason
+
+
+def test_an_exclusion_takes_files_out_with_its_reason(project: Path) -> None:
+    plant_every_language(project)
+    for folder in ("helpers/", "gadget/", "ops/", "guard/"):
+        add_exclusion(project, folder, "planted by the test: deliberate findings, not product code")
+    result = run_tasks("sast", root=project)
+    assert result.returncode == 0, result.output
+    coverage = json.loads((project / "out" / "evidence.json").read_text())["stages"]["sast"]["details"]["coverage"]
+    taken = {e["path"]: e["files"] for e in coverage["excluded"]}
+    assert taken["helpers/"] == 1 and taken["gadget/"] == 2 and taken["ops/"] == 1 and taken["guard/"] == 1
+    assert "gates.sast.exclude: tests/fixtures/ matches no file" in result.output  # stale: said, not fatal
+
+
+def test_a_language_without_a_scanner_is_shown_not_covered(project: Path) -> None:
+    result = sast_with(project, "web/app.js", "document.body.innerHTML = location.hash;\n")
+    assert result.returncode == 0, result.output
+    assert "not covered" in result.output and "javascript (1 files)" in result.output
+    record = json.loads((project / "out" / "evidence.json").read_text())["stages"]["sast"]
+    assert record["details"]["not_covered"] == ["javascript (1 files)"]
+    assert record["details"]["coverage"]["not_covered"] == {"javascript": 1}
+    summary = run_tasks("summary", root=project)
+    assert "not covered: javascript (1 files)" in summary.output
+
+
+def test_a_file_semgrep_cannot_parse_fails_closed(project: Path) -> None:
+    result = sast_with(project, "deploy/pod.yaml", "spec:\n  {{- if .Values.x }}\n  hostNetwork: true\n")
+    assert result.returncode == 2, result.output
+    assert "semgrep could not scan" in result.output and "deploy/pod.yaml" in result.output

@@ -97,10 +97,10 @@ def test_waiver_clears_and_expired_waiver_is_an_error(scan_project: Path) -> Non
     expires: {expires}
 """
     original = policy.read_text()
-    policy.write_text(original.replace("waivers:\n", waiver.format(id=PYYAML, expires="2099-01-01")))
+    policy.write_text(original.replace("\nwaivers:\n", "\n" + waiver.format(id=PYYAML, expires="2099-01-01"), 1))
     code, output, _ = scan(scan_project)
     assert code == 0, output
-    policy.write_text(original.replace("waivers:\n", waiver.format(id=PYYAML, expires="2020-01-01")))
+    policy.write_text(original.replace("\nwaivers:\n", "\n" + waiver.format(id=PYYAML, expires="2020-01-01"), 1))
     code, output, _ = scan(scan_project)
     assert code == 2 and "expired" in output
 

@@ -21,6 +21,7 @@ from tasks.core.errors import InputError, PolicyError
 from tasks.policy import rego as attestation_policy
 from tasks.policy import security_policy as policy_mod
 from tasks.policy.security_policy import Policy
+from tests.chain import admit, rendered
 from tests.conftest import REPO, pinned, run_tasks
 
 POLICY = REPO / "security-policy.yaml"
@@ -82,10 +83,14 @@ def test_attestation_rego_is_exactly_what_verify_evaluates(public_key: Path) -> 
     doc = cluster_image_policy.render(REPO, policy, "key", image_glob=GLOB, public_key=public_key)
     wanted = authorities(doc)["attestations"]["attestations"]
     required = policy.gate("verify").settings["required_attestations"]
-    assert [a["name"] for a in wanted] == required
+    signed = [k + cluster_image_policy.SIGNED_SUFFIX for k in required if k in ("vuln", "openvex")]
+    assert [a["name"] for a in wanted if a["name"] not in signed] == required
     values = attestation_policy.params(policy)  # image_digest "": policy-controller binds the image
     assert values["image_digest"] == ""
     for entry in wanted:
+        if entry["name"] in signed:  # every signed statement of a time-dependent type, unjudged
+            assert "policy" not in entry and entry["predicateType"] == attestation_policy.KINDS["vuln"][0]
+            continue
         kind = entry["name"]
         assert entry["predicateType"] == attestation_policy.KINDS[kind][0]
         assert entry["policy"] == {"type": "rego", "data": attestation_policy.render(REPO, kind, values)}
@@ -98,7 +103,7 @@ def test_one_source_a_changed_parameter_shows_in_the_policy(tmp_path: Path, publ
 
     policy = edited_policy(tmp_path, stricter)
     doc = cluster_image_policy.render(REPO, policy, "key", image_glob=GLOB, public_key=public_key)
-    rego = {a["name"]: a["policy"]["data"] for a in authorities(doc)["attestations"]["attestations"]}
+    rego = {a["name"]: a["policy"]["data"] for a in authorities(doc)["attestations"]["attestations"] if "policy" in a}
     assert rego["vuln"] == attestation_policy.render(REPO, "vuln", attestation_policy.params(policy))
     assert '"fail_on": "medium"' in rego["vuln"]
     assert '"allowed_builders": ["urn:secure-iot:builder:only-this-one"]' in rego["slsaprovenance1"]
@@ -112,7 +117,7 @@ def test_one_source_a_changed_rego_module_shows_in_the_policy(tmp_path: Path, pu
     sbom = root / attestation_policy.REGO_DIR / "sbom.rego"
     sbom.write_text(sbom.read_text() + '\nviolations contains "sbom: a rule added in one place" if false\n')
     doc = cluster_image_policy.render(root, real_policy(), "key", image_glob=GLOB, public_key=public_key)
-    rego = {a["name"]: a["policy"]["data"] for a in authorities(doc)["attestations"]["attestations"]}
+    rego = {a["name"]: a["policy"]["data"] for a in authorities(doc)["attestations"]["attestations"] if "policy" in a}
     assert "a rule added in one place" in rego["spdxjson"]
     assert "a rule added in one place" not in rego["vuln"]
 
@@ -136,8 +141,14 @@ def test_both_authorities_are_required_by_the_policy_level_rego(public_key: Path
     module.write_text(doc["spec"]["policy"]["data"])
     signature = {"signatures": [{"id": "x"}]}
     attested = {"attestations": {"spdxjson": [{"id": "y"}]}}
+    # vuln: policy-controller lists the compliant statements; vuln-signed lists all of them
+    # (all with one id: policy-controller derives it from a signature annotation attestations lack)
+    newest_fails = {"attestations": {"vuln": [{"id": "e3b0"}], "vuln-signed": [{"id": "e3b0"}, {"id": "e3b0"}]}}
+    all_comply = {"attestations": {"vuln": [{"id": "e3b0"}] * 2, "vuln-signed": [{"id": "e3b0"}] * 2}}
     cases = [
         ({"signature": signature, "attestations": attested}, True),
+        ({"signature": signature, "attestations": all_comply}, True),
+        ({"signature": signature, "attestations": newest_fails}, False),
         ({"signature": signature}, False),
         ({"attestations": attested}, False),
         ({}, False),
@@ -221,32 +232,6 @@ def test_templates_fail_closed_on_placeholders(tmp_path: Path, public_key: Path)
 
 
 # --- policy-tester against real images ---------------------------------------------------
-
-
-def admit(cip: Path, image: str) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(
-        [str(pinned("policy-tester")), "--policy", str(cip), "--image", image, "--log-level", "error"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    return done.returncode, json.loads(lines[-1]) if lines else {}
-
-
-def rendered(chain: Any, tmp_path: Path, policy: Policy | None = None, **kwargs: Any) -> Path:
-    doc = cluster_image_policy.render(
-        REPO,
-        policy or real_policy(),
-        "key",
-        image_glob=chain.repository.split("/")[0] + "/**",
-        public_key=kwargs.pop("public_key", chain.keys / "cosign.pub"),
-        **kwargs,
-    )
-    path = tmp_path / "cip.yaml"
-    cluster_image_policy.write(path, doc, cluster_image_policy.TEMPLATES["key"])
-    return path
 
 
 @pytest.mark.slow

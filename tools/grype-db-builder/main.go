@@ -88,7 +88,7 @@ func run(workspace, out string, built time.Time, relist bool) error {
 	}
 
 	// A fresh directory: the v6 writer truncates vulnerability.db, but stale archives would linger.
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	if err := os.MkdirAll(out, 0o750); err != nil { // only this user (grype db import) reads it
 		return err
 	}
 	for _, f := range []string{v6.VulnerabilityDBFileName, v6.ImportMetadataFileName, archiveName} {
@@ -212,5 +212,5 @@ func rewriteListing(metaPath string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(metaPath, append(updated, '\n'), 0o644)
+	return os.WriteFile(metaPath, append(updated, '\n'), 0o600)
 }

@@ -105,10 +105,11 @@ def test_an_impossible_expiry_date_names_the_waiver(tmp_path: Path) -> None:
     text = (
         (REPO / "security-policy.yaml")
         .read_text()
-        .replace(
-            "waivers:\n",
-            "waivers:\n  - id: B602\n    gate: sast\n    justification: a long enough reason for the test\n"
+        .replace(  # first in the list, before the policy's own waivers
+            "\nwaivers:\n",
+            "\nwaivers:\n  - id: B602\n    gate: sast\n    justification: a long enough reason for the test\n"
             "    owner: me\n    expires: '2099-02-30'\n",
+            1,
         )
     )
     path = tmp_path / "policy.yaml"

@@ -1,14 +1,18 @@
 # Vulnerability-scan attestation policy (cosign vuln predicate around grype's result; same
 # single source as provenance.rego). Matches covered by VEX are in ignoredMatches and do
 # not count; anything else at or above params.fail_on does. The scan's database must be
-# younger than params.max_db_age_hours.
+# younger than params.max_db_age_hours, and the scan itself younger than params.max_age_hours
+# (freshness.rego).
 package sigstore
 
 import rego.v1
 
-default isCompliant := false
+# A list of results, not a bare boolean: policy-controller (cosign's Rego evaluation) then
+# reports `error` when it denies, so the denial names the CVE, not only "not compliant".
+isCompliant := [{"result": count(violations) == 0, "error": concat("; ", sort(violations))}]
 
-isCompliant if count(violations) == 0
+# The scan's timestamp: time-dependent (freshness.rego is appended; the newest statement decides).
+issued := object.get(input, ["predicate", "metadata", "scanFinishedOn"], "")
 
 rank := {"negligible": 0, "unknown": 0, "info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 

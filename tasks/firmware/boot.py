@@ -1,0 +1,91 @@
+"""Boot the reference device and judge what it showed: verified, measured, PCRs equal the reference values.
+
+The console is the evidence (written to the stage's directory, one line per record with the
+seconds since QEMU started); the device agent's PCR lines are compared with the reference
+values the firmware stage computed from the signed files, and U-Boot's own printed digests with
+the reference event log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tasks.context import Context
+from tasks.core import atomic
+from tasks.core.checks import Check
+from tasks.core.evidence import StageRecord
+from tasks.firmware import console_log, measurements, qemu
+from tasks.firmware.console_log import BootReport
+from tasks.firmware.measurements import KEY_NAME
+
+SIGNATURE = f"sha256,rsa3072:{KEY_NAME}"
+
+
+def cold_boot(
+    ctx: Context, rec: StageRecord, device: qemu.Device, console: Path, *, timeout: float
+) -> tuple[qemu.BootRun, BootReport]:
+    """One cold boot; the console (timestamped) is written to ``console``, the raw capture removed."""
+    raw = console.with_name(console.name + ".raw")
+    run = qemu.boot(ctx, rec, device, raw, timeout=timeout)
+    atomic.write_text(console, "".join(f"[{t:8.3f}] {line}\n" for t, line in run.lines))
+    raw.unlink(missing_ok=True)
+    rec.details.setdefault("processes", []).append(
+        {"console": console.name, "pids": run.pids, "stopped": run.stopped, "exit_code": run.exit_code}
+        | {"seconds": run.seconds, "timed_out": run.timed_out}
+    )
+    return run, console_log.parse(run.lines)
+
+
+def finished(run: qemu.BootRun, timeout: float) -> Check:
+    detail = (
+        f"no power-off within {timeout:.0f} s; QEMU stopped by PID"
+        if run.timed_out
+        else f"QEMU exited {run.exit_code} after {run.seconds:.2f} s"
+    )
+    return Check("device powered off by itself", not run.timed_out, detail)
+
+
+def pcr_checks(report: BootReport, reference: Mapping[str, Any]) -> list[Check]:
+    """PCR 8 and 9 against the reference values, and 0-7 (nothing else may have measured)."""
+    expected = measurements.expected(reference)
+    differs = measurements.differences(report.pcrs, reference)
+    checks = [
+        Check(f"PCR {i} equals the reference value", i not in differs, report.pcrs.get(i, "not reported"), expected[i])
+        for i in (8, 9)
+    ]
+    others = [i for i in differs if i not in (8, 9)]
+    shown = ", ".join(f"PCR {i}: {differs[i]}" for i in others) or "PCRs 0-7 all zero, as expected"
+    checks.append(Check("no unexplained measurement (PCRs 0-7)", not others, shown))
+    return checks
+
+
+def genuine_checks(run: qemu.BootRun, report: BootReport, reference: Mapping[str, Any], timeout: float) -> list[Check]:
+    milestones = report.milestones
+    version = (str(reference.get("firmware_version")), int(reference.get("security_version", -1)))
+    return [
+        finished(run, timeout),
+        Check("U-Boot did not refuse", not report.refusals, report.reason or "no refusal line"),
+        Check(
+            "U-Boot measured the key and the FIT (PCR 8, 9)",
+            report.u_boot_digests == measurements.event_digests(reference),
+            ", ".join(report.u_boot_digests) or "no digest printed",
+            "the reference event log",
+        ),
+        Check(
+            "signature verified with the required key",
+            report.signature == SIGNATURE,
+            f"{report.signature or 'no verified signature'} at {milestones.get('signature-verified', '-')} s",
+            SIGNATURE,
+        ),
+        Check("userland reached", report.reached_userland, f"at {milestones.get('userland', '-')} s"),
+        Check(
+            "firmware and security version booted",
+            report.firmware == version,
+            f"{report.firmware[0]} / {report.firmware[1]}" if report.firmware else "not reported by the agent",
+            f"{version[0]} / {version[1]}",
+        ),
+        *pcr_checks(report, reference),
+        Check("device agent reported no error", not report.agent_errors, "; ".join(report.agent_errors) or "none"),
+    ]

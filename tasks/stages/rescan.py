@@ -1,0 +1,82 @@
+"""nox -s rescan"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from tasks import signing
+from tasks.analysis import vulndb
+from tasks.analysis.scan import findings, run_grype, vex_documents
+from tasks.container import oci_registry
+from tasks.context import Context
+from tasks.core import atomic
+from tasks.core.checks import Check, conclude
+from tasks.core.errors import InputError, ToolError
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import GRYPE_JSON_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
+from tasks.policy import gate
+from tasks.signing.attach import attest_replacing, openvex_of, vuln_predicate_of
+from tasks.signing.rescan import attested_sbom, now
+
+
+def signed_images(ctx: Context, extra: Sequence[str]) -> list[str]:
+    """The images to re-scan: --image ones, else the one the sign stage signed (by digest)."""
+    for ref in extra:
+        if "@sha256:" not in ref:
+            raise InputError(f"--image {ref}: give the image by digest (name@sha256:...)")
+    if extra:
+        return list(dict.fromkeys(extra))
+    if "sign" not in ctx.evidence.load()["stages"]:
+        raise InputError("no signed image in the evidence: run `nox -s sign`, or pass --image name@sha256:...")
+    return [str(ctx.evidence.stage("sign")["details"]["image"])]
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    parser = argparse.ArgumentParser(
+        prog="nox -s rescan", description="re-scan signed images' attested SBOMs with today's DB and VEX; attest"
+    )
+    parser.add_argument("--image", action="append", default=[], help="name@sha256:... (repeatable)")
+    args = parser.parse_args(argv)
+    images = signed_images(ctx, args.image)
+    signer = signing.configured(ctx)
+    max_age = int(ctx.policy.gate("dependencies").settings.get("max_db_age_hours", 120))
+    grype = ctx.tool("grype")
+    db = vulndb.prepare(ctx, rec, grype, max_age)
+    rec.details["db"] = db.as_json()
+    if not db.valid:
+        raise ToolError(
+            f"no usable vulnerability DB ({db.source}: {db.error or 'invalid or too old'}); nothing re-scanned"
+        )
+    vex = vex_documents(ctx, rec)
+    checks: list[Check] = []
+    for ref in images:
+        digest = ref.split("@", 1)[1]
+        work = ctx.stage_dir("rescan") / digest.replace(":", "-")[:19]
+        work.mkdir(parents=True, exist_ok=True)
+        oci_registry.ensure_for(ctx, rec, ref)
+        rec.add_oci(ref, digest, MANIFEST_MEDIA_TYPE, output=False)
+        sbom, sbom_kind = attested_sbom(ctx, rec, signer, ref, work)
+        started = now()
+        result = run_grype(ctx, rec, grype, sbom, vex, {"json": work / "grype.json"}, db.source, max_age)
+        finished = now()
+        rec.add_output(work / "grype.json", GRYPE_JSON_MEDIA_TYPE)
+        predicate = vuln_predicate_of(result, grype.version, db.as_json(), started, finished)
+        predicates = {"vuln": work / "vuln.predicate.json", "openvex": work / "openvex.json"}
+        atomic.write_json(predicates["vuln"], predicate)
+        atomic.write_json(predicates["openvex"], openvex_of(vex, digest, finished))
+        for kind, path in predicates.items():
+            attest_replacing(rec, ctx.tool("cosign"), signer, ref, kind, path)
+        found, ignored = findings(result)
+        outcome = gate.evaluate("dependencies", found, ctx.policy)
+        blocking = sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
+        covered = f"; {len(ignored)} covered by VEX" if ignored else ""
+        detail = (
+            f"attested SBOM ({sbom_kind}) re-scanned, {len(found)} matches, none blocking{covered}; result attested"
+            if outcome.passed
+            else f"{len(blocking)} blocking: {', '.join(blocking)}{covered}; result attested"
+        )
+        checks.append(Check(f"rescan {ref.split('/')[-1][:40]}", outcome.passed, detail))
+    rec.details["images"] = images
+    document = {"images": images, "db": db.as_json(), "signer": signer.describe()}
+    return conclude(rec, "rescan", checks, report=ctx.stage_dir("rescan") / "report.json", document=document)

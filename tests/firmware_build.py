@@ -1,0 +1,59 @@
+"""One firmware build in a project of its own: shared by the firmware integration and e2e tests.
+
+The project is a copy of what the firmware stage reads (tools.lock, firmware/, the policy), so
+its signing key is made in the test's own .keys/firmware, never in the checkout. The caches
+(tools, pinned inputs, U-Boot, tpm_tis.ko) are the machine's, as for any run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import REPO, Result, run_tasks
+
+EPOCH = "1700000000"  # a fixed SOURCE_DATE_EPOCH: the copy is not a git checkout
+
+
+@dataclass
+class FirmwareProject:
+    root: Path
+
+    @property
+    def out(self) -> Path:
+        return self.root / "out"
+
+    def run(self, *args: str, timeout: float = 3600) -> Result:
+        return run_tasks(*args, root=self.root, env={"SOURCE_DATE_EPOCH": EPOCH, "SECURE_IOT_OUT": str(self.out)},
+                         timeout=timeout)  # fmt: skip
+
+    def stage(self, name: str) -> dict[str, Any]:
+        return dict(json.loads((self.out / "evidence.json").read_text())["stages"][name])
+
+    def output(self, stage: str, media_type: str) -> Path:
+        found = [o for o in self.stage(stage)["outputs"] if o["media_type"] == media_type]
+        assert len(found) == 1, (stage, media_type, found)
+        return self.root / str(found[0]["name"])
+
+    def copy(self, to: Path) -> FirmwareProject:
+        shutil.copytree(self.root, to, symlinks=True)
+        return FirmwareProject(to)
+
+
+def firmware_project(work: Path) -> FirmwareProject:
+    root = work / "project"
+    root.mkdir(parents=True)
+    for name in ("tools.lock", "security-policy.yaml"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "firmware", root / "firmware")
+    return FirmwareProject(root)
+
+
+def built_firmware(work: Path) -> FirmwareProject:
+    project = firmware_project(work)
+    result = project.run("firmware")
+    assert result.returncode == 0, result.output[-4000:]
+    return project
