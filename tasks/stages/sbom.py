@@ -19,8 +19,7 @@ from tasks.analysis.sbom_complete import (
 )
 from tasks.analysis.sbom_conformance import check, standard
 from tasks.container import oci_registry
-from tasks.container.build import git_revision
-from tasks.context import Context
+from tasks.context import Context, git_revision
 from tasks.core import atomic
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
