@@ -26,6 +26,7 @@ from tasks.core.console import console
 from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
+from tasks.policy import Policy
 from tasks.toolchain.go import go_env
 from tasks.toolchain.host import host_tool
 
@@ -114,6 +115,11 @@ def build_demo(ctx: Context, rec: StageRecord) -> Path:
     out = cache_dir("demo") / "build"
     runner.run(rec, builder(ctx, rec), ["-workspace", ctx.inside(DEMO_WORKSPACE), "-out", out], timeout=600)
     return out / "vulnerability-db.tar.gz"
+
+
+def max_age_hours(policy: Policy) -> int:
+    """How old the DB may be before a scan refuses it (gates.dependencies.max_db_age_hours)."""
+    return int(policy.gate("dependencies").settings.get("max_db_age_hours", 120))
 
 
 def prepare(ctx: Context, rec: StageRecord, grype: Tool, max_age_hours: int) -> DbStatus:

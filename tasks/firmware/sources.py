@@ -9,7 +9,6 @@ under the digest of the package it came from, so a changed pin never reuses an o
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from tasks.context import Context
 from tasks.core import atomic, runner
-from tasks.core.cache import cache_root
+from tasks.core.cache import cache_root, locked
 from tasks.core.errors import BuildError
 from tasks.core.evidence import StageRecord
 from tasks.toolchain.archive import Fetched
@@ -38,12 +37,8 @@ def firmware_cache(*parts: str) -> Path:
 def cache_entry(path: Path) -> Iterator[Path]:
     """One writer per cache entry at a time (two sessions may build the same thing)."""
     path.mkdir(parents=True, exist_ok=True)
-    with (path.parent / f".{path.name}.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield path
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with locked(path.parent / f".{path.name}.lock"):
+        yield path
 
 
 def deb(ctx: Context, name: str) -> Fetched:

@@ -23,6 +23,10 @@ class GateOutcome:
     def passed(self) -> bool:
         return not self.blocking
 
+    def blocking_names(self) -> list[str]:
+        """Each distinct blocking finding once, as `rule (location)`."""
+        return sorted({f"{f.rule} ({f.location})" for f in self.blocking})
+
     def summary(self) -> dict[str, object]:
         return {
             "gate": self.gate,
@@ -65,7 +69,5 @@ def conclude(rec: StageRecord, outcome: GateOutcome, what: str, passed: str) -> 
     if outcome.passed:
         console.print(f"[green]{rec.stage}: pass[/] — {passed}")
         return "pass"
-    rec.reason = f"{len(outcome.blocking)} blocking {what}: " + ", ".join(
-        sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
-    )
+    rec.reason = f"{len(outcome.blocking)} blocking {what}: " + ", ".join(outcome.blocking_names())
     return "fail"

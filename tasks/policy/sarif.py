@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tasks.core import atomic
 from tasks.core.errors import InputError
 from tasks.policy.findings import Finding, Severity
 
@@ -161,4 +162,4 @@ def relocate(path: Path, uris: Mapping[str, str]) -> None:
                 artifact = location.get("physicalLocation", {}).get("artifactLocation", {})
                 if artifact.get("uri") in uris:
                     artifact["uri"] = uris[artifact["uri"]]
-    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    atomic.write_text(path, json.dumps(doc, indent=2) + "\n")

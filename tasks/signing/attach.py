@@ -140,11 +140,19 @@ def bound_to_image(ctx: Context, digest: str) -> None:
         )
 
 
-def attest_replacing(
-    rec: StageRecord, cosign: Tool, signer: Signer, ref: str, kind: str, predicate: Path, timeout: int = 600
+def attest(
+    rec: StageRecord,
+    cosign: Tool,
+    signer: Signer,
+    ref: str,
+    kind: str,
+    predicate: Path,
+    *,
+    replace: bool,
+    timeout: int = 600,
 ) -> None:
-    """`cosign attest --replace`: the new statement replaces the image's statements of this type
-    (a time-dependent type's newest, a test fixture's rerun)."""
+    """`cosign attest` of one predicate to ``ref``; with ``replace`` the new statement replaces the
+    image's statements of this type (a time-dependent type's newest, a test fixture's rerun)."""
     runner.run(
         rec,
         cosign,
@@ -152,7 +160,7 @@ def attest_replacing(
             "attest",
             *signer.sign_flags(),
             *registry_flags(ref),
-            "--replace",
+            *(["--replace"] if replace else []),
             "--type",
             kind,
             "--predicate",
@@ -178,3 +186,10 @@ def sign_blob(ctx: Context, rec: StageRecord, signer: Signer, path: Path) -> Pat
             timeout=300,
         )
     return bundle
+
+
+def attest_replacing(
+    rec: StageRecord, cosign: Tool, signer: Signer, ref: str, kind: str, predicate: Path, timeout: int = 600
+) -> None:
+    """`cosign attest --replace` (see attest)."""
+    attest(rec, cosign, signer, ref, kind, predicate, replace=True, timeout=timeout)

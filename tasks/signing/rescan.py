@@ -11,7 +11,6 @@ newest, so a newly published blocking vulnerability bites and a newer VEX answer
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,6 @@ from tasks.signing.verify import statements, verify_statements
 
 # The attested SBOM types, in order of preference: cosign --type -> media type of the file.
 SBOM_TYPES = {"spdxjson": SPDX_MEDIA_TYPE, "cyclonedx": CYCLONEDX_MEDIA_TYPE}
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def attested_sbom(ctx: Context, rec: StageRecord, signer: Signer, ref: str, workdir: Path) -> tuple[Path, str]:

@@ -13,11 +13,11 @@ from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.checks import Check, conclude
 from tasks.core.errors import InputError, ToolError
-from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.evidence import StageRecord, Verdict, now
 from tasks.core.media_types import GRYPE_JSON_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
 from tasks.policy import gate
 from tasks.signing.attach import attest_replacing, openvex_of, vuln_predicate_of
-from tasks.signing.rescan import attested_sbom, now
+from tasks.signing.rescan import attested_sbom
 
 
 def signed_images(ctx: Context, extra: Sequence[str]) -> list[str]:
@@ -40,7 +40,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     args = parser.parse_args(argv)
     images = signed_images(ctx, args.image)
     signer = signing.configured(ctx)
-    max_age = int(ctx.policy.gate("dependencies").settings.get("max_db_age_hours", 120))
+    max_age = vulndb.max_age_hours(ctx.policy)
     grype = ctx.tool("grype")
     db = vulndb.prepare(ctx, rec, grype, max_age)
     rec.details["db"] = db.as_json()
@@ -69,7 +69,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             attest_replacing(rec, ctx.tool("cosign"), signer, ref, kind, path)
         found, ignored = findings(result)
         outcome = gate.evaluate("dependencies", found, ctx.policy)
-        blocking = sorted({f"{f.rule} ({f.location})" for f in outcome.blocking})
+        blocking = outcome.blocking_names()
         covered = f"; {len(ignored)} covered by VEX" if ignored else ""
         detail = (
             f"attested SBOM ({sbom_kind}) re-scanned, {len(found)} matches, none blocking{covered}; result attested"

@@ -26,8 +26,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         help="opt out: skip the scan when no usable vulnerability DB exists (recorded)",
     )
     args = parser.parse_args(argv)
-    settings = ctx.policy.gate("dependencies").settings
-    max_age = int(settings.get("max_db_age_hours", 120))
+    max_age = vulndb.max_age_hours(ctx.policy)
     sbom = ctx.inside(args.sbom) if args.sbom else ctx.artifact(ctx.evidence.output("sbom", SYFT_JSON_MEDIA_TYPE).name)
     if not sbom.is_file():
         raise InputError(f"{sbom}: SBOM not found; run `nox -s sbom` first")

@@ -14,7 +14,7 @@ from tasks.core.errors import SigningError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 from tasks.policy import rego
-from tasks.signing.attach import attestations, blobs, bound_to_image, sign_blob
+from tasks.signing.attach import attest, attestations, blobs, bound_to_image, sign_blob
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -29,30 +29,18 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     timed = rego.evaluation(ctx.policy)[0]
     oci_registry.ensure_for(ctx, rec, image.name)
     cosign = ctx.tool("cosign")
-    reg = signing.registry_flags(image.name)
     rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
-    runner.run(rec, cosign, ["sign", *signer.sign_flags(), *reg, image.name], env=signer.env(), timeout=600)
+    runner.run(
+        rec,
+        cosign,
+        ["sign", *signer.sign_flags(), *signing.registry_flags(image.name), image.name],
+        env=signer.env(),
+        timeout=600,
+    )
     for att in todo:
         rec.add_input(att.predicate, "application/json")
         # a time-dependent type's newer statement replaces the older (authorities-policy.rego)
-        replace = ["--replace"] if att.type in timed else []
-        runner.run(
-            rec,
-            cosign,
-            [
-                "attest",
-                *signer.sign_flags(),
-                *reg,
-                *replace,
-                "--type",
-                att.type,
-                "--predicate",
-                att.predicate,
-                image.name,
-            ],
-            env=signer.env(),
-            timeout=600,
-        )
+        attest(rec, cosign, signer, image.name, att.type, att.predicate, replace=att.type in timed)
     bundles = [sign_blob(ctx, rec, signer, path) for path in blobs(ctx)]
     for bundle in bundles:
         rec.add_output(bundle, "application/vnd.dev.sigstore.bundle.v0.3+json")

@@ -10,7 +10,6 @@ sha256 equals the pin, on download and on every later use.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.core import atomic, runner
-from tasks.core.cache import cache_root
+from tasks.core.cache import cache_root, locked
 from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import Artifact, StageRecord
 from tasks.core.media_types import DEBIAN_PACKAGE_MEDIA_TYPE, DEBIAN_SOURCE_MEDIA_TYPE
@@ -189,17 +188,6 @@ def _download(pin: PinnedInput, state: AptState, into: Path, rec: StageRecord) -
             os.replace(got[file], into / file)
 
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @dataclass(frozen=True)
 class Fetched:
     """One file of a pinned input, in the cache, its sha256 checked against the pin."""
@@ -220,7 +208,7 @@ def fetch(name: str, lock: Path, rec: StageRecord) -> dict[str, Fetched]:
     pin = pins[name]
     root = cache_root() / "inputs"
     into = root / pin.name / pin.version.replace(":", "%3a")
-    with _locked(into):
+    with locked_dir(into):
         if any(not (into / file).is_file() for file in pin.files):
             archs = sorted({native_arch()} | {p.arch for p in pins.values() if p.arch not in ("", "all")})
             _download(pin, AptState(root / ".apt", tuple(archs)), into, rec)
@@ -230,3 +218,7 @@ def fetch(name: str, lock: Path, rec: StageRecord) -> dict[str, Fetched]:
     for file, digest in pin.files.items():
         rec.inputs.append(Artifact(file, f"sha256:{digest}", media[file.endswith(".deb")]))
     return {file: Fetched(into / file, digest) for file, digest in pin.files.items()}
+
+
+def locked_dir(directory: Path) -> contextlib.AbstractContextManager[None]:
+    return locked(directory / ".lock")

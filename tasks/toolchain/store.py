@@ -6,17 +6,16 @@ A receipt records the binary's sha256 (re-checked on every use) and the pin that
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tasks.core import atomic
 from tasks.core.cache import cache_root
+from tasks.core.cache import locked as cache_locked
 from tasks.core.errors import ToolError
 from tasks.core.runner import Tool
 from tasks.toolchain.lock import Pin
@@ -98,13 +97,6 @@ def store(pin: Pin, built: Path, route: str, source: str, lock_sha256: str = "")
     return Tool(pin.name, pin.version, binary, route=route, sha256=digest)
 
 
-@contextlib.contextmanager
-def locked(pin: Pin) -> Iterator[None]:
-    lock = cache_root() / "tools" / pin.name / ".lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def locked(pin: Pin) -> contextlib.AbstractContextManager[None]:
+    """One installer per tool at a time."""
+    return cache_locked(cache_root() / "tools" / pin.name / ".lock")
