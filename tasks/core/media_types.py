@@ -22,6 +22,9 @@ PREDICATE_MEDIA_TYPE = "application/vnd.slsa.provenance.v1+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 VULN_PREDICATE_TYPE = "https://cosign.sigstore.dev/attestation/vuln/v1"
+# the project's own predicate types (URNs: the project owns no domain to publish them under)
+REFERENCE_VALUES_PREDICATE_TYPE = "urn:secure-iot:attestation:reference-values:v1"  # golden PCRs of a signed build
+COMPLIANCE_PREDICATE_TYPE = "urn:secure-iot:attestation:openscap-result:v1"  # an OpenSCAP result, gated
 # pinned inputs from Debian's archive (tools.lock [inputs.*])
 DEBIAN_PACKAGE_MEDIA_TYPE = "application/vnd.debian.binary-package"  # IANA-registered, a .deb
 DEBIAN_SOURCE_MEDIA_TYPE = "application/vnd.secure-iot.debian-source-file"  # a .dsc or one of its tarballs
@@ -32,6 +35,7 @@ CONTROL_DTB_MEDIA_TYPE = "application/vnd.secure-iot.firmware.control-dtb"  # th
 INITRAMFS_MEDIA_TYPE = "application/vnd.secure-iot.firmware.initramfs+gzip"  # cpio newc, gzip -n
 ITS_MEDIA_TYPE = "application/vnd.secure-iot.firmware.its"  # the rendered image source mkimage signed
 REFERENCE_VALUES_MEDIA_TYPE = "application/vnd.secure-iot.reference-values+json"  # expected PCRs + event log
+FIRMWARE_ARTIFACT_TYPE = "application/vnd.secure-iot.firmware.v1"  # artifactType of the firmware OCI artifact
 FIRMWARE_BLOB_MEDIA_TYPES = (FIT_MEDIA_TYPE, BOOTLOADER_MEDIA_TYPE, CONTROL_DTB_MEDIA_TYPE, INITRAMFS_MEDIA_TYPE)
 CONSOLE_LOG_MEDIA_TYPE = "text/plain"  # a device's serial console, as captured
 # the project's own documents
