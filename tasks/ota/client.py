@@ -123,10 +123,19 @@ def _updater(device: Device, source: Source) -> Updater:
 
 
 def update(device: Device, source: Source, *, rauc: Tool, mksquashfs: Tool, rec: StageRecord) -> Outcome:
+    """One update attempt; whatever fails, no download is left behind (a cut download restarts, never resumes)."""
+    downloads = device.directory / "downloads"
+    shutil.rmtree(downloads, ignore_errors=True)
+    try:
+        return _update(device, source, downloads, rauc=rauc, mksquashfs=mksquashfs, rec=rec)
+    finally:
+        shutil.rmtree(downloads, ignore_errors=True)
+
+
+def _update(device: Device, source: Source, downloads: Path, *, rauc: Tool, mksquashfs: Tool,
+            rec: StageRecord) -> Outcome:  # fmt: skip
     state = device.state
     model = state["model"]
-    downloads = device.directory / "downloads"
-    shutil.rmtree(downloads, ignore_errors=True)  # a partial download from an earlier cut is never resumed into a slot
     try:
         updater = _updater(device, source)
         updater.refresh()
@@ -149,8 +158,7 @@ def update(device: Device, source: Source, *, rauc: Tool, mksquashfs: Tool, rec:
         updater.download_target(info, filepath=str(partial))
     except tuf_errors.RepositoryError as exc:
         raise UpdateRefused(f"TUF refused the repository: {type(exc).__name__}: {exc}") from exc
-    except tuf_errors.DownloadError as exc:
-        shutil.rmtree(downloads, ignore_errors=True)
+    except (tuf_errors.DownloadError, OSError) as exc:
         raise UpdateRefused(f"download failed, nothing kept: {type(exc).__name__}: {exc}") from exc
     except (KeyError, ValueError, TypeError) as exc:
         raise UpdateRefused(f"target custom metadata is incomplete ({exc})") from exc
@@ -164,10 +172,8 @@ def update(device: Device, source: Source, *, rauc: Tool, mksquashfs: Tool, rec:
         if checked.version != custom.get("firmware_version"):
             raise UpdateRefused(f"bundle version {checked.version} != signed target's {custom.get('firmware_version')}")
     except UpdateRefused:
-        shutil.rmtree(downloads, ignore_errors=True)
         raise
     except VerificationError as exc:
-        shutil.rmtree(downloads, ignore_errors=True)
         raise UpdateRefused(str(exc)) from exc
     slot = device.inactive
     atomic.write_bytes(device.directory / "slots" / slot / bundle.IMAGE_NAME, checked.image.read_bytes())
@@ -175,5 +181,4 @@ def update(device: Device, source: Source, *, rauc: Tool, mksquashfs: Tool, rec:
                             "bundle_sha256": info.hashes["sha256"], "status": "pending"}  # fmt: skip
     state["primary"], state["pending"] = slot, slot
     device.save(state)
-    shutil.rmtree(downloads, ignore_errors=True)
     return Outcome("installed", slot, checked.version, security_version)
