@@ -65,8 +65,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         payload = work / f"{name}.fit"
         payload.write_bytes(os.urandom(1 << 16))
         out = work / f"{name}.raucb"
-        return ota.bundle.build(tool["rauc"], tool["mksquashfs"], rec, signer, payload, out,
-                                model=model, version=version, security_version=sv, fit_digest="sha256:test")  # fmt: skip
+        return ota.bundle.build(
+            tool["rauc"], tool["mksquashfs"], rec, signer, payload, out,
+            model=model, version=version, security_version=sv, fit_digest="sha256:test",
+        )  # fmt: skip
 
     bundles = {
         "1.2.0": make("v120", "1.2.0", 3),
