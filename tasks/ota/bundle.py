@@ -103,3 +103,16 @@ def verify_and_extract(
         shutil.rmtree(into, ignore_errors=True)
         raise VerificationError(f"rauc extract refused the bundle: {done.tail(2)}")
     return Verified(str(meta["compatible"]), str(meta["version"]), str(meta.get("build") or ""), into / IMAGE_NAME)
+
+
+def check(
+    rauc: Tool, mksquashfs: Tool, rec: StageRecord, bundle: Path, *, model: str, keyring: Path, work: Path
+) -> Verified:
+    """What a device of ``model`` would check (signature, verity payload, compatible), done before publishing."""
+    conf = work / "system.conf"
+    atomic.write_text(conf, system_conf(model, keyring, work / "slots"))
+    checked = verify_and_extract(rauc, mksquashfs, rec, conf, bundle, work / "extract")
+    shutil.rmtree(work / "extract", ignore_errors=True)
+    if checked.compatible != compatible(model):
+        raise VerificationError(f"{bundle.name}: compatible {checked.compatible!r}, expected {compatible(model)!r}")
+    return checked

@@ -67,7 +67,7 @@ class Device:
 
     @classmethod
     def provision(cls, directory: Path, *, model: str, trusted_root: bytes, keyring: Path, fit: Path,
-                  version: str, security_version: int) -> Device:  # fmt: skip
+                  version: str, security_version: int, group: str | None = None) -> Device:  # fmt: skip
         """A device at the factory: slot A holds ``fit`` (good), root v1 and the update CA are its anchors."""
         dev = cls(directory)
         atomic.write_bytes(directory / "tuf" / "root.json", trusted_root)
@@ -77,7 +77,7 @@ class Device:
         atomic.write_bytes(directory / "slots" / "A" / bundle.IMAGE_NAME, fit.read_bytes())
         (directory / "slots" / "B").mkdir(parents=True, exist_ok=True)
         slot = {"version": version, "security_version": security_version, "bundle_sha256": "", "status": "good"}
-        dev.save({"model": model, "active": "A", "primary": "A", "security_counter": security_version,
+        dev.save({"model": model, "group": group, "active": "A", "primary": "A", "security_counter": security_version,
                   "slots": {"A": slot, "B": None}, "pending": None})  # fmt: skip
         return dev
 
@@ -139,9 +139,10 @@ def _update(device: Device, source: Source, downloads: Path, *, rauc: Tool, mksq
     try:
         updater = _updater(device, source)
         updater.refresh()
-        info = updater.get_targetinfo(target_path(model))
+        path = target_path(model, state.get("group"))
+        info = updater.get_targetinfo(path)
         if info is None:
-            raise UpdateRefused(f"no target {target_path(model)} signed by the role of model {model}")
+            raise UpdateRefused(f"no target {path} signed by the role of model {model}")
         custom = info.custom
         if custom.get("hardware_model") != model:
             raise UpdateRefused(f"target is for model {custom.get('hardware_model')!r}, this device is {model!r}")

@@ -47,10 +47,10 @@ def write(repo: Repository, model: str, out: Path) -> list[str]:
             _add(archive, f"metadata/{name}", (meta / name).read_bytes())
             members.append(f"metadata/{name}")
         for target in role.signed.targets.values():
-            directory, _, base = target.path.rpartition("/")
-            stored = f"{directory}/{target.hashes['sha256']}.{base}"
-            _add(archive, f"targets/{stored}", (repo.targets_dir / stored).read_bytes())
-            members.append(f"targets/{stored}")
+            stored = repo.stored(target)
+            name = f"targets/{stored.relative_to(repo.targets_dir).as_posix()}"
+            _add(archive, name, stored.read_bytes())
+            members.append(name)
     atomic.write_bytes(out, buffer.getvalue())
     return members
 

@@ -6,10 +6,11 @@ Layout (consistent snapshots, served as static files)::
     targets/<M>/<sha256>.firmware.raucb
 
 Roles: root (threshold 2 of 3 offline keys), targets (offline; delegates, lists nothing itself),
-one delegated role per hardware model ``model-<M>`` trusted for ``<M>/*`` only (terminating),
-snapshot and timestamp (online keys, short expiry). A model has one target path,
-``<M>/firmware.raucb``: each release replaces its hash and custom metadata; old files stay
-(consistent snapshots) so a device mid-download is never cut off.
+one delegated role per hardware model ``model-<M>`` trusted for ``<M>/*`` and ``<M>/groups/*/*``
+only (terminating), snapshot and timestamp (online keys, short expiry). A model has one target
+path, ``<M>/firmware.raucb``, and one per fleet group, ``<M>/groups/<G>/firmware.raucb``: each
+release replaces its hash and custom metadata; old files stay (consistent snapshots) so a device
+mid-download is never cut off.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def role_name(model: str) -> str:
     return f"model-{model}"
 
 
-def target_path(model: str) -> str:
-    return f"{model}/{BUNDLE_NAME}"
+def target_path(model: str, group: str | None = None) -> str:
+    """A model's one target path, or a device group's (fleet/ desired state, `nox -s fleet`)."""
+    return f"{model}/{BUNDLE_NAME}" if group is None else f"{model}/groups/{group}/{BUNDLE_NAME}"
 
 
 def _expires(days: float) -> datetime:
@@ -158,7 +160,9 @@ class Repository:
             name = role_name(model)
             key = self.keys.public(name)
             delegations.keys[key.keyid] = key
-            delegations.roles[name] = DelegatedRole(name, [key.keyid], 1, True, paths=[f"{model}/*"])
+            delegations.roles[name] = DelegatedRole(
+                name, [key.keyid], 1, True, paths=[f"{model}/*", f"{model}/groups/*/*"]
+            )
             self.roles[name] = Metadata(Targets(expires=_expires(self.config.expiry_days["model"])))
             self._sign_write(self.roles[name], name)
         self._bump(self.targets, self.config.expiry_days["targets"])
@@ -194,16 +198,16 @@ class Repository:
         self._bump(self.timestamp, self.config.expiry_days["timestamp"] if days is None else days)
         self._sign_write(self.timestamp, "timestamp")
 
-    def publish(self, model: str, bundle: Path, custom: Mapping[str, Any]) -> TargetFile:
-        """``bundle`` becomes ``<model>/firmware.raucb`` in the model's role, with ``custom``."""
+    def publish(self, model: str, bundle: Path, custom: Mapping[str, Any], *, group: str | None = None) -> TargetFile:
+        """``bundle`` becomes ``<model>/firmware.raucb`` (or the group's path) in the model's role, with ``custom``."""
         name = role_name(model)
         if name not in self.roles:
             raise InputError(
                 f"{model}: not a model of this repository ({CONFIG} lists {', '.join(self.config.models)})"
             )
-        target = TargetFile.from_file(target_path(model), str(bundle), ["sha256"])
+        target = TargetFile.from_file(target_path(model, group), str(bundle), ["sha256"])
         target.unrecognized_fields["custom"] = dict(custom)
-        stored = self.targets_dir / model / f"{target.hashes['sha256']}.{BUNDLE_NAME}"
+        stored = self.stored(target)
         stored.parent.mkdir(parents=True, exist_ok=True)
         if not stored.exists():
             tmp = stored.with_name(f".{stored.name}.tmp")
@@ -221,6 +225,19 @@ class Repository:
         self._bump(md, days)
         self._sign_write(md, name, [self.keys.signer(signer_name or name)])
         self._snapshot_and_timestamp()
+
+    def published(self, model: str) -> list[TargetFile]:
+        """Every target the model's role ever signed (each version of its metadata), oldest first."""
+        name = role_name(model)
+        found: list[TargetFile] = []
+        for path in sorted(self.metadata_dir.glob(f"*.{name}.json"), key=lambda p: int(p.name.split(".")[0])):
+            found.extend(Metadata[Targets].from_file(str(path)).signed.targets.values())
+        return found
+
+    def stored(self, target: TargetFile) -> Path:
+        """Where a target's file lives (consistent snapshots: prefixed by its sha256)."""
+        directory, _, base = target.path.rpartition("/")
+        return self.targets_dir / directory / f"{target.hashes['sha256']}.{base}"
 
     def rotate_root(self, new_keys: Iterable[str], *, threshold: int = ROOT_THRESHOLD) -> int:
         """Root v(N+1) trusts ``new_keys``; signed by the old and the new threshold. Returns N+1."""

@@ -270,3 +270,28 @@ def test_device_offline_for_months_updates_from_a_fresh_repository_and_refuses_a
     case.refused("ExpiredMetadataError")
     case.repo.refresh_timestamp()  # the online key signs a fresh one
     assert case.update().result == "installed"
+
+
+def test_fleet_waves_reach_group_devices_canary_first(case: Case, tmp_path: Path) -> None:
+    from tasks.ota import fleet
+
+    w = case.world
+    case.repo.publish(MODEL, w.bundles["1.2.0"], {**w.custom("1.2.0", 3), "fit_digest": "sha256:" + "1" * 64})
+    desired = fleet.Desired(MODEL, (fleet.Group("canary", 1, "sha256:" + "1" * 64),
+                                    fleet.Group("fleet", 2, "sha256:" + "1" * 64)))  # fmt: skip
+    checked: list[Path] = []
+    moves = fleet.reconcile(case.repo, desired, checked.append)
+    assert [(m.group, m.result) for m in moves] == [("canary", "published"), ("fleet", "waiting for wave 1")]
+    assert len(checked) == 1  # the bundle went through the verify hook before it was published
+    later = ota.Device.provision(tmp_path / "fleet-device", model=MODEL, trusted_root=case.repo.trusted_root(1),
+                                 keyring=w.pki.ca_cert, fit=w.factory_fit, version="1.1.0", security_version=2,
+                                 group="fleet")  # fmt: skip
+    canary = ota.Device.provision(tmp_path / "canary-device", model=MODEL, trusted_root=case.repo.trusted_root(1),
+                                  keyring=w.pki.ca_cert, fit=w.factory_fit, version="1.1.0", security_version=2,
+                                  group="canary")  # fmt: skip
+    source = ota.Source.http(case.url)
+    assert ota.update(canary, source, rauc=w.rauc, mksquashfs=w.mksquashfs, rec=w.rec).result == "installed"
+    with pytest.raises(ota.UpdateRefused, match="no target qemu-virt-a57/groups/fleet/"):
+        ota.update(later, source, rauc=w.rauc, mksquashfs=w.mksquashfs, rec=w.rec)
+    assert [m.result for m in fleet.reconcile(case.repo, desired, checked.append)] == ["unchanged", "published"]
+    assert ota.update(later, source, rauc=w.rauc, mksquashfs=w.mksquashfs, rec=w.rec).result == "installed"

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, pinned
 from tests.firmware_build import FirmwareProject, built_firmware
 
 pytestmark = pytest.mark.slow
@@ -44,7 +45,7 @@ def test_release_publishes_a_bundle_both_kinds_of_device_install(released: Firmw
     assert len(root["roles"]["root"]["keyids"]) == 3
     targets = json.loads((meta / f"{rec['details']['versions']['targets']}.targets.json").read_text())["signed"]
     assert [(r["name"], r["paths"], r["terminating"]) for r in targets["delegations"]["roles"]] == [
-        ("model-qemu-virt-a57", ["qemu-virt-a57/*"], True)
+        ("model-qemu-virt-a57", ["qemu-virt-a57/*", "qemu-virt-a57/groups/*/*"], True)
     ]
     assert targets["targets"] == {}  # the top-level role delegates; only a model's role lists firmware
     keys = released.root / ".keys" / "ota"
@@ -72,3 +73,54 @@ def test_release_refuses_a_fit_changed_since_the_firmware_stage(released: Firmwa
     result = copy.run("release")
     assert result.returncode != 0
     assert "changed since its stage recorded it" in result.output
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def _commit_fleet(repo: Path, key: Path | None, canary: str, fleet: str, message: str) -> None:
+    text = (REPO / "fleet" / "desired.toml").read_text()
+    text = text.replace('name = "canary"\nwave = 1\nrelease = ""', f'name = "canary"\nwave = 1\nrelease = "{canary}"')
+    text = text.replace('name = "fleet"\nwave = 2\nrelease = ""', f'name = "fleet"\nwave = 2\nrelease = "{fleet}"')
+    (repo / "fleet" / "desired.toml").write_text(text)
+    _git(repo, "add", "fleet")
+    sign = ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.program={pinned('ssh-keygen')}", "-c", f"user.signingkey={key}"]
+    _git(repo, *(sign if key else []), "commit", *(["-S"] if key else []), "-q", "-m", message)
+
+
+def test_fleet_reconciles_a_signed_desired_state_wave_by_wave(released: FirmwareProject, tmp_path: Path) -> None:
+    project = released.copy(tmp_path / "fleet")
+    root = project.root
+    keys = {}
+    for name in ("maintainer", "stranger"):
+        keys[name] = tmp_path / name
+        subprocess.run([pinned("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", keys[name]],
+                       check=True)  # fmt: skip
+    pub = (tmp_path / "maintainer.pub").read_text().split()
+    (root / ".github").mkdir(exist_ok=True)
+    (root / ".github" / "allowed_signers").write_text(f"maintainer@example.org {pub[0]} {pub[1]}\n")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "config", "user.email", "maintainer@example.org")
+    _git(root, "config", "user.name", "Maintainer")
+    shutil.copytree(REPO / "fleet", root / "fleet")
+    fit = released.stage("release")["details"]["custom"]["fit_digest"]
+
+    _commit_fleet(root, keys["maintainer"], fit, fit, "fleet: roll out to canary, then everyone")
+    first = project.run("fleet")
+    assert first.returncode == 0, first.output[-3000:]
+    moves = {m["group"]: m["result"] for m in project.stage("fleet")["details"]["moves"]}
+    assert moves == {"canary": "published", "fleet": "waiting for wave 1"}
+    second = project.run("fleet")
+    assert second.returncode == 0, second.output[-3000:]
+    moves = {m["group"]: m["result"] for m in project.stage("fleet")["details"]["moves"]}
+    assert moves == {"canary": "unchanged", "fleet": "published"}
+
+    unknown = "sha256:" + "0" * 64
+    _commit_fleet(root, keys["stranger"], unknown, fit, "fleet: a change signed by a key nobody allowed")
+    refused = project.run("fleet")
+    assert refused.returncode == 1 and "not in the allowed-signers file" in refused.output, refused.output[-3000:]
+    _commit_fleet(root, keys["maintainer"], unknown, unknown, "fleet: a release nobody published")
+    refused = project.run("fleet")
+    assert refused.returncode == 1 and "no release of model qemu-virt-a57 carries this FIT" in refused.output
