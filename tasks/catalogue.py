@@ -77,6 +77,16 @@ CATALOGUE: dict[str, Entry] = {
         "08",
         "U-Boot verifies and measures the signed FIT; the device's PCRs equal the build's reference values",
     ),
+    "release": Entry(
+        "tasks.stages.release:run",
+        "03",
+        "the firmware is published as a RAUC bundle in a TUF repository a factory-fresh device verifies and installs",
+    ),
+    "fleet": Entry(
+        "tasks.stages.fleet:run",
+        "03",
+        "fleet/ (signed commit) is reconciled into the TUF repository wave by wave, only with releases that verify",
+    ),
     "workflows": Entry(
         "tasks.stages.workflows:run", "03", "workflows are least-privilege, SHA-pinned and run every stage"
     ),

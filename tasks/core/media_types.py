@@ -37,6 +37,10 @@ ITS_MEDIA_TYPE = "application/vnd.secure-iot.firmware.its"  # the rendered image
 REFERENCE_VALUES_MEDIA_TYPE = "application/vnd.secure-iot.reference-values+json"  # expected PCRs + event log
 FIRMWARE_ARTIFACT_TYPE = "application/vnd.secure-iot.firmware.v1"  # artifactType of the firmware OCI artifact
 FIRMWARE_BLOB_MEDIA_TYPES = (FIT_MEDIA_TYPE, BOOTLOADER_MEDIA_TYPE, CONTROL_DTB_MEDIA_TYPE, INITRAMFS_MEDIA_TYPE)
+# over-the-air updates (talk 03/04)
+RAUC_BUNDLE_MEDIA_TYPE = "application/vnd.secure-iot.rauc-bundle"  # a signed verity RAUC bundle (.raucb)
+TUF_METADATA_MEDIA_TYPE = "application/vnd.secure-iot.tuf-metadata+json"  # a signed TUF role's metadata
+OTA_OFFLINE_MEDIA_TYPE = "application/vnd.secure-iot.ota-offline-bundle+tar"  # TUF chain + target, one file
 CONSOLE_LOG_MEDIA_TYPE = "text/plain"  # a device's serial console, as captured
 # the project's own documents
 REPORT_MEDIA_TYPE = "application/json"
