@@ -1,6 +1,6 @@
 """A signed, attested image on a registry of its own: shared by the integration tests.
 
-build → sbom → scan → provenance → keys → sign, once per test session, on a free loopback
+build → sbom → scan → compliance → provenance → keys → sign, once per test session, on a free loopback
 port, with a test-only key pair. Tests that change things make their own small images
 (``variant``) instead of touching this one, except where they restore it.
 """
@@ -73,7 +73,7 @@ def signed_chain(work: Path) -> Iterator[Chain]:
     }
     chain = Chain(env, work / "out", work / "keys", "", f"127.0.0.1:{port}/secure-iot-server", "", work)
     try:
-        for stage in ("build", "sbom", "scan", "provenance", "keys", "sign"):
+        for stage in ("build", "sbom", "scan", "compliance", "provenance", "keys", "sign"):
             code, output = chain.run(stage)
             assert code == 0, f"{stage}: {output[-3000:]}"
         build = json.loads((chain.out / "evidence.json").read_text())["stages"]["build"]["details"]

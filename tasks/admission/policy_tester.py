@@ -27,6 +27,7 @@ from tasks.core.errors import EvidenceError, PolicyError, ToolError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import (
     CIP_MEDIA_TYPE,
+    COMPLIANCE_RESULT_MEDIA_TYPE,
     CYCLONEDX_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
     PREDICATE_MEDIA_TYPE,
@@ -170,6 +171,8 @@ def predicates(ctx: Context, kinds: Sequence[str]) -> dict[str, Path]:
             found[kind] = ctx.artifact(ctx.evidence.output("sbom", CYCLONEDX_MEDIA_TYPE).name)
         elif kind == "slsaprovenance1":
             found[kind] = ctx.artifact(ctx.evidence.output("provenance", PREDICATE_MEDIA_TYPE).name)
+        elif kind == "compliance":
+            found[kind] = ctx.artifact(ctx.evidence.output("compliance", COMPLIANCE_RESULT_MEDIA_TYPE).name)
         elif kind in ("vuln", "openvex"):
             document = vuln_predicate(ctx) if kind == "vuln" else openvex_document(ctx)
             found[kind] = work / f"{kind}.predicate.json"
@@ -183,6 +186,15 @@ def unlisted_builder(ctx: Context, provenance: Path) -> Path:
     data = json.loads(provenance.read_text(encoding="utf-8"))
     data.setdefault("runDetails", {}).setdefault("builder", {})["id"] = UNLISTED_BUILDER
     path = ctx.stage_dir(STAGE) / FIXTURES / "unlisted-builder.provenance.json"
+    atomic.write_json(path, data)
+    return path
+
+
+def failed_rule(ctx: Context, result: Path, rule: str) -> Path:
+    """The OpenSCAP result with one required rule failed (as a re-evaluation would report it)."""
+    data = json.loads(result.read_text(encoding="utf-8"))
+    data.setdefault("results", {})[rule] = "fail"
+    path = ctx.stage_dir(STAGE) / FIXTURES / "failed-rule.compliance.json"
     atomic.write_json(path, data)
     return path
 
@@ -248,6 +260,23 @@ def cases(ctx: Context, rec: StageRecord, reg: oci_registry.Registry, signer: si
                 builder,
                 admit=False,
                 reason=r"failed evaluating rego policy for type slsaprovenance1: policy is not compliant",
+            )
+        )
+    rules = (
+        [str(r) for r in policy.gate("compliance").settings.get("required_rules", [])] if "compliance" in found else []
+    )
+    if rules:
+        noncompliant = fixture(ctx, rec, reg, "failed-rule")
+        sign_image(rec, cosign, signer, noncompliant)
+        attest(
+            rec, cosign, signer, noncompliant, {**found, "compliance": failed_rule(ctx, found["compliance"], rules[0])}
+        )
+        out.append(
+            Case(
+                f"signed, required OpenSCAP rule {rules[0]} failed",
+                noncompliant,
+                admit=False,
+                reason=rf"rego policy for type compliance: .*required rule {re.escape(rules[0])}: fail",
             )
         )
     return out

@@ -36,7 +36,16 @@ from tasks.container.oci_registry import (
     stop,
     tls_flags,
 )
-from tasks.container.openscap import RULE_PREFIX, XCCDF_NS, datastream, mounted_image, rule_results
+from tasks.container.openscap import (
+    RULE_PREFIX,
+    XCCDF_NS,
+    Evaluation,
+    datastream,
+    evaluate,
+    mounted_image,
+    predicate,
+    rule_results,
+)
 
 __all__ = [
     "BASE_EXCLUDES",
@@ -52,6 +61,7 @@ __all__ = [
     "RULE_PREFIX",
     "XCCDF_NS",
     "Built",
+    "Evaluation",
     "Registry",
     "alive",
     "base_rootfs",
@@ -64,8 +74,10 @@ __all__ = [
     "destination",
     "ensure_for",
     "ensure_running",
+    "evaluate",
     "is_local",
     "mounted_image",
+    "predicate",
     "push",
     "ready",
     "rule_results",

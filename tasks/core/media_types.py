@@ -15,6 +15,7 @@ CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 SYFT_JSON_MEDIA_TYPE = "application/vnd.syft+json"
 GRYPE_JSON_MEDIA_TYPE = "application/vnd.grype+json"
 SARIF_MEDIA_TYPE = "application/sarif+json"
+COMPLIANCE_RESULT_MEDIA_TYPE = "application/vnd.secure-iot.openscap-result+json"  # the compliance predicate
 OPENVEX_MEDIA_TYPE = "application/openvex+json"
 # in-toto statements and their predicates
 STATEMENT_MEDIA_TYPE = "application/vnd.in-toto+json"

@@ -14,6 +14,7 @@ from typing import Any
 from tasks.core import atomic, runner
 from tasks.core.errors import InputError, PolicyError
 from tasks.core.evidence import StageRecord
+from tasks.core.media_types import COMPLIANCE_PREDICATE_TYPE
 from tasks.core.repository import source_repository
 from tasks.core.runner import Tool
 from tasks.policy.security_policy import Policy
@@ -26,7 +27,11 @@ KINDS: dict[str, tuple[str, str | None]] = {
     "cyclonedx": ("https://cyclonedx.org/bom", None),
     "vuln": ("https://cosign.sigstore.dev/attestation/vuln/v1", "vuln.rego"),
     "openvex": ("https://openvex.dev/ns", "openvex.rego"),
+    "compliance": (COMPLIANCE_PREDICATE_TYPE, "compliance.rego"),
 }
+# The project's own types: cosign knows no short name for them, so `cosign attest` and
+# `cosign verify-attestation` are given the predicate type URI itself as --type.
+PROJECT_KINDS = frozenset({"compliance"})
 # Appended to the module of every time-dependent type (gates.verify.evaluation).
 FRESHNESS = "freshness.rego"
 # How verify decides over all the statements of one type (newest, or any compliant).
@@ -55,10 +60,20 @@ def evaluation(policy: Policy) -> tuple[list[str], int]:
     return timed, int(settings.get("max_age_hours", 48))
 
 
+def cosign_type(kind: str) -> str:
+    """cosign's --type for ``kind``: its short name, or the predicate type URI of a project kind."""
+    if kind not in KINDS:
+        raise PolicyError(f"attestation type {kind!r} is not one of {', '.join(KINDS)}")
+    return KINDS[kind][0] if kind in PROJECT_KINDS else kind
+
+
 def params(policy: Policy, image_digest: str = "") -> dict[str, Any]:
     verify = policy.gate("verify")
     timed, max_age = evaluation(policy)
+    compliance = dict(policy.gates["compliance"].settings) if "compliance" in policy.gates else {}
     return {
+        "compliance_profile": str(compliance.get("profile", "")),
+        "required_rules": sorted(str(r) for r in compliance.get("required_rules", [])),
         "time_dependent": timed,
         "max_age_hours": max_age,
         "image_digest": image_digest,

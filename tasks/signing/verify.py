@@ -83,7 +83,14 @@ def verify_statements(ctx: Context, rec: StageRecord, ref: str, kind: str, signe
     return runner.run(
         rec,
         ctx.tool("cosign"),
-        ["verify-attestation", *signer.verify_flags(), *registry_flags(ref), "--type", kind, ref],
+        [
+            "verify-attestation",
+            *signer.verify_flags(),
+            *registry_flags(ref),
+            "--type",
+            rego.cosign_type(kind),
+            ref,
+        ],
         check=False,
         timeout=600,
     )

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from tasks.container.openscap import datastream, mounted_image, rule_results
+from tasks.container.openscap import evaluate, predicate
 from tasks.context import Context
-from tasks.core import atomic, runner
+from tasks.core import atomic
 from tasks.core.console import console, error_line
-from tasks.core.errors import PolicyError, ToolError
+from tasks.core.errors import PolicyError
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.core.media_types import MANIFEST_MEDIA_TYPE
+from tasks.core.media_types import COMPLIANCE_RESULT_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
+
+PREDICATE_FILE = "openscap-result.predicate.json"
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -24,33 +26,22 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     profile = str(settings.get("profile", ""))
     # Resolve first: resolution installs the packages (ssg-debian) whose files are read next.
     oscap = ctx.tool("oscap-chroot")
-    content = datastream(ctx, rec, oscap, settings)
     image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
     rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
     out = ctx.stage_dir("compliance")
-    results, html = out / "results.xml", out / "report.html"
-    for path in (results, html):
-        path.unlink(missing_ok=True)
-    with mounted_image(ctx, rec, image.name) as rootfs:
-        done = runner.run(
-            rec,
-            oscap,
-            [rootfs, "xccdf", "eval", "--profile", profile, "--results", results, "--report", html, content],
-            check=False,
-            timeout=1800,
-        )
-    if done.returncode not in (0, 2) or not results.is_file():  # 2 = "some rule failed"
-        raise ToolError(f"oscap-chroot exited {done.returncode}: {done.tail()}")
+    evaluation = evaluate(ctx, rec, oscap, image.name, out)
+    results, html = evaluation.results, evaluation.report
     rec.add_output(results, "application/xml")
     rec.add_output(html, "text/html")
-    outcome = rule_results(results)
+    outcome = evaluation.outcome
+    # The result as the signed attestation's predicate (`nox -s sign` attaches it).
+    atomic.write_json(out / PREDICATE_FILE, predicate(ctx.root, evaluation, oscap.version))
+    rec.add_output(out / PREDICATE_FILE, COMPLIANCE_RESULT_MEDIA_TYPE)
     unknown = [r for r in required if r not in outcome]
     if unknown:
         raise PolicyError(f"gates.compliance.required_rules: not in profile {profile}: {', '.join(unknown)}")
     failed = [r for r in required if outcome[r] != "pass"]
-    counts: dict[str, int] = {}
-    for result in outcome.values():
-        counts[result] = counts.get(result, 0) + 1
+    counts = evaluation.counts()
     rec.details.update(
         {
             "profile": profile,

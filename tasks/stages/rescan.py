@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from tasks import signing
 from tasks.analysis import vulndb
 from tasks.analysis.scan import findings, run_grype, vex_documents
-from tasks.container import oci_registry
+from tasks.container import oci_registry, openscap
 from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.checks import Check, conclude
 from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord, Verdict, now
-from tasks.core.media_types import GRYPE_JSON_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
+from tasks.core.media_types import COMPLIANCE_RESULT_MEDIA_TYPE, GRYPE_JSON_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
 from tasks.policy import gate
 from tasks.signing.attach import attest_replacing, openvex_of, vuln_predicate_of
 from tasks.signing.rescan import attested_sbom
@@ -32,9 +33,30 @@ def signed_images(ctx: Context, extra: Sequence[str]) -> list[str]:
     return [str(ctx.evidence.stage("sign")["details"]["image"])]
 
 
+def reevaluate(ctx: Context, rec: StageRecord, signer: signing.Signer, ref: str, work: Path) -> Check:
+    """OpenSCAP over the signed image's root filesystem again; the new result is attested
+    (replacing the older: the newest decides) whether or not it passes."""
+    oscap = ctx.tool("oscap-chroot")
+    evaluation = openscap.evaluate(ctx, rec, oscap, ref, work / "compliance")
+    rec.add_output(evaluation.results, "application/xml")
+    path = work / "compliance.predicate.json"
+    atomic.write_json(path, openscap.predicate(ctx.root, evaluation, oscap.version))
+    rec.add_output(path, COMPLIANCE_RESULT_MEDIA_TYPE)
+    attest_replacing(rec, ctx.tool("cosign"), signer, ref, "compliance", path)
+    required = [str(r) for r in ctx.policy.gate("compliance").settings.get("required_rules", [])]
+    failed = [
+        f"{r} ({evaluation.outcome.get(r, 'not evaluated')})" for r in required if evaluation.outcome.get(r) != "pass"
+    ]
+    detail = f"{len(required)} required rules pass; result attested"
+    if failed:
+        detail = f"required rules not passed: {', '.join(failed)}; result attested"
+    return Check(f"compliance {ref.split('/')[-1][:36]}", not failed, detail)
+
+
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(
-        prog="nox -s rescan", description="re-scan signed images' attested SBOMs with today's DB and VEX; attest"
+        prog="nox -s rescan",
+        description="re-scan signed images' attested SBOMs with today's DB and VEX, re-run OpenSCAP; attest",
     )
     parser.add_argument("--image", action="append", default=[], help="name@sha256:... (repeatable)")
     args = parser.parse_args(argv)
@@ -77,6 +99,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             else f"{len(blocking)} blocking: {', '.join(blocking)}{covered}; result attested"
         )
         checks.append(Check(f"rescan {ref.split('/')[-1][:40]}", outcome.passed, detail))
+        if "compliance" in ctx.policy.gates:  # OpenSCAP too: re-evaluated, attested, newest wins
+            checks.append(reevaluate(ctx, rec, signer, ref, work))
     rec.details["images"] = images
     document = {"images": images, "db": db.as_json(), "signer": signer.describe()}
     return conclude(rec, "rescan", checks, report=ctx.stage_dir("rescan") / "report.json", document=document)

@@ -1,6 +1,6 @@
 """The chain end to end, then the tamper matrix: real buildah, registry, syft, grype, cosign, OPA.
 
-One session-scoped chain (tests/chain.py) (build → sbom → scan → provenance → keys → sign) runs against a
+One session-scoped chain (tests/chain.py) (build → sbom → scan → compliance → provenance → keys → sign) runs against a
 registry of its own on a free loopback port. Each tamper case then changes one thing —
 with the real cosign, against the real registry — and `verify` must fail naming it.
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tasks.policy import rego
 from tests.chain import PASSWORD, Chain, copy_image, sh, variant
 from tests.conftest import REPO, pinned
 
@@ -35,6 +36,7 @@ def predicate(chain: Chain, kind: str) -> Path:
         "spdxjson": chain.out / "sbom" / "image.spdx.json",
         "slsaprovenance1": chain.out / "provenance" / "image.predicate.json",
         "vuln": chain.out / "sign" / "vuln.predicate.json",
+        "compliance": chain.out / "compliance" / "openscap-result.predicate.json",
     }[kind]
 
 
@@ -56,11 +58,14 @@ def sign_fully(
 ) -> None:
     key = key or chain.keys / "cosign.key"
     cosign(chain, "sign", "--yes", "--key", key, "--tlog-upload=false", ref)
-    for kind in ("spdxjson", "slsaprovenance1", "vuln"):
+    for kind in ("spdxjson", "slsaprovenance1", "vuln", "compliance"):
         if kind in skip:
             continue
         path = (replace or {}).get(kind, predicate(chain, kind))
-        cosign(chain, "attest", "--yes", "--key", key, "--tlog-upload=false", "--type", kind, "--predicate", path, ref)
+        kind_type = rego.cosign_type(kind)  # the project's own types by their predicate type URI
+        cosign(
+            chain, "attest", "--yes", "--key", key, "--tlog-upload=false", "--type", kind_type, "--predicate", path, ref
+        )
 
 
 def failed(report: dict[str, Any]) -> dict[str, str]:
@@ -122,8 +127,8 @@ def test_keys_are_private_and_never_overwritten(chain: Chain) -> None:
 
 
 def test_compliance_gate_runs_on_the_image(chain: Chain, tmp_path: Path) -> None:
-    code, output = chain.run("compliance")
-    assert code == 0, output
+    compliance = json.loads((chain.out / "evidence.json").read_text())["stages"]["compliance"]  # the chain ran it
+    assert compliance["verdict"] == "pass" and compliance["details"]["required_failed"] == []
     strict = tmp_path / "policy.yaml"
     strict.write_text(
         (REPO / "security-policy.yaml")
@@ -132,7 +137,8 @@ def test_compliance_gate_runs_on_the_image(chain: Chain, tmp_path: Path) -> None
             "      - package_ntpdate_removed\n", "      - package_ntpdate_removed\n      - package_rsyslog_installed\n"
         )
     )
-    code, output = chain.run("compliance", env={"SECURE_IOT_POLICY": str(strict)})
+    # on a copy of the chain's evidence: the chain's passing result stays what sign attested
+    code, output = chain.run("compliance", env={**copied(chain, tmp_path), "SECURE_IOT_POLICY": str(strict)})
     assert code == 1 and "required rules failed: package_rsyslog_installed" in output
 
 

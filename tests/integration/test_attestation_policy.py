@@ -190,3 +190,52 @@ def test_openvex_is_time_dependent_and_needs_justifications(opa: Tool, tmp_path:
     assert decide(opa, tmp_path, "openvex", [newer, vex(hours_ago(0), "")]) == [
         "openvex: CVE-2099-0001 is not_affected without a justification"
     ]
+
+
+# --- the OpenSCAP result (the project's own predicate type): time-dependent, gated rules ---
+
+
+def compliance(evaluated: str | None = "", **results: str) -> dict[str, Any]:
+    """A compliance statement: every required rule passes unless ``results`` says otherwise;
+    ``evaluated`` is its evaluationFinishedOn ("": an hour ago, None: absent)."""
+    settings = load(REPO / "security-policy.yaml").gate("compliance").settings
+    outcome = {str(r): "pass" for r in settings["required_rules"]} | {
+        k.replace("__", "-"): v for k, v in results.items()
+    }
+    finished = {} if evaluated is None else {"evaluationFinishedOn": evaluated or hours_ago(1)}
+    return {
+        "predicateType": "urn:secure-iot:attestation:openscap-result:v1",
+        "predicate": {"benchmark": {"profile": settings["profile"]}, "results": outcome, "metadata": finished},
+    }
+
+
+def test_compliance_required_rules_must_pass(opa: Tool, tmp_path: Path) -> None:
+    assert evaluate(opa, tmp_path, "compliance", compliance()) == []
+    assert evaluate(opa, tmp_path, "compliance", compliance(partition_for_tmp="fail")) == []  # not required
+    assert evaluate(opa, tmp_path, "compliance", compliance(file_owner_etc_shadow="fail")) == [
+        "compliance: required rule file_owner_etc_shadow: fail"
+    ]
+    missing = compliance()
+    del missing["predicate"]["results"]["package_nis_removed"]
+    assert evaluate(opa, tmp_path, "compliance", missing) == [
+        "compliance: required rule package_nis_removed: notevaluated"
+    ]
+    other = compliance()
+    other["predicate"]["benchmark"]["profile"] = "xccdf_org.ssgproject.content_profile_nothing"
+    assert (
+        "the policy requires xccdf_org.ssgproject.content_profile_standard"
+        in evaluate(opa, tmp_path, "compliance", other)[0]
+    )
+
+
+def test_compliance_newest_decides_and_must_be_fresh(opa: Tool, tmp_path: Path) -> None:
+    passed, failed = compliance(hours_ago(3)), compliance(hours_ago(2), file_permissions_etc_passwd="fail")
+    assert decide(opa, tmp_path, "compliance", [passed, failed]) == [
+        "compliance: required rule file_permissions_etc_passwd: fail"
+    ]
+    assert decide(opa, tmp_path, "compliance", [failed, compliance(hours_ago(1))]) == []  # re-evaluated, passes
+    stale = decide(opa, tmp_path, "compliance", [compliance(hours_ago(49))])
+    assert len(stale) == 1 and "older than the maximum age of 48h" in stale[0], stale
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "is in the future" in decide(opa, tmp_path, "compliance", [compliance(future)])[0]
+    assert "no readable timestamp" in decide(opa, tmp_path, "compliance", [passed, compliance(None)])[0]

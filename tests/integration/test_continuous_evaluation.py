@@ -22,6 +22,8 @@ import pytest
 from tasks.analysis import vulndb
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
+from tasks.core.media_types import COMPLIANCE_PREDICATE_TYPE
+from tasks.policy import security_policy as policy_mod
 from tests.chain import Chain, admit, rendered
 from tests.conftest import REPO, pinned, run_tasks
 
@@ -153,7 +155,7 @@ def test_rescan_flips_verify_and_admission_and_a_newer_vex_clears_it(chain: Chai
     name, version, purl = python_package(chain)
     database = database_with_new_advisory(tmp_path, name, version)
     project = tmp_path / "project"  # the repository, with a vex/ of its own
-    for part in ("infra/policies/sigstore", "requirements/tools"):
+    for part in ("infra/policies/sigstore", "requirements/tools", "schemas"):
         shutil.copytree(REPO / part, project / part)
     for part in ("security-policy.yaml", "tools.lock"):
         shutil.copy(REPO / part, project / part)
@@ -193,3 +195,50 @@ def test_rescan_flips_verify_and_admission_and_a_newer_vex_clears_it(chain: Chai
     assert judged(chain, ref, cip) == ("pass", "admitted")
     evidence = json.loads((tmp_path / "out" / "evidence.json").read_text())["stages"]["rescan"]
     assert evidence["details"]["images"] == [ref]
+
+
+# --- the OpenSCAP result: a signed, time-dependent attestation too --------------------------
+
+
+def openscap_result(chain: Chain, finished: str, **results: str) -> dict[str, Any]:
+    """The chain's OpenSCAP predicate with other rule results and another evaluationFinishedOn."""
+    predicate: dict[str, Any] = json.loads((chain.out / "compliance" / "openscap-result.predicate.json").read_text())
+    predicate["results"].update(results)
+    predicate["metadata"] = {"evaluationStartedOn": finished, "evaluationFinishedOn": finished}
+    return predicate
+
+
+def attest_compliance(chain: Chain, ref: str, tmp_path: Path, predicate: dict[str, Any]) -> None:
+    """As `nox -s rescan` does: the new result replaces the image's older one."""
+    path = tmp_path / "compliance.predicate.json"
+    path.write_text(json.dumps(predicate))
+    key = ["--key", str(chain.keys / "cosign.key"), "--tlog-upload=false", "--yes", "--allow-http-registry"]
+    cosign(chain, "attest", *key, "--replace", "--type", COMPLIANCE_PREDICATE_TYPE, "--predicate", str(path), ref)
+
+
+def test_a_failing_or_stale_compliance_result_is_refused_at_verify_and_admission(chain: Chain, tmp_path: Path) -> None:
+    ref = copy_of(chain, "compliance-eval")
+    cip = rendered(chain, tmp_path)
+    rule = str(policy_mod.load(REPO / "security-policy.yaml").gate("compliance").settings["required_rules"][0])
+
+    def judged_compliance() -> tuple[str, str]:
+        code, report, output = chain.verify(ref)
+        row = {c["name"]: c for c in report.get("checks", [])}.get("attestation compliance", {})
+        decision, result = admit(cip, ref)
+        verified = "pass" if code == 0 else str(row.get("detail") or output[-2000:])
+        return verified, "admitted" if decision == 0 else str(result.get("errors", ["?"])[0])
+
+    assert judged_compliance() == ("pass", "admitted")
+    # A newer evaluation where a required rule fails (e.g. /etc/shadow made world-readable).
+    attest_compliance(chain, ref, tmp_path, openscap_result(chain, stamp(0), **{rule: "fail"}))
+    verified, admitted = judged_compliance()
+    assert f"compliance: required rule {rule}: fail" in verified, verified
+    assert f"compliance: required rule {rule}: fail" in admitted, admitted
+    # A passing result, but older than gates.verify.evaluation.max_age_hours (48h): stale.
+    attest_compliance(chain, ref, tmp_path, openscap_result(chain, stamp(-49)))
+    verified, admitted = judged_compliance()
+    assert "older than the maximum age of 48h" in verified, verified
+    assert admitted != "admitted" and "failed evaluating rego policy for type compliance" in admitted, admitted
+    # Re-evaluated today and passing: admissible again.
+    attest_compliance(chain, ref, tmp_path, openscap_result(chain, stamp(0)))
+    assert judged_compliance() == ("pass", "admitted")

@@ -83,13 +83,15 @@ def test_attestation_rego_is_exactly_what_verify_evaluates(public_key: Path) -> 
     doc = cluster_image_policy.render(REPO, policy, "key", image_glob=GLOB, public_key=public_key)
     wanted = authorities(doc)["attestations"]["attestations"]
     required = policy.gate("verify").settings["required_attestations"]
-    signed = [k + cluster_image_policy.SIGNED_SUFFIX for k in required if k in ("vuln", "openvex")]
+    timed = attestation_policy.evaluation(policy)[0]
+    signed = [k + cluster_image_policy.SIGNED_SUFFIX for k in required if k in timed]
     assert [a["name"] for a in wanted if a["name"] not in signed] == required
     values = attestation_policy.params(policy)  # image_digest "": policy-controller binds the image
     assert values["image_digest"] == ""
     for entry in wanted:
         if entry["name"] in signed:  # every signed statement of a time-dependent type, unjudged
-            assert "policy" not in entry and entry["predicateType"] == attestation_policy.KINDS["vuln"][0]
+            kind = entry["name"].removesuffix(cluster_image_policy.SIGNED_SUFFIX)
+            assert "policy" not in entry and entry["predicateType"] == attestation_policy.KINDS[kind][0]
             continue
         kind = entry["name"]
         assert entry["predicateType"] == attestation_policy.KINDS[kind][0]
@@ -246,6 +248,7 @@ def test_policy_stage_runs_policy_tester_on_signed_unsigned_and_partial_images(c
         "policy-tester: attested but not signed",
         "policy-tester: signed, no spdxjson attestation",
         "policy-tester: signed, provenance from an unlisted builder",
+        "policy-tester: signed, required OpenSCAP rule file_owner_etc_passwd failed",
     }
     assert all(c["passed"] for c in tested.values()), tested
     assert tested["policy-tester: signed and attested image (build evidence)"]["detail"] == "admitted"
@@ -257,6 +260,10 @@ def test_policy_stage_runs_policy_tester_on_signed_unsigned_and_partial_images(c
     assert (
         "failed evaluating rego policy for type slsaprovenance1"
         in tested["policy-tester: signed, provenance from an unlisted builder"]["detail"]
+    )
+    assert (
+        "compliance: required rule file_owner_etc_passwd: fail"
+        in tested["policy-tester: signed, required OpenSCAP rule file_owner_etc_passwd failed"]["detail"]
     )
     cip = yaml.safe_load((chain.out / "policy" / "cip-key.yaml").read_text())
     assert cip["spec"]["authorities"][0]["key"]["data"] == (chain.keys / "cosign.pub").read_text()
