@@ -18,7 +18,7 @@ from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.errors import NetworkError
 from tasks.core.evidence import StageRecord
-from tasks.network import ruleset
+from tasks.network import ipsec, ruleset
 from tasks.network.namespaces import alive, ip, run_in, start_in, tail, wait_for
 from tasks.network.plan import Plan
 from tasks.network.state import Device, Process, State
@@ -94,8 +94,19 @@ def _eap_failed(process: Process) -> bool:
         return False
 
 
-def attach(ctx: Context, rec: StageRecord, plan: Plan, state: State, name: str, creds: Credentials) -> Device:
-    """Wire a device to a new port and let 802.1X decide whether the port opens."""
+def attach(
+    ctx: Context,
+    rec: StageRecord,
+    plan: Plan,
+    state: State,
+    name: str,
+    creds: Credentials,
+    ike: Credentials | None = None,
+) -> Device:
+    """Wire a device to a new port, let 802.1X decide whether the port opens, then bring up its tunnel.
+
+    ``ike`` is the identity the device uses for IKE (default: the one it used for 802.1X).
+    """
     if not NAME.match(name):
         raise NetworkError(f"device name {name!r}: use 1-16 lower-case letters, digits and '-'")
     if state.device(name) is not None:
@@ -145,7 +156,11 @@ def attach(ctx: Context, rec: StageRecord, plan: Plan, state: State, name: str, 
     if admitted:
         element = ["add", "element", "bridge", ruleset.ADMISSION_TABLE, ruleset.ADMITTED_SET, f"{{ {port} }}"]
         run_in(ctx, rec, edge, "nft", element)
-    device = Device(name, ns, port, str(address), admitted, reason)
+    tunnel, tunnel_reason = False, "no link"
+    if admitted:
+        ike = ike or creds
+        tunnel, tunnel_reason = ipsec.connect(ctx, rec, plan, state, name, ns, ike.cert, ike.key)
+    device = Device(name, ns, port, str(address), admitted, reason, tunnel, tunnel_reason)
     state.devices.append(device)
     state.save()
     return device

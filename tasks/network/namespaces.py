@@ -39,13 +39,20 @@ def run_in(
 
 
 def start_in(
-    ctx: Context, rec: StageRecord, state: State, role: str, namespace: str, tool: str, args: Sequence[str | Path]
+    ctx: Context,
+    rec: StageRecord,
+    state: State,
+    role: str,
+    namespace: str,
+    tool: str,
+    args: Sequence[str | Path],
+    env: dict[str, str] | None = None,
 ) -> Process:
     """Start a pinned daemon in the foreground inside ``namespace``; its PID goes into the state at once."""
     inner = ctx.tool(tool)
     rec.tools[inner.name] = inner.version
     log = Path(state.directory) / f"{role.replace(':', '-')}.log"
-    proc = runner.start(rec, ctx.tool("ip"), ["netns", "exec", namespace, inner.path, *args], log=log)
+    proc = runner.start(rec, ctx.tool("ip"), ["netns", "exec", namespace, inner.path, *args], log=log, env=env)
     process = Process(role, namespace, proc.pid, str(inner.path), str(log))
     state.processes.append(process)
     state.save()

@@ -12,6 +12,7 @@ from tasks.core.errors import InputError
 
 TOPOLOGY = Path("infra/network/topology.toml")
 PROTOCOLS = ("tcp", "udp")
+VIAS = ("ipsec",)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Allow:
     proto: str
     port: int | None  # None: any port
     why: str
+    via: str | None = None  # "ipsec": only inside the tunnel
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,29 @@ class Plan:
             raise InputError(f"device #{index}: the devices subnet {devices.subnet} is full")
         return address
 
+    @property
+    def needs_ipsec(self) -> bool:
+        return any(rule.via == "ipsec" for rule in self.allow)
+
+    def edge_addresses(self) -> set[ipaddress.IPv4Address]:
+        return {zone.gateway for zone in self.zones.values()}
+
     def explains(
-        self, source: ipaddress.IPv4Address, target: ipaddress.IPv4Address, proto: str, port: int
+        self,
+        source: ipaddress.IPv4Address,
+        target: ipaddress.IPv4Address,
+        proto: str,
+        port: int,
+        *,
+        plaintext: bool = True,
     ) -> Allow | None:
-        """The allow rule that permits this flow, if any (None: the flow is unexplained)."""
+        """The allow rule that permits this flow, if any (None: the flow is unexplained).
+
+        A flow seen in plaintext is never explained by a rule that allows it only via IPsec.
+        """
         for rule in self.allow:
+            if plaintext and rule.via is not None:
+                continue
             if (
                 source in self.zones[rule.source].subnet
                 and target in self.network_of(rule.target)
@@ -150,7 +170,11 @@ def parse(data: dict[str, Any], where: str = str(TOPOLOGY)) -> Plan:
             raise InputError(f"{at}.from: {source!r} is not a zone")
         if target not in zones and target not in hosts:
             raise InputError(f"{at}.to: {target!r} is neither a zone nor a host")
-        allow.append(Allow(source, target, _proto(body, at), _port(body, at, required=False), _text(body, "why", at)))
+        via = body.get("via")
+        if via is not None and via not in VIAS:
+            raise InputError(f"{at}.via: {via!r} is not one of {', '.join(VIAS)}")
+        port = _port(body, at, required=False)
+        allow.append(Allow(source, target, _proto(body, at), port, _text(body, "why", at), via))
     return Plan(zones, hosts, tuple(exposure), tuple(allow))
 
 

@@ -36,6 +36,8 @@ class Device:
     address: str
     admitted: bool
     reason: str
+    tunnel: bool = False
+    tunnel_reason: str = ""
 
 
 @dataclass

@@ -18,7 +18,7 @@ from tasks.core import atomic
 from tasks.core.checks import Check
 from tasks.core.errors import NetworkError
 from tasks.core.evidence import StageRecord
-from tasks.network import ruleset
+from tasks.network import ipsec, ruleset
 from tasks.network import state as state_mod
 from tasks.network.namespaces import alive, ip, is_ours, run_in, start_in, stop, tail
 from tasks.network.plan import Plan
@@ -156,6 +156,8 @@ def _build(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
     for exposure in plan.exposure:
         start_listener(ctx, rec, state, exposure.host, str(plan.hosts[exposure.host].address), exposure.port)
     start_probe(ctx, rec, state)
+    if plan.needs_ipsec:
+        ipsec.start_edge(ctx, rec, plan, state)
 
 
 def start_probe(ctx: Context, rec: StageRecord, state: State) -> Process:

@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     attach.add_argument("name")
     attach.add_argument("--cert", type=Path, required=True, help="the device's enrolled certificate (PEM)")
     attach.add_argument("--key", type=Path, required=True, help="the device's private key (PEM)")
+    attach.add_argument("--ike-cert", type=Path, help="a different certificate for IKE (default: --cert)")
+    attach.add_argument("--ike-key", type=Path, help="its private key (default: --key)")
     sub.add_parser("status", help="namespaces and daemons of the running topology")
     sub.add_parser("report", help="flows per device; fails on any flow the allow-list does not explain")
     scan = sub.add_parser("scan", help="nmap from ops vs the declared exposure; fails on an undeclared open port")
@@ -77,15 +79,19 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     state = _running(directory)
     rec.details["prefix"] = state.prefix
     if args.action == "attach":
-        device = network.attach(
-            ctx, rec, plan, state, args.name, network.Credentials(args.cert.resolve(), args.key.resolve())
-        )
-        rec.details["device"] = {"name": device.name, "address": device.address, "admitted": device.admitted}
-        colour = "green" if device.admitted else "red"
-        verdict = "admitted" if device.admitted else "refused"
-        console.print(f"[{colour}]network: {device.name} {verdict}[/] — {escape(device.reason)}")
-        rec.reason = "" if device.admitted else f"{device.name}: {device.reason}"
-        return "pass" if device.admitted else "fail"
+        creds = network.Credentials(args.cert.resolve(), args.key.resolve())
+        ike = None
+        if args.ike_cert or args.ike_key:
+            if not (args.ike_cert and args.ike_key):
+                raise NetworkError("--ike-cert and --ike-key go together")
+            ike = network.Credentials(args.ike_cert.resolve(), args.ike_key.resolve())
+        device = network.attach(ctx, rec, plan, state, args.name, creds, ike)
+        rec.details["device"] = {"name": device.name, "address": device.address, "admitted": device.admitted,
+                                 "tunnel": device.tunnel}  # fmt: skip
+        checks = [Check(f"{device.name}: 802.1X", device.admitted, device.reason)]
+        if device.admitted and plan.needs_ipsec:
+            checks.append(Check(f"{device.name}: IPsec", device.tunnel, device.tunnel_reason))
+        return conclude(rec, f"network attach {device.name}", checks, report=directory / f"attach-{device.name}.json")
     if args.action == "status":
         return conclude(
             rec, f"network {state.prefix}", network.status(ctx, rec, state), report=directory / "status.json"

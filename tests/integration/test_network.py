@@ -1,8 +1,9 @@
-"""The device network from real daemons in network namespaces (issue #16, tests 1-4, 6, 7).
+"""The device network from real daemons in network namespaces (issue #16, tests 1-7).
 
-One topology for the module: `network -- up`, four devices attached through 802.1X (two
-enrolled, one self-signed, one revoked), then each case probes it as a device in the field
-would. Needs root and network namespaces; skips with the reason where they are missing.
+One topology for the module: `network -- up`, five devices attached through 802.1X and
+IPsec (two enrolled, one self-signed, one revoked, one enrolled with a self-signed IKE
+certificate), then each case probes it as a device in the field would. Needs root and
+network namespaces; skips with the reason where they are missing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tasks import network
+from tasks.context import Context
+from tasks.core.evidence import StageRecord
 from tests.conftest import REPO, pinned, run_tasks
 
 
@@ -75,6 +79,8 @@ def _cert(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False)
         .sign(signer, hashes.SHA256())
     )
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -99,7 +105,7 @@ def make_fleet(directory: Path) -> Fleet:
     _write_key(directory / "ca.key", ca_key)
     ca = _cert(directory / "ca.pem", "test fleet CA", ca_key, _name("test fleet CA"), ca_key, ca=True)
     revoked = None
-    for name in ("edge", "dev-good", "dev-peer", "dev-revoked"):
+    for name in ("edge", "dev-good", "dev-peer", "dev-spoof", "dev-revoked"):
         key = ec.generate_private_key(ec.SECP256R1())
         _write_key(directory / f"{name}.key", key)
         cert = _cert(directory / f"{name}.pem", name, key, ca.subject, ca_key, ca=False)
@@ -115,6 +121,8 @@ def make_fleet(directory: Path) -> Fleet:
         .issuer_name(ca.subject)
         .last_update(now - dt.timedelta(minutes=5))
         .next_update(now + dt.timedelta(days=1))
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.CRLNumber(1), critical=False)
         .add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(revoked.serial_number).revocation_date(now).build()
         )
@@ -180,22 +188,34 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     )  # fmt: skip
     assert up.returncode == 0, up.stdout + up.stderr
     try:
-        for device, cred in (
-            ("good", "dev-good"),
-            ("peer", "dev-peer"),
-            ("rogue", "dev-rogue"),
-            ("revoked", "dev-revoked"),
+        good = net.cli("attach", "good", "--cert", str(fleet.cert("dev-good")), "--key", str(fleet.key("dev-good")))
+        assert good.returncode == 0, good.stdout + good.stderr
+        # the other devices through the same library call the stage makes (saves a CLI start-up each)
+        rec = StageRecord(stage="network", root=REPO)
+        ctx = Context.create(root=REPO, out=net.out).bind(rec)
+        plan, state = network.load(REPO), network.state.load(net.state)
+        assert state is not None
+        for device, cred, ike in (
+            ("peer", "dev-peer", "dev-peer"),
+            ("rogue", "dev-rogue", "dev-rogue"),
+            ("revoked", "dev-revoked", "dev-revoked"),
+            ("spoof", "dev-spoof", "dev-rogue"),  # a valid port identity, a self-signed IKE one
         ):
-            net.cli("attach", device, "--cert", str(fleet.cert(cred)), "--key", str(fleet.key(cred)))
+            creds = network.Credentials(fleet.cert(cred), fleet.key(cred))
+            network.attach(ctx, rec, plan, state, device, creds, network.Credentials(fleet.cert(ike), fleet.key(ike)))
         yield net
     finally:
         if (net.state / "state.json").exists():
             net.cli("down")
 
 
-def test_1_enrolled_device_gets_a_link_and_reaches_the_broker_only(net: Net) -> None:
-    assert net.device("good")["admitted"], net.device("good")["reason"]
+def test_1_enrolled_device_gets_a_link_and_a_tunnel_and_reaches_the_broker_only(net: Net) -> None:
+    good = net.device("good")
+    assert good["admitted"], good["reason"]
+    assert good["tunnel"], good["tunnel_reason"]
+    before = net.counter("allow[0]: devices -> fleet-server tcp/8443 via ipsec")
     assert net.connects("good", *BROKER)
+    assert net.counter("allow[0]: devices -> fleet-server tcp/8443 via ipsec") > before, "not through the tunnel"
     assert not net.connects("good", *DATABASE)
 
 
@@ -203,33 +223,32 @@ def test_2_self_signed_or_revoked_certificate_gets_no_link(net: Net) -> None:
     for name in ("rogue", "revoked"):
         device = net.device(name)
         assert not device["admitted"], device
-        assert "EAP" in device["reason"] or "not authorized" in device["reason"]
+        assert "EAP failure" in device["reason"]
         assert not net.connects(name, *BROKER), f"{name} reached the broker without 802.1X"
 
 
 def test_3_database_peer_and_internet_are_dropped_counted_and_flagged(net: Net) -> None:
-    before = {
-        c: net.counter(c) for c in ("deny: devices -> fleet", "deny: devices -> devices", "deny: devices -> internet")
-    }
+    comments = ("deny: devices -> fleet", "deny: devices -> devices", "deny: devices -> internet")
+    before = {c: net.counter(c) for c in comments}
     peer = net.device("peer")["address"]
-    assert not net.connects("good", *DATABASE)
+    assert not net.connects("good", *DATABASE)  # inside the tunnel: the edge's filter drops it
     assert not net.connects("good", peer, 22)
     assert not net.connects("good", *INTERNET)
+    assert not net.connects("spoof", *DATABASE)  # in plaintext: dropped, and the flow probe sees it
     for comment, was in before.items():
         assert net.counter(comment) > was, comment
     report = net.cli("report")
     assert report.returncode != 0, "the report must fail on flows the allow-list does not explain"
     flows = json.loads((net.out / "network" / "flows.json").read_text())
     flagged = {(f["device"], f["target"], f["port"]) for f in flows["unexplained"]}
-    assert {("good", DATABASE[0], DATABASE[1]), ("good", peer, 22), ("good", INTERNET[0], INTERNET[1])} <= flagged
-    explained = [f for f in flows["flows"] if f["target"] == BROKER[0] and f["port"] == BROKER[1]]
-    assert explained and all(f["allowed_by"].startswith("allow[0]") for f in explained)
+    expected = {("good", peer, 22), ("good", INTERNET[0], INTERNET[1]), ("spoof", DATABASE[0], DATABASE[1])}
+    assert expected <= flagged
+    tunnel = [f for f in flows["flows"] if f["device"] == "good" and f["port"] == 4500]
+    assert tunnel and all(f["allowed_by"].startswith("allow[2]") for f in tunnel), "IKE/ESP-in-UDP is explained"
 
 
 def test_4_plaintext_http_to_the_fleet_zone_never_leaves_the_edge(net: Net) -> None:
     def fleet_rx() -> int:
-        stats = Path(f"/var/run/netns/{net.namespace('fleet')}")
-        assert stats.exists()
         done = subprocess.run(
             ["ip", "-n", net.namespace("fleet"), "-j", "-s", "link", "show", "eth0"],
             capture_output=True,
@@ -238,13 +257,23 @@ def test_4_plaintext_http_to_the_fleet_zone_never_leaves_the_edge(net: Net) -> N
         )
         return int(json.loads(done.stdout)[0]["stats64"]["rx"]["packets"])
 
+    dropped = net.counter("plaintext: devices -> fleet")
     before = fleet_rx()
-    assert not net.connects("good", BROKER[0], 80)
-    assert fleet_rx() == before, "a plaintext SYN to the fleet zone crossed the edge"
+    assert not net.connects("spoof", BROKER[0], 80)
+    assert not net.connects("spoof", *BROKER), "the broker's port in plaintext, outside the tunnel"
+    assert fleet_rx() == before, "plaintext to the fleet zone crossed the edge"
+    assert net.counter("plaintext: devices -> fleet") >= dropped + 2
+
+
+def test_5_an_ipsec_tunnel_with_a_wrong_certificate_is_refused(net: Net) -> None:
+    spoof = net.device("spoof")
+    assert spoof["admitted"], "its port identity is valid"
+    assert not spoof["tunnel"]
+    assert "AUTHENTICATION_FAILED" in spoof["tunnel_reason"], spoof["tunnel_reason"]
 
 
 def test_6_a_new_listening_port_in_the_fleet_zone_fails_the_scan(net: Net) -> None:
-    ports = "1-10000"
+    ports = "1-1024,5432,8080,8443"  # the declared ports, the rogue one, the well-known range
     clean = net.cli("scan", "--ports", ports)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     rogue = subprocess.Popen(

@@ -30,7 +30,9 @@ def test_devices_reach_the_broker_port_and_nothing_else() -> None:
     plan = plan_mod.load(REPO)
     device = plan.device_address(0)
     broker, db = plan.hosts["fleet-server"].address, plan.hosts["fleet-db"].address
-    assert plan.explains(device, broker, "tcp", 8443) is not None
+    assert plan.explains(device, broker, "tcp", 8443, plaintext=False) is not None  # inside the tunnel
+    assert plan.explains(device, broker, "tcp", 8443) is None  # the same in plaintext
+    assert plan.explains(device, plan.hosts["edge"].address, "udp", 4500) is not None  # IKE / ESP-in-UDP
     assert plan.explains(device, broker, "tcp", 80) is None
     assert plan.explains(device, db, "tcp", 5432) is None
     assert plan.explains(device, plan.device_address(1), "tcp", 22) is None
@@ -58,6 +60,7 @@ def test_generated_rules_are_default_deny_with_one_counted_accept_per_allow_rule
         (lambda d: d["allow"][0].update(port=70000), "port number"),
         (lambda d: d["allow"][0].update(proto="sctp"), "not one of tcp, udp"),
         (lambda d: d["exposure"][0].update(host="ghost"), "unknown host"),
+        (lambda d: d["allow"][0].update(via="wireguard"), "not one of ipsec"),
     ],
 )
 def test_a_malformed_topology_is_refused_with_the_field_named(edit: Any, message: str) -> None:

@@ -23,7 +23,8 @@ def _state() -> State:
 def test_flows_are_attributed_to_the_device_and_unexplained_ones_flagged() -> None:
     text = (
         HEADER
-        + _row("10.60.1.10", "10.60.2.10", 8443)
+        + _row("10.60.1.10", "10.60.1.1", 4500, "UDP")
+        + _row("10.60.1.10", "10.60.2.10", 8443)  # the broker's port, but in plaintext
         + _row("10.60.1.10", "10.60.2.20", 5432)
         + _row("10.60.2.10", "10.60.1.10", 40000)  # a reply: not initiated by a device
         + "\nSummary\nflows,bytes\n3,360\n"
@@ -31,10 +32,11 @@ def test_flows_are_attributed_to_the_device_and_unexplained_ones_flagged() -> No
     plan = plan_mod.load(REPO)
     found = flows.classify(plan, _state(), flows.parse_csv(text))
     assert [(f.device, f.target, f.port, bool(f.allowed_by)) for f in found] == [
-        ("good", "10.60.2.10", 8443, True),
+        ("good", "10.60.1.1", 4500, True),
+        ("good", "10.60.2.10", 8443, False),
         ("good", "10.60.2.20", 5432, False),
     ]
-    assert found[1].target_zone == "fleet"
+    assert found[2].target_zone == "fleet"
 
 
 NMAP = """<?xml version="1.0"?>
