@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-from rich.markup import escape
 
 from tasks import network
 from tasks.context import Context
@@ -62,7 +61,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     directory = (args.state or ctx.out / "network").resolve()
     rec.details["state"] = str(directory)
     if args.action == "rules":
-        console.print(escape(network.generate(plan)), end="")
+        sys.stdout.write(network.generate(plan))  # verbatim: `nft -c -f -` can read it
         return "pass"
     _require_root()
     if args.action == "up":
