@@ -87,6 +87,12 @@ CATALOGUE: dict[str, Entry] = {
         "03",
         "fleet/ (signed commit) is reconciled into the TUF repository wave by wave, only with releases that verify",
     ),
+    "network": Entry(
+        "tasks.stages.network:run",
+        "04",
+        "zones in namespaces with default deny from the allow-list; 802.1X/EAP-TLS admits only enrolled devices; "
+        "flows and open ports match what infra/network declares",
+    ),
     "workflows": Entry(
         "tasks.stages.workflows:run", "03", "workflows are least-privilege, SHA-pinned and run every stage"
     ),

@@ -44,3 +44,7 @@ class VerificationError(PipelineError):
 
 class SigningError(PipelineError):
     """Keys are missing or signing/attesting failed."""
+
+
+class NetworkError(PipelineError):
+    """The device network (namespaces, links, rules, daemons) could not be built, reached or removed."""

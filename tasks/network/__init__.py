@@ -1,0 +1,24 @@
+"""The device network (talk 04/09): zones in network namespaces, 802.1X admission, flows, scans."""
+
+from tasks.network import exposure, flows, state
+from tasks.network.admission import Credentials, attach
+from tasks.network.plan import Plan, load
+from tasks.network.ruleset import generate
+from tasks.network.state import State
+from tasks.network.topology import Identity, down, status, up
+
+__all__ = [
+    "Credentials",
+    "Identity",
+    "Plan",
+    "State",
+    "attach",
+    "down",
+    "exposure",
+    "flows",
+    "generate",
+    "load",
+    "state",
+    "status",
+    "up",
+]

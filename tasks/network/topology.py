@@ -1,0 +1,213 @@
+"""Bring the zones up and down: namespaces, veth pairs, the device bridge, addresses, rules, daemons.
+
+Zones ``edge`` (the gateway), ``fleet`` and ``ops`` are one namespace each; every device gets
+its own namespace when it is attached (tasks.network.admission). All veth ends are created
+inside the namespaces, so the host keeps no interface of ours and deleting the namespaces
+removes every link and rule with them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.context import Context
+from tasks.core import atomic
+from tasks.core.checks import Check
+from tasks.core.errors import NetworkError
+from tasks.core.evidence import StageRecord
+from tasks.network import ipsec, ruleset
+from tasks.network import state as state_mod
+from tasks.network.namespaces import alive, ip, is_ours, run_in, start_in, stop, tail
+from tasks.network.plan import Plan
+from tasks.network.state import Process, State
+
+ZONES = ("edge", "fleet", "ops")
+DEVICE_BRIDGE = "br-dev"
+UPLINK = "wan0"
+FLOW_STORE = "flows"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The edge's EAP-TLS inputs (the fleet CA of #14 in production, any CA in tests)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    crl: Path | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        out = {"ca": str(self.ca), "cert": str(self.cert), "key": str(self.key)}
+        if self.crl is not None:
+            out["crl"] = str(self.crl)
+        return out
+
+
+def _veth(ctx: Context, rec: StageRecord, state: State, a: tuple[str, str], b: tuple[str, str]) -> None:
+    (ns_a, if_a), (ns_b, if_b) = a, b
+    ip(ctx, rec, ["link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b])
+    state.links.append(f"{ns_a}:{if_a}<->{ns_b}:{if_b}")
+    state.save()
+    for ns, name in (a, b):
+        ip(ctx, rec, ["-n", ns, "link", "set", name, "up"])
+
+
+def _address(
+    ctx: Context, rec: StageRecord, ns: str, dev: str, address: ipaddress.IPv4Address, net: ipaddress.IPv4Network
+) -> None:
+    ip(ctx, rec, ["-n", ns, "addr", "add", f"{address}/{net.prefixlen}", "dev", dev])
+
+
+def listening(pid: int, proto: str, port: int) -> bool:
+    """Whether the namespace of ``pid`` has a socket bound to ``port`` (its /proc/<pid>/net table)."""
+    try:
+        rows = Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    wanted = f":{port:04X}"
+    state_ok = {"tcp": "0A", "udp": "07"}[proto]  # LISTEN / unconnected
+    return any(r.split()[1].endswith(wanted) and r.split()[3] == state_ok for r in rows)
+
+
+def wait_listening(process: Process, proto: str, port: int, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if listening(process.pid, proto, port):
+            return
+        if not alive(process.pid):
+            raise NetworkError(f"{what} exited at start: {tail(Path(process.log))}")
+        time.sleep(0.05)
+    raise NetworkError(f"{what} is not listening on {proto}/{port} after {timeout:.0f}s: {tail(Path(process.log))}")
+
+
+def start_listener(ctx: Context, rec: StageRecord, state: State, host: str, address: str, port: int) -> Process:
+    """A stand-in service: ncat keeps accepting on address:port in the fleet zone."""
+    process = start_in(
+        ctx, rec, state, f"listener:{host}:{port}", state.namespace("fleet"), "ncat",
+        ["--listen", "--keep-open", address, str(port)],
+    )  # fmt: skip
+    wait_listening(process, "tcp", port, f"listener {host}:{port}")
+    state.listeners.append(f"{host}:tcp/{port}")
+    state.save()
+    return process
+
+
+def up(ctx: Context, rec: StageRecord, plan: Plan, directory: Path, identity: Identity) -> State:
+    """Build the zones; on any failure everything made so far is removed again (fail closed)."""
+    existing = state_mod.load(directory)
+    if existing is not None:
+        raise NetworkError(
+            f"a topology is already up ({existing.prefix}, {existing.path}); run `network -- down` first"
+        )
+    for path in (identity.ca, identity.cert, identity.key, *([identity.crl] if identity.crl else [])):
+        if not path.is_file():
+            raise NetworkError(f"{path}: missing (the edge's EAP-TLS identity: --ca, --eap-cert, --eap-key, --crl)")
+    directory.mkdir(parents=True, exist_ok=True)
+    state = state_mod.new(directory)
+    state.identity = identity.as_dict()
+    state.save()
+    try:
+        _build(ctx, rec, plan, state)
+    except BaseException:
+        down(ctx, rec, state)
+        raise
+    return state
+
+
+def _build(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
+    for zone in ZONES:
+        ns = state.namespace(zone)
+        ip(ctx, rec, ["netns", "add", ns])
+        state.namespaces.append(ns)
+        state.save()
+        ip(ctx, rec, ["-n", ns, "link", "set", "lo", "up"])
+    edge, fleet, ops = (state.namespace(z) for z in ZONES)
+    devices = plan.zones["devices"]
+    # the device LAN: a bridge whose ports are isolated from each other (private-VLAN edge);
+    # the edge answers ARP for every address, so device-to-device traffic is routed and filtered
+    ip(ctx, rec, ["-n", edge, "link", "add", DEVICE_BRIDGE, "type", "bridge"])
+    ip(ctx, rec, ["-n", edge, "link", "set", DEVICE_BRIDGE, "up"])
+    _address(ctx, rec, edge, DEVICE_BRIDGE, devices.gateway, devices.subnet)
+    run_in(ctx, rec, edge, "sysctl", ["-q", "-w", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0",
+                                       f"net.ipv4.conf.{DEVICE_BRIDGE}.send_redirects=0",
+                                       f"net.ipv4.conf.{DEVICE_BRIDGE}.proxy_arp=1",
+                                       f"net.ipv4.conf.{DEVICE_BRIDGE}.proxy_arp_pvlan=1"])  # fmt: skip
+    if "internet" in plan.zones:
+        internet = plan.zones["internet"]
+        # the uplink ends in the edge itself (no dummy driver in every kernel): routed, never delivered
+        _veth(ctx, rec, state, (edge, UPLINK), (edge, f"{UPLINK}-end"))
+        _address(ctx, rec, edge, UPLINK, internet.gateway, internet.subnet)
+    for zone, ns, edge_if in (("fleet", fleet, "fleet0"), ("ops", ops, "ops0")):
+        _veth(ctx, rec, state, (edge, edge_if), (ns, "eth0"))
+        _address(ctx, rec, edge, edge_if, plan.zones[zone].gateway, plan.zones[zone].subnet)
+        for host in plan.hosts.values():
+            if host.zone == zone:
+                _address(ctx, rec, ns, "eth0", host.address, plan.zones[zone].subnet)
+        ip(ctx, rec, ["-n", ns, "route", "add", "default", "via", str(plan.zones[zone].gateway)])
+    rules = Path(state.directory) / "edge.nft"
+    atomic.write_text(rules, ruleset.generate(plan))
+    run_in(ctx, rec, edge, "nft", ["-f", rules])
+    state.rulesets.append(f"{edge}: {ruleset.ADMISSION_TABLE}, {ruleset.GATEWAY_TABLE}")
+    state.save()
+    rec.add_output(rules, "text/plain")
+    for exposure in plan.exposure:
+        start_listener(ctx, rec, state, exposure.host, str(plan.hosts[exposure.host].address), exposure.port)
+    start_probe(ctx, rec, state)
+    if plan.needs_ipsec:
+        ipsec.start_edge(ctx, rec, plan, state)
+
+
+def start_probe(ctx: Context, rec: StageRecord, state: State) -> Process:
+    """The edge's flow probe: nfpcapd on the device bridge, its flow files in the collector's store.
+
+    It sees every IPv4 packet a device sends through the edge, refused ones included (the
+    bridge hands them to the gateway before the forward chain decides).
+    """
+    flows = Path(state.directory) / FLOW_STORE
+    flows.mkdir(exist_ok=True)
+    return start_in(ctx, rec, state, "nfpcapd", state.namespace("edge"), "nfpcapd",
+                    ["-i", DEVICE_BRIDGE, "-w", flows, "-e", "10,2", "-t", "3600"])  # fmt: skip
+
+
+def down(ctx: Context, rec: StageRecord, state: State) -> list[Check]:
+    """Stop every recorded process by PID, delete every recorded namespace, then check nothing is left."""
+    stopped = {f"{p.role} (pid {p.pid})": stop(p) for p in reversed(state.processes)}
+    rec.details["stopped"] = stopped
+    for ns in reversed(state.namespaces):
+        ip(ctx, rec, ["netns", "del", ns], check=False)
+    checks = leftovers(ctx, rec, state)
+    if all(c.passed for c in checks):
+        state.path.unlink(missing_ok=True)
+    return checks
+
+
+def leftovers(ctx: Context, rec: StageRecord, state: State) -> list[Check]:
+    names = set(ip(ctx, rec, ["netns", "list"]).stdout.split())
+    left_ns = sorted(n for n in names if n.startswith(state.prefix))
+    links = ip(ctx, rec, ["-o", "link", "show"]).stdout
+    ours = ("br-dev", "fleet0", "ops0", UPLINK, state.prefix)
+    left_links = sorted({line.split(":")[1].strip() for line in links.splitlines() if any(o in line for o in ours)})
+    left_procs = [f"{p.role} (pid {p.pid})" for p in state.processes if is_ours(p)]
+    return [
+        Check("namespaces removed", not left_ns, ", ".join(left_ns) or f"none left with prefix {state.prefix}"),
+        Check("interfaces removed", not left_links, ", ".join(left_links) or "no interface of ours on the host"),
+        Check(
+            "rules removed",
+            not left_ns,
+            "the gateway's tables lived in the edge namespace" if not left_ns else "edge namespace still exists",
+        ),
+        Check("processes stopped", not left_procs, ", ".join(left_procs) or f"{len(state.processes)} PIDs gone"),
+    ]
+
+
+def status(ctx: Context, rec: StageRecord, state: State) -> list[Check]:
+    names = set(ip(ctx, rec, ["netns", "list"]).stdout.split())
+    rows = [Check(f"namespace {ns}", ns in names, "present" if ns in names else "missing") for ns in state.namespaces]
+    rows += [
+        Check(f"{p.role}", is_ours(p), f"pid {p.pid} in {p.namespace}" if is_ours(p) else f"pid {p.pid} not running")
+        for p in state.processes
+    ]
+    return rows

@@ -1,0 +1,123 @@
+"""nox -s network -- up|attach|status|report|scan|rules|down"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tasks import network
+from tasks.context import Context
+from tasks.core import atomic
+from tasks.core.checks import Check, conclude
+from tasks.core.console import console
+from tasks.core.errors import NetworkError
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import REPORT_MEDIA_TYPE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nox -s network --", description="the device network in namespaces")
+    parser.add_argument("--state", type=Path, help="where the running topology is recorded (default out/network)")
+    sub = parser.add_subparsers(dest="action", required=True)
+    up = sub.add_parser("up", help="build the zones, the gateway's rules and the flow probe")
+    up.add_argument("--ca", type=Path, required=True, help="the fleet CA certificate (PEM) devices are enrolled under")
+    up.add_argument("--eap-cert", type=Path, required=True, help="the edge's EAP-TLS server certificate (PEM)")
+    up.add_argument("--eap-key", type=Path, required=True, help="its private key (PEM)")
+    up.add_argument("--crl", type=Path, help="the fleet CA's CRL (PEM): revoked devices are refused at the port")
+    attach = sub.add_parser("attach", help="wire a device to a new port; 802.1X decides whether it opens")
+    attach.add_argument("name")
+    attach.add_argument("--cert", type=Path, required=True, help="the device's enrolled certificate (PEM)")
+    attach.add_argument("--key", type=Path, required=True, help="the device's private key (PEM)")
+    attach.add_argument("--ike-cert", type=Path, help="a different certificate for IKE (default: --cert)")
+    attach.add_argument("--ike-key", type=Path, help="its private key (default: --key)")
+    sub.add_parser("status", help="namespaces and daemons of the running topology")
+    sub.add_parser("report", help="flows per device; fails on any flow the allow-list does not explain")
+    scan = sub.add_parser("scan", help="nmap from ops vs the declared exposure; fails on an undeclared open port")
+    scan.add_argument("--ports", default="1-65535", help="nmap port range (default: all)")
+    sub.add_parser("rules", help="print the gateway's nftables rules generated from infra/network")
+    sub.add_parser("down", help="stop every daemon by PID, delete every namespace, check nothing is left")
+    return parser
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise NetworkError("network namespaces need root (CAP_NET_ADMIN): run as root")
+
+
+def _running(directory: Path) -> network.State:
+    state = network.state.load(directory)
+    if state is None:
+        raise NetworkError(f"no topology is up ({directory}); run `nox -s network -- up` first")
+    return state
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    args = _parser().parse_args(argv)
+    plan = network.load(ctx.root)
+    directory = (args.state or ctx.out / "network").resolve()
+    rec.details["state"] = str(directory)
+    if args.action == "rules":
+        sys.stdout.write(network.generate(plan))  # verbatim: `nft -c -f -` can read it
+        return "pass"
+    _require_root()
+    if args.action == "up":
+        t0 = time.monotonic()
+        identity = network.Identity(args.ca.resolve(), args.eap_cert.resolve(), args.eap_key.resolve(),
+                                    args.crl.resolve() if args.crl else None)  # fmt: skip
+        state = network.up(ctx, rec, plan, directory, identity)
+        rec.details.update({"prefix": state.prefix, "up_s": round(time.monotonic() - t0, 3)})
+        rec.add_output(state.path, "application/json")
+        console.print(
+            f"[green]network: up[/] — {state.prefix}: {', '.join(state.namespaces)} ({rec.details['up_s']} s)"
+        )
+        return "pass"
+    state = _running(directory)
+    rec.details["prefix"] = state.prefix
+    if args.action == "attach":
+        creds = network.Credentials(args.cert.resolve(), args.key.resolve())
+        ike = None
+        if args.ike_cert or args.ike_key:
+            if not (args.ike_cert and args.ike_key):
+                raise NetworkError("--ike-cert and --ike-key go together")
+            ike = network.Credentials(args.ike_cert.resolve(), args.ike_key.resolve())
+        device = network.attach(ctx, rec, plan, state, args.name, creds, ike)
+        rec.details["device"] = {"name": device.name, "address": device.address, "admitted": device.admitted,
+                                 "tunnel": device.tunnel}  # fmt: skip
+        checks = [Check(f"{device.name}: 802.1X", device.admitted, device.reason)]
+        if device.admitted and plan.needs_ipsec:
+            checks.append(Check(f"{device.name}: IPsec", device.tunnel, device.tunnel_reason))
+        return conclude(rec, f"network attach {device.name}", checks, report=directory / f"attach-{device.name}.json")
+    if args.action == "status":
+        return conclude(
+            rec, f"network {state.prefix}", network.status(ctx, rec, state), report=directory / "status.json"
+        )
+    if args.action == "report":
+        document = network.flows.report(ctx, rec, plan, state)
+        report = ctx.stage_dir("network") / "flows.json"
+        atomic.write_json(report, document)
+        rec.add_output(report, REPORT_MEDIA_TYPE)
+        checks = [
+            Check(f"{name}: flows", summary["unexplained"] == 0,
+                  f"{summary['flows']} flows, {summary['packets']} packets, {summary['unexplained']} unexplained")
+            for name, summary in document["devices"].items()
+        ]  # fmt: skip
+        checks += [
+            Check(f"unexplained {f['device']} -> {f['target']} {f['proto']}/{f['port']}", False,
+                  f"{f['packets']} packets to zone {f['target_zone']}: no allow rule")
+            for f in document["unexplained"]
+        ]  # fmt: skip
+        if not checks:
+            checks = [Check("flows", True, "no device sent anything")]
+        return conclude(rec, "network flow report", checks, report=ctx.stage_dir("network") / "flow-report.json")
+    if args.action == "scan":
+        out = ctx.stage_dir("network")
+        checks = network.exposure.scan(ctx, rec, plan, state, out, args.ports)
+        return conclude(rec, "network continuous scan", checks, report=out / "scan.json")
+    t0 = time.monotonic()
+    checks = network.down(ctx, rec, state)
+    rec.details["down_s"] = round(time.monotonic() - t0, 3)
+    return conclude(rec, f"network down ({state.prefix})", checks, report=directory / "down.json")

@@ -1,0 +1,70 @@
+"""infra/network as data: the plan's validation, the allow-list's decisions, the generated rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from typing import Any
+
+import pytest
+
+from tasks.core.errors import InputError
+from tasks.network import plan as plan_mod
+from tasks.network import ruleset
+from tests.conftest import REPO
+
+A = ipaddress.IPv4Address
+
+
+def data() -> dict[str, Any]:
+    return tomllib.loads((REPO / plan_mod.TOPOLOGY).read_text())
+
+
+def test_the_committed_topology_loads() -> None:
+    plan = plan_mod.load(REPO)
+    assert {"devices", "fleet", "ops"} <= plan.zones.keys()
+    assert plan.exposure and plan.allow
+
+
+def test_devices_reach_the_broker_port_and_nothing_else() -> None:
+    plan = plan_mod.load(REPO)
+    device = plan.device_address(0)
+    broker, db = plan.hosts["fleet-server"].address, plan.hosts["fleet-db"].address
+    assert plan.explains(device, broker, "tcp", 8443, plaintext=False) is not None  # inside the tunnel
+    assert plan.explains(device, broker, "tcp", 8443) is None  # the same in plaintext
+    assert plan.explains(device, plan.hosts["edge"].address, "udp", 4500) is not None  # IKE / ESP-in-UDP
+    assert plan.explains(device, broker, "tcp", 80) is None
+    assert plan.explains(device, db, "tcp", 5432) is None
+    assert plan.explains(device, plan.device_address(1), "tcp", 22) is None
+    assert plan.explains(device, A("192.0.2.50"), "tcp", 443) is None
+
+
+def test_generated_rules_are_default_deny_with_one_counted_accept_per_allow_rule() -> None:
+    plan = plan_mod.load(REPO)
+    rules = ruleset.generate(plan)
+    assert "type filter hook forward priority filter; policy drop;" in rules
+    assert "type filter hook input priority filter; policy drop;" in rules
+    assert rules.count("counter accept") == len(plan.allow)
+    assert "ip saddr 10.60.1.0/24 ip daddr 10.60.2.10/32 tcp dport 8443 counter accept" in rules
+    assert "iifname != @admitted counter drop" in rules  # a port is closed until 802.1X admits it
+    assert f"ether type {ruleset.EAPOL_ETHERTYPE} accept" in rules
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["zones"].pop("ops"), "zones ops are required"),
+        (lambda d: d["hosts"]["fleet-db"].update(address="10.60.9.9"), "outside zone fleet"),
+        (lambda d: d["zones"]["fleet"].update(gateway="10.60.3.1"), "outside 10.60.2.0/24"),
+        (lambda d: d["allow"][0].update(to="nowhere"), "neither a zone nor a host"),
+        (lambda d: d["allow"][0].update(port=70000), "port number"),
+        (lambda d: d["allow"][0].update(proto="sctp"), "not one of tcp, udp"),
+        (lambda d: d["exposure"][0].update(host="ghost"), "unknown host"),
+        (lambda d: d["allow"][0].update(via="wireguard"), "not one of ipsec"),
+    ],
+)
+def test_a_malformed_topology_is_refused_with_the_field_named(edit: Any, message: str) -> None:
+    broken = data()
+    edit(broken)
+    with pytest.raises(InputError, match=message):
+        plan_mod.parse(broken)
