@@ -132,7 +132,10 @@ def why_stale(ctx: Context, st: Stage, evidence: Mapping[str, Any], argv: Sequen
                         return f"{other} now records {repo} as {out.get('digest')}"
             current.append(art)
         else:
-            current.append({**art, "digest": fingerprint.file_digest(ctx.artifact(str(art["name"])))})
+            name = Path(str(art["name"]))  # a system file read as an input (ssg content) is re-hashed where it is
+            current.append(
+                {**art, "digest": fingerprint.file_digest(name if name.is_absolute() else ctx.artifact(name))}
+            )
     for out in prev.get("outputs", []):
         if out.get("kind") == "oci":
             tag = str(prev.get("details", {}).get("tag", ""))
