@@ -97,6 +97,15 @@ def source_tree(ctx: Context) -> str:
     return _trees[key]
 
 
+def _configuration() -> dict[str, str]:
+    """The environment that configures stages (SECURE_IOT_*, SOURCE_DATE_EPOCH, CI or not)."""
+    return {
+        k: v
+        for k, v in sorted(os.environ.items())
+        if (k.startswith("SECURE_IOT_") and k != "SECURE_IOT_FORCE") or k in ("SOURCE_DATE_EPOCH", "GITHUB_ACTIONS")
+    }
+
+
 def _expired_waivers(ctx: Context) -> list[str]:
     today = dt.datetime.now(dt.UTC).date()
     return sorted(f"{w.gate}:{w.id}" for w in ctx.policy.waivers if w.expires < today)
@@ -109,7 +118,7 @@ def stage_fingerprint(ctx: Context, st: Stage, record: Mapping[str, Any], argv: 
         tool_pins=_tool_pins(ctx, record.get("tools", {})),
         policy_digest=fingerprint.file_digest(ctx.policy_path),
         code=fingerprint.code_digest(st.module),
-        extra={"expired_waivers": _expired_waivers(ctx), "source_tree": source_tree(ctx)},
+        extra={"expired_waivers": _expired_waivers(ctx), "source_tree": source_tree(ctx), "env": _configuration()},
     )
 
 
