@@ -141,6 +141,16 @@ def bound_to_image(ctx: Context, digest: str) -> None:
         )
 
 
+def _folded(value: Any) -> Any:
+    """Keys case-folded: cosign re-serialises some predicates through Go structs whose JSON tags
+    spell keys differently (SLSA v1 runDetails.metadata.invocationId becomes invocationID)."""
+    if isinstance(value, dict):
+        return {str(k).casefold(): _folded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_folded(v) for v in value]
+    return value
+
+
 def already_attached(rec: StageRecord, cosign: Tool, signer: Signer, ref: str, kind: str, predicate: Path) -> bool:
     """A statement of ``kind`` with exactly this predicate, about this digest, signed by this signer,
     is on the image already (`cosign verify-attestation` with the signer's own verify flags)."""
@@ -154,7 +164,7 @@ def already_attached(rec: StageRecord, cosign: Tool, signer: Signer, ref: str, k
     )
     if done.returncode != 0:
         return False  # nothing of this type verifies: attach
-    wanted = json.loads(predicate.read_text(encoding="utf-8"))
+    wanted = _folded(json.loads(predicate.read_text(encoding="utf-8")))
     digest = ref.split("@sha256:", 1)[-1]
     for line in done.stdout.splitlines():
         if not line.strip().startswith("{"):
@@ -164,7 +174,7 @@ def already_attached(rec: StageRecord, cosign: Tool, signer: Signer, ref: str, k
         except (ValueError, KeyError, TypeError):
             continue
         subjects = {str(d.get("digest", {}).get("sha256", "")) for d in statement.get("subject", [])}
-        if digest in subjects and statement.get("predicate") == wanted:
+        if digest in subjects and _folded(statement.get("predicate")) == wanted:
             return True
     return False
 
