@@ -88,6 +88,8 @@ def _vulns(report: Report) -> str:
         ]
         for v in report.vulns
     ]
+    if not rows:
+        return '<p id="vulns-none">No vulnerability matched the image SBOM (see the scan stage for the DB used).</p>'
     return _table(("vulnerability", "package", "severity", "fix", "VEX status", "gate decision"), rows, "vulns")
 
 
