@@ -96,6 +96,11 @@ CATALOGUE: dict[str, Entry] = {
     "workflows": Entry(
         "tasks.stages.workflows:run", "03", "workflows are least-privilege, SHA-pinned and run every stage"
     ),
+    "report": Entry(
+        "tasks.stages.report:run",
+        "demo",
+        "one self-contained page shows the run, the chain of custody and the findings, from the evidence only",
+    ),
 }
 
 # The default pipeline: `nox` runs these in order and stops at the first failure.
@@ -109,6 +114,7 @@ PIPELINE: tuple[str, ...] = (
     "provenance",
     "sign",
     "verify",
+    "report",
 )
 
 # Named profiles run like the default pipeline: `nox -s device` = the device half, in order.

@@ -24,13 +24,15 @@ def main(argv: Sequence[str]) -> int:
         ctx = Context.create()
         toolchain.put_first_on_path(ctx.root)
         if name == "pipeline":  # `pipeline [profile]`: the default pipeline, or a named profile
+            force = "--force" in rest
+            rest = [a for a in rest if a != "--force"]
             profile = rest[0] if rest else "default"
             if profile not in PROFILES or len(rest) > 1:
                 error_line(f"pipeline takes one profile name: {', '.join(PROFILES)}")
                 return 2
-            return pipeline.run_pipeline(ctx, PROFILES[profile])
+            return pipeline.run_pipeline(ctx, PROFILES[profile], force=force)
         if name == "summary":  # markdown for CI job summaries; reads the evidence, records nothing
-            print(summary.markdown(ctx.evidence.load()), end="")
+            print(summary.markdown(ctx), end="")
             return 0
         if name not in CATALOGUE:
             error_line(f"unknown stage '{name}'. {USAGE}")

@@ -2,43 +2,19 @@
 
     python -m tasks summary >> "$GITHUB_STEP_SUMMARY"
 
-Reads the evidence only; records nothing itself.
+The report's markdown twin (tasks/report/markdown.py), rendered from the evidence only;
+records nothing itself (`nox -s report -- --format markdown` also writes out/report.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from tasks.core.evidence import not_covered_notes
-
-VERDICT_ICON = {"pass": "✅", "fail": "❌", "error": "❌", "skipped": "⚠️"}
+from tasks import report
+from tasks.catalogue import CATALOGUE, PIPELINE
+from tasks.context import Context
 
 
-def markdown(evidence: Mapping[str, Any]) -> str:
-    stages = evidence.get("stages", {})
-    lines = [
-        "### secure-iot pipeline",
-        "",
-        "| stage | verdict | duration | tools | outputs | notes |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, rec in stages.items():
-        verdict = str(rec.get("verdict", "?"))
-        tools = ", ".join(f"{tool} {version}" for tool, version in sorted(rec.get("tools", {}).items()))
-        outputs = "<br>".join(
-            f"`{o['name']}`" + (f" `{o['digest'][:19]}…`" if o.get("kind") == "oci" else "")
-            for o in rec.get("outputs", [])[:6]
-        )
-        notes = "; ".join(
-            [
-                *(f"opt-out: {o.split(':', 1)[0]}" for o in rec.get("opt_outs", [])),
-                *not_covered_notes(rec),
-                *([str(rec["reason"])] if rec.get("reason") else []),
-            ]
-        )
-        lines.append(
-            f"| {name} | {VERDICT_ICON.get(verdict, '')} {verdict} | {rec.get('duration_s', 0):.1f}s | "
-            f"{tools} | {outputs} | {notes.replace('|', '/')} |"
-        )
-    return "\n".join(lines) + "\n"
+def markdown(ctx: Context) -> str:
+    evidence = ctx.evidence.load()
+    evidence["stages"].pop("report", None)
+    runs = report.history.load(ctx.out / "history.json")
+    return report.markdown.render(report.build(ctx, evidence, [*PIPELINE, *CATALOGUE], runs))

@@ -8,6 +8,7 @@ A managed background process: config, storage, log and PID file live outside the
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -196,3 +197,27 @@ def ensure_for(ctx: Context, rec: StageRecord, ref: str) -> None:
     """Start the local registry when ``ref`` lives in it; a remote one is the user's."""
     if is_local(ref):
         ensure_running(ctx, rec)
+
+
+def serves(ref: str, digest: str, tag: str = "") -> bool:
+    """The loopback registry still serves ``digest`` for ``ref`` (and under ``tag``, when given):
+    one HEAD request each, no tool. A remote registry is not asked here (False: check by running)."""
+    if not is_local(ref) or "/" not in ref:
+        return False
+    address, repository = ref.split("@", 1)[0].split("/", 1)
+    if ":" in repository.rsplit("/", 1)[-1]:
+        repository = repository.rsplit(":", 1)[0]
+    host, _, port = address.partition(":")
+    accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
+    for reference in [digest, *([tag] if tag else [])]:
+        connection = http.client.HTTPConnection(host, int(port or 80), timeout=2)
+        try:
+            connection.request("HEAD", f"/v2/{repository}/manifests/{reference}", headers={"Accept": accept})
+            response = connection.getresponse()
+            if response.status != 200 or response.getheader("Docker-Content-Digest") != digest:
+                return False
+        except (OSError, http.client.HTTPException, ValueError):
+            return False
+        finally:
+            connection.close()
+    return True

@@ -149,6 +149,17 @@ class EvidenceStore:
             data["updated"] = now()
             atomic.write_json(self.path, data)
 
+    def mark_up_to_date(self, name: str, check: Mapping[str, Any]) -> None:
+        """Keep stage ``name``'s record (its outputs are still current) and note the check that said so."""
+        with self._locked():
+            data = self.load()
+            rec = data["stages"].get(name)
+            if rec is None:
+                raise EvidenceError(f"no evidence of stage '{name}' to mark up to date")
+            rec.setdefault("details", {})["up_to_date"] = dict(check)
+            data["updated"] = now()
+            atomic.write_json(self.path, data)
+
     def stage(self, name: str) -> dict[str, Any]:
         """The last record of stage ``name``; fails closed when it never passed."""
         rec = self.load()["stages"].get(name)

@@ -11,9 +11,11 @@ import subprocess  # nosec B404 - the runner is the single, audited place that s
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.core import progress
 from tasks.core.errors import ToolError
 from tasks.core.evidence import CommandRecord, StageRecord
 
@@ -164,18 +166,21 @@ def _execute(
     if not quiet:
         print(f"  $ {' '.join(shown)}", file=sys.stderr, flush=True)
     t0 = time.monotonic()
+    # a captured command shows it is alive (spinner + elapsed on a terminal, a line every 30 s in CI)
+    watching = progress.watch(f"{tool.name} {' '.join(shown[1:3])}") if capture and not quiet else nullcontext()
     try:
-        proc = subprocess.run(  # nosec B603 - argv list, no shell; tools come from tools.lock
-            argv,
-            cwd=cwd,
-            env=full_env,
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,  # a tool must never wait for a prompt
-            text=True,
-            capture_output=capture,
-            timeout=timeout,
-            check=False,
-        )
+        with watching:
+            proc = subprocess.run(  # nosec B603 - argv list, no shell; tools come from tools.lock
+                argv,
+                cwd=cwd,
+                env=full_env,
+                input=stdin,
+                stdin=None if stdin is not None else subprocess.DEVNULL,  # a tool must never wait for a prompt
+                text=True,
+                capture_output=capture,
+                timeout=timeout,
+                check=False,
+            )
     except FileNotFoundError as exc:
         raise ToolError(f"{tool.name}: not found at {tool.path}; run `nox -s tools`") from exc
     except subprocess.TimeoutExpired as exc:

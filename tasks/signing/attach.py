@@ -10,6 +10,7 @@ Blob artifacts get a Sigstore bundle (<file>.sigstore.json) beside them.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +148,44 @@ def bound_to_image(ctx: Context, digest: str) -> None:
         )
 
 
+def _folded(value: Any) -> Any:
+    """Keys case-folded: cosign re-serialises some predicates through Go structs whose JSON tags
+    spell keys differently (SLSA v1 runDetails.metadata.invocationId becomes invocationID)."""
+    if isinstance(value, dict):
+        return {str(k).casefold(): _folded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_folded(v) for v in value]
+    return value
+
+
+def already_attached(rec: StageRecord, cosign: Tool, signer: Signer, ref: str, kind: str, predicate: Path) -> bool:
+    """A statement of ``kind`` with exactly this predicate, about this digest, signed by this signer,
+    is on the image already (`cosign verify-attestation` with the signer's own verify flags)."""
+    done = runner.run(
+        rec,
+        cosign,
+        ["verify-attestation", *signer.verify_flags(), *registry_flags(ref), "--type", kind, ref],
+        env=signer.env(),
+        check=False,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        return False  # nothing of this type verifies: attach
+    wanted = _folded(json.loads(predicate.read_text(encoding="utf-8")))
+    digest = ref.split("@sha256:", 1)[-1]
+    for line in done.stdout.splitlines():
+        if not line.strip().startswith("{"):
+            continue
+        try:
+            statement = json.loads(base64.b64decode(json.loads(line)["payload"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+        subjects = {str(d.get("digest", {}).get("sha256", "")) for d in statement.get("subject", [])}
+        if digest in subjects and _folded(statement.get("predicate")) == wanted:
+            return True
+    return False
+
+
 def attest(
     rec: StageRecord,
     cosign: Tool,
@@ -157,9 +196,15 @@ def attest(
     *,
     replace: bool,
     timeout: int = 600,
-) -> None:
+) -> bool:
     """`cosign attest` of one predicate to ``ref``; with ``replace`` the new statement replaces the
-    image's statements of this type (a time-dependent type's newest, a test fixture's rerun)."""
+    image's statements of this type (a time-dependent type's newest, a test fixture's rerun).
+
+    Idempotent: a statement identical to one this signer already attached is not attached again
+    (re-runs used to pile up copies). Returns whether a statement was attached."""
+    if already_attached(rec, cosign, signer, ref, kind, predicate):
+        rec.details.setdefault("already_attached", []).append(kind)
+        return False
     runner.run(
         rec,
         cosign,
@@ -177,6 +222,7 @@ def attest(
         env=signer.env(),
         timeout=timeout,
     )
+    return True
 
 
 def sign_blob(ctx: Context, rec: StageRecord, signer: Signer, path: Path) -> Path:

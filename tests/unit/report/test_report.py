@@ -1,0 +1,61 @@
+"""The report model, its HTML and markdown: numbers from the evidence, every string escaped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tasks import report
+from tasks.context import Context
+from tasks.core.evidence import EvidenceStore
+from tasks.core.fingerprint import code_files
+from tests.report_fixture import evidence
+
+
+def _report(tmp_path: Path) -> report.Report:
+    ctx = Context(
+        tmp_path, tmp_path / "out", tmp_path / "security-policy.yaml", EvidenceStore(tmp_path / "out" / "e.json")
+    )
+    return report.build(ctx, evidence(tmp_path), ["sast", "build", "sbom", "verify"], [])
+
+
+def test_no_hostile_string_reaches_the_page_unescaped(tmp_path: Path) -> None:
+    model = _report(tmp_path)
+    html, md = report.page.render(model), report.markdown.render(model)
+    for text in (html, md):
+        assert "<script>" not in text and "<img" not in text
+    assert "&lt;script&gt;" in html and "&lt;script&gt;" in md
+
+
+def test_numbers_and_edges_come_from_the_evidence(tmp_path: Path) -> None:
+    model = _report(tmp_path)
+    assert [s.name for s in model.stages] == ["sast", "build", "sbom", "verify"]
+    assert model.sast_counts["blocking"] == 1 and [f["rule"] for f in model.sast] == ["B608"]  # low is below
+    assert (
+        ("commit", "build") in model.edges and ("build", "sbom") in model.edges and ("build", "verify") in model.edges
+    )
+    assert [r["passed"] for r in model.checks["verify"]] == [True, False]
+    assert not model.integrity
+
+
+def test_a_file_changed_after_its_stage_is_named_not_shown(tmp_path: Path) -> None:
+    data = evidence(tmp_path)
+    (tmp_path / "out" / "sast" / "findings.json").write_text(json.dumps({"findings": []}))
+    ctx = Context(tmp_path, tmp_path / "out", tmp_path / "p.yaml", EvidenceStore(tmp_path / "out" / "e.json"))
+    model = report.build(ctx, data, [], [])
+    assert model.integrity and "changed since its stage recorded it" in model.integrity[0]
+    assert model.sast == []
+
+
+def test_history_adds_a_run_once(tmp_path: Path) -> None:
+    data = evidence(tmp_path)
+    assert len(report.history.append(tmp_path / "h.json", data)) == 1
+    assert len(report.history.append(tmp_path / "h.json", data)) == 1
+    data["stages"]["build"]["duration_s"] = 3.0
+    assert len(report.history.append(tmp_path / "h.json", data)) == 2
+
+
+def test_a_stage_fingerprint_covers_the_code_it_imports() -> None:
+    files = {p.as_posix().split("tasks/", 1)[1] for p in code_files("tasks.stages.scan")}
+    assert {"stages/scan.py", "analysis/vulndb.py", "policy/gate.py", "core/evidence.py"} <= files
+    assert "report/page.py" not in files
