@@ -98,5 +98,5 @@ PIPELINE: tuple[str, ...] = (
 # Named profiles run like the default pipeline: `nox -s device` = the device half, in order.
 PROFILES: dict[str, tuple[str, ...]] = {
     "default": PIPELINE,
-    "device": ("firmware", "boot"),
+    "device": ("keys", "firmware", "boot"),
 }

@@ -1,7 +1,8 @@
 """One firmware build in a project of its own: shared by the firmware integration and e2e tests.
 
-The project is a copy of what the firmware stage reads (tools.lock, firmware/, the policy), so
-its signing key is made in the test's own .keys/firmware, never in the checkout. The caches
+The project is a copy of what the firmware stage reads (tools.lock, firmware/, the policy, the
+key-mode trusted root), so its signing keys (.keys/firmware, and the cosign pair that signs the
+reference values) are made in the test's own .keys, never in the checkout. The caches
 (tools, pinned inputs, U-Boot, tpm_tis.ko) are the machine's, as for any run.
 """
 
@@ -26,9 +27,9 @@ class FirmwareProject:
     def out(self) -> Path:
         return self.root / "out"
 
-    def run(self, *args: str, timeout: float = 3600) -> Result:
-        return run_tasks(*args, root=self.root, env={"SOURCE_DATE_EPOCH": EPOCH, "SECURE_IOT_OUT": str(self.out)},
-                         timeout=timeout)  # fmt: skip
+    def run(self, *args: str, timeout: float = 3600, env: dict[str, str] | None = None) -> Result:
+        return run_tasks(*args, root=self.root, timeout=timeout,
+                         env={"SOURCE_DATE_EPOCH": EPOCH, "SECURE_IOT_OUT": str(self.out), **(env or {})})  # fmt: skip
 
     def stage(self, name: str) -> dict[str, Any]:
         return dict(json.loads((self.out / "evidence.json").read_text())["stages"][name])
@@ -49,11 +50,16 @@ def firmware_project(work: Path) -> FirmwareProject:
     for name in ("tools.lock", "security-policy.yaml"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "firmware", root / "firmware")
+    trusted_root = Path("infra/policies/sigstore/trusted-root-keymode.json")  # offline key-mode bundle checks
+    (root / trusted_root).parent.mkdir(parents=True)
+    shutil.copy(REPO / trusted_root, root / trusted_root)
     return FirmwareProject(root)
 
 
 def built_firmware(work: Path) -> FirmwareProject:
     project = firmware_project(work)
+    result = project.run("keys")  # the cosign key that signs the reference values, in the project's .keys
+    assert result.returncode == 0, result.output[-4000:]
     result = project.run("firmware")
     assert result.returncode == 0, result.output[-4000:]
     return project

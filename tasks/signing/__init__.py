@@ -16,6 +16,7 @@ from tasks.signing.attach import (
     sign_blob,
     vuln_predicate,
 )
+from tasks.signing.blob_attestation import KEYMODE_TRUSTED_ROOT, attest_blob, statement_of, verified_predicate
 from tasks.signing.signer import (
     GITHUB_ISSUER,
     REPOSITORY_PLACEHOLDER,
@@ -30,11 +31,13 @@ from tasks.signing.verify import diagnose, statements, tag_still_points_at, veri
 __all__ = [
     "BUNDLE_SUFFIX",
     "GITHUB_ISSUER",
+    "KEYMODE_TRUSTED_ROOT",
     "OPENVEX_CONTEXT",
     "REPOSITORY_PLACEHOLDER",
     "Attestation",
     "Mode",
     "Signer",
+    "attest_blob",
     "attestations",
     "blobs",
     "bound_to_image",
@@ -45,8 +48,10 @@ __all__ = [
     "recorded",
     "registry_flags",
     "sign_blob",
+    "statement_of",
     "statements",
     "tag_still_points_at",
+    "verified_predicate",
     "verify_attestation",
     "vuln_predicate",
 ]
