@@ -37,22 +37,40 @@ def stage(name: str) -> Stage:
     return Stage(name, section, proves, body)
 
 
+def record_name(name: str, argv: Sequence[str]) -> str:
+    """The evidence key of a run: the stage name, or ``<stage>:<subject>`` for `--subject <subject>`
+    other than the image (the image pipeline's keys never change; firmware runs sit beside them)."""
+    args = list(argv)
+    for i, arg in enumerate(args):
+        value = args[i + 1] if arg == "--subject" and i + 1 < len(args) else arg.removeprefix("--subject=")
+        if (arg == "--subject" or arg.startswith("--subject=")) and value not in ("", "image"):
+            return f"{name}:{value}"
+    return name
+
+
+def step_record(step: str) -> str:
+    name, *argv = step.split()
+    return record_name(name, argv)
+
+
 def run_stage(ctx: Context, stage: Stage, argv: Sequence[str]) -> int:
     """Run one stage; return 0 on pass, 1 on a failed gate. PipelineErrors propagate."""
-    with ctx.evidence.open_stage(stage.name, ctx.root) as rec:
+    with ctx.evidence.open_stage(record_name(stage.name, argv), ctx.root) as rec:
         rec.details["talk_section"] = stage.talk_section
         rec.verdict = stage.body(ctx.bind(rec), rec, argv)
     return 0 if rec.verdict in ("pass", "skipped") else 1
 
 
-def run_pipeline(ctx: Context, names: Sequence[str] = PIPELINE) -> int:
+def run_pipeline(ctx: Context, steps: Sequence[str] = PIPELINE) -> int:
+    """Each step is a stage name, optionally with its arguments ("sign --subject firmware")."""
     code = 0
     try:
-        for name in names:
-            console.rule(f"[bold]{name}[/] (talk section {CATALOGUE[name][1]})")
-            code = run_stage(ctx, stage(name), [])
+        for step in steps:
+            name, *argv = step.split()
+            console.rule(f"[bold]{step}[/] (talk section {CATALOGUE[name][1]})")
+            code = run_stage(ctx, stage(name), argv)
             if code != 0:
                 break
     finally:
-        summary_table(ctx.evidence.load()["stages"], names)
+        summary_table(ctx.evidence.load()["stages"], [step_record(step) for step in steps])
     return code
