@@ -56,6 +56,18 @@ def firmware_project(work: Path) -> FirmwareProject:
     return FirmwareProject(root)
 
 
+# What the supply-chain stages read besides: tool locks, VEX, schemas, the Rego policy.
+SUPPLY_CHAIN = ("requirements/tools", "vex", "schemas", "infra/policies/sigstore/rego")
+
+
+def with_supply_chain(project: FirmwareProject) -> FirmwareProject:
+    """``project`` with the files `sbom/scan/provenance/sign/verify -- --subject firmware` read."""
+    for name in SUPPLY_CHAIN:
+        if not (project.root / name).exists():
+            shutil.copytree(REPO / name, project.root / name)
+    return project
+
+
 def built_firmware(work: Path) -> FirmwareProject:
     project = firmware_project(work)
     result = project.run("keys")  # the cosign key that signs the reference values, in the project's .keys
