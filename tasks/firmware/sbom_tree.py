@@ -41,6 +41,7 @@ SOURCES = {"u-boot-source": "u-boot", "linux-image": "linux", "busybox": "busybo
 def unpack_newc(archive: bytes, dest: Path) -> list[str]:
     """Regular files, directories and symlinks of a (gzip) cpio newc archive into ``dest``; the paths."""
     data = gzip.decompress(archive) if archive[:2] == b"\x1f\x8b" else archive
+    dest.mkdir(parents=True, exist_ok=True)
     pos = 0
     paths: list[str] = []
     while True:
@@ -59,6 +60,8 @@ def unpack_newc(archive: bytes, dest: Path) -> list[str]:
         if relative.is_absolute() or ".." in relative.parts:
             raise InputError(f"initramfs: member {name!r} escapes the tree")
         target = dest / relative
+        if target.is_symlink() or not target.parent.resolve().is_relative_to(dest.resolve()):  # via a symlink
+            raise InputError(f"initramfs: member {name!r} escapes the tree")
         if stat.S_ISDIR(mode):
             target.mkdir(parents=True, exist_ok=True)
         elif stat.S_ISREG(mode):

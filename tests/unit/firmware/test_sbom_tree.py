@@ -49,3 +49,11 @@ def test_a_missing_pin_is_refused() -> None:
     del inputs["busybox"]
     with pytest.raises(InputError, match=r"\[inputs.busybox\]"):
         sbom_tree.dpkg_status(inputs)
+
+
+def test_a_member_through_an_unpacked_symlink_is_refused(tmp_path: Path) -> None:
+    entries = [rootfs.Entry("link", stat.S_IFLNK | 0o777, str(tmp_path).encode()),
+               rootfs.Entry("link/planted", stat.S_IFREG | 0o644, b"x")]  # fmt: skip
+    with pytest.raises(InputError, match="escapes the tree"):
+        sbom_tree.unpack_newc(rootfs.cpio_newc(entries, 0), tmp_path / "tree")
+    assert not (tmp_path / "planted").exists()
