@@ -9,12 +9,15 @@ reference values) are made in the test's own .keys, never in the checkout. The c
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO, Result, run_tasks
+from tasks.core.media_types import REFERENCE_VALUES_PREDICATE_TYPE
+from tests.conftest import REPO, Result, pinned, run_tasks
 
 EPOCH = "1700000000"  # a fixed SOURCE_DATE_EPOCH: the copy is not a git checkout
 
@@ -58,6 +61,22 @@ def firmware_project(work: Path) -> FirmwareProject:
 
 # What the supply-chain stages read besides: tool locks, VEX, schemas, the Rego policy.
 SUPPLY_CHAIN = ("requirements/tools", "vex", "schemas", "infra/policies/sigstore/rego")
+
+
+def resign_reference_values(project: FirmwareProject, keys: Path) -> None:
+    """Another signer's reference-values bundle for the same FIT: a fresh cosign key pair in ``keys``."""
+    cosign = str(pinned("cosign"))
+    env = {**os.environ, "COSIGN_PASSWORD": ""}
+    keys.mkdir(parents=True, exist_ok=True)
+    subprocess.run([cosign, "generate-key-pair", "--output-key-prefix", str(keys / "cosign")],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    firmware = project.out / "firmware"
+    bundle = firmware / "reference-values.sigstore.json"
+    bundle.unlink()
+    subprocess.run([cosign, "attest-blob", "--yes", "--key", str(keys / "cosign.key"), "--tlog-upload=false",
+                    "--new-bundle-format", "--bundle", str(bundle), "--type", REFERENCE_VALUES_PREDICATE_TYPE,
+                    "--predicate", str(firmware / "reference-values.json"), str(firmware / "image.fit")],
+                   env=env, check=True, capture_output=True)  # fmt: skip
 
 
 def with_supply_chain(project: FirmwareProject) -> FirmwareProject:
