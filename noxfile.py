@@ -48,7 +48,7 @@ def pipeline(session: nox.Session) -> None:
 
 @nox.session
 def device(session: nox.Session) -> None:
-    """The device profile: firmware then boot (the signed firmware, verified and measured by U-Boot)."""
+    """The device profile: keys, firmware, its supply chain (`--subject firmware`), boot (tasks/catalogue.py)."""
     _install(session)
     session.run("python", "-m", "tasks", "pipeline", "device", *session.posargs)
 

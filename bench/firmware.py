@@ -2,8 +2,8 @@
 
     python bench/firmware.py [--warm-only] [--boots N]
 
-Runs `python -m tasks firmware` / `boot` in a throwaway project (its own firmware key) with its
-own cache directory (XDG_CACHE_HOME):
+Runs `python -m tasks keys` once, then `firmware` / `boot` in a throwaway project (its own firmware
+and cosign keys) with its own cache directory (XDG_CACHE_HOME):
   cold-1   nothing cached: the pinned inputs are fetched from the Debian archive, U-Boot and
            tpm_tis.ko are built;
   cold-2   a second empty build cache, the inputs copied from cold-1 (no network): the build
@@ -67,6 +67,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-firmware-") as tmp:
         work = Path(tmp)
         project = firmware_project(work).root
+        # the cosign key that signs the reference values (machine cache: cosign is not a build input)
+        run(project, Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")), work / "out-keys", "keys")
         if args.warm_only:
             cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         else:

@@ -117,8 +117,14 @@ PIPELINE: tuple[str, ...] = (
     "report",
 )
 
+# The firmware through the image's supply-chain stages: the same stages, `--subject firmware`.
+FIRMWARE_CHAIN: tuple[str, ...] = tuple(
+    f"{name} --subject firmware" for name in ("sbom", "scan", "provenance", "sign", "verify")
+)
+
 # Named profiles run like the default pipeline: `nox -s device` = the device half, in order.
+# A step is a stage name, optionally with arguments; its evidence key is tasks.pipeline.record_name.
 PROFILES: dict[str, tuple[str, ...]] = {
     "default": PIPELINE,
-    "device": ("firmware", "boot"),
+    "device": ("keys", "firmware", *FIRMWARE_CHAIN, "boot"),
 }

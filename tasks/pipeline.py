@@ -125,7 +125,8 @@ def stage_fingerprint(ctx: Context, st: Stage, record: Mapping[str, Any], argv: 
 def why_stale(ctx: Context, st: Stage, evidence: Mapping[str, Any], argv: Sequence[str]) -> str | None:
     """None when ``st`` is up to date; else the first reason it must run."""
     stages = evidence.get("stages", {})
-    prev = stages.get(st.name)
+    key = record_name(st.name, argv)
+    prev = stages.get(key)
     if st.name in ALWAYS_RUN:
         return "always runs (its answer depends on time or the outside world)"
     if not prev or prev.get("verdict") != "pass" or not prev.get("details", {}).get("fingerprint"):
@@ -135,7 +136,7 @@ def why_stale(ctx: Context, st: Stage, evidence: Mapping[str, Any], argv: Sequen
         if art.get("kind") == "oci":
             repo = str(art.get("name", "")).split("@", 1)[0]
             for other, rec in stages.items():
-                for out in rec.get("outputs", []) if other != st.name else []:
+                for out in rec.get("outputs", []) if other != key else []:
                     same_repo = out.get("kind") == "oci" and str(out.get("name", "")).split("@", 1)[0] == repo
                     if same_repo and out.get("digest") != art.get("digest"):
                         return f"{other} now records {repo} as {out.get('digest')}"
@@ -168,6 +169,22 @@ def _split_force(argv: Sequence[str], force: bool) -> tuple[list[str], bool]:
     return rest, force or len(rest) != len(argv) or os.environ.get("SECURE_IOT_FORCE") == "1"
 
 
+def record_name(name: str, argv: Sequence[str]) -> str:
+    """The evidence key of a run: the stage name, or ``<stage>:<subject>`` for `--subject <subject>`
+    other than the image (the image pipeline's keys never change; firmware runs sit beside them)."""
+    args = list(argv)
+    for i, arg in enumerate(args):
+        value = args[i + 1] if arg == "--subject" and i + 1 < len(args) else arg.removeprefix("--subject=")
+        if (arg == "--subject" or arg.startswith("--subject=")) and value not in ("", "image"):
+            return f"{name}:{value}"
+    return name
+
+
+def step_record(step: str) -> str:
+    name, *argv = step.split()
+    return record_name(name, argv)
+
+
 def run_stage(ctx: Context, stage: Stage, argv: Sequence[str], *, force: bool = False) -> int:
     """Run one stage; return 0 on pass, 1 on a failed gate. PipelineErrors propagate."""
     argv, force = _split_force(argv, force)
@@ -177,11 +194,12 @@ def run_stage(ctx: Context, stage: Stage, argv: Sequence[str], *, force: bool = 
             why = why_stale(ctx, stage, ctx.evidence.load(), argv)
         except (PipelineError, OSError, ValueError) as exc:  # cannot tell: run it, and let it say why
             why = f"cannot check ({exc})"
+        key = record_name(stage.name, argv)
         if why is None:
-            ctx.evidence.mark_up_to_date(stage.name, {"checked": now(), "check_s": round(time.monotonic() - t0, 3)})
-            console.print(f"[green]{stage.name}: up to date[/] — inputs, outputs, tools, policy and code unchanged")
+            ctx.evidence.mark_up_to_date(key, {"checked": now(), "check_s": round(time.monotonic() - t0, 3)})
+            console.print(f"[green]{key}: up to date[/] — inputs, outputs, tools, policy and code unchanged")
             return 0
-    with ctx.evidence.open_stage(stage.name, ctx.root) as rec:
+    with ctx.evidence.open_stage(record_name(stage.name, argv), ctx.root) as rec:
         rec.details["talk_section"] = stage.talk_section
         rec.verdict = stage.body(ctx.bind(rec), rec, argv)
         if rec.verdict == "pass" and stage.name not in ALWAYS_RUN:
@@ -189,18 +207,20 @@ def run_stage(ctx: Context, stage: Stage, argv: Sequence[str], *, force: bool = 
     return 0 if rec.verdict in ("pass", "skipped") else 1
 
 
-def run_pipeline(ctx: Context, names: Sequence[str] = PIPELINE, *, force: bool = False) -> int:
-    """``names`` in order, stopping at the first failure; the report (when listed) is written anyway."""
+def run_pipeline(ctx: Context, steps: Sequence[str] = PIPELINE, *, force: bool = False) -> int:
+    """Each step is a stage name, optionally with its arguments ("sign --subject firmware"), in
+    order, stopping at the first failure; the report (when listed) is written anyway."""
     code = 0
     try:
-        for name in [n for n in names if n != "report"]:
-            console.rule(f"[bold]{name}[/] (talk section {CATALOGUE[name][1]})")
-            code = run_stage(ctx, stage(name), [], force=force)
+        for step in [s for s in steps if s != "report"]:
+            name, *argv = step.split()
+            console.rule(f"[bold]{step}[/] (talk section {CATALOGUE[name][1]})")
+            code = run_stage(ctx, stage(name), argv, force=force)
             if code != 0:
                 break
     finally:
-        summary_table(ctx.evidence.load()["stages"], names)
-        if "report" in names:
+        summary_table(ctx.evidence.load()["stages"], [step_record(step) for step in steps])
+        if "report" in steps:
             report_code = run_stage(ctx, stage("report"), [])
             code = code or report_code
     return code

@@ -19,6 +19,7 @@ COMPLIANCE_RESULT_MEDIA_TYPE = "application/vnd.secure-iot.openscap-result+json"
 OPENVEX_MEDIA_TYPE = "application/openvex+json"
 # in-toto statements and their predicates
 STATEMENT_MEDIA_TYPE = "application/vnd.in-toto+json"
+SIGSTORE_BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"  # cosign --new-bundle-format
 PREDICATE_MEDIA_TYPE = "application/vnd.slsa.provenance.v1+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"

@@ -26,6 +26,7 @@ CONTROL_DTB_NAME = "control.dtb"
 INITRAMFS_NAME = fit.PAYLOAD["ramdisk"]
 ITS_NAME = "image.its"
 REFERENCE_NAME = "reference-values.json"
+REFERENCE_BUNDLE_NAME = "reference-values.sigstore.json"  # the signed statement (stages/firmware.py signs it)
 
 
 @dataclass(frozen=True)

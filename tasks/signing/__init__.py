@@ -10,12 +10,14 @@ from tasks.signing.attach import (
     Attestation,
     attestations,
     blobs,
+    bound_to_firmware,
     bound_to_image,
     openvex_document,
     recorded,
     sign_blob,
     vuln_predicate,
 )
+from tasks.signing.blob_attestation import KEYMODE_TRUSTED_ROOT, attest_blob, statement_of, verified_predicate
 from tasks.signing.signer import (
     GITHUB_ISSUER,
     REPOSITORY_PLACEHOLDER,
@@ -30,13 +32,16 @@ from tasks.signing.verify import diagnose, statements, tag_still_points_at, veri
 __all__ = [
     "BUNDLE_SUFFIX",
     "GITHUB_ISSUER",
+    "KEYMODE_TRUSTED_ROOT",
     "OPENVEX_CONTEXT",
     "REPOSITORY_PLACEHOLDER",
     "Attestation",
     "Mode",
     "Signer",
+    "attest_blob",
     "attestations",
     "blobs",
+    "bound_to_firmware",
     "bound_to_image",
     "configured",
     "diagnose",
@@ -45,8 +50,10 @@ __all__ = [
     "recorded",
     "registry_flags",
     "sign_blob",
+    "statement_of",
     "statements",
     "tag_still_points_at",
+    "verified_predicate",
     "verify_attestation",
     "vuln_predicate",
 ]

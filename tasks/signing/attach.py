@@ -23,6 +23,7 @@ from tasks.core.evidence import StageRecord
 from tasks.core.media_types import (
     COMPLIANCE_RESULT_MEDIA_TYPE,
     CYCLONEDX_MEDIA_TYPE,
+    FIT_MEDIA_TYPE,
     GRYPE_JSON_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
     OPENVEX_MEDIA_TYPE,
@@ -44,10 +45,15 @@ class Attestation:
     predicate: Path
 
 
-def vuln_predicate(ctx: Context) -> dict[str, Any]:
+def record_of(stage: str, subject: str) -> str:
+    """The evidence key of ``stage`` run for ``subject`` (tasks.pipeline.record_name)."""
+    return stage if subject == "image" else f"{stage}:{subject}"
+
+
+def vuln_predicate(ctx: Context, subject: str = "image") -> dict[str, Any]:
     """cosign's vuln predicate around the grype result the scan stage gated on."""
-    scan = ctx.evidence.stage("scan")
-    result = json.loads(recorded(ctx, "scan", GRYPE_JSON_MEDIA_TYPE).read_text(encoding="utf-8"))
+    scan = ctx.evidence.stage(record_of("scan", subject))
+    result = json.loads(recorded(ctx, record_of("scan", subject), GRYPE_JSON_MEDIA_TYPE).read_text(encoding="utf-8"))
     grype = str(scan["tools"].get("grype", ""))
     return vuln_predicate_of(result, grype, scan["details"].get("db", {}), scan["started"], scan["finished"])
 
@@ -69,15 +75,15 @@ def vuln_predicate_of(
     }
 
 
-def openvex_document(ctx: Context) -> dict[str, Any]:
+def openvex_document(ctx: Context, subject: str = "image", digest: str = "") -> dict[str, Any]:
     """The VEX statements the scan applied, merged into one OpenVEX document."""
-    scan = ctx.evidence.stage("scan")
+    scan = ctx.evidence.stage(record_of("scan", subject))
     documents = [
         ctx.unchanged(art["name"], art["digest"])
         for art in scan.get("inputs", [])
         if art["media_type"] == OPENVEX_MEDIA_TYPE
     ]
-    return openvex_of(documents, ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).digest, scan["finished"])
+    return openvex_of(documents, digest or ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).digest, scan["finished"])
 
 
 def openvex_of(documents: list[Path], image_digest: str, timestamp: str) -> dict[str, Any]:
@@ -96,29 +102,33 @@ def openvex_of(documents: list[Path], image_digest: str, timestamp: str) -> dict
     }
 
 
-def attestations(ctx: Context) -> list[Attestation]:
+def attestations(ctx: Context, subject: str = "image", digest: str = "") -> list[Attestation]:
+    """The predicates to attach to ``subject`` (the image, or the firmware artifact ``digest``)."""
     out = ctx.stage_dir("sign")
-    atomic.write_json(out / "vuln.predicate.json", vuln_predicate(ctx))
-    atomic.write_json(out / "openvex.json", openvex_document(ctx))
+    prefix = "" if subject == "image" else f"{subject}."
+    atomic.write_json(out / f"{prefix}vuln.predicate.json", vuln_predicate(ctx, subject))
+    atomic.write_json(out / f"{prefix}openvex.json", openvex_document(ctx, subject, digest))
+    sbom, provenance = record_of("sbom", subject), record_of("provenance", subject)
     todo = [
-        Attestation("spdxjson", recorded(ctx, "sbom", SPDX_MEDIA_TYPE)),
-        Attestation("cyclonedx", recorded(ctx, "sbom", CYCLONEDX_MEDIA_TYPE)),
-        Attestation("slsaprovenance1", recorded(ctx, "provenance", PREDICATE_MEDIA_TYPE)),
-        Attestation("vuln", out / "vuln.predicate.json"),
-        Attestation("openvex", out / "openvex.json"),
+        Attestation("spdxjson", recorded(ctx, sbom, SPDX_MEDIA_TYPE)),
+        Attestation("cyclonedx", recorded(ctx, sbom, CYCLONEDX_MEDIA_TYPE)),
+        Attestation("slsaprovenance1", recorded(ctx, provenance, PREDICATE_MEDIA_TYPE)),
+        Attestation("vuln", out / f"{prefix}vuln.predicate.json"),
+        Attestation("openvex", out / f"{prefix}openvex.json"),
     ]
-    if "compliance" in ctx.evidence.load()["stages"]:  # not run: verify names the missing attestation
+    # the OpenSCAP result is about the image's root filesystem; not run: verify names the missing attestation
+    if subject == "image" and "compliance" in ctx.evidence.load()["stages"]:
         todo.append(Attestation("compliance", recorded(ctx, "compliance", COMPLIANCE_RESULT_MEDIA_TYPE)))
     return todo
 
 
-def blobs(ctx: Context) -> list[Path]:
+def blobs(ctx: Context, subject: str = "image") -> list[Path]:
     """Every file artifact of the earlier stages (by the evidence), to be bundled."""
     paths = []
     for stage in ("sbom", "scan", "provenance", "compliance"):
-        if stage == "compliance" and stage not in ctx.evidence.load()["stages"]:
+        if stage == "compliance" and (subject != "image" or stage not in ctx.evidence.load()["stages"]):
             continue  # not run (it is not required to sign); run but failed is refused below
-        outputs = ctx.evidence.stage(stage)["outputs"]
+        outputs = ctx.evidence.stage(record_of(stage, subject))["outputs"]
         paths += [ctx.unchanged(o["name"], o["digest"]) for o in outputs if o.get("kind") == "file"]
     return [p for p in paths if not p.name.endswith(BUNDLE_SUFFIX)]
 
@@ -184,6 +194,26 @@ def already_attached(rec: StageRecord, cosign: Tool, signer: Signer, ref: str, k
         if digest in subjects and _folded(statement.get("predicate")) == wanted:
             return True
     return False
+
+
+def bound_to_firmware(ctx: Context, fit_digest: str) -> None:
+    """The firmware's SBOM, scan and provenance were made from this build (its FIT, by digest)."""
+    for stage in ("sbom:firmware", "provenance:firmware"):
+        made_from = {i["digest"] for i in ctx.evidence.stage(stage)["inputs"] if i["media_type"] == FIT_MEDIA_TYPE}
+        if made_from != {fit_digest}:
+            command = stage.replace(":firmware", " -- --subject firmware")
+            raise SigningError(
+                f"the {stage} record is about FIT {', '.join(sorted(made_from)) or 'none'}, not the firmware being "
+                f"signed ({fit_digest}); rerun `nox -s {command}` after `nox -s firmware`"
+            )
+    sbom = ctx.evidence.output("sbom:firmware", SYFT_JSON_MEDIA_TYPE).digest
+    scanned = {
+        i["digest"] for i in ctx.evidence.stage("scan:firmware")["inputs"] if i["media_type"] == SYFT_JSON_MEDIA_TYPE
+    }
+    if scanned != {sbom}:
+        raise SigningError(
+            "the scan:firmware record did not scan the firmware SBOM; rerun `nox -s scan -- --subject firmware`"
+        )
 
 
 def attest(

@@ -96,6 +96,18 @@ def verify_statements(ctx: Context, rec: StageRecord, ref: str, kind: str, signe
     )
 
 
+def signed_statement_present(ctx: Context, rec: StageRecord, ref: str, predicate_type: str, signer: Signer) -> Check:
+    """A statement of a type the Rego policy has no module for (the reference values): signed by the
+    expected key or identity, about this digest (cosign binds it), of exactly that predicateType."""
+    done = verify_statements(ctx, rec, ref, predicate_type, signer)
+    if done.returncode != 0:
+        return Check(f"attestation {predicate_type}", False, diagnose(ctx, rec, ref, predicate_type) or done.tail(1))
+    matching = [s for s in statements(done.stdout) if s.get("predicateType") == predicate_type]
+    if not matching:
+        return Check(f"attestation {predicate_type}", False, f"no statement with predicateType {predicate_type}")
+    return Check(f"attestation {predicate_type}", True, f"{len(matching)} signed statement(s)")
+
+
 def verify_attestation(
     ctx: Context, rec: StageRecord, ref: str, kind: str, signer: Signer, values: dict[str, Any]
 ) -> Check:

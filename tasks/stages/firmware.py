@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from tasks import firmware
+from tasks import firmware, signing
 from tasks.context import Context, source_date_epoch
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
@@ -16,6 +16,8 @@ from tasks.core.media_types import (
     INITRAMFS_MEDIA_TYPE,
     ITS_MEDIA_TYPE,
     REFERENCE_VALUES_MEDIA_TYPE,
+    REFERENCE_VALUES_PREDICATE_TYPE,
+    SIGSTORE_BUNDLE_MEDIA_TYPE,
 )
 
 OUTPUTS = {
@@ -37,6 +39,12 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     built = firmware.build_firmware(ctx, rec, ctx.stage_dir("firmware"), epoch=source_date_epoch(ctx, rec),
                            rebuild_u_boot=args.rebuild_u_boot)  # fmt: skip
     digests = {name: rec.add_output(built.path(name), media).digest for name, media in OUTPUTS.items()}
+    # The golden values remote attestation and the boot stage trust: a signed statement about the FIT.
+    signer = signing.configured(ctx)
+    fit, reference = built.path(firmware.FIT_NAME), built.path(firmware.REFERENCE_NAME)
+    bundle = built.path(firmware.REFERENCE_BUNDLE_NAME)
+    signing.attest_blob(ctx, rec, signer, fit, REFERENCE_VALUES_PREDICATE_TYPE, reference, bundle)
+    rec.add_output(bundle, SIGSTORE_BUNDLE_MEDIA_TYPE)
     rec.details.update(
         {
             "firmware_version": built.release.version,
@@ -48,11 +56,14 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
                        "from_cache": built.u_boot.cached, "build_seconds": built.u_boot.build_seconds},
             "fit_bytes": built.path(firmware.FIT_NAME).stat().st_size,
             "reference_pcrs": {k: built.reference["pcrs"][k] for k in ("8", "9")},
+            "reference_values": {"predicate_type": REFERENCE_VALUES_PREDICATE_TYPE, "bundle": bundle.name,
+                                 "signer": signer.describe()},
             "seconds": built.seconds,
         }
     )  # fmt: skip
     console.print(
         f"[green]firmware: pass[/] — {built.release.version} (security version {built.release.security_version}), "
-        f"FIT {digests[firmware.FIT_NAME]}, U-Boot {'cached' if built.u_boot.cached else 'built'}"
+        f"FIT {digests[firmware.FIT_NAME]}, U-Boot {'cached' if built.u_boot.cached else 'built'}, "
+        f"reference values signed ({bundle.name})"
     )
     return "pass"

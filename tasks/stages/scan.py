@@ -20,6 +20,7 @@ from tasks.policy import gate
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s scan", description="grype over the image SBOM, VEX, gate")
     parser.add_argument("--sbom", type=Path, help="scan this SBOM instead of the sbom stage's image SBOM")
+    parser.add_argument("--subject", choices=("image", "firmware"), default="image", help="whose SBOM to scan")
     parser.add_argument(
         "--allow-missing-db",
         action="store_true",
@@ -27,7 +28,10 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     )
     args = parser.parse_args(argv)
     max_age = vulndb.max_age_hours(ctx.policy)
-    sbom = ctx.inside(args.sbom) if args.sbom else ctx.artifact(ctx.evidence.output("sbom", SYFT_JSON_MEDIA_TYPE).name)
+    sbom_stage = "sbom" if args.subject == "image" else f"sbom:{args.subject}"  # pipeline.record_name
+    sbom = (
+        ctx.inside(args.sbom) if args.sbom else ctx.artifact(ctx.evidence.output(sbom_stage, SYFT_JSON_MEDIA_TYPE).name)
+    )
     if not sbom.is_file():
         raise InputError(f"{sbom}: SBOM not found; run `nox -s sbom` first")
     rec.add_input(sbom, SYFT_JSON_MEDIA_TYPE)
@@ -47,7 +51,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         console.print(f"[yellow]scan: skipped[/] — {reason} (opt-out recorded)")
         return "skipped"
     out = ctx.stage_dir("scan")
-    json_out, sarif_out = out / "grype.json", out / "grype.sarif"
+    stem = "grype" if args.subject == "image" else f"{args.subject}.grype"
+    json_out, sarif_out = out / f"{stem}.json", out / f"{stem}.sarif"
     outputs = {"json": json_out, "sarif": sarif_out}
     result = run_grype(ctx, rec, grype, sbom, vex_documents(ctx, rec), outputs, db.source, max_age)
     rec.add_output(json_out, GRYPE_JSON_MEDIA_TYPE)
@@ -55,8 +60,9 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     found, ignored = findings(result)
     outcome = gate.evaluate("dependencies", found, ctx.policy)
     summary = {"db": db.as_json(), "gate": outcome.summary(), "vex_ignored": ignored, "matches": len(found)}
-    atomic.write_json(out / "summary.json", summary)
-    rec.add_output(out / "summary.json", "application/json")
+    summary_path = out / ("summary.json" if args.subject == "image" else f"{args.subject}.summary.json")
+    atomic.write_json(summary_path, summary)
+    rec.add_output(summary_path, "application/json")
     rec.details.update(summary)
     if db.source == "demo":
         console.print("  [yellow]note: demo DB — knows only the advisories in tests/fixtures/grype[/]")

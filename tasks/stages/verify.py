@@ -12,16 +12,27 @@ from tasks.core import runner
 from tasks.core.checks import Check, conclude
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.core.media_types import MANIFEST_MEDIA_TYPE
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE, REFERENCE_VALUES_PREDICATE_TYPE
 from tasks.policy import rego
-from tasks.signing.verify import tag_still_points_at, verify_attestation
+from tasks.signing.verify import signed_statement_present, tag_still_points_at, verify_attestation
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s verify", description="verify signature, attestations and policy")
     parser.add_argument("--image", help="verify this image (name@sha256:...) instead of the build stage's")
+    parser.add_argument(
+        "--subject",
+        choices=("image", "firmware"),
+        default="image",
+        help="firmware: the OCI artifact `sign -- --subject firmware` pushed; the same checks and policy",
+    )
     args = parser.parse_args(argv)
-    if args.image:
+    extra: list[str] = []
+    if args.subject == "firmware":
+        signed = ctx.evidence.stage("sign:firmware")["details"]
+        ref, tag = ctx.evidence.output("sign:firmware", MANIFEST_MEDIA_TYPE).name, str(signed.get("tag", ""))
+        extra = [REFERENCE_VALUES_PREDICATE_TYPE]  # the golden values ride on the artifact too
+    elif args.image:
         if "@sha256:" not in args.image:
             raise InputError(f"--image {args.image}: give the image by digest (name@sha256:...)")
         ref, tag = args.image, ""
@@ -54,6 +65,13 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     values = rego.params(ctx.policy, digest)
     for kind in ctx.policy.gate("verify").settings.get("required_attestations", []):
         checks.append(verify_attestation(ctx, rec, ref, str(kind), signer, values))
-    rec.details["image"] = ref
+    checks += [signed_statement_present(ctx, rec, ref, kind, signer) for kind in extra]
+    rec.details["image" if args.subject == "image" else "artifact"] = ref
     document = {"image": ref, "signer": signer.describe()}
-    return conclude(rec, f"verify {ref}", checks, report=ctx.stage_dir("verify") / "report.json", document=document)
+    return conclude(
+        rec,
+        f"verify {ref}",
+        checks,
+        report=ctx.stage_dir("verify") / ("report.json" if args.subject == "image" else "firmware.report.json"),
+        document=document,
+    )

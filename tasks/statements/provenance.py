@@ -19,13 +19,15 @@ from typing import Any
 import jsonschema
 
 from tasks import toolchain
-from tasks.context import Context
+from tasks.container.build import source_url
+from tasks.context import Context, git_revision
 from tasks.core import atomic, runner
 from tasks.core.errors import EvidenceError, InputError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE, PREDICATE_TYPE, STATEMENT_TYPE
 
 BUILD_TYPE = "urn:secure-iot:slsa:buildtype:nox-buildah:v1"
+FIRMWARE_BUILD_TYPE = "urn:secure-iot:slsa:buildtype:nox-firmware:v1"  # `nox -s firmware` (docs/slsa/build-type.md)
 LOCAL_BUILDER = "urn:secure-iot:builder:local-nox"
 LOCKS = ("app/requirements.lock", "requirements/lock.txt", "tools.lock")
 
@@ -53,11 +55,13 @@ class Provenance:
     started_on: str
     finished_on: str
     byproducts: list[ResourceDescriptor] = field(default_factory=list)
+    more_subjects: list[tuple[str, str]] = field(default_factory=list)  # (name, hex sha256) after the first
+    build_type: str = BUILD_TYPE
 
     def predicate(self) -> dict[str, Any]:
         return {
             "buildDefinition": {
-                "buildType": BUILD_TYPE,
+                "buildType": self.build_type,
                 "externalParameters": self.external_parameters,
                 "internalParameters": self.internal_parameters,
                 "resolvedDependencies": [d.as_json() for d in self.resolved_dependencies],
@@ -76,7 +80,10 @@ class Provenance:
     def statement(self) -> dict[str, Any]:
         return {
             "_type": STATEMENT_TYPE,
-            "subject": [{"name": self.subject_name, "digest": {"sha256": self.subject_digest}}],
+            "subject": [
+                {"name": name, "digest": {"sha256": digest}}
+                for name, digest in [(self.subject_name, self.subject_digest), *self.more_subjects]
+            ],
             "predicateType": PREDICATE_TYPE,
             "predicate": self.predicate(),
         }
@@ -116,6 +123,61 @@ def git_ref(ctx: Context, rec: StageRecord) -> str:
     return done.stdout.strip() or "HEAD"
 
 
+def tool_dependencies(ctx: Context, tools: dict[str, str]) -> list[ResourceDescriptor]:
+    """The tools a stage ran, by version, and by sha256 where tools.lock pins them."""
+    pinned = toolchain.load(toolchain.lock_path(ctx.root))
+    deps = []
+    for name, version in sorted(tools.items()):
+        digest_set = {"sha256": ctx.tool(name).sha256} if name in pinned else {}  # host tools: version only
+        deps.append(ResourceDescriptor(f"pkg:generic/{name}@{version}", digest_set, name))
+    return deps
+
+
+def from_firmware_evidence(ctx: Context, rec: StageRecord, subjects: list[tuple[str, str]]) -> Provenance:
+    """The firmware stage's build: ``subjects`` (name, hex sha256: FIT, u-boot.bin, initramfs) from
+    every input it recorded by digest — the pinned .debs and U-Boot source files of tools.lock
+    [inputs.*], the config fragment, the .its template, the rootfs recipe — plus tools.lock and the
+    toolchain it ran (cross compiler, mkimage, dtc …) by version and sha256."""
+    build = ctx.evidence.stage("firmware")
+    details = build["details"]
+    revision = git_revision(ctx, rec)
+    deps = [ResourceDescriptor(f"git+{source_url()}@{git_ref(ctx, rec)}", {"gitCommit": revision})]
+    for art in build.get("inputs", []):
+        if art.get("kind") == "file":
+            name = str(art["name"])
+            uri = f"file:{name}" if "/" in name else f"urn:secure-iot:input:{name}"  # a pinned download
+            deps.append(ResourceDescriptor(uri, {"sha256": str(art["digest"]).removeprefix("sha256:")}, name))
+    lock = ctx.inside("tools.lock")
+    deps.append(ResourceDescriptor("file:tools.lock", {"sha256": atomic.sha256_file(lock)}, "tools.lock"))
+    deps += tool_dependencies(ctx, build.get("tools", {}))
+    (first_name, first_digest), *rest = subjects
+    return Provenance(
+        subject_name=first_name,
+        subject_digest=first_digest,
+        more_subjects=rest,
+        build_type=FIRMWARE_BUILD_TYPE,
+        external_parameters={
+            "repository": source_url(),
+            "ref": git_ref(ctx, rec),
+            "commit": revision,
+            "session": "firmware",
+            "release": "firmware/release.toml",
+        },
+        internal_parameters={
+            "sourceDateEpoch": details.get("source_date_epoch"),
+            "firmwareVersion": details.get("firmware_version"),
+            "securityVersion": details.get("security_version"),
+            "uBootCacheKey": details.get("u_boot", {}).get("cache_key"),
+        },
+        resolved_dependencies=deps,
+        builder_id=builder_id(),
+        builder_version={"secure-iot-pipeline": "0.1.0"},
+        invocation_id=invocation_id(),
+        started_on=build["started"],
+        finished_on=build["finished"],
+    )
+
+
 def from_evidence(ctx: Context, rec: StageRecord) -> Provenance:
     build = ctx.evidence.stage("build")
     details = build["details"]
@@ -131,10 +193,7 @@ def from_evidence(ctx: Context, rec: StageRecord) -> Provenance:
         if not path.is_file():
             raise EvidenceError(f"{lock}: missing; provenance names every lock file the build used")
         deps.append(ResourceDescriptor(f"file:{lock}", {"sha256": atomic.sha256_file(path)}, lock))
-    pinned = toolchain.load(toolchain.lock_path(ctx.root))
-    for name, version in sorted(build.get("tools", {}).items()):
-        digest_set = {"sha256": ctx.tool(name).sha256} if name in pinned else {}  # host tools: version only
-        deps.append(ResourceDescriptor(f"pkg:generic/{name}@{version}", digest_set, name))
+    deps += tool_dependencies(ctx, build.get("tools", {}))
     byproducts = [
         ResourceDescriptor(f"file:{art['name']}", {"sha256": art["digest"].removeprefix("sha256:")}, art["media_type"])
         for art in build.get("inputs", [])

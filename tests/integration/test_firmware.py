@@ -5,10 +5,12 @@ One build per session (the ``firmware`` fixture); tests that change something wo
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,9 +25,12 @@ from tasks.core.media_types import (
     INITRAMFS_MEDIA_TYPE,
     ITS_MEDIA_TYPE,
     REFERENCE_VALUES_MEDIA_TYPE,
+    REFERENCE_VALUES_PREDICATE_TYPE,
+    SIGSTORE_BUNDLE_MEDIA_TYPE,
 )
 from tasks.firmware import fdt, fit, measurements
-from tests.firmware_build import FirmwareProject, firmware_project
+from tests.conftest import pinned
+from tests.firmware_build import FirmwareProject, firmware_project, resign_reference_values
 
 pytestmark = pytest.mark.slow
 
@@ -127,3 +132,54 @@ def test_boot_refuses_firmware_changed_after_its_stage(firmware: FirmwareProject
     result = changed.run("boot")
     assert result.returncode == 2
     assert "out/firmware/image.fit: changed since its stage recorded it" in result.stderr
+
+
+def verify_reference_values(project: FirmwareProject, key: Path) -> subprocess.CompletedProcess[str]:
+    """The offline check firmware/README.md documents, as a consumer (#14's fleet server) runs it."""
+    bundle = project.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE)
+    trusted_root = project.root / "infra/policies/sigstore/trusted-root-keymode.json"
+    argv = [pinned("cosign"), "verify-blob-attestation", "--bundle", bundle, "--new-bundle-format",
+            "--trusted-root", trusted_root,
+            "--key", key, "--insecure-ignore-tlog=true", "--type", REFERENCE_VALUES_PREDICATE_TYPE,
+            project.output("firmware", FIT_MEDIA_TYPE)]  # fmt: skip
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=False)
+
+
+def signed_statement(project: FirmwareProject) -> dict[str, object]:
+    bundle = json.loads(project.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE).read_text())
+    return dict(json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"])))
+
+
+def test_reference_values_are_a_signed_statement_about_the_fit(firmware: FirmwareProject) -> None:
+    done = verify_reference_values(firmware, firmware.root / ".keys/cosign.pub")
+    assert done.returncode == 0, done.stderr
+    statement = signed_statement(firmware)
+    assert statement["predicateType"] == REFERENCE_VALUES_PREDICATE_TYPE
+    fit_digest = sha256(firmware.output("firmware", FIT_MEDIA_TYPE)).removeprefix("sha256:")
+    assert statement["subject"] == [{"name": "image.fit", "digest": {"sha256": fit_digest}}]
+    assert statement["predicate"] == json.loads(firmware.output("firmware", REFERENCE_VALUES_MEDIA_TYPE).read_text())
+
+
+def test_boot_refuses_reference_values_edited_after_signing(firmware: FirmwareProject, tmp_path: Path) -> None:
+    edited = firmware.copy(tmp_path / "edited")
+    bundle_path = edited.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE)
+    bundle = json.loads(bundle_path.read_text())
+    statement = signed_statement(edited)
+    statement["predicate"]["pcrs"]["8"] = "ab" * 32  # type: ignore[index]  # an attacker's golden value
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    bundle_path.write_text(json.dumps(bundle))
+    assert verify_reference_values(edited, edited.root / ".keys/cosign.pub").returncode != 0
+    result = edited.run("boot")
+    assert result.returncode == 2, result.output[-3000:]
+    assert "reference-values.sigstore.json: not verified for image.fit: its signature does not verify" in result.stderr
+    assert "qemu-system-aarch64" not in result.output  # refused before anything booted
+
+
+def test_boot_refuses_reference_values_signed_by_another_key(firmware: FirmwareProject, tmp_path: Path) -> None:
+    other = firmware.copy(tmp_path / "other-key")
+    keys = tmp_path / "other-keys"
+    resign_reference_values(other, keys)  # the same FIT and values, signed by another key
+    assert verify_reference_values(other, keys / "cosign.pub").returncode == 0
+    result = other.run("boot")  # the project's own key: the statement is not ours
+    assert result.returncode == 2, result.output[-3000:]
+    assert "its signature does not verify with" in result.stderr and ".keys/cosign.pub" in result.stderr
