@@ -11,17 +11,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from . import __version__
+from .attestation import Refused
 from .config import Settings
 from .db import DeviceStore, DuplicateDeviceError
+from .enrolment_store import EnrolmentStore
 from .middleware import BodySizeLimitMiddleware
-from .models import DEVICE_ID_PATTERN, DeviceIn, DeviceOut, fingerprint
+from .models import DEVICE_ID_PATTERN, ChallengeIn, CompleteIn, DeviceIn, DeviceOut, ManifestIn, fingerprint
+from .registration import ManifestError, Trust, challenge, complete, load_manifest
+from .trust import load_trust
 
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, trust: Trust | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     store = DeviceStore(settings.db_path)
+    enrolments = EnrolmentStore(settings.db_path)
+    if trust is None and settings.trust_dir is not None:
+        trust = load_trust(settings.trust_dir, min_security_version=settings.min_security_version)
     app = FastAPI(title="secure-iot-server", version=__version__)
     app.add_middleware(BodySizeLimitMiddleware, max_body=settings.max_body)
 
@@ -70,5 +77,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not store.delete(device_id):
             raise HTTPException(404, f"device '{device_id}' not found")
         return Response(status_code=204)
+
+    def trusted() -> Trust:
+        if trust is None:
+            raise HTTPException(503, "attestation is not configured (SECURE_IOT_TRUST_DIR)")
+        return trust
+
+    def refused(exc: Refused) -> JSONResponse:
+        return JSONResponse({"detail": exc.reason, "step": exc.step}, status_code=403)
+
+    @app.post("/attestation/manifests", status_code=201, responses={400: {"description": "not signed/malformed"}})
+    def add_manifest(body: ManifestIn) -> dict[str, int]:
+        try:
+            return {"enrolled": load_manifest(enrolments, trusted(), body.manifest, body.signature)}
+        except ManifestError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    @app.post("/attestation/challenge", responses={403: {"description": "refused, with the step"}})
+    def attestation_challenge(body: ChallengeIn) -> Response:
+        try:
+            return JSONResponse(challenge(enrolments, trusted(), body.ek_certificate_pem, body.ak_public))
+        except Refused as exc:
+            return refused(exc)
+
+    @app.post("/attestation/complete", status_code=201, responses={403: {"description": "refused, with the step"}})
+    def attestation_complete(body: CompleteIn) -> Response:
+        try:
+            return JSONResponse(complete(enrolments, trusted(), body.model_dump()), status_code=201)
+        except Refused as exc:
+            return refused(exc)
 
     return app

@@ -21,6 +21,8 @@ class Settings:
     max_body: int = DEFAULT_MAX_BODY
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    trust_dir: Path | None = None  # attestation trust (trust.py); without it registration answers 503
+    min_security_version: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -36,4 +38,6 @@ class Settings:
             max_body=max_body,
             host=env.get("SECURE_IOT_HOST", DEFAULT_HOST),
             port=port,
+            trust_dir=Path(env["SECURE_IOT_TRUST_DIR"]) if env.get("SECURE_IOT_TRUST_DIR") else None,
+            min_security_version=int(env.get("SECURE_IOT_MIN_SECURITY_VERSION", "0")),
         )
