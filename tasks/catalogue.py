@@ -77,6 +77,12 @@ CATALOGUE: dict[str, Entry] = {
         "08",
         "U-Boot verifies and measures the signed FIT; the device's PCRs equal the build's reference values",
     ),
+    "factory": Entry(
+        "tasks.stages.factory:run",
+        "05",
+        "each device gets a TPM (swtpm, real EK) with a manufacturer-signed EK certificate, a printed registration"
+        " code, and a record in a signed manufacturing manifest",
+    ),
     "workflows": Entry(
         "tasks.stages.workflows:run", "03", "workflows are least-privilege, SHA-pinned and run every stage"
     ),
