@@ -13,6 +13,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import secrets
 import subprocess  # nosec B404 - the test drives the pinned cosign
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from tests.conftest import REPO, pinned
 if TYPE_CHECKING:
     from secure_iot_server.attestation import Lockout
 
-PASSWORD = "fleet-test"  # nosec B105 - a throwaway cosign key made by the test
+PASSWORD = secrets.token_urlsafe(24)  # the test-only cosign key pair is made per run, and so is its password
 GENUINE: dict[str, Any] = json.loads((REPO / "tests/fixtures/firmware/reference-values.json").read_text())
 MIN_SECURITY_VERSION = 2
 Events = list[tuple[int, str]]

@@ -48,6 +48,7 @@ class Trust:
     fleet_ca_key: ec.EllipticCurvePrivateKey
     min_security_version: int = 0
     lockout: Lockout = field(default_factory=Lockout)
+    operator_cas: list[x509.Certificate] = field(default_factory=list)
 
 
 class ManifestError(ValueError):

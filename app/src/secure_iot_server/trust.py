@@ -42,4 +42,7 @@ def load_trust(directory: Path, *, min_security_version: int = 0, lockout: Locko
     if not isinstance(fleet_key, ec.EllipticCurvePrivateKey):
         raise TrustError("fleet-ca.key: expected an EC private key")
     fleet_cert = x509.load_pem_x509_certificate((directory / "fleet-ca.pem").read_bytes())
-    return Trust(cas, golden, fleet_cert, fleet_key, min_security_version, lockout or Lockout())
+    operators = [
+        x509.load_pem_x509_certificate(p.read_bytes()) for p in sorted((directory / "operator-ca").glob("*.pem"))
+    ]
+    return Trust(cas, golden, fleet_cert, fleet_key, min_security_version, lockout or Lockout(), operators)
