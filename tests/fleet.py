@@ -33,9 +33,10 @@ from secure_iot_server.trust import load_trust
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import REFERENCE_VALUES_PREDICATE_TYPE
-from tasks.device import Agent, Batch, Manufactured, factory, manufacturer, running
-from tasks.firmware import measurements
+from tasks.device import Agent, Batch, Manufactured, factory, manufacturer, measured_boot, running
+from tasks.firmware import console_log, measurements
 from tests.conftest import REPO, pinned
+from tests.unit.app.identities import OPERATOR, OPERATOR_CA, with_client_certificate
 
 if TYPE_CHECKING:
     from secure_iot_server.attestation import Lockout
@@ -182,13 +183,36 @@ class Fleet:
                 edit(body)
             return self.client.post("/attestation/complete", json=body)
 
+    def register_booted(
+        self, device: Manufactured, qemu_args: Callable[[Path], list[str]], *, full_boot: bool = True
+    ) -> tuple[Any, str]:
+        """Boot the firmware in QEMU against the device's own TPM, then register with the boot's event log.
+
+        The event log is what U-Boot's boot command printed as it measured (PCR 8, then PCR 9).
+        """
+        scratch = self.work / "agent" / device.device_id
+        scratch.mkdir(parents=True, exist_ok=True)
+        stop_at = measured_boot.AGENT_DONE if full_boot else measured_boot.MEASURED
+        text = measured_boot.boot(self.ctx, self.rec, device.state, scratch / "console.log", qemu_args, stop_at=stop_at)
+        digests = console_log.parse((0.0, line) for line in text.splitlines()).u_boot_digests
+        log = list(zip((8, 9), digests, strict=True))
+        with running(self.ctx, self.rec, device.state, scratch / "swtpm.log", resume=True) as tpm:
+            agent = Agent(self.ctx, self.rec, tpm, scratch)
+            first = self.challenge(agent)
+            if first.status_code != 200:
+                return first, text
+            body = self.answer(agent, first.json(), device.code, device.device_id, log)
+            return self.client.post("/attestation/complete", json=body), text
+
     def attested(self) -> list[str]:
         from secure_iot_server.enrolment_store import EnrolmentStore
 
         return [row["device_id"] for row in EnrolmentStore(self.db).attested()]
 
 
-def make_fleet(work: Path, *, devices: int = 3, lockout: Lockout | None = None) -> Fleet:
+def make_fleet(
+    work: Path, *, devices: int = 3, lockout: Lockout | None = None, golden: tuple[dict[str, Any], ...] = ()
+) -> Fleet:
     ctx = Context.create(root=REPO, out=work / "out")
     rec = StageRecord(stage="fleet-test", root=REPO)
     ctx.bind(rec)
@@ -203,14 +227,19 @@ def make_fleet(work: Path, *, devices: int = 3, lockout: Lockout | None = None) 
     sign_reference_values(keys, GENUINE, trust_dir / "reference-values" / "genuine.sigstore.json")
     old = variant(b"firmware 1.0.0, superseded", "1.0.0", MIN_SECURITY_VERSION - 1)
     sign_reference_values(keys, old, trust_dir / "reference-values" / "old.sigstore.json")
+    for n, reference in enumerate(golden):
+        sign_reference_values(keys, reference, trust_dir / "reference-values" / f"build-{n}.sigstore.json")
     fleet_ca(trust_dir)
     db = work / "fleet.db"
     trust = load_trust(trust_dir, min_security_version=MIN_SECURITY_VERSION, lockout=lockout)
-    client = TestClient(create_app(Settings(db_path=db), trust=trust))
+    app = create_app(Settings(db_path=db), trust=trust, operator_cas=[OPERATOR_CA[0]])
+    client = TestClient(app)  # a device: no client certificate
+    operator = TestClient(with_client_certificate(app, OPERATOR[0]))
     manifest = batch.manifest.read_bytes()
     body = {"manifest": base64.b64encode(manifest).decode(),
             "signature": base64.b64encode(batch.signature.read_bytes()).decode()}  # fmt: skip
-    response = client.post("/attestation/manifests", json=body)
+    assert client.post("/attestation/manifests", json=body).status_code == 401  # operators only
+    response = operator.post("/attestation/manifests", json=body)
     assert response.status_code == 201, response.text
     assert response.json() == {"enrolled": devices}
     return Fleet(ctx, rec, work, trust_dir, keys, batch, maker, client, db)

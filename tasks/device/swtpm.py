@@ -37,10 +37,10 @@ class Tpm:
         return {"TPM2TOOLS_TCTI": f"swtpm:host=127.0.0.1,port={self.port}"}
 
 
-def setup_tool(ctx: Context) -> runner.Tool:
-    """swtpm_setup, from the pinned swtpm's own packages (swtpm-tools)."""
+def setup_tool(ctx: Context, name: str = "swtpm_setup") -> runner.Tool:
+    """swtpm_setup (or swtpm_ioctl), from the pinned swtpm's own packages (swtpm-tools)."""
     swtpm = ctx.tool("swtpm")
-    return dataclasses.replace(swtpm, name="swtpm_setup", path=swtpm.data_file("/usr/bin/swtpm_setup"))
+    return dataclasses.replace(swtpm, name=name, path=swtpm.data_file(f"/usr/bin/{name}"))
 
 
 def manufacture_state(ctx: Context, rec: StageRecord, state: Path) -> None:
@@ -71,11 +71,13 @@ def _free_port_pair() -> int:
 
 
 @contextlib.contextmanager
-def running(ctx: Context, rec: StageRecord, state: Path, log: Path) -> Iterator[Tpm]:
-    """swtpm on the device's state (server + control on 127.0.0.1), powered on with TPM2_Startup(CLEAR)."""
+def running(ctx: Context, rec: StageRecord, state: Path, log: Path, *, resume: bool = False) -> Iterator[Tpm]:
+    """swtpm on the device's state (server + control on 127.0.0.1): powered on with TPM2_Startup(CLEAR),
+    or, with ``resume``, carrying on from the volatile state a boot saved (PCRs as the boot left them)."""
     port = _free_port_pair()
     args = ["socket", "--tpm2", "--tpmstate", f"dir={state}", "--server", f"type=tcp,port={port},bindaddr=127.0.0.1"]
-    args += ["--ctrl", f"type=tcp,port={port + 1},bindaddr=127.0.0.1", "--flags", "not-need-init,startup-clear"]
+    flags = "not-need-init" if resume else "not-need-init,startup-clear"
+    args += ["--ctrl", f"type=tcp,port={port + 1},bindaddr=127.0.0.1", "--flags", flags]
     proc = runner.start(rec, ctx.tool("swtpm"), args, log=log)
     try:
         deadline = time.monotonic() + WAIT_S
