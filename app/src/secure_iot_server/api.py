@@ -17,7 +17,16 @@ from .db import DeviceStore, DuplicateDeviceError
 from .enrolment_store import EnrolmentStore
 from .identity import OPERATOR, peer_certificate, role_of
 from .middleware import BodySizeLimitMiddleware
-from .models import DEVICE_ID_PATTERN, ChallengeIn, CompleteIn, DeviceIn, DeviceOut, ManifestIn, fingerprint
+from .models import (
+    DEVICE_ID_PATTERN,
+    MANIFEST_MAX_BODY,
+    ChallengeIn,
+    CompleteIn,
+    DeviceIn,
+    DeviceOut,
+    ManifestIn,
+    fingerprint,
+)
 from .registration import ManifestError, Trust, challenge, complete, load_manifest
 from .trust import load_trust
 
@@ -56,7 +65,11 @@ def create_app(
 
     app = FastAPI(title="secure-iot-server", version=__version__)
     app.state.operator_cas, app.state.fleet_ca = operator_cas, fleet_ca
-    app.add_middleware(BodySizeLimitMiddleware, max_body=settings.max_body)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body=settings.max_body,
+        per_path={"/attestation/manifests": MANIFEST_MAX_BODY},  # a batch of up to ~250 device records
+    )
 
     @app.exception_handler(sqlite3.Error)
     async def _db_unavailable(_request: Request, _exc: sqlite3.Error) -> JSONResponse:

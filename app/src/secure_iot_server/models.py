@@ -71,11 +71,14 @@ class DeviceOut(BaseModel):
     registered_at: AwareDatetime
 
 
+MANIFEST_MAX_BODY = 512 * 1024  # the manifest upload's own body bound (base64 of up to 384 KiB)
+
+
 class ManifestIn(BaseModel):
     """A manufacturing manifest (the exact signed bytes) and the manufacturer's ECDSA signature over them."""
 
     model_config = ConfigDict(extra="forbid")
-    manifest: Base64Bytes = Field(max_length=12000)
+    manifest: Base64Bytes = Field(max_length=384 * 1024)
     signature: Base64Bytes = Field(max_length=200)
 
 
