@@ -93,6 +93,12 @@ CATALOGUE: dict[str, Entry] = {
         "zones in namespaces with default deny from the allow-list; 802.1X/EAP-TLS admits only enrolled devices; "
         "flows and open ports match what infra/network declares",
     ),
+    "factory": Entry(
+        "tasks.stages.factory:run",
+        "05",
+        "each device gets a TPM (swtpm, real EK) with a manufacturer-signed EK certificate, a printed registration"
+        " code, and a record in a signed manufacturing manifest",
+    ),
     "workflows": Entry(
         "tasks.stages.workflows:run", "03", "workflows are least-privilege, SHA-pinned and run every stage"
     ),

@@ -37,6 +37,9 @@ CONTROL_DTB_MEDIA_TYPE = "application/vnd.secure-iot.firmware.control-dtb"  # th
 INITRAMFS_MEDIA_TYPE = "application/vnd.secure-iot.firmware.initramfs+gzip"  # cpio newc, gzip -n
 ITS_MEDIA_TYPE = "application/vnd.secure-iot.firmware.its"  # the rendered image source mkimage signed
 REFERENCE_VALUES_MEDIA_TYPE = "application/vnd.secure-iot.reference-values+json"  # expected PCRs + event log
+MANUFACTURING_MANIFEST_MEDIA_TYPE = "application/vnd.secure-iot.manufacturing-manifest+json"  # the file
+PEM_CERTIFICATE_MEDIA_TYPE = "application/pem-certificate-chain"  # IANA (RFC 8555): a CA certificate
+MANUFACTURING_MANIFEST_TYPE = "secure-iot/manufacturing-manifest/v1"  # the factory's signed device records (#14)
 FIRMWARE_ARTIFACT_TYPE = "application/vnd.secure-iot.firmware.v1"  # artifactType of the firmware OCI artifact
 FIRMWARE_BLOB_MEDIA_TYPES = (FIT_MEDIA_TYPE, BOOTLOADER_MEDIA_TYPE, CONTROL_DTB_MEDIA_TYPE, INITRAMFS_MEDIA_TYPE)
 # over-the-air updates (talk 03/04)

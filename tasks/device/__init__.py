@@ -1,1 +1,8 @@
-"""Talk 05/08 - the device side (issue #14): TPM work, factory enrolment, attestation checks."""
+"""Talk 05/08 - the device side (issue #14): factory enrolment and the device agent's TPM work."""
+
+from tasks.device.agent import Agent
+from tasks.device.factory import Batch, Manufactured, manufacture, manufacturer_for
+from tasks.device.manufacturer import Manufacturer
+from tasks.device.swtpm import Tpm, running
+
+__all__ = ["Agent", "Batch", "Manufactured", "Manufacturer", "Tpm", "manufacture", "manufacturer_for", "running"]

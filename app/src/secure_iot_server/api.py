@@ -3,27 +3,73 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Path, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from . import __version__
+from .attestation import Refused
 from .config import Settings
 from .db import DeviceStore, DuplicateDeviceError
+from .enrolment_store import EnrolmentStore
+from .identity import OPERATOR, peer_certificate, role_of
 from .middleware import BodySizeLimitMiddleware
-from .models import DEVICE_ID_PATTERN, DeviceIn, DeviceOut, fingerprint
+from .models import (
+    DEVICE_ID_PATTERN,
+    MANIFEST_MAX_BODY,
+    ChallengeIn,
+    CompleteIn,
+    DeviceIn,
+    DeviceOut,
+    ManifestIn,
+    fingerprint,
+)
+from .registration import ManifestError, Trust, challenge, complete, load_manifest
+from .trust import load_trust
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def require_operator(request: Request) -> str:
+    """Fails closed: no client certificate 401; a device's, or one from an unknown issuer, 403."""
+    cert = peer_certificate(request.scope)
+    if cert is None:
+        raise HTTPException(401, "an operator client certificate is required")
+    role = role_of(cert, request.app.state.operator_cas, request.app.state.fleet_ca)
+    if role != OPERATOR:
+        raise HTTPException(403, f"this endpoint needs the operator role, not {role or 'an unknown issuer'}")
+    return cert.subject.rfc4514_string()
+
+
+Operator = Annotated[str, Depends(require_operator)]
+
+
+def create_app(
+    settings: Settings | None = None, trust: Trust | None = None, operator_cas: list[x509.Certificate] | None = None
+) -> FastAPI:
+    """The API; every endpoint but health and registration needs an operator's client certificate."""
     settings = settings or Settings.from_env()
     store = DeviceStore(settings.db_path)
+    enrolments = EnrolmentStore(settings.db_path)
+    if trust is None and settings.trust_dir is not None:
+        trust = load_trust(settings.trust_dir, min_security_version=settings.min_security_version)
+    if operator_cas is None:
+        operator_cas = trust.operator_cas if trust is not None else []
+    fleet_ca = trust.fleet_ca_cert if trust is not None else None
+
     app = FastAPI(title="secure-iot-server", version=__version__)
-    app.add_middleware(BodySizeLimitMiddleware, max_body=settings.max_body)
+    app.state.operator_cas, app.state.fleet_ca = operator_cas, fleet_ca
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body=settings.max_body,
+        per_path={"/attestation/manifests": MANIFEST_MAX_BODY},  # a batch of up to ~250 device records
+    )
 
     @app.exception_handler(sqlite3.Error)
     async def _db_unavailable(_request: Request, _exc: sqlite3.Error) -> JSONResponse:
@@ -47,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "database unreachable"}
 
     @app.post("/devices", status_code=201, responses={409: {"description": "id already registered"}})
-    def register(device: DeviceIn) -> DeviceOut:
+    def register(device: DeviceIn, _: Operator) -> DeviceOut:
         row = {**device.model_dump(), "fingerprint": fingerprint(device.public_key_pem)}
         try:
             return DeviceOut.model_validate(store.add(row))
@@ -55,20 +101,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(409, f"device '{device.id}' is already registered") from None
 
     @app.get("/devices")
-    def list_devices() -> list[DeviceOut]:
+    def list_devices(_: Operator) -> list[DeviceOut]:
         return [DeviceOut.model_validate(r) for r in store.all_devices()]
 
     @app.get("/devices/{device_id}", responses={404: {"description": "unknown device"}})
-    def get_device(device_id: DeviceId) -> DeviceOut:
+    def get_device(device_id: DeviceId, _: Operator) -> DeviceOut:
         row = store.get(device_id)
         if row is None:
             raise HTTPException(404, f"device '{device_id}' not found")
         return DeviceOut.model_validate(row)
 
     @app.delete("/devices/{device_id}", status_code=204, responses={404: {"description": "unknown device"}})
-    def delete_device(device_id: DeviceId) -> Response:
+    def delete_device(device_id: DeviceId, _: Operator) -> Response:
         if not store.delete(device_id):
             raise HTTPException(404, f"device '{device_id}' not found")
         return Response(status_code=204)
+
+    def trusted() -> Trust:
+        if trust is None:
+            raise HTTPException(503, "attestation is not configured (SECURE_IOT_TRUST_DIR)")
+        return trust
+
+    def refused(exc: Refused) -> JSONResponse:
+        return JSONResponse({"detail": exc.reason, "step": exc.step}, status_code=403)
+
+    @app.post("/attestation/manifests", status_code=201, responses={400: {"description": "not signed/malformed"}})
+    def add_manifest(body: ManifestIn, _: Operator) -> dict[str, int]:
+        try:
+            return {"enrolled": load_manifest(enrolments, trusted(), body.manifest, body.signature)}
+        except ManifestError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    @app.post("/attestation/challenge", responses={403: {"description": "refused, with the step"}})
+    def attestation_challenge(body: ChallengeIn) -> Response:
+        try:
+            return JSONResponse(challenge(enrolments, trusted(), body.ek_certificate_pem, body.ak_public))
+        except Refused as exc:
+            return refused(exc)
+
+    @app.post("/attestation/complete", status_code=201, responses={403: {"description": "refused, with the step"}})
+    def attestation_complete(body: CompleteIn) -> Response:
+        try:
+            return JSONResponse(complete(enrolments, trusted(), body.model_dump()), status_code=201)
+        except Refused as exc:
+            return refused(exc)
+
+    @app.get("/attestation/devices", responses={401: {"description": "no client certificate"}})
+    def attested_devices(_: Operator) -> list[dict[str, Any]]:
+        return enrolments.attested()
 
     return app

@@ -21,6 +21,11 @@ class Settings:
     max_body: int = DEFAULT_MAX_BODY
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    trust_dir: Path | None = None  # attestation trust (trust.py); without it registration answers 503
+    min_security_version: int = 0
+    tls_cert: Path | None = None  # server certificate; with tls_key and client_ca the server speaks mTLS
+    tls_key: Path | None = None
+    client_ca: Path | None = None  # PEM bundle: the operator CA(s) and the fleet CA
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -31,9 +36,20 @@ class Settings:
             raise ValueError("SECURE_IOT_MAX_BODY must be a positive number of bytes")
         if not 0 < port < 65536:
             raise ValueError("SECURE_IOT_PORT must be between 1 and 65535")
+        names = {
+            "tls_cert": "SECURE_IOT_TLS_CERT",
+            "tls_key": "SECURE_IOT_TLS_KEY",
+            "client_ca": "SECURE_IOT_CLIENT_CA",
+        }
+        tls = {field: Path(env[var]) for field, var in names.items() if env.get(var)}
+        if tls and len(tls) != len(names):
+            raise ValueError("mTLS needs all of " + ", ".join(names.values()))
         return cls(
             db_path=Path(env.get("SECURE_IOT_DB", "devices.db")),
             max_body=max_body,
             host=env.get("SECURE_IOT_HOST", DEFAULT_HOST),
             port=port,
+            trust_dir=Path(env["SECURE_IOT_TRUST_DIR"]) if env.get("SECURE_IOT_TRUST_DIR") else None,
+            min_security_version=int(env.get("SECURE_IOT_MIN_SECURITY_VERSION", "0")),
+            **tls,
         )

@@ -12,14 +12,16 @@ if TYPE_CHECKING:
 class BodySizeLimitMiddleware:
     """Checks Content-Length, then counts streamed bytes; the (bounded) body is buffered and replayed."""
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, per_path: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body = max_body
+        self.per_path = per_path or {}  # exact paths allowed a different bound (a manufacturing manifest)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope["path"], self.max_body)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -27,8 +29,8 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     await _reject(send, 400, "invalid Content-Length header")
                     return
-                if declared > self.max_body:
-                    await _reject(send, 413, f"request body exceeds {self.max_body} bytes")
+                if declared > limit:
+                    await _reject(send, 413, f"request body exceeds {limit} bytes")
                     return
         chunks: list[bytes] = []
         size = 0
@@ -39,8 +41,8 @@ class BodySizeLimitMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
-                await _reject(send, 413, f"request body exceeds {self.max_body} bytes")
+            if size > limit:
+                await _reject(send, 413, f"request body exceeds {limit} bytes")
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)

@@ -7,7 +7,7 @@ import hashlib
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, Base64Bytes, BaseModel, ConfigDict, Field, field_validator
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
 SEMVER_PATTERN = r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
@@ -69,3 +69,38 @@ class DeviceOut(BaseModel):
     public_key_pem: str
     fingerprint: str = Field(description="sha256 hex of the DER SubjectPublicKeyInfo")
     registered_at: AwareDatetime
+
+
+MANIFEST_MAX_BODY = 512 * 1024  # the manifest upload's own body bound (base64 of up to 384 KiB)
+
+
+class ManifestIn(BaseModel):
+    """A manufacturing manifest (the exact signed bytes) and the manufacturer's ECDSA signature over them."""
+
+    model_config = ConfigDict(extra="forbid")
+    manifest: Base64Bytes = Field(max_length=384 * 1024)
+    signature: Base64Bytes = Field(max_length=200)
+
+
+class ChallengeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ek_certificate_pem: str = Field(max_length=4096)
+    ak_public: str = Field(max_length=1024, description="TPM2B_PUBLIC of the AK, base64")
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pcr: int = Field(ge=0, le=23)
+    digest: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session: str = Field(max_length=64)
+    ek_certificate_pem: str = Field(max_length=4096)
+    registration_code: str = Field(max_length=64)
+    activated_secret: str = Field(max_length=256, description="ActivateCredential's output, base64")
+    quote: str = Field(max_length=1024, description="TPMS_ATTEST, base64")
+    signature: str = Field(max_length=1024, description="TPMT_SIGNATURE, base64")
+    event_log: list[Event] = Field(max_length=64)
+    csr_pem: str = Field(max_length=4096)

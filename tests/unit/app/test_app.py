@@ -16,6 +16,8 @@ from secure_iot_server.api import create_app
 from secure_iot_server.config import Settings
 from secure_iot_server.middleware import BodySizeLimitMiddleware
 
+from tests.unit.app.identities import OPERATOR, OPERATOR_CA, with_client_certificate
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
@@ -48,9 +50,14 @@ def device(device_id: str = "sensor-001", pem: str | None = None) -> dict[str, s
     }
 
 
+def operator_app(settings: Settings) -> Any:
+    """The app as an operator reaches it over mTLS (identities.py places the certificate)."""
+    return with_client_certificate(create_app(settings, operator_cas=[OPERATOR_CA[0]]), OPERATOR[0])
+
+
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(Settings(db_path=tmp_path / "devices.db", max_body=MAX_BODY))
+    app = operator_app(Settings(db_path=tmp_path / "devices.db", max_body=MAX_BODY))
     with TestClient(app) as c:
         yield c
 
@@ -66,7 +73,7 @@ def test_readyz_ok(client: TestClient) -> None:
 
 
 def test_readyz_503_when_db_unreachable(tmp_path: Path) -> None:
-    app = create_app(Settings(db_path=tmp_path / "missing-dir" / "devices.db"))
+    app = operator_app(Settings(db_path=tmp_path / "missing-dir" / "devices.db"))
     with TestClient(app) as c:
         assert c.get("/healthz").status_code == 200  # liveness does not depend on the DB
         assert c.get("/readyz").status_code == 503
@@ -105,9 +112,9 @@ def test_register_get_list_delete(client: TestClient, key: Any) -> None:
 
 def test_data_persists_across_app_instances(tmp_path: Path) -> None:
     settings = Settings(db_path=tmp_path / "devices.db")
-    with TestClient(create_app(settings)) as c:
+    with TestClient(operator_app(settings)) as c:
         assert c.post("/devices", json=device()).status_code == 201
-    with TestClient(create_app(settings)) as c:
+    with TestClient(operator_app(settings)) as c:
         assert [d["id"] for d in c.get("/devices").json()] == ["sensor-001"]
 
 

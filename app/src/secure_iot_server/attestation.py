@@ -1,0 +1,178 @@
+"""Field registration: the ordered verify_* steps a device must pass before it is enrolled.
+
+Each step either returns what the next one needs or raises Refused(step, reason); the API runs
+them in the order below and writes the enrolment only after the last one passed:
+  1 verify_ek_certificate      EK certificate chains to a known manufacturer CA; enrolled, unclaimed
+  2 verify_registration_code   the printed code (scrypt, constant-time), rate-limited, locked out
+  3 verify_credential_activation  the AK lives in the TPM that owns that EK (MakeCredential secret back)
+  4 verify_quote_signature     the quote is signed by that AK
+  5 verify_nonce               the quote carries this session's nonce (fresh, single-use)
+  6 verify_pcr_digest          the quoted PCR digest equals the replay of the event log
+  7 verify_reference_values    every measured component equals a signed build's reference values
+  8 verify_security_version    that build is not below the fleet's minimum security version
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from . import tpm
+from .reference_values import Golden
+
+BOOT_PCRS = tuple(range(10))  # what the quote must cover: everything the boot chain may extend
+ZERO = bytes(32)
+
+
+class Refused(Exception):
+    """A registration step failed: ``step`` names it, ``reason`` says why (shown to the device)."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"{step}: {reason}")
+        self.step, self.reason = step, reason
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A manufactured device as its signed manufacturing record described it."""
+
+    device_id: str
+    model: str
+    ek_spki_sha256: str
+    code_salt: bytes
+    code_hash: bytes
+    code_params: tuple[int, int, int]  # scrypt n, r, p
+    claimed: bool
+
+
+@dataclass(frozen=True)
+class Lockout:
+    max_failures: int = 3
+    seconds: float = 300.0
+
+
+def spki_sha256(key: Any) -> str:
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def verify_ek_certificate(
+    ek_cert_pem: str, manufacturer_cas: list[x509.Certificate], enrolments: dict[str, Enrolment], now: datetime
+) -> tuple[x509.Certificate, Enrolment]:
+    """Step 1: issued by a known manufacturer CA, within validity, and the EK of an unclaimed device."""
+    step = "ek-certificate"
+    try:
+        cert = x509.load_pem_x509_certificate(ek_cert_pem.encode())
+    except ValueError:
+        raise Refused(step, "not a PEM X.509 certificate") from None
+    if not any(_issued_by(cert, ca) for ca in manufacturer_cas):
+        raise Refused(step, "not issued by a known manufacturer CA")
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise Refused(step, "outside its validity period")
+    enrolment = enrolments.get(spki_sha256(cert.public_key()))
+    if enrolment is None:
+        raise Refused(step, "this EK belongs to no enrolled device (no signed manufacturing record)")
+    if enrolment.claimed:
+        raise Refused(step, f"device {enrolment.device_id} is already claimed")
+    return cert, enrolment
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
+    return constraints.ca
+
+
+def code_digest(code: str, salt: bytes, params: tuple[int, int, int]) -> bytes:
+    n, r, p = params
+    return hashlib.scrypt(code.strip().upper().encode(), salt=salt, n=n, r=r, p=p, maxmem=64 * 1024 * 1024, dklen=32)
+
+
+def verify_registration_code(
+    code: str, enrolment: Enrolment, failures: int, locked_until: float, now: float, lockout: Lockout
+) -> None:
+    """Step 2: refused while locked out (even the right code); the caller counts a failure."""
+    step = "registration-code"
+    if now < locked_until:
+        raise Refused(step, f"locked out for {locked_until - now:.0f} s more after {failures} wrong codes")
+    if not hmac.compare_digest(code_digest(code, enrolment.code_salt, enrolment.code_params), enrolment.code_hash):
+        raise Refused(step, "wrong registration code")
+
+
+def verify_credential_activation(expected_sha256: bytes, activated: bytes) -> None:
+    """Step 3: the secret only the EK's TPM could unwrap, and only for the AK name it was bound to."""
+    if not hmac.compare_digest(hashlib.sha256(activated).digest(), expected_sha256):
+        raise Refused("credential-activation", "the activated credential is not the server's secret")
+
+
+def verify_quote_signature(ak: tpm.PublicKey, attest: bytes, signature: bytes) -> tpm.Quote:
+    """Step 4: a TPM-made quote (TPMS_ATTEST) signed by the activated AK."""
+    step = "quote-signature"
+    try:
+        quote = tpm.parse_quote(attest)
+        ak.key.verify(tpm.parse_signature(signature), attest, padding.PKCS1v15(), hashes.SHA256())
+    except tpm.TpmFormatError as exc:
+        raise Refused(step, str(exc)) from None
+    except InvalidSignature:
+        raise Refused(step, "the quote's signature does not verify with the attestation key") from None
+    return quote
+
+
+def verify_nonce(quote: tpm.Quote, nonce: bytes, expires_at: float, now: float) -> None:
+    """Step 5: this session's nonce (the session was consumed when the answer arrived: single-use)."""
+    if now > expires_at:
+        raise Refused("nonce", "the challenge expired")
+    if not hmac.compare_digest(quote.nonce, nonce):
+        raise Refused("nonce", "the quote carries another nonce (a replayed or foreign quote)")
+
+
+def replay(event_log: list[tuple[int, str]]) -> dict[int, bytes]:
+    pcrs = dict.fromkeys(BOOT_PCRS, ZERO)
+    for index, digest in event_log:
+        if index not in pcrs:
+            raise Refused("pcr-digest", f"event for PCR {index}, outside the boot PCRs")
+        pcrs[index] = hashlib.sha256(pcrs[index] + bytes.fromhex(digest)).digest()
+    return pcrs
+
+
+def verify_pcr_digest(quote: tpm.Quote, event_log: list[tuple[int, str]]) -> None:
+    """Step 6: the log explains the quoted PCRs exactly (an edited log no longer replays to them)."""
+    if quote.pcrs != BOOT_PCRS:
+        raise Refused("pcr-digest", f"quote covers PCRs {list(quote.pcrs)}, expected {list(BOOT_PCRS)}")
+    pcrs = replay(event_log)
+    if not hmac.compare_digest(tpm.pcr_composite_digest([pcrs[i] for i in BOOT_PCRS]), quote.pcr_digest):
+        raise Refused("pcr-digest", "the quoted PCR digest is not the replay of the event log")
+
+
+def verify_reference_values(event_log: list[tuple[int, str]], golden: list[Golden]) -> Golden:
+    """Step 7: the whole measured boot is exactly one signed build's (no unsigned or tampered firmware)."""
+    for build in golden:
+        if tuple(event_log) == build.events:
+            return build
+    measured = ", ".join(f"PCR {i}: {d[:12]}" for i, d in event_log)
+    raise Refused("reference-values", f"measurements ({measured}) match no signed firmware build")
+
+
+def verify_security_version(build: Golden, minimum: int) -> None:
+    """Step 8: no rollback to a signed but superseded firmware."""
+    if build.security_version < minimum:
+        raise Refused(
+            "security-version",
+            f"firmware {build.firmware_version} has security version {build.security_version} "
+            f"< fleet minimum {minimum}",
+        )
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,103 @@
+"""Golden values: only from a reference-values attestation the pipeline's key signed.
+
+A Sigstore bundle as `cosign attest-blob --bundle` writes it (the legacy form with a
+base64Signature holding the DSSE envelope, or a v0.3 bundle with a dsseEnvelope), whose payload
+is an in-toto Statement: predicateType = the reference-values URN, subject = the FIT by sha256,
+predicate = the firmware build's reference values (firmware_version, security_version,
+fit_sha256, event_log, pcrs). The DSSE signature (PAE) is checked against the pinned pipeline
+public key before anything inside is read; a firmware nobody signed never becomes golden.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+REFERENCE_VALUES_PREDICATE_TYPE = "urn:secure-iot:attestation:reference-values:v1"  # = tasks/core/media_types
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ReferenceValuesError(ValueError):
+    """A reference-values bundle is not signed by the pipeline key or does not say what golden values must."""
+
+
+@dataclass(frozen=True)
+class Golden:
+    """One signed build's measured boot: the (PCR, digest) events and the versions it declares."""
+
+    fit_sha256: str
+    firmware_version: str
+    security_version: int
+    events: tuple[tuple[int, str], ...]
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: what the signature covers."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def _envelope(bundle: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(bundle.get("dsseEnvelope"), dict):
+        return dict(bundle["dsseEnvelope"])
+    if isinstance(bundle.get("base64Signature"), str):
+        return dict(json.loads(base64.b64decode(bundle["base64Signature"], validate=True)))
+    raise ReferenceValuesError("bundle: neither a dsseEnvelope nor a base64Signature (cosign attest-blob --bundle)")
+
+
+def verify_bundle(raw: bytes, pipeline_key: ec.EllipticCurvePublicKey) -> Golden:
+    """Signature first (any signature by the pipeline key over the PAE), then the statement's contents."""
+    try:
+        envelope = _envelope(json.loads(raw))
+        payload_type = str(envelope["payloadType"])
+        payload = base64.b64decode(envelope["payload"], validate=True)
+        signatures = [base64.b64decode(s["sig"], validate=True) for s in envelope["signatures"]]
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise ReferenceValuesError(f"bundle: not a DSSE envelope ({exc})") from None
+    if payload_type != IN_TOTO_PAYLOAD_TYPE:
+        raise ReferenceValuesError(f"bundle: payloadType {payload_type!r}, expected {IN_TOTO_PAYLOAD_TYPE}")
+    if not any(_signed(pipeline_key, sig, pae(payload_type, payload)) for sig in signatures):
+        raise ReferenceValuesError("bundle: no signature verifies with the pipeline key")
+    return _golden(json.loads(payload))
+
+
+def _signed(key: ec.EllipticCurvePublicKey, signature: bytes, message: bytes) -> bool:
+    try:
+        key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _golden(statement: dict[str, Any]) -> Golden:
+    if statement.get("_type") not in STATEMENT_TYPES:
+        raise ReferenceValuesError(f"statement: _type {statement.get('_type')!r} is not an in-toto Statement")
+    if statement.get("predicateType") != REFERENCE_VALUES_PREDICATE_TYPE:
+        raise ReferenceValuesError(f"statement: predicateType {statement.get('predicateType')!r}")
+    subjects = [str(s.get("digest", {}).get("sha256", "")) for s in statement.get("subject", [])]
+    predicate = statement.get("predicate")
+    if not isinstance(predicate, dict):
+        raise ReferenceValuesError("statement: no predicate")
+    try:
+        fit = str(predicate["fit_sha256"])
+        events = tuple((int(e["pcr"]), str(e["digest"])) for e in predicate["event_log"])
+        golden = Golden(fit, str(predicate["firmware_version"]), int(predicate["security_version"]), events)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReferenceValuesError(f"predicate: missing or malformed {exc}") from None
+    if subjects != [fit] or not SHA256_HEX.match(fit):
+        raise ReferenceValuesError(f"statement: subject {subjects} is not the predicate's FIT sha256 {fit}")
+    if not events or not all(SHA256_HEX.match(d) for _, d in events):
+        raise ReferenceValuesError("predicate: event_log must list sha256 digests")
+    if (9, fit) not in events:
+        raise ReferenceValuesError("predicate: the FIT itself is not measured into PCR 9 in the event log")
+    return golden

@@ -1,0 +1,208 @@
+"""The registration protocol: signed manufacturing manifests in, challenges out, attested devices enrolled.
+
+device -> POST /attestation/challenge {ek_certificate_pem, ak_public}
+server:   step 1 (EK certificate), AK is a restricted TPM signing key,
+          MakeCredential(EK from the certificate, AK name, secret) + a fresh nonce
+device:   ActivateCredential in its TPM, quote PCRs 0-9 with the nonce, measured-boot event log
+device -> POST /attestation/complete {session, registration_code, activated_secret, quote, signature,
+                                      event_log, csr_pem}
+server:   steps 1-8 (attestation.py), then the enrolment and a device certificate from the fleet CA
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from . import attestation, tpm
+from .attestation import Lockout, Refused
+from .enrolment_store import EnrolmentStore
+from .reference_values import Golden
+
+CHALLENGE_SECONDS = 60.0
+MANIFEST_TYPE = "secure-iot/manufacturing-manifest/v1"
+DEVICE_CERT_DAYS = 365
+
+
+@dataclass
+class Trust:
+    """What the server trusts, all of it configured, none of it learnt from a device."""
+
+    manufacturer_cas: list[x509.Certificate]
+    golden: list[Golden]
+    fleet_ca_cert: x509.Certificate
+    fleet_ca_key: ec.EllipticCurvePrivateKey
+    min_security_version: int = 0
+    lockout: Lockout = field(default_factory=Lockout)
+    operator_cas: list[x509.Certificate] = field(default_factory=list)
+
+
+class ManifestError(ValueError):
+    """A manufacturing manifest is unsigned, signed by no known manufacturer, or malformed."""
+
+
+def b64(value: str, what: str, step: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise Refused(step, f"{what} is not base64") from None
+
+
+def load_manifest(store: EnrolmentStore, trust: Trust, manifest: bytes, signature: bytes) -> int:
+    """Verify the manufacturer's signature over the manifest bytes, then enrol its devices."""
+    signer = next((ca for ca in trust.manufacturer_cas if _verifies(ca, signature, manifest)), None)
+    if signer is None:
+        raise ManifestError("the manifest is not signed by a known manufacturer CA")
+    try:
+        document = json.loads(manifest)
+        if document.get("type") != MANIFEST_TYPE:
+            raise ManifestError(f"manifest type {document.get('type')!r}, expected {MANIFEST_TYPE}")
+        rows = [_enrolment_row(d, signer, hashlib.sha256(manifest).hexdigest()) for d in document["devices"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ManifestError(f"manifest: malformed ({exc})") from None
+    return store.enrol(rows)
+
+
+def _verifies(ca: x509.Certificate, signature: bytes, data: bytes) -> bool:
+    key = ca.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    try:
+        key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _enrolment_row(device: dict[str, Any], signer: x509.Certificate, manifest_sha256: str) -> dict[str, Any]:
+    cert = x509.load_pem_x509_certificate(str(device["ek_certificate_pem"]).encode())
+    cert.verify_directly_issued_by(signer)  # the record's EK certificate is the same manufacturer's
+    code = device["registration_code"]
+    return {
+        "device_id": str(device["device_id"]),
+        "model": str(device["model"]),
+        "ek_spki_sha256": attestation.spki_sha256(cert.public_key()),
+        "code_salt": bytes.fromhex(code["salt"]),
+        "code_hash": bytes.fromhex(code["hash"]),
+        "code_n": int(code["n"]),
+        "code_r": int(code["r"]),
+        "code_p": int(code["p"]),
+        "manifest_sha256": manifest_sha256,
+    }
+
+
+def challenge(store: EnrolmentStore, trust: Trust, ek_certificate_pem: str, ak_public_b64: str) -> dict[str, str]:
+    _, enrolment = attestation.verify_ek_certificate(
+        ek_certificate_pem, trust.manufacturer_cas, store.enrolments(), attestation.now_utc()
+    )
+    ek_cert = x509.load_pem_x509_certificate(ek_certificate_pem.encode())
+    ak_public = b64(ak_public_b64, "ak_public", "attestation-key")
+    try:
+        ak = tpm.parse_public(ak_public)
+    except tpm.TpmFormatError as exc:
+        raise Refused("attestation-key", str(exc)) from None
+    if not ak.is_attestation_key:
+        raise Refused("attestation-key", "not a restricted signing key created in the TPM (fixedTPM)")
+    ek = ek_cert.public_key()
+    if not isinstance(ek, rsa.RSAPublicKey):
+        raise Refused("ek-certificate", "only RSA endorsement keys are supported")
+    secret, nonce, session = os.urandom(32), os.urandom(32), secrets.token_urlsafe(24)
+    store.open_challenge(
+        {
+            "session": session,
+            "device_id": enrolment.device_id,
+            "ak_public": ak_public,
+            "secret_sha256": hashlib.sha256(secret).digest(),
+            "nonce": nonce,
+            "expires_at": time.time() + CHALLENGE_SECONDS,
+        }
+    )
+    return {
+        "session": session,
+        "credential": base64.b64encode(tpm.make_credential(ek, ak.name, secret)).decode(),
+        "nonce": nonce.hex(),
+    }
+
+
+def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict[str, Any]:
+    """Steps 1-8 in order; the enrolment is written only after all passed."""
+    pending = store.take_challenge(str(answer["session"]))
+    if pending is None:
+        raise Refused("nonce", "unknown or already answered session (a challenge is single-use)")
+    _, enrolment = attestation.verify_ek_certificate(
+        str(answer["ek_certificate_pem"]), trust.manufacturer_cas, store.enrolments(), attestation.now_utc()
+    )
+    if enrolment.device_id != pending["device_id"]:
+        raise Refused("ek-certificate", "not the EK this session's challenge was made for")
+    failures, locked_until = store.attempts(enrolment.device_id)
+    now = time.time()
+    try:
+        attestation.verify_registration_code(
+            str(answer["registration_code"]), enrolment, failures, locked_until, now, trust.lockout
+        )
+    except Refused:
+        if now >= locked_until:
+            failures += 1
+            lock = now + trust.lockout.seconds if failures >= trust.lockout.max_failures else 0.0
+            store.record_code_failure(enrolment.device_id, failures, lock)
+        raise
+    attestation.verify_credential_activation(
+        pending["secret_sha256"], b64(answer["activated_secret"], "activated_secret", "credential-activation")
+    )
+    ak = tpm.parse_public(pending["ak_public"])
+    quote = attestation.verify_quote_signature(
+        ak, b64(answer["quote"], "quote", "quote-signature"), b64(answer["signature"], "signature", "quote-signature")
+    )
+    attestation.verify_nonce(quote, pending["nonce"], pending["expires_at"], time.time())
+    event_log = [(int(e["pcr"]), str(e["digest"]).lower()) for e in answer["event_log"]]
+    attestation.verify_pcr_digest(quote, event_log)
+    build = attestation.verify_reference_values(event_log, trust.golden)
+    attestation.verify_security_version(build, trust.min_security_version)
+    certificate = issue_device_certificate(trust, enrolment.device_id, str(answer["csr_pem"]))
+    store.attest(
+        {
+            "device_id": enrolment.device_id,
+            "certificate_pem": certificate,
+            "firmware_version": build.firmware_version,
+            "security_version": build.security_version,
+            "fit_sha256": build.fit_sha256,
+        }
+    )
+    return {"device_id": enrolment.device_id, "certificate_pem": certificate, "firmware": build.firmware_version}
+
+
+def issue_device_certificate(trust: Trust, device_id: str, csr_pem: str) -> str:
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+    except ValueError:
+        raise Refused("device-certificate", "csr_pem is not a PEM certificate request") from None
+    if not csr.is_signature_valid:
+        raise Refused("device-certificate", "the certificate request's signature does not verify")
+    now = attestation.now_utc()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)]))
+        .issuer_name(trust.fleet_ca_cert.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=DEVICE_CERT_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(trust.fleet_ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()

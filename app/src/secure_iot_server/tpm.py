@@ -1,0 +1,187 @@
+"""TPM 2.0 wire structures the server reads, and the server's half of credential activation.
+
+Only what attestation needs, parsed strictly (TPM 2.0 Library Part 2, big-endian): an AK's
+TPM2B_PUBLIC (its name, RSA key and attributes), a quote's TPMS_ATTEST, a TPMT_SIGNATURE, and
+TPM2_MakeCredential done in software against the EK public key from the EK *certificate* (Part 1
+§24: seed -> OAEP "IDENTITY", KDFa "STORAGE" -> AES-128-CFB, KDFa "INTEGRITY" -> HMAC), so only
+the TPM holding that EK can recover the secret, and only for the AK with exactly that name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+from dataclasses import dataclass
+
+from cryptography.hazmat.decrepit.ciphers.modes import CFB
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+TPM_ALG_RSA = 0x0001
+TPM_ALG_SHA256 = 0x000B
+TPM_ALG_NULL = 0x0010
+TPM_ALG_RSASSA = 0x0014
+TPM_GENERATED_VALUE = 0xFF544347
+TPM_ST_ATTEST_QUOTE = 0x8018
+# TPMA_OBJECT bits an attestation key must carry (Part 2 §8.3): a restricted signing key born in this TPM.
+FIXED_TPM, FIXED_PARENT, SENSITIVE_DATA_ORIGIN = 1 << 1, 1 << 4, 1 << 5
+RESTRICTED, DECRYPT, SIGN = 1 << 16, 1 << 17, 1 << 18
+AK_REQUIRED = FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN | RESTRICTED | SIGN
+CREDENTIAL_FILE_MAGIC = 0xBADCC0DE  # tpm2-tools' credential file: magic, version 1, ID_OBJECT, ENCRYPTED_SECRET
+
+
+class TpmFormatError(ValueError):
+    """A TPM structure is truncated, has trailing bytes or a value this verifier does not accept."""
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.at + n > len(self.data):
+            raise TpmFormatError(f"truncated: wanted {n} bytes at offset {self.at} of {len(self.data)}")
+        out = self.data[self.at : self.at + n]
+        self.at += n
+        return out
+
+    def u8(self) -> int:
+        return int(self.take(1)[0])
+
+    def u16(self) -> int:
+        return int(struct.unpack(">H", self.take(2))[0])
+
+    def u32(self) -> int:
+        return int(struct.unpack(">I", self.take(4))[0])
+
+    def u64(self) -> int:
+        return int(struct.unpack(">Q", self.take(8))[0])
+
+    def sized(self) -> bytes:
+        return self.take(self.u16())
+
+    def end(self) -> None:
+        if self.at != len(self.data):
+            raise TpmFormatError(f"{len(self.data) - self.at} trailing bytes")
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """An RSA key's TPMT_PUBLIC: its TPM name (nameAlg || H(TPMT_PUBLIC)), attributes and key."""
+
+    name: bytes
+    attributes: int
+    key: rsa.RSAPublicKey
+
+    @property
+    def is_attestation_key(self) -> bool:
+        return self.attributes & AK_REQUIRED == AK_REQUIRED and not self.attributes & DECRYPT
+
+
+def parse_public(tpm2b_public: bytes) -> PublicKey:
+    """TPM2B_PUBLIC of an RSA signing key with sha256 name algorithm and RSASSA-SHA256 scheme."""
+    outer = _Reader(tpm2b_public)
+    body = outer.sized()
+    outer.end()
+    r = _Reader(body)
+    if r.u16() != TPM_ALG_RSA:
+        raise TpmFormatError("public area: not an RSA key")
+    if r.u16() != TPM_ALG_SHA256:
+        raise TpmFormatError("public area: name algorithm is not sha256")
+    attributes = r.u32()
+    r.sized()  # authPolicy
+    if r.u16() != TPM_ALG_NULL:  # symmetric: a signing key has none
+        raise TpmFormatError("public area: a signing key with a symmetric algorithm")
+    scheme = r.u16()
+    if scheme != TPM_ALG_RSASSA or r.u16() != TPM_ALG_SHA256:
+        raise TpmFormatError("public area: signing scheme is not RSASSA-SHA256")
+    bits, exponent = r.u16(), r.u32() or 65537
+    modulus = r.sized()
+    r.end()
+    if bits < 2048 or len(modulus) * 8 != bits:
+        raise TpmFormatError(f"public area: RSA key of {bits} bits, modulus of {len(modulus)} bytes")
+    key = rsa.RSAPublicNumbers(exponent, int.from_bytes(modulus, "big")).public_key()
+    return PublicKey(struct.pack(">H", TPM_ALG_SHA256) + hashlib.sha256(body).digest(), attributes, key)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """TPMS_ATTEST of a quote: who signed, the nonce it carries, which PCRs and their digest."""
+
+    signer: bytes
+    nonce: bytes
+    reset_count: int
+    restart_count: int
+    pcrs: tuple[int, ...]  # the sha256 bank's selection, ascending
+    pcr_digest: bytes
+
+
+def parse_quote(attest: bytes) -> Quote:
+    r = _Reader(attest)
+    if r.u32() != TPM_GENERATED_VALUE:
+        raise TpmFormatError("attest: magic is not TPM_GENERATED_VALUE (not made by a TPM)")
+    if r.u16() != TPM_ST_ATTEST_QUOTE:
+        raise TpmFormatError("attest: not a quote")
+    signer, nonce = r.sized(), r.sized()
+    r.u64()  # clock
+    reset_count, restart_count = r.u32(), r.u32()
+    r.u8()  # safe
+    r.u64()  # firmwareVersion
+    pcrs: list[int] = []
+    for _ in range(r.u32()):
+        bank, bitmap = r.u16(), r.take(r.u8())
+        if bank != TPM_ALG_SHA256:
+            raise TpmFormatError(f"attest: PCR bank {bank:#06x} selected; only sha256 is accepted")
+        pcrs += [8 * i + b for i, byte in enumerate(bitmap) for b in range(8) if byte >> b & 1]
+    digest = r.sized()
+    r.end()
+    return Quote(signer, nonce, reset_count, restart_count, tuple(sorted(pcrs)), digest)
+
+
+def parse_signature(tpmt_signature: bytes) -> bytes:
+    """The RSASSA-SHA256 signature bytes of a TPMT_SIGNATURE."""
+    r = _Reader(tpmt_signature)
+    if r.u16() != TPM_ALG_RSASSA or r.u16() != TPM_ALG_SHA256:
+        raise TpmFormatError("signature: not RSASSA-SHA256")
+    sig = r.sized()
+    r.end()
+    return sig
+
+
+def kdfa(key: bytes, label: bytes, context_u: bytes, context_v: bytes, bits: int) -> bytes:
+    """KDFa with HMAC-SHA256 in counter mode (Part 1 §11.4.10.2); the label's NUL is part of it."""
+    out, counter = b"", 0
+    while len(out) * 8 < bits:
+        counter += 1
+        block = struct.pack(">I", counter) + label + b"\0" + context_u + context_v + struct.pack(">I", bits)
+        out += hmac.new(key, block, hashlib.sha256).digest()
+    return out[: bits // 8]
+
+
+def make_credential(ek: rsa.RSAPublicKey, ak_name: bytes, secret: bytes) -> bytes:
+    """TPM2_MakeCredential against an RSA EK (AES-128-CFB, sha256), in tpm2-tools' file format."""
+    seed = os.urandom(32)
+    encrypted_seed = ek.encrypt(
+        seed, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=b"IDENTITY\0")
+    )
+    sym_key = kdfa(seed, b"STORAGE", ak_name, b"", 128)
+    encryptor = Cipher(algorithms.AES128(sym_key), CFB(b"\0" * 16)).encryptor()
+    enc_identity = encryptor.update(struct.pack(">H", len(secret)) + secret) + encryptor.finalize()
+    hmac_key = kdfa(seed, b"INTEGRITY", b"", b"", 256)
+    outer = hmac.new(hmac_key, enc_identity + ak_name, hashlib.sha256).digest()
+    id_object = struct.pack(">H", len(outer)) + outer + enc_identity
+    return (
+        struct.pack(">II", CREDENTIAL_FILE_MAGIC, 1)
+        + struct.pack(">H", len(id_object))
+        + id_object
+        + struct.pack(">H", len(encrypted_seed))
+        + encrypted_seed
+    )
+
+
+def pcr_composite_digest(values: list[bytes]) -> bytes:
+    """What a quote signs over its selection: sha256 of the selected PCR values, in index order."""
+    return hashlib.sha256(b"".join(values)).digest()

@@ -1,0 +1,48 @@
+"""Load what the fleet server trusts from one directory (SECURE_IOT_TRUST_DIR), failing closed.
+
+manufacturer-ca/*.pem             manufacturer CAs: EK certificates and manufacturing manifests
+pipeline-cosign.pub               the pipeline's cosign public key (reference values are signed with it)
+reference-values/*.sigstore.json  reference-values attestations; each verified, or the server won't start
+fleet-ca.pem, fleet-ca.key        the fleet CA that issues device certificates
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .attestation import Lockout
+from .reference_values import ReferenceValuesError, verify_bundle
+from .registration import Trust
+
+
+class TrustError(ValueError):
+    """The trust directory is incomplete or holds something that does not verify."""
+
+
+def load_trust(directory: Path, *, min_security_version: int = 0, lockout: Lockout | None = None) -> Trust:
+    cas = [
+        x509.load_pem_x509_certificate(p.read_bytes()) for p in sorted((directory / "manufacturer-ca").glob("*.pem"))
+    ]
+    if not cas:
+        raise TrustError(f"{directory}/manufacturer-ca/: no manufacturer CA certificate")
+    pipeline_key = serialization.load_pem_public_key((directory / "pipeline-cosign.pub").read_bytes())
+    if not isinstance(pipeline_key, ec.EllipticCurvePublicKey):
+        raise TrustError("pipeline-cosign.pub: expected cosign's ECDSA P-256 public key")
+    golden = []
+    for bundle in sorted((directory / "reference-values").glob("*.sigstore.json")):
+        try:
+            golden.append(verify_bundle(bundle.read_bytes(), pipeline_key))
+        except ReferenceValuesError as exc:
+            raise TrustError(f"{bundle.name}: {exc}") from None
+    fleet_key = serialization.load_pem_private_key((directory / "fleet-ca.key").read_bytes(), password=None)
+    if not isinstance(fleet_key, ec.EllipticCurvePrivateKey):
+        raise TrustError("fleet-ca.key: expected an EC private key")
+    fleet_cert = x509.load_pem_x509_certificate((directory / "fleet-ca.pem").read_bytes())
+    operators = [
+        x509.load_pem_x509_certificate(p.read_bytes()) for p in sorted((directory / "operator-ca").glob("*.pem"))
+    ]
+    return Trust(cas, golden, fleet_cert, fleet_key, min_security_version, lockout or Lockout(), operators)

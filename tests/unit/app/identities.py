@@ -1,0 +1,58 @@
+"""Client identities for driving the app in-process: CA-issued certificates placed in the ASGI scope
+exactly where identity.PeerCertH11Protocol puts the one the TLS layer verified."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+def ca(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1)).add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return cert, key
+
+
+def leaf(
+    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], name: str, *, server: bool = False
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer[0].subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), False)
+    )  # fmt: skip
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+    return builder.sign(issuer[1], hashes.SHA256()), key
+
+
+def with_client_certificate(app: Any, cert: x509.Certificate | None) -> Any:
+    der = cert.public_bytes(serialization.Encoding.DER) if cert is not None else None
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("extensions", {})["tls"] = {"client_cert_der": der}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+OPERATOR_CA = ca("test operator CA")
+OPERATOR = leaf(OPERATOR_CA, "operator alice")
