@@ -153,7 +153,8 @@ def cluster_policy(kube: Kube, state: State) -> Path:
             "key",
             image_glob=f"{local.address}/**",
             public_key=signer.public_key,
-            sources=[f"{state.registry_ip}:{REGISTRY_PORT_IN_CONTAINER}/{IMAGE_NAME}"],
+            # kind: pods reach the registry container on the kind network; local: the same address
+            sources=[f"{state.registry_ip}:{REGISTRY_PORT_IN_CONTAINER}/{IMAGE_NAME}"] if state.registry_ip else [],
         )
     else:
         target = os.environ.get("SECURE_IOT_REGISTRY", "")

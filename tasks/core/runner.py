@@ -184,8 +184,11 @@ def _execute(
     return done, shown, round(time.monotonic() - t0, 3)
 
 
-def start(rec: StageRecord, tool: Tool, args: Sequence[str | Path], *, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``tool`` as a managed background process (its own session, output to ``log``).
+def start(
+    rec: StageRecord, tool: Tool, args: Sequence[str | Path], *, log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``tool`` as a managed background process (its own session, output to ``log``,
+    ``env`` on top of this process's environment).
 
     The caller owns the process: it writes the PID file and stops it by PID.
     """
@@ -194,7 +197,12 @@ def start(rec: StageRecord, tool: Tool, args: Sequence[str | Path], *, log: Path
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as handle:
         proc = subprocess.Popen(  # nosec B603 - argv list, no shell; tools come from tools.lock
-            argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **env} if env else None,
         )
     rec.tools[tool.name] = tool.version
     rec.commands.append(CommandRecord([tool.name, *map(str, args)], tool.name, tool.version, 0, 0.0))

@@ -36,7 +36,7 @@ LOCK_NAME = "tools.lock"
 Installer = Callable[[Pin, StageRecord, Path, Path], Tool]
 INSTALLERS: dict[str, Installer] = {
     "download": lambda pin, rec, scratch, root: via_download(pin, rec, scratch),
-    "go": lambda pin, rec, scratch, root: via_go(pin, rec, scratch),
+    "go": via_go,
     "apt": lambda pin, rec, scratch, root: via_apt(pin, rec, scratch),
     "pypi": via_pypi,
 }
@@ -44,7 +44,9 @@ INSTALLERS: dict[str, Installer] = {
 
 def manual_hint(pin: Pin) -> str:
     hints = []
-    if pin.go:
+    if pin.go and pin.go.source:
+        hints.append(f"(cd {pin.go.source} && go build -o {pin.binary} {pin.go.package})")
+    elif pin.go:
         hints.append(f"go install {pin.go.package}@v{pin.version}")
     if pin.apt:
         hints.append(f"apt-get install {pin.apt.package} (version {pin.version})")
