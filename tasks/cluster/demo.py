@@ -14,7 +14,7 @@ from tasks.cluster import control_plane
 from tasks.cluster.engine import cluster_tools, engine, local_tools
 from tasks.cluster.errors import ClusterError
 from tasks.cluster.kube import Kube, poll
-from tasks.cluster.state import State, recorded_state
+from tasks.cluster.state import State, load, recorded_state
 from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core import atomic, runner
@@ -29,8 +29,9 @@ DEMO_UNPROTECTED_NAMESPACE = "secure-iot-demo-unprotected"
 
 def ready(ctx: Context, rec: StageRecord) -> tuple[Kube, State]:
     """deploy/demo prerequisites: engine, tools, and the cluster `cluster` made, still running."""
-    state = recorded_state(ctx)
-    if state.engine == "local":
+    state = load(ctx)
+    if state is not None and state.engine == "local":
+        state = recorded_state(ctx)
         tools = local_tools(ctx)
         dead = [n for n, pid in state.pids.items() if not control_plane.alive(pid, tools[n].path.name)]
         if dead:
@@ -39,6 +40,7 @@ def ready(ctx: Context, rec: StageRecord) -> tuple[Kube, State]:
         return Kube(ctx, rec, None, tools, state.cluster, netns=state.netns), state
     eng = engine(rec)
     tools = cluster_tools(ctx)
+    state = recorded_state(ctx)
     kube = Kube(ctx, rec, eng, tools, state.cluster)
     if state.cluster not in kube.clusters():
         raise ClusterError(f"no kind cluster {state.cluster!r} is running: run `nox -s cluster` first")

@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from tasks.cluster import Kube, State, cluster_name, cluster_tools, control_plane, engine, load, state_path
+from tasks.cluster import (
+    Kube,
+    State,
+    choose_engine,
+    cluster_name,
+    cluster_tools,
+    control_plane,
+    engine,
+    load,
+    state_path,
+)
 from tasks.cluster.errors import ClusterError
 from tasks.context import Context
 from tasks.core.console import console
@@ -17,7 +27,12 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         prog="nox -s teardown", description="stop the cluster (local processes by PID, or kind and its registry)"
     ).parse_args(argv)
     state = load(ctx)
-    removed = local(ctx, rec, state) if state is not None and state.engine == "local" else kind(ctx, rec, state)
+    if state is not None and state.engine == "local":
+        removed = local(ctx, rec, state)
+    elif state is not None or choose_engine(rec, None) == "kind":
+        removed = kind(ctx, rec, state)
+    else:
+        removed = []  # nothing recorded, and no kind cluster could be running here
     state_path(ctx).unlink(missing_ok=True)
     rec.details["removed"] = removed
     console.print(f"[green]teardown: PASS[/] — {', '.join(removed) or 'nothing was running'}")
