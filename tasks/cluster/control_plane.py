@@ -18,6 +18,7 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -58,7 +59,7 @@ class Paths:
 
     @property
     def kubeconfig(self) -> Path:
-        return self.root / "admin.kubeconfig"
+        return self.root / "kubeconfig"  # where Kube (kubectl, helm) looks for it on either engine
 
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
@@ -219,7 +220,20 @@ def gatekeeper_manifests(deploy_yaml: Path, ca: pki.Pair) -> list[dict[str, Any]
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": GATEKEEPER_POD, "namespace": GATEKEEPER_NAMESPACE},
-            "spec": {"containers": [{"name": "manager", "image": "gatekeeper-runs-as-a-local-process"}]},
+            "spec": {  # never scheduled (no kubelet); restricted, as its namespace's Pod Security level demands
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 1000,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "manager",
+                        "image": "gatekeeper-runs-as-a-local-process",
+                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    }
+                ],
+            },
         }
     )
     return out
@@ -321,6 +335,7 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
 
     launch("docker-registry", ["serve", str(registry_config(ctx, paths.root))])
     data = paths.root / "etcd"
+    shutil.rmtree(data, ignore_errors=True)  # every cluster starts empty: nothing from an earlier run is trusted
     launch("etcd", [
         "--name", "local", "--data-dir", str(data), "--unsafe-no-fsync", "--log-level", "warn",
         "--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
@@ -353,19 +368,15 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
         f"--kubeconfig={kcm_config}", f"--authentication-kubeconfig={kcm_config}",
         f"--authorization-kubeconfig={kcm_config}", "--bind-address=127.0.0.1", "--leader-elect=false",
         f"--service-account-private-key-file={sa.key}", f"--root-ca-file={ca.cert}",
-        "--use-service-account-credentials=false", "--controllers=*,-nodeipam,-nodelifecycle,-route,-service",
+        "--use-service-account-credentials=false",
     ])  # fmt: skip
     gatekeeper, policy = tools["gatekeeper"], tools["policy-controller"]
     deploy = module_file(gatekeeper, "github.com/open-policy-agent/gatekeeper/v3", gatekeeper.version,
                          "deploy/gatekeeper.yaml")  # fmt: skip
-    apply(
-        rec,
-        ip,
-        netns,
-        kubectl,
-        kube_env,
-        write_manifests(paths.root / "gatekeeper.yaml", gatekeeper_manifests(deploy, ca)),
-    )
+    manifests = gatekeeper_manifests(deploy, ca)
+    webhooks = [d for d in manifests if d.get("kind") == "ValidatingWebhookConfiguration"]
+    base = [d for d in manifests if d not in webhooks]  # the webhook is registered once Gatekeeper answers
+    apply(rec, ip, netns, kubectl, kube_env, write_manifests(paths.root / "gatekeeper.yaml", base))
     cert_dir = paths.root / "gatekeeper-certs"
     cert_dir.mkdir(exist_ok=True)
     for source, name in ((hook.cert, "tls.crt"), (hook.key, "tls.key")):
@@ -376,8 +387,12 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
         "--disable-cert-rotation", "--operation=webhook", "--operation=audit", "--operation=status",
         "--operation=generate", f"--exempt-namespace={GATEKEEPER_NAMESPACE}", "--logtostderr",
         "--disable-opa-builtin={http.send}", f"--api-cache-dir={paths.root / 'gatekeeper-cache'}",
-        "--health-addr=127.0.0.1:9090", "--metrics-addr=127.0.0.1:8888",
+        "--health-addr=127.0.0.1:9090", "--metrics-addr=127.0.0.1:8887", "--prometheus-port=8888",
     ], GATEKEEPER_ENV)  # fmt: skip
+    apply(rec, ip, netns, kubectl, kube_env, write_manifests(paths.root / "gatekeeper-webhook.yaml", webhooks))
+    # ready when the API server itself can call the webhook (a dry run the webhook must judge)
+    wait(rec, ip, netns, kubectl, ["create", "configmap", "gatekeeper-probe", "-n", "default", "--dry-run=server",
+         "-o", "name"], kube_env, "the API server to reach Gatekeeper's webhook", paths.log("gatekeeper"))  # fmt: skip
     config = module_file(
         policy, "github.com/sigstore/policy-controller", policy.version, "config/100-namespace.yaml"
     ).parent
@@ -394,9 +409,24 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
 
 
 def apply(rec: StageRecord, ip: Tool, netns: str, kubectl: Tool, env: dict[str, str], manifest: Path) -> None:
+    """Namespaces first, then the rest: the API server refuses objects in a namespace its
+    informers have not seen yet, so the second apply is retried for a few seconds."""
+    docs = list(documents(manifest))
+    namespaces = [d for d in docs if d.get("kind") == "Namespace"]
     launcher, prefix = in_namespace(ip, netns, kubectl)
-    runner.run(rec, launcher, [*prefix, "apply", "--server-side", "--force-conflicts", "-f", manifest], env=env,
-               timeout=300)  # fmt: skip
+    for part, docs_ in (("namespaces", namespaces), ("objects", [d for d in docs if d.get("kind") != "Namespace"])):
+        if not docs_:
+            continue
+        path = write_manifests(manifest.with_suffix(f".{part}.yaml"), docs_)
+        args = [*prefix, "apply", "--server-side", "--force-conflicts", "-f", path]
+        deadline = time.monotonic() + 30
+        while True:
+            done = runner.run(rec, launcher, args, env=env, timeout=300, check=False)
+            if done.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(f"kubectl apply -f {path.name} failed: {done.tail(2)}")
+            time.sleep(1)
 
 
 def wait(

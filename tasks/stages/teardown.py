@@ -49,7 +49,7 @@ def local(ctx: Context, rec: StageRecord, state: State) -> list[str]:
         left.append(f"netns {state.netns}")
     if left:
         raise ClusterError(f"teardown left {', '.join(left)} behind: stop them by hand (PIDs in {state_path(ctx)})")
-    (ctx.stage_dir("cluster") / "admin.kubeconfig").unlink(missing_ok=True)
+    (ctx.stage_dir("cluster") / "kubeconfig").unlink(missing_ok=True)
     return [f"{name} ({how})" for name, how in ended.items()]
 
 

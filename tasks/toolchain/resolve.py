@@ -131,10 +131,12 @@ def link(root: Path, tool: Tool) -> None:
     os.replace(tmp, target)
 
 
-def selected(pins: dict[str, Pin], names: Sequence[str], everything: bool) -> list[Pin]:
+def selected(pins: dict[str, Pin], names: Sequence[str], everything: bool, profiles: Sequence[str] = ()) -> list[Pin]:
     unknown = [n for n in names if n not in pins]
     if unknown:
         raise ToolError(f"not pinned in tools.lock: {', '.join(unknown)} (pinned: {', '.join(pins)})")
     if names:
         return [pins[n] for n in names]
+    if profiles:
+        return [p for p in pins.values() if p.profile in profiles]
     return [p for p in pins.values() if everything or p.profile == "local"]
