@@ -368,7 +368,7 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
         f"--kubeconfig={kcm_config}", f"--authentication-kubeconfig={kcm_config}",
         f"--authorization-kubeconfig={kcm_config}", "--bind-address=127.0.0.1", "--leader-elect=false",
         f"--service-account-private-key-file={sa.key}", f"--root-ca-file={ca.cert}",
-        "--use-service-account-credentials=false",
+        "--use-service-account-credentials=true",  # each controller its own RBAC-bound identity, as kubeadm runs it
     ])  # fmt: skip
     gatekeeper, policy = tools["gatekeeper"], tools["policy-controller"]
     deploy = module_file(gatekeeper, "github.com/open-policy-agent/gatekeeper/v3", gatekeeper.version,
@@ -418,7 +418,7 @@ def apply(rec: StageRecord, ip: Tool, netns: str, kubectl: Tool, env: dict[str, 
         if not docs_:
             continue
         path = write_manifests(manifest.with_suffix(f".{part}.yaml"), docs_)
-        args = [*prefix, "apply", "--server-side", "--force-conflicts", "-f", path]
+        args: list[str | Path] = [*prefix, "apply", "--server-side", "--force-conflicts", "-f", path]
         deadline = time.monotonic() + 30
         while True:
             done = runner.run(rec, launcher, args, env=env, timeout=300, check=False)

@@ -210,7 +210,9 @@ def step_gatekeeper(kube: Kube, name: str, pod: dict[str, Any], expected: str) -
 
 
 def step_privileged(kube: Kube, image: str) -> Check:
-    pod = demo_pod("demo-privileged", admission.NAMESPACE, image)
+    """In a namespace without Pod Security enforcement (in `secure` the API server's own
+    restricted level refuses it before any webhook is asked): Gatekeeper's constraint refuses it."""
+    pod = demo_pod("demo-privileged", "default", image)
     pod["spec"]["containers"][0]["securityContext"] = {"privileged": True, "runAsNonRoot": True, "runAsUser": 10001}
     return step_gatekeeper(kube, "privileged pod refused by Gatekeeper", pod, r"is privileged")
 
@@ -223,36 +225,42 @@ def step_by_tag(kube: Kube, repository: str) -> Check:
 
 
 def step_failed_create(kube: Kube, image: str) -> Check:
-    """A Deployment is admitted (it names no pod yet); the pods its ReplicaSet creates are
-    refused, and the controller records FailedCreate with the webhook's message."""
+    """A Deployment every webhook admits (signed image, pinned by digest, protected namespace)
+    whose pod template is not `restricted`: Pod Security admission only warns on the Deployment
+    and enforces on pods, so the pods its ReplicaSet creates are refused and the controller
+    records FailedCreate with the API server's reason."""
     name = "controller-created pod refused: FailedCreate event"
     pod = demo_pod("demo-controller", admission.NAMESPACE, image)
+    pod["spec"]["containers"][0].pop("securityContext")
     labels = {"app.kubernetes.io/name": "secure-iot-demo-controller", "app.kubernetes.io/part-of": "secure-iot"}
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "demo-unsigned", "namespace": admission.NAMESPACE, "labels": labels},
+        "metadata": {"name": "demo-not-restricted", "namespace": admission.NAMESPACE, "labels": labels},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": labels},
             "template": {"metadata": {"labels": labels}, "spec": pod["spec"]},
         },
     }
-    kube.kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
+    created = kube.kubectl("apply", "-f", "-", stdin=json.dumps(deployment), check=False)
+    if created.returncode != 0:
+        return Check(name, False, f"the Deployment itself was refused: {denial(created)}")
     seen: list[str] = []
 
     def failed() -> bool:
         done = kube.kubectl("get", "events", "-n", admission.NAMESPACE, "--field-selector", "reason=FailedCreate",
                             "-o", "json", check=False, record=False)  # fmt: skip
         items = json.loads(done.stdout or "{}").get("items", []) if done.returncode == 0 else []
-        seen[:] = [str(e.get("message", "")) for e in items if "demo-unsigned" in str(e.get("involvedObject", {}))]
+        seen[:] = [str(e.get("message", "")) for e in items if "demo-not-restricted" in str(e.get("involvedObject"))]
         return bool(seen)
 
     try:
-        poll("a FailedCreate event for demo-unsigned", 60, failed)
+        poll("a FailedCreate event for demo-not-restricted", 60, failed)
     except ClusterError as exc:
         return Check(name, False, str(exc))
     finally:
-        kube.kubectl("delete", "deployment", "demo-unsigned", "-n", admission.NAMESPACE, "--wait=false", check=False)
-    ok = any(POLICY_CONTROLLER_WEBHOOK in m for m in seen)
+        kube.kubectl("delete", "deployment", "demo-not-restricted", "-n", admission.NAMESPACE, "--wait=false",
+                     check=False)  # fmt: skip
+    ok = any("violates PodSecurity" in m for m in seen)
     return Check(name, ok, " ".join(seen[0].split()) if seen else "no event")

@@ -36,7 +36,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     if state.engine == "local":  # the images live in the registry the local API server reads
         steps += [step_case(kube, n, case) for n, case in enumerate(image_cases(ctx, rec, signed)) if not case.admit]
     steps += [step_unprotected(kube, signed), step_privileged(kube, signed), step_by_tag(kube, repository),
-              step_failed_create(kube, unsigned)]  # fmt: skip
+              step_failed_create(kube, signed)]  # fmt: skip
     for number, step in enumerate(steps, 1):
         mark = "[green]PASS[/]" if step.passed else "[red]FAIL[/]"
         console.print(f"{mark}  {number}/{len(steps)} {escape(step.name)} — {escape(step.detail)}")
