@@ -65,6 +65,7 @@ def tests(session: nox.Session) -> None:
     """pytest: unit tests and integration tests against the real tools."""
     _install(session)
     session.run("python", "-m", "tasks", "tools")  # the integration tests drive the pinned tools
+    session.run("python", "-m", "tasks", "tools", "--profile", "cluster")  # and the local control plane
     session.run("python", "-m", "pytest", *session.posargs)
 
 

@@ -56,7 +56,9 @@ CATALOGUE: dict[str, Entry] = {
         "the chart passes Gatekeeper's constraints and bad manifests are rejected",
     ),
     "cluster": Entry(
-        "tasks.stages.cluster:run", "09", "a kind cluster runs Gatekeeper and policy-controller with our policies"
+        "tasks.stages.cluster:run",
+        "09",
+        "a real API server (local processes or kind) calls Gatekeeper and policy-controller with our policies",
     ),
     "deploy": Entry(
         "tasks.stages.deploy:run", "10", "the chart is deployed by digest into the protected namespace and admitted"
@@ -64,9 +66,12 @@ CATALOGUE: dict[str, Entry] = {
     "demo": Entry(
         "tasks.stages.demo:run",
         "demo",
-        "the signed image is admitted; an unsigned image and an unprotected namespace are rejected",
+        "the signed image is admitted; unsigned, other-key, unattested and vulnerable images, unprotected "
+        "namespaces, privileged pods and tags are refused by the webhooks",
     ),
-    "teardown": Entry("tasks.stages.teardown:run", "demo", "the kind cluster and its registry container are removed"),
+    "teardown": Entry(
+        "tasks.stages.teardown:run", "demo", "the cluster is stopped: no process, namespace or container is left"
+    ),
     "firmware": Entry(
         "tasks.stages.firmware:run",
         "06",

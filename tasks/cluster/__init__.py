@@ -4,6 +4,7 @@ policy-controller charts, the demo steps.
 
 from __future__ import annotations
 
+from tasks.cluster import control_plane
 from tasks.cluster.charts import (
     CHARTS,
     GATEKEEPER,
@@ -23,13 +24,29 @@ from tasks.cluster.demo import (
     demo_pod,
     denial,
     dry_run,
+    image_cases,
     ready,
+    step_by_tag,
+    step_case,
+    step_failed_create,
+    step_privileged,
     step_signed,
     step_unprotected,
     step_unsigned,
     unsigned_image,
 )
-from tasks.cluster.engine import KIND_CONFIG, NODE_IMAGE, RFC1918, Engine, cluster_tools, engine
+from tasks.cluster.engine import (
+    ENGINES,
+    KIND_CONFIG,
+    LOCAL_TOOLS,
+    NODE_IMAGE,
+    RFC1918,
+    Engine,
+    choose_engine,
+    cluster_tools,
+    engine,
+    local_tools,
+)
 from tasks.cluster.errors import ClusterError
 from tasks.cluster.kube import Kube, enforced, exists, poll
 from tasks.cluster.registry_wiring import (
@@ -50,11 +67,13 @@ __all__ = [
     "CERTS_D",
     "CHARTS",
     "DEMO_UNPROTECTED_NAMESPACE",
+    "ENGINES",
     "GATEKEEPER",
     "IMAGE_REGISTRIES",
     "KIND_CONFIG",
     "KIND_NETWORK",
     "KUBE_PUBLIC_CONFIGMAP",
+    "LOCAL_TOOLS",
     "NODE_IMAGE",
     "POLICY_CONTROLLER",
     "REGISTRY_CONTAINER",
@@ -68,10 +87,12 @@ __all__ = [
     "Kube",
     "State",
     "built_image",
+    "choose_engine",
     "cluster_name",
     "cluster_policy",
     "cluster_tools",
     "connect_registry",
+    "control_plane",
     "demo_pod",
     "denial",
     "dry_run",
@@ -80,8 +101,10 @@ __all__ = [
     "exists",
     "fetch_chart",
     "gatekeeper_policies",
+    "image_cases",
     "install_chart",
     "load",
+    "local_tools",
     "network",
     "poll",
     "ready",
@@ -89,6 +112,10 @@ __all__ = [
     "registry_container",
     "save",
     "state_path",
+    "step_by_tag",
+    "step_case",
+    "step_failed_create",
+    "step_privileged",
     "step_signed",
     "step_unprotected",
     "step_unsigned",

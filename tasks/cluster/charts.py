@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import tempfile
 import urllib.error
@@ -10,6 +11,7 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -133,11 +135,24 @@ def gatekeeper_policies(kube: Kube) -> list[tuple[str, str]]:
             functools.partial(exists, kube, crd),
         )
         kube.kubectl("wait", "--for", "condition=established", crd, "--timeout", "120s")
-        kube.kubectl("apply", "-f", admission.rel(ctx, bundle.constraint))
-        name = str(yaml.safe_load(bundle.constraint.read_text(encoding="utf-8"))["metadata"]["name"])
+        constraint = with_local_registry(yaml.safe_load(bundle.constraint.read_text(encoding="utf-8")))
+        kube.kubectl("apply", "-f", "-", stdin=json.dumps(constraint))
+        name = str(constraint["metadata"]["name"])
         constraints.append((kind, name))
     kube.kubectl("apply", "-f", admission.SYNC_CONFIG)
     return constraints
+
+
+def with_local_registry(constraint: dict[str, Any]) -> dict[str, Any]:
+    """The allowed-registries constraint as committed, plus the local registry this run pushes to
+    (SECURE_IOT_REGISTRY_PORT may move it off 127.0.0.1:5000); every other constraint unchanged."""
+    if constraint.get("kind") != "K8sAllowedRegistries":
+        return constraint
+    registries = constraint.setdefault("spec", {}).setdefault("parameters", {}).setdefault("registries", [])
+    address = oci_registry.configured().address
+    if address not in registries:
+        registries.append(address)
+    return constraint
 
 
 def cluster_policy(kube: Kube, state: State) -> Path:
@@ -153,7 +168,8 @@ def cluster_policy(kube: Kube, state: State) -> Path:
             "key",
             image_glob=f"{local.address}/**",
             public_key=signer.public_key,
-            sources=[f"{state.registry_ip}:{REGISTRY_PORT_IN_CONTAINER}/{IMAGE_NAME}"],
+            # kind: pods reach the registry container on the kind network; local: the same address
+            sources=[f"{state.registry_ip}:{REGISTRY_PORT_IN_CONTAINER}/{IMAGE_NAME}"] if state.registry_ip else [],
         )
     else:
         target = os.environ.get("SECURE_IOT_REGISTRY", "")

@@ -5,14 +5,19 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from tasks import admission
-from tasks.cluster.engine import cluster_tools, engine
+from tasks import admission, signing
+from tasks.cluster import control_plane
+from tasks.cluster.engine import cluster_tools, engine, local_tools
 from tasks.cluster.errors import ClusterError
 from tasks.cluster.kube import Kube, poll
-from tasks.cluster.state import State, recorded_state
+from tasks.cluster.state import State, load, recorded_state
+from tasks.container import oci_registry
 from tasks.context import Context
+from tasks.core import atomic, runner
 from tasks.core.checks import Check
 from tasks.core.errors import EvidenceError
 from tasks.core.evidence import StageRecord
@@ -24,6 +29,15 @@ DEMO_UNPROTECTED_NAMESPACE = "secure-iot-demo-unprotected"
 
 def ready(ctx: Context, rec: StageRecord) -> tuple[Kube, State]:
     """deploy/demo prerequisites: engine, tools, and the cluster `cluster` made, still running."""
+    state = load(ctx)
+    if state is not None and state.engine == "local":
+        state = recorded_state(ctx)
+        tools = local_tools(ctx)
+        dead = [n for n, pid in state.pids.items() if not control_plane.alive(pid, tools[n].path.name)]
+        if dead:
+            raise ClusterError(f"the local control plane is not running ({', '.join(dead)} stopped): "
+                               "`nox -s teardown`, then `nox -s cluster`")  # fmt: skip
+        return Kube(ctx, rec, None, tools, state.cluster, netns=state.netns), state
     eng = engine(rec)
     tools = cluster_tools(ctx)
     state = recorded_state(ctx)
@@ -129,3 +143,124 @@ def unsigned_image(ctx: Context, built: str) -> str:
         if art.get("kind") == "oci" and art.get("media_type") == MANIFEST_MEDIA_TYPE and art["name"] != built:
             return str(art["name"])
     raise EvidenceError("the build evidence names no base image to use as the unsigned image")
+
+
+# --- the full demo (both engines): policy-controller's refusals, Gatekeeper's, FailedCreate --------
+
+POLICY_CONTROLLER_WEBHOOK = 'admission webhook "policy.sigstore.dev" denied the request'
+GATEKEEPER_WEBHOOK = 'admission webhook "validation.gatekeeper.sh" denied the request'
+OTHER_KEY = r"signature key validation failed|no matching signatures|no matching attestations"
+# a real advisory (the one the scan tests plant): PyYAML 5.3.1, arbitrary code execution
+BLOCKING_MATCH = {
+    "vulnerability": {"id": "GHSA-8q59-q68h-6hv4", "severity": "Critical"},
+    "artifact": {"name": "PyYAML", "version": "5.3.1", "type": "python"},
+}
+
+
+def image_cases(ctx: Context, rec: StageRecord, image: str) -> list[admission.Case]:
+    """The images policy-controller must judge, made in the local registry: the policy stage's
+    fixtures (unsigned, attested-not-signed, missing SBOM, unlisted builder) plus an image
+    signed by another key and one whose vuln attestation carries a blocking finding."""
+    reg = oci_registry.configured()
+    signer = signing.configured(ctx)
+    cosign = ctx.tool("cosign")
+    out = admission.cases(ctx, rec, reg, signer, image)
+    found = admission.predicates(ctx, admission.required_kinds(ctx.policy))
+
+    other = admission.fixture(ctx, rec, reg, "other-key")
+    with tempfile.TemporaryDirectory(dir=ctx.stage_dir("demo")) as tmp:
+        stranger = signing.Signer("key", Path(tmp))
+        runner.run(rec, cosign, ["generate-key-pair", "--output-key-prefix", Path(tmp) / "cosign"], env=stranger.env())
+        admission.sign_image(rec, cosign, stranger, other)
+        admission.attest(rec, cosign, stranger, other, found)
+    out.append(admission.Case("signed by another key", other, admit=False, reason=OTHER_KEY))
+
+    if "vuln" in found:
+        vulnerable = admission.fixture(ctx, rec, reg, "blocking-vuln")
+        predicate = json.loads(found["vuln"].read_text(encoding="utf-8"))
+        predicate["scanner"]["result"]["matches"] = [*predicate["scanner"]["result"].get("matches", []), BLOCKING_MATCH]
+        path = ctx.stage_dir("demo") / "blocking-vuln.predicate.json"
+        atomic.write_json(path, predicate)
+        admission.sign_image(rec, cosign, signer, vulnerable)
+        admission.attest(rec, cosign, signer, vulnerable, {**found, "vuln": path})
+        out.append(admission.Case("signed, vuln attestation with a blocking finding", vulnerable, admit=False,
+                                  reason=r"GHSA-8q59-q68h-6hv4 \(Critical\)"))  # fmt: skip
+    return out
+
+
+def step_case(kube: Kube, number: int, case: admission.Case) -> Check:
+    name = f"{case.name}: {'admitted' if case.admit else 'refused by policy-controller'}"
+    done = dry_run(kube, demo_pod(f"demo-case-{number}", admission.NAMESPACE, case.image))
+    message = denial(done)
+    if case.admit:
+        return Check(name, done.returncode == 0, case.image if done.returncode == 0 else f"rejected: {message}")
+    if done.returncode == 0:
+        return Check(name, False, f"ADMITTED: {case.image}")
+    ok = POLICY_CONTROLLER_WEBHOOK in message and re.search(case.reason, message) is not None
+    return Check(name, ok, message if ok else f"rejected, but not for /{case.reason}/: {message}")
+
+
+def step_gatekeeper(kube: Kube, name: str, pod: dict[str, Any], expected: str) -> Check:
+    done = dry_run(kube, pod)
+    message = denial(done)
+    if done.returncode == 0:
+        return Check(name, False, f"ADMITTED: {pod['metadata']['name']}")
+    ok = GATEKEEPER_WEBHOOK in message and re.search(expected, message) is not None
+    return Check(name, ok, message if ok else f"rejected, but not for /{expected}/: {message}")
+
+
+def step_privileged(kube: Kube, image: str) -> Check:
+    """In a namespace without Pod Security enforcement (in `secure` the API server's own
+    restricted level refuses it before any webhook is asked): Gatekeeper's constraint refuses it."""
+    pod = demo_pod("demo-privileged", "default", image)
+    pod["spec"]["containers"][0]["securityContext"] = {"privileged": True, "runAsNonRoot": True, "runAsUser": 10001}
+    return step_gatekeeper(kube, "privileged pod refused by Gatekeeper", pod, r"is privileged")
+
+
+def step_by_tag(kube: Kube, repository: str) -> Check:
+    """By tag in a namespace policy-controller does not watch (there its mutating webhook would
+    resolve the tag to a digest first): Gatekeeper's digest constraint refuses it."""
+    pod = demo_pod("demo-by-tag", "default", f"{repository}:latest")
+    return step_gatekeeper(kube, "image by tag refused by Gatekeeper", pod, r"not pinned by digest")
+
+
+def step_failed_create(kube: Kube, image: str) -> Check:
+    """A Deployment every webhook admits (signed image, pinned by digest, protected namespace)
+    whose pod template is not `restricted`: Pod Security admission only warns on the Deployment
+    and enforces on pods, so the pods its ReplicaSet creates are refused and the controller
+    records FailedCreate with the API server's reason."""
+    name = "controller-created pod refused: FailedCreate event"
+    pod = demo_pod("demo-controller", admission.NAMESPACE, image)
+    pod["spec"]["containers"][0].pop("securityContext")
+    labels = {"app.kubernetes.io/name": "secure-iot-demo-controller", "app.kubernetes.io/part-of": "secure-iot"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "demo-not-restricted", "namespace": admission.NAMESPACE, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod["spec"]},
+        },
+    }
+    created = kube.kubectl("apply", "-f", "-", stdin=json.dumps(deployment), check=False)
+    if created.returncode != 0:
+        return Check(name, False, f"the Deployment itself was refused: {denial(created)}")
+    seen: list[str] = []
+
+    def failed() -> bool:
+        done = kube.kubectl("get", "events", "-n", admission.NAMESPACE, "--field-selector", "reason=FailedCreate",
+                            "-o", "json", check=False, record=False)  # fmt: skip
+        items = json.loads(done.stdout or "{}").get("items", []) if done.returncode == 0 else []
+        seen[:] = [str(e.get("message", "")) for e in items if "demo-not-restricted" in str(e.get("involvedObject"))]
+        return bool(seen)
+
+    try:
+        poll("a FailedCreate event for demo-not-restricted", 60, failed)
+    except ClusterError as exc:
+        return Check(name, False, str(exc))
+    finally:
+        kube.kubectl("delete", "deployment", "demo-not-restricted", "-n", admission.NAMESPACE, "--wait=false",
+                     check=False)  # fmt: skip
+    ok = any("violates PodSecurity" in m for m in seen)
+    return Check(name, ok, " ".join(seen[0].split()) if seen else "no event")

@@ -109,6 +109,33 @@ def cluster_tools(ctx: Context, names: Sequence[str] = ("kind", "kubectl", "helm
     return tools
 
 
+ENGINES = ("kind", "local")
+LOCAL_TOOLS = (
+    "kubectl", "helm", "ip", "docker-registry",
+    "etcd", "kube-apiserver", "kube-controller-manager", "gatekeeper", "policy-controller",
+)  # fmt: skip
+
+
+def choose_engine(rec: StageRecord, requested: str | None) -> str:
+    """`--engine`, else SECURE_IOT_CLUSTER_ENGINE, else kind where a container engine runs, else local."""
+    wanted = requested or os.environ.get("SECURE_IOT_CLUSTER_ENGINE", "")
+    if wanted and wanted not in ENGINES:
+        raise ClusterError(f"SECURE_IOT_CLUSTER_ENGINE={wanted!r}: expected one of {', '.join(ENGINES)}")
+    if wanted:
+        return wanted
+    try:
+        engine(rec)
+    except ClusterError as exc:
+        rec.details["engine_fallback"] = f"local: {exc}"
+        return "local"
+    return "kind"
+
+
+def local_tools(ctx: Context) -> dict[str, Tool]:
+    """The local engine's pinned binaries (tools.lock, profile cluster: built once, cached by pin)."""
+    return cluster_tools(ctx, LOCAL_TOOLS)
+
+
 # --- state -------------------------------------------------------------------------------
 
 

@@ -18,13 +18,17 @@ from tasks.core.runner import Completed, Tool
 
 @dataclass(frozen=True)
 class Kube:
-    """kubectl, helm, kind and the engine, all pointed at this cluster and nothing else."""
+    """kubectl, helm, kind and the engine, all pointed at this cluster and nothing else.
+
+    On the local engine (no container engine: ``engine`` is None) every command runs inside the
+    control plane's network namespace, where the API server and the registry live."""
 
     ctx: Context
     rec: StageRecord
-    engine: Engine
+    engine: Engine | None
     tools: dict[str, Tool]
     cluster: str
+    netns: str = ""
 
     @property
     def kubeconfig(self) -> Path:
@@ -37,7 +41,7 @@ class Kube:
             "HELM_CACHE_HOME": str(home / "cache"),
             "HELM_CONFIG_HOME": str(home / "config"),
             "HELM_DATA_HOME": str(home / "data"),
-            **self.engine.kind_env(),
+            **(self.engine.kind_env() if self.engine else {}),
         }
 
     def run(
@@ -50,7 +54,13 @@ class Kube:
         timeout: float = 600,
         record: bool = True,
     ) -> Completed:
-        binary = self.engine.tool if tool == "engine" else self.tools[tool]
+        if tool == "engine" and self.engine is None:
+            raise ClusterError("the local engine runs no container engine")
+        binary = self.engine.tool if tool == "engine" and self.engine else self.tools[tool]
+        if self.netns:  # `ip netns exec <ns> <binary> ...`; the binary's own version is recorded too
+            self.rec.tools[binary.name] = binary.version
+            args = ["netns", "exec", self.netns, str(binary.path), *map(str, args)]
+            binary = self.tools["ip"]
         if not record:  # one try of a readiness poll; the poll's outcome is recorded by the caller
             return runner.probe(binary, args, env=self.env(), cwd=self.ctx.root, stdin=stdin, timeout=timeout)
         return runner.run(

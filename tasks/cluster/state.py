@@ -28,6 +28,9 @@ class State:
     push_address: str = ""
     policy: str = ""
     charts: dict[str, str] = field(default_factory=dict)
+    # the local engine: its network namespace and every process it started, by PID
+    netns: str = ""
+    pids: dict[str, int] = field(default_factory=dict)
 
 
 def state_path(ctx: Context) -> Path:

@@ -12,25 +12,28 @@ from tasks.cluster import (
     GATEKEEPER,
     KIND_CONFIG,
     NODE_IMAGE,
-    POLICY_CONTROLLER,
     Kube,
     State,
+    choose_engine,
     cluster_name,
     cluster_policy,
     cluster_tools,
     connect_registry,
+    control_plane,
     enforced,
     engine,
     fetch_chart,
     gatekeeper_policies,
     install_chart,
     load,
+    local_tools,
     network,
     poll,
     registry_container,
     save,
     wire_nodes,
 )
+from tasks.cluster.errors import ClusterError
 from tasks.context import Context
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
@@ -38,9 +41,43 @@ from tasks.core.media_types import STATE_MEDIA_TYPE
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
-    argparse.ArgumentParser(
-        prog="nox -s cluster", description="kind cluster with Gatekeeper, policy-controller and the policies"
-    ).parse_args(argv)
+    parser = argparse.ArgumentParser(
+        prog="nox -s cluster", description="a cluster with Gatekeeper, policy-controller and the policies"
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("kind", "local"),
+        help="kind (containers; Docker or Podman) or local (the API server and webhooks as processes); "
+        "default: SECURE_IOT_CLUSTER_ENGINE, else kind where a container engine runs, else local",
+    )
+    args = parser.parse_args(argv)
+    chosen = choose_engine(rec, args.engine)
+    rec.details["engine_choice"] = chosen
+    if chosen == "local":
+        return local(ctx, rec)
+    return kind(ctx, rec)
+
+
+def local(ctx: Context, rec: StageRecord) -> Verdict:
+    existing = load(ctx)
+    if existing is not None and existing.engine == "local" and existing.pids:
+        raise ClusterError(
+            f"a local cluster is recorded in {admission.rel(ctx, ctx.stage_dir('cluster'))} (netns {existing.netns}): "
+            "`nox -s teardown` first"
+        )
+    tools = local_tools(ctx)
+    root = ctx.stage_dir("cluster")
+    started = control_plane.up(ctx, rec, tools, root)
+    state = State(
+        cluster="local", engine="local", kubeconfig=admission.rel(ctx, started.kubeconfig), netns=started.netns,
+        pids=started.pids,
+    )  # fmt: skip
+    save(ctx, state)  # recorded at once: teardown can stop what runs even if a step below fails
+    kube = Kube(ctx, rec, None, tools, "local", netns=started.netns)
+    return policies(ctx, rec, kube, state, f"local control plane in netns {started.netns}")
+
+
+def kind(ctx: Context, rec: StageRecord) -> Verdict:
     eng = engine(rec)
     tools = cluster_tools(ctx)
     network(CHARTS)
@@ -68,16 +105,24 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     for chart in CHARTS:
         install_chart(kube, chart, archives[chart.name])
         state.charts[chart.name] = chart.version
+    rec.details["nodes"] = nodes
+    return policies(ctx, rec, kube, state, f"kind cluster {name} ({nodes} nodes)")
+
+
+def policies(ctx: Context, rec: StageRecord, kube: Kube, state: State, where: str) -> Verdict:
+    """The same on both engines: templates and constraints, the protected namespace, the
+    ClusterImagePolicy rendered from the shared Rego; done when Gatekeeper enforces them all."""
     constraints = gatekeeper_policies(kube)
     kube.kubectl("apply", "-f", admission.PROTECTED_NAMESPACE)
     state.policy = admission.rel(ctx, cluster_policy(kube, state))
-    for kind, constraint in constraints:
-        poll(f"Gatekeeper to enforce {kind} {constraint}", 180, functools.partial(enforced, kube, kind, constraint))
+    for kind_, constraint in constraints:
+        poll(f"Gatekeeper to enforce {kind_} {constraint}", 180, functools.partial(enforced, kube, kind_, constraint))
     rec.add_output(save(ctx, state), STATE_MEDIA_TYPE)
-    rec.details.update({"nodes": nodes, "charts": state.charts, "constraints": [c for _, c in constraints]})
+    rec.details.update({"cluster": state.cluster, "engine": state.engine, "netns": state.netns, "pids": state.pids,
+                        "charts": state.charts, "constraints": [c for _, c in constraints]})  # fmt: skip
     console.print(
-        f"[green]cluster: PASS[/] — kind cluster {name} ({nodes} nodes); Gatekeeper {GATEKEEPER.version} enforcing "
-        f"{len(constraints)} constraints; policy-controller (chart {POLICY_CONTROLLER.version}) with {state.policy}; "
+        f"[green]cluster: PASS[/] — {where}; Gatekeeper {GATEKEEPER.version} enforcing {len(constraints)} constraints; "
+        f"policy-controller with {state.policy}; "
         f"namespace {admission.NAMESPACE} protected"
     )
     return "pass"

@@ -7,21 +7,38 @@ from collections.abc import Sequence
 
 from rich.markup import escape
 
-from tasks.cluster import built_image, ready, step_signed, step_unprotected, step_unsigned, unsigned_image
+from tasks.cluster import (
+    built_image,
+    image_cases,
+    ready,
+    step_by_tag,
+    step_case,
+    step_failed_create,
+    step_privileged,
+    step_signed,
+    step_unprotected,
+    step_unsigned,
+    unsigned_image,
+)
 from tasks.context import Context
-from tasks.core.checks import conclude
+from tasks.core.checks import Check, conclude
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     argparse.ArgumentParser(prog="nox -s demo", description="the talk's admission demo, step by step").parse_args(argv)
-    kube, _ = ready(ctx, rec)
+    kube, state = ready(ctx, rec)
     repository, digest = built_image(ctx, rec)
     signed = f"{repository}@{digest}"
     unsigned = unsigned_image(ctx, signed)
-    steps = [step_signed(kube, signed), step_unsigned(kube, unsigned), step_unprotected(kube, signed)]
+    steps: list[Check] = [step_signed(kube, signed), step_unsigned(kube, unsigned)]
+    if state.engine == "local":  # the images live in the registry the local API server reads
+        steps += [step_case(kube, n, case) for n, case in enumerate(image_cases(ctx, rec, signed)) if not case.admit]
+    steps += [step_unprotected(kube, signed), step_privileged(kube, signed), step_by_tag(kube, repository),
+              step_failed_create(kube, signed)]  # fmt: skip
     for number, step in enumerate(steps, 1):
         mark = "[green]PASS[/]" if step.passed else "[red]FAIL[/]"
         console.print(f"{mark}  {number}/{len(steps)} {escape(step.name)} — {escape(step.detail)}")
+    rec.details["engine"] = state.engine
     return conclude(rec, "demo", steps, report=ctx.stage_dir("demo") / "steps.json")

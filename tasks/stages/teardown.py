@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from tasks.cluster import Kube, cluster_name, cluster_tools, engine, load, state_path
+from tasks.cluster import (
+    Kube,
+    State,
+    choose_engine,
+    cluster_name,
+    cluster_tools,
+    control_plane,
+    engine,
+    load,
+    state_path,
+)
+from tasks.cluster.errors import ClusterError
 from tasks.context import Context
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
@@ -13,11 +24,38 @@ from tasks.core.evidence import StageRecord, Verdict
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     argparse.ArgumentParser(
-        prog="nox -s teardown", description="delete the kind cluster and the registry container"
+        prog="nox -s teardown", description="stop the cluster (local processes by PID, or kind and its registry)"
     ).parse_args(argv)
+    state = load(ctx)
+    if state is not None and state.engine == "local":
+        removed = local(ctx, rec, state)
+    elif state is not None or choose_engine(rec, None) == "kind":
+        removed = kind(ctx, rec, state)
+    else:
+        removed = []  # nothing recorded, and no kind cluster could be running here
+    state_path(ctx).unlink(missing_ok=True)
+    rec.details["removed"] = removed
+    console.print(f"[green]teardown: PASS[/] — {', '.join(removed) or 'nothing was running'}")
+    return "pass"
+
+
+def local(ctx: Context, rec: StageRecord, state: State) -> list[str]:
+    """Every recorded PID stopped, the namespace removed; then checked: nothing left running."""
+    tools = cluster_tools(ctx, ("ip", *state.pids))
+    ended = control_plane.down(rec, tools["ip"], state.netns, state.pids, tools)
+    rec.details["ended"] = ended
+    left = [n for n, pid in state.pids.items() if control_plane.alive(pid, tools[n].path.name)]
+    if state.netns in control_plane.namespaces(tools["ip"]):
+        left.append(f"netns {state.netns}")
+    if left:
+        raise ClusterError(f"teardown left {', '.join(left)} behind: stop them by hand (PIDs in {state_path(ctx)})")
+    (ctx.stage_dir("cluster") / "kubeconfig").unlink(missing_ok=True)
+    return [f"{name} ({how})" for name, how in ended.items()]
+
+
+def kind(ctx: Context, rec: StageRecord, state: State | None) -> list[str]:
     eng = engine(rec)
     tools = cluster_tools(ctx, ("kind",))
-    state = load(ctx)
     name = state.cluster if state else cluster_name(ctx)
     kube = Kube(ctx, rec, eng, tools, name)
     removed = []
@@ -29,8 +67,5 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         if exists.returncode == 0:
             kube.run("engine", ["rm", "--force", state.registry_container], timeout=120)
             removed.append(f"registry container {state.registry_container[:12]}")
-    for leftover in (state_path(ctx), kube.kubeconfig):
-        leftover.unlink(missing_ok=True)
-    rec.details["removed"] = removed
-    console.print(f"[green]teardown: PASS[/] — {', '.join(removed) or 'nothing was running'}")
-    return "pass"
+    kube.kubeconfig.unlink(missing_ok=True)
+    return removed

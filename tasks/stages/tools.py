@@ -11,7 +11,7 @@ from tasks.core.console import console, tools_table
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.runner import Tool
-from tasks.toolchain.lock import load
+from tasks.toolchain.lock import PROFILES, load
 from tasks.toolchain.resolve import install, link, lock_path, selected, stray_on_path
 
 
@@ -19,13 +19,16 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s tools", description="install and verify the pinned tools")
     parser.add_argument("names", nargs="*", help="only these tools (default: every local-profile tool)")
     parser.add_argument("--all", action="store_true", help="also the cluster and release profiles")
+    parser.add_argument(
+        "--profile", action="append", default=[], choices=PROFILES, help="the tools of this profile (repeatable)"
+    )
     parser.add_argument("--json", action="store_true", help="print {tool: {version, path, route, sha256}}")
     args = parser.parse_args(argv)
     pins = load(lock_path(ctx.root))
     rec.add_input(lock_path(ctx.root), "application/toml")
     resolved: dict[str, Tool] = {}
     failures: list[str] = []
-    for pin in selected(pins, args.names, args.all):
+    for pin in selected(pins, args.names, args.all, tuple(args.profile)):
         try:
             tool = install(pin, ctx.root, rec)
         except ToolError as exc:

@@ -12,7 +12,7 @@ from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
 from tasks.toolchain.host import host_tool
 from tasks.toolchain.lock import Pin
-from tasks.toolchain.store import RouteUnavailable, store
+from tasks.toolchain.store import RouteUnavailable, repository_inputs, store
 
 
 def go_env() -> dict[str, str]:
@@ -26,7 +26,7 @@ def go_env() -> dict[str, str]:
     }
 
 
-def via_go(pin: Pin, rec: StageRecord, scratch: Path) -> Tool:
+def via_go(pin: Pin, rec: StageRecord, scratch: Path, root: Path) -> Tool:
     if pin.go is None:
         raise RouteUnavailable("no go route pinned")
     if shutil.which("go") is None:
@@ -36,6 +36,16 @@ def via_go(pin: Pin, rec: StageRecord, scratch: Path) -> Tool:
     ldflags = ["-ldflags", pin.go.ldflags] if pin.go.ldflags else []
     ref = f"{pin.go.module}@v{pin.version}"
     try:
+        if pin.go.source:  # a wrapper module the project keeps: its go.sum pins every dependency
+            directory = root / pin.go.source
+            if not (directory / "go.mod").is_file() or not (directory / "go.sum").is_file():
+                raise ToolError(f"{pin.name}: {pin.go.source}/go.mod and go.sum are required for a wrapper module")
+            built = scratch / pin.binary
+            runner.run(
+                rec, go, ["build", "-mod=readonly", *ldflags, "-o", built, pin.go.package], env=env, cwd=directory,
+                timeout=3600,
+            )  # fmt: skip
+            return store(pin, built, "go", f"{pin.go.source} ({pin.go.module})", repository_inputs(pin, root) or "")
         if not pin.go.in_throwaway_module:
             runner.run(
                 rec,

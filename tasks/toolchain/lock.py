@@ -37,10 +37,14 @@ class GoRoute:
     # Not in repr: it changes how, not what, is built, and store.fingerprint() hashes the repr
     # (every other pin's cache entry stays valid).
     module_build: bool = field(default=False, repr=False)
+    # a wrapper module the project keeps (a directory of the repo with go.mod + go.sum): built
+    # there with `go build <package>`; the cache entry is keyed by its files instead (store.py),
+    # so it stays out of the repr that store.fingerprint() hashes, like module_build
+    source: str = field(default="", repr=False)
 
     @property
     def in_throwaway_module(self) -> bool:
-        return bool(self.replace) or self.module_build
+        return not self.source and (bool(self.replace) or self.module_build)
 
 
 @dataclass(frozen=True)
@@ -154,4 +158,11 @@ def _go_route(where: str, go: dict[str, Any]) -> GoRoute:
     module_build = go.get("module_build", False)
     if not isinstance(module_build, bool):
         raise InputError(f"{where}.go.module_build: expected true or false")
-    return GoRoute(go["module"], go["package"], str(go.get("ldflags", "")), tuple(go.get("replace", ())), module_build)
+    source = go.get("source", "")
+    if not isinstance(source, str) or source.startswith("/") or ".." in Path(source).parts:
+        raise InputError(f"{where}.go.source: expected a directory of the repository (relative, no '..')")
+    if source and go.get("replace"):
+        raise InputError(f"{where}.go: a wrapper module (source) carries its replace lines in its own go.mod")
+    return GoRoute(
+        go["module"], go["package"], str(go.get("ldflags", "")), tuple(go.get("replace", ())), module_build, source
+    )

@@ -36,7 +36,7 @@ LOCK_NAME = "tools.lock"
 Installer = Callable[[Pin, StageRecord, Path, Path], Tool]
 INSTALLERS: dict[str, Installer] = {
     "download": lambda pin, rec, scratch, root: via_download(pin, rec, scratch),
-    "go": lambda pin, rec, scratch, root: via_go(pin, rec, scratch),
+    "go": via_go,
     "apt": lambda pin, rec, scratch, root: via_apt(pin, rec, scratch),
     "pypi": via_pypi,
 }
@@ -44,7 +44,9 @@ INSTALLERS: dict[str, Installer] = {
 
 def manual_hint(pin: Pin) -> str:
     hints = []
-    if pin.go:
+    if pin.go and pin.go.source:
+        hints.append(f"(cd {pin.go.source} && go build -o {pin.binary} {pin.go.package})")
+    elif pin.go:
         hints.append(f"go install {pin.go.package}@v{pin.version}")
     if pin.apt:
         hints.append(f"apt-get install {pin.apt.package} (version {pin.version})")
@@ -129,10 +131,12 @@ def link(root: Path, tool: Tool) -> None:
     os.replace(tmp, target)
 
 
-def selected(pins: dict[str, Pin], names: Sequence[str], everything: bool) -> list[Pin]:
+def selected(pins: dict[str, Pin], names: Sequence[str], everything: bool, profiles: Sequence[str] = ()) -> list[Pin]:
     unknown = [n for n in names if n not in pins]
     if unknown:
         raise ToolError(f"not pinned in tools.lock: {', '.join(unknown)} (pinned: {', '.join(pins)})")
     if names:
         return [pins[n] for n in names]
+    if profiles:
+        return [p for p in pins.values() if p.profile in profiles]
     return [p for p in pins.values() if everything or p.profile == "local"]

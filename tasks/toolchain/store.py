@@ -61,10 +61,9 @@ def from_cache(pin: Pin, root: Path) -> Tool | None:
         atomic.write_json(receipt_path, receipt)
     if receipt["pin"] != fingerprint(pin):
         return None  # tools.lock changed how this version is obtained: reinstall it
-    if pin.pypi is not None:  # a relocked wheel tool is reinstalled, not trusted
-        lock = root / pin.pypi.lock
-        if not lock.is_file() or receipt.get("lock_sha256") != atomic.sha256_file(lock):
-            return None
+    repo_files = repository_inputs(pin, root)
+    if repo_files is not None and receipt.get("lock_sha256") != repo_files:
+        return None  # a relocked wheel tool or an edited wrapper module is rebuilt, not trusted
     actual = atomic.sha256_file(binary)
     if actual != receipt.get("sha256"):
         shutil.rmtree(directory, ignore_errors=True)
@@ -73,6 +72,29 @@ def from_cache(pin: Pin, root: Path) -> Tool | None:
             f"{receipt.get('sha256')}; the entry was deleted, run `nox -s tools` to reinstall"
         )
     return Tool(pin.name, pin.version, binary, route=f"cache ({receipt['route']})", sha256=actual)
+
+
+def repository_inputs(pin: Pin, root: Path) -> str | None:
+    """sha256 over the files of the repository an install reads (a wheel tool's hash lock, a Go
+    wrapper module's go.mod, go.sum and sources); None when the install reads none of them."""
+    if pin.pypi is not None:
+        lock = root / pin.pypi.lock
+        return atomic.sha256_file(lock) if lock.is_file() else ""
+    if pin.go is not None and pin.go.source:
+        directory = root / pin.go.source
+        files = sorted(
+            p for p in directory.rglob("*") if p.is_file() and (p.suffix == ".go" or p.name in GO_MODULE_FILES)
+        )
+        if not files:
+            return ""
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(f"{path.relative_to(directory).as_posix()}\0{atomic.sha256_file(path)}\n".encode())
+        return digest.hexdigest()
+    return None
+
+
+GO_MODULE_FILES = ("go.mod", "go.sum")
 
 
 def store(pin: Pin, built: Path, route: str, source: str, lock_sha256: str = "") -> Tool:

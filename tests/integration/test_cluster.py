@@ -38,7 +38,12 @@ def error_lines(output: str) -> list[str]:
 
 @pytest.mark.parametrize("session", SESSIONS)
 def test_no_container_engine_is_one_line_and_exit_2(session: str, tmp_path: Path) -> None:
-    env = {"PATH": path_without_engines(), "SECURE_IOT_OUT": str(tmp_path / "out"), "SECURE_IOT_CONTAINER_ENGINE": ""}
+    env = {
+        "PATH": path_without_engines(),
+        "SECURE_IOT_OUT": str(tmp_path / "out"),
+        "SECURE_IOT_CONTAINER_ENGINE": "",
+        "SECURE_IOT_CLUSTER_ENGINE": "kind",  # the kind engine's prerequisite (local needs none)
+    }
     result = run_tasks(session, root=REPO, env=env)
     assert result.returncode == 2, result.output
     (line,) = error_lines(result.output)
@@ -59,6 +64,7 @@ def test_container_engine_not_running_is_one_line_and_exit_2(session: str, tmp_p
         env={
             "SECURE_IOT_OUT": str(tmp_path / "out"),
             "SECURE_IOT_CONTAINER_ENGINE": "docker",
+            "SECURE_IOT_CLUSTER_ENGINE": "kind",
             "DOCKER_HOST": f"unix://{tmp_path}/no-daemon-here.sock",  # the real client, no daemon behind it
         },
     )

@@ -228,3 +228,42 @@ def test_data_file_is_reached_only_through_the_tools_own_packages(tmp_path: Path
         oscap.data_file("/etc/hostname")  # exists, but no pinned package ships it
     with pytest.raises(ToolError, match="not a Debian package"):
         Tool("cosign", "1", tmp_path / "cosign", route="go").data_file("/usr/share/x")
+
+
+def wrapper_module(project: Path, banner: str) -> None:
+    """A wrapper module the project keeps (tools/hello): no dependencies, so Go builds it offline."""
+    module = project / "tools" / "hello"
+    module.mkdir(parents=True, exist_ok=True)
+    (module / "go.mod").write_text("module example.com/tools/hello\n\ngo 1.22\n")
+    (module / "go.sum").write_text("")
+    main = f'package main\n\nimport "os"\n\nfunc main() {{ _, _ = os.Stdout.WriteString("{banner}\\n") }}\n'
+    (module / "main.go").write_text(main)
+    (project / "tools.lock").write_text(
+        'schema = 1\n[tools.hello]\nversion = "1.2.3"\nwhy = "a test tool"\nversion_args = []\n'
+        'go = { module = "example.com/tools/hello", source = "tools/hello", package = "." }\n'
+    )
+
+
+@pytest.mark.slow
+def test_a_wrapper_module_is_built_from_the_repository_and_rebuilt_when_edited(
+    project: Path, env: dict[str, str]
+) -> None:
+    wrapper_module(project, "hello 1.2.3")
+    first = run_tasks("tools", "--json", "hello", root=project, env=env)
+    assert first.returncode == 0, first.output
+    built = json.loads(first.stdout)["hello"]
+    assert built["route"] == "go" and built["sha256"] == sha(Path(built["path"]).read_bytes())
+    again = json.loads(run_tasks("tools", "--json", "hello", root=project, env=env).stdout)["hello"]
+    assert again["route"] == "cache (go)" and again["sha256"] == built["sha256"]
+    wrapper_module(project, "hello 1.2.3 (edited)")  # same pin, other sources: never the cached binary
+    edited = json.loads(run_tasks("tools", "--json", "hello", root=project, env=env).stdout)["hello"]
+    assert edited["route"] == "go" and edited["sha256"] != built["sha256"]
+
+
+def test_a_wrapper_module_source_must_stay_inside_the_repository(tmp_path: Path) -> None:
+    (tmp_path / "tools.lock").write_text(
+        'schema = 1\n[tools.x]\nversion = "1"\nwhy = "w"\n'
+        'go = { module = "m", package = ".", source = "../elsewhere" }\n'
+    )
+    with pytest.raises(InputError, match=r"tools\.x\.go\.source: expected a directory of the repository"):
+        load(tmp_path / "tools.lock")
