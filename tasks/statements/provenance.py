@@ -116,6 +116,17 @@ def invocation_id() -> str:
     return f"urn:uuid:{uuid.uuid4()}"
 
 
+def run_details(build: dict[str, Any]) -> dict[str, Any]:
+    """Who ran the build and when, the same for every subject (runDetails of SLSA v1)."""
+    return {
+        "builder_id": builder_id(),
+        "builder_version": {"secure-iot-pipeline": "0.1.0"},
+        "invocation_id": invocation_id(),
+        "started_on": build["started"],
+        "finished_on": build["finished"],
+    }
+
+
 def git_ref(ctx: Context, rec: StageRecord) -> str:
     if os.environ.get("GITHUB_REF"):
         return os.environ["GITHUB_REF"]
@@ -170,11 +181,7 @@ def from_firmware_evidence(ctx: Context, rec: StageRecord, subjects: list[tuple[
             "uBootCacheKey": details.get("u_boot", {}).get("cache_key"),
         },
         resolved_dependencies=deps,
-        builder_id=builder_id(),
-        builder_version={"secure-iot-pipeline": "0.1.0"},
-        invocation_id=invocation_id(),
-        started_on=build["started"],
-        finished_on=build["finished"],
+        **run_details(build),
     )
 
 
@@ -216,10 +223,6 @@ def from_evidence(ctx: Context, rec: StageRecord) -> Provenance:
             "network": "none",
         },
         resolved_dependencies=deps,
-        builder_id=builder_id(),
-        builder_version={"secure-iot-pipeline": "0.1.0"},
-        invocation_id=invocation_id(),
-        started_on=build["started"],
-        finished_on=build["finished"],
+        **run_details(build),
         byproducts=byproducts,
     )
