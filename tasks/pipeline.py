@@ -31,7 +31,7 @@ from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core import fingerprint, runner
 from tasks.core.console import console, summary_table
-from tasks.core.errors import PipelineError, ToolError
+from tasks.core.errors import PipelineError
 from tasks.core.evidence import StageRecord, Verdict, now
 from tasks.core.runner import Tool
 from tasks.toolchain import lock_path
@@ -74,6 +74,7 @@ def _tool_pins(ctx: Context, tools: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _trees: dict[str, str] = {}
+UNKNOWN_TREE = "unknown: not a git work tree"
 
 
 def source_tree(ctx: Context) -> str:
@@ -83,13 +84,15 @@ def source_tree(ctx: Context) -> str:
     key = str(ctx.root)
     if key not in _trees:
         git_path = shutil.which("git")
-        if git_path is None:
-            raise ToolError("git: not on PATH; cannot fingerprint the checkout (run with --force)")
+        if git_path is None:  # cannot fingerprint the checkout: never "up to date", always run
+            _trees[key] = UNKNOWN_TREE
+            return _trees[key]
         git = Tool("git", "system", Path(git_path), route="system")
         head = runner.probe(git, ["rev-parse", "HEAD"], cwd=ctx.root).stdout.strip()
         listed = runner.probe(git, ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ctx.root)
-        if listed.returncode != 0:
-            raise ToolError(f"git ls-files failed in {ctx.root}: {listed.stderr.strip()}")
+        if listed.returncode != 0:  # not a git work tree (an exported copy): never "up to date", always run
+            _trees[key] = UNKNOWN_TREE
+            return _trees[key]
         digest = hashlib.sha256(head.encode() + b"\n")
         for name in sorted(set(filter(None, listed.stdout.split("\0")))):
             digest.update(name.encode() + b"\0" + fingerprint.file_digest(ctx.root / name).encode() + b"\n")
@@ -131,6 +134,8 @@ def why_stale(ctx: Context, st: Stage, evidence: Mapping[str, Any], argv: Sequen
         return "always runs (its answer depends on time or the outside world)"
     if not prev or prev.get("verdict") != "pass" or not prev.get("details", {}).get("fingerprint"):
         return "no earlier passing run with a fingerprint"
+    if source_tree(ctx) == UNKNOWN_TREE:
+        return f"{ctx.root} is not a git work tree: its sources cannot be fingerprinted"
     current = []
     for art in prev.get("inputs", []):
         if art.get("kind") == "oci":
