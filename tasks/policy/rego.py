@@ -61,10 +61,13 @@ def evaluation(policy: Policy) -> tuple[list[str], int]:
 
 
 def cosign_type(kind: str) -> str:
-    """cosign's --type for ``kind``: its short name, or the predicate type URI of a project kind."""
-    if kind not in KINDS:
-        raise PolicyError(f"attestation type {kind!r} is not one of {', '.join(KINDS)}")
-    return KINDS[kind][0] if kind in PROJECT_KINDS else kind
+    """cosign's --type for ``kind``: its short name, or the predicate type URI of a project kind;
+    a predicate type URI itself (the firmware's reference values: signed, not Rego-evaluated) as is."""
+    if kind in KINDS:
+        return KINDS[kind][0] if kind in PROJECT_KINDS else kind
+    if ":" in kind:
+        return kind
+    raise PolicyError(f"attestation type {kind!r} is not one of {', '.join(KINDS)}, nor a predicate type URI")
 
 
 def params(policy: Policy, image_digest: str = "") -> dict[str, Any]:
