@@ -26,6 +26,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     profile = str(settings.get("profile", ""))
     # Resolve first: resolution installs the packages (ssg-debian) whose files are read next.
     oscap = ctx.tool("oscap-chroot")
+    if settings.get("datastream"):  # the SCAP content its packages ship: missing is said before anything else
+        oscap.data_file(str(settings["datastream"]))
     image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
     rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
     out = ctx.stage_dir("compliance")
