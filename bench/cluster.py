@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get("SECURE_IOT_OUT", ROOT / "out"))
 WEBHOOKS = ("policy.sigstore.dev", "validation.gatekeeper.sh")
 METRIC = "apiserver_admission_webhook_admission_duration_seconds_bucket"
+KUBECTL: list[Path] = []  # the pinned kubectl, resolved once in main()
 
 
 def tasks(*args: str) -> float:
@@ -41,7 +42,7 @@ def tasks(*args: str) -> float:
 
 def kubectl(state: dict[str, Any], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     kube = OUT / "cluster"
-    binary = next((Path.home() / ".cache" / "secure-iot" / "tools" / "kubectl").glob("*/kubectl"))
+    binary = KUBECTL[0]
     return subprocess.run(
         ["ip", "netns", "exec", state["netns"], str(binary), *args],
         input=stdin,
@@ -93,6 +94,10 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from tasks.cluster import demo_pod
+    from tasks.core.evidence import StageRecord
+    from tasks.toolchain import resolve
+
+    KUBECTL.append(resolve("kubectl", ROOT, StageRecord(stage="bench", root=ROOT)).path)
 
     evidence = json.loads((OUT / "evidence.json").read_text())
     image = next(o["name"] for o in evidence["stages"]["build"]["outputs"] if o.get("kind") == "oci")

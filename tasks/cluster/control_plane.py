@@ -281,7 +281,7 @@ def write_manifests(path: Path, docs: list[dict[str, Any]]) -> Path:
     return path
 
 
-def registry_config(ctx: Context, root: Path) -> Path:
+def registry_config(root: Path) -> Path:
     """docker-registry inside the namespace: the host registry's storage, the same address."""
     reg = oci_registry.configured()
     config = root / "registry.yml"
@@ -333,7 +333,7 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
     def launch(name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         pids[name] = start(rec, ip, netns, tools[name], args, paths.log(name), env)
 
-    launch("docker-registry", ["serve", str(registry_config(ctx, paths.root))])
+    launch("docker-registry", ["serve", str(registry_config(paths.root))])
     data = paths.root / "etcd"
     shutil.rmtree(data, ignore_errors=True)  # every cluster starts empty: nothing from an earlier run is trusted
     launch("etcd", [
