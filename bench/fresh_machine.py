@@ -60,6 +60,7 @@ ENV_PREFIXES = ("PIP_", "SSL_", "REQUESTS_", "CURL_", "UV_")
 ENV_NAMES = ("CI", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 APT_DATE_OPTIONS = re.compile(r"Check-Valid-Until|Check-Date", re.IGNORECASE)
 TAIL_LINES = 40
+GO_CACHE_IN_ROOT = "/root/.cache/secure-iot/go"  # HOME=/root; tasks/core/cache.py + tasks/toolchain/go.py
 AVOID_PORTS = frozenset({5000})  # the project's default registry port, likely busy on the host
 
 
@@ -101,6 +102,7 @@ class Report:
     commit: str
     registry_port: int
     host_go: str = ""
+    go_cache: str = "cold"
     root: dict[str, object] = field(default_factory=dict)
     commands: list[CommandResult] = field(default_factory=list)
     cleanup: Cleanup = field(default_factory=Cleanup)
@@ -387,7 +389,30 @@ def clean_clone(repo: Path, into: Path) -> str:
 # --- entering -----------------------------------------------------------------------------
 
 
-def enter_script(root: Path, clone: Path, go: HostGo, env: dict[str, str], command: str) -> str:
+def host_go_cache() -> Path:
+    """The host's Go module and build caches, where the project keeps them (tasks/toolchain/go.py)."""
+    path = cache_dir().parent / "go"
+    if not (path / "mod").is_dir():
+        raise CheckError(f"--warm-go-cache: no Go module cache at {path / 'mod'} (run `nox -s tools` on the host)")
+    return path
+
+
+def go_cache_mount(root: Path, lower: Path, scratch: Path) -> list[str]:
+    """Shell lines mounting ``lower`` copy-on-write (overlayfs) where the fresh machine's Go caches live.
+
+    Only Go's module download and build caches are shared: every tool is still built, installed and
+    checked by the project's own steps inside the fresh machine, and nothing is written to the host's cache.
+    """
+    q = shlex.quote
+    target = q(str(root) + GO_CACHE_IN_ROOT)
+    upper, work = q(str(scratch / "upper")), q(str(scratch / "work"))
+    options = q(f"lowerdir={lower},upperdir={scratch / 'upper'},workdir={scratch / 'work'}")
+    return [f"mkdir -p {upper} {work} {target}", f"mount -t overlay overlay -o {options} {target}"]
+
+
+def enter_script(
+    root: Path, clone: Path, go: HostGo, env: dict[str, str], command: str, go_cache: Path | None = None
+) -> str:
     """The shell script run by `unshare --mount --propagation private --fork` for one command."""
     q = shlex.quote
     r = str(root)
@@ -398,6 +423,8 @@ def enter_script(root: Path, clone: Path, go: HostGo, env: dict[str, str], comma
         f"mount --rbind /sys {q(r + '/sys')}",
         f"mount --rbind /dev {q(r + '/dev')}",
     ]
+    if go_cache is not None:
+        lines += go_cache_mount(root, go_cache, root.parent / "go-cache")
     for source in (go.goroot, *find_links_dirs()):
         target = q(r + str(source))
         lines += [f"mount --bind {q(str(source))} {target}", f"mount -o remount,bind,ro {target}"]
@@ -411,10 +438,16 @@ def enter_script(root: Path, clone: Path, go: HostGo, env: dict[str, str], comma
 
 
 def run_command(
-    result: CommandResult, root: Path, clone: Path, go: HostGo, env: dict[str, str], timeout: float
+    result: CommandResult,
+    root: Path,
+    clone: Path,
+    go: HostGo,
+    env: dict[str, str],
+    timeout: float,
+    go_cache: Path | None = None,
 ) -> None:
     """Run one command in the root, its output to ``result.log``; fills in ``result`` even if interrupted."""
-    script = enter_script(root, clone, go, env, result.command)
+    script = enter_script(root, clone, go, env, result.command, go_cache)
     argv = ["unshare", "--mount", "--propagation", "private", "--fork", "/bin/sh", "-c", script]
     start = time.monotonic()
     with open(result.log, "wb") as handle:
@@ -525,6 +558,9 @@ def check(args: argparse.Namespace, report: Report, workdir: Path) -> None:
     commands = args.command or quickstart_commands((Path(args.repo) / "README.md").read_text(encoding="utf-8"))
     go = host_go()
     report.host_go = go.version
+    go_cache = host_go_cache() if args.warm_go_cache else None
+    if go_cache is not None:
+        report.go_cache = f"warm: the host's {go_cache} mounted copy-on-write (tools still built by the project)"
     mmdebstrap = ensure_mmdebstrap()
     recipe = root_recipe(mmdebstrap)
     start = time.monotonic()
@@ -540,11 +576,12 @@ def check(args: argparse.Namespace, report: Report, workdir: Path) -> None:
     logs = Path(args.out)
     logs.mkdir(parents=True, exist_ok=True)
     print(f"commit {report.commit[:12]}; registry port {report.registry_port}; Go {go.version}", flush=True)
+    print(f"Go caches: {report.go_cache}", flush=True)
     for index, command in enumerate(commands, 1):
         print(f"RUN  {command}  (log: {logs / f'command-{index}.log'})", flush=True)
         result = CommandResult(command, exit_code=-1, seconds=0.0, log=str(logs / f"command-{index}.log"))
         report.commands.append(result)
-        run_command(result, workdir / "root", workdir / "clone", go, env, args.timeout)
+        run_command(result, workdir / "root", workdir / "clone", go, env, args.timeout, go_cache)
         print_result(result)
 
 
@@ -556,6 +593,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--keep-root", action="store_true", help="keep the temporary root and clone (debugging)")
     parser.add_argument("--rebuild-root", action="store_true", help="rebuild the cached root tarball")
+    parser.add_argument(
+        "--warm-go-cache",
+        action="store_true",
+        help="mount the host's Go module/build caches copy-on-write (checks install steps without the cold Go builds)",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per command (default 3600)")
     parser.add_argument("--out", default=str(REPO / "out" / "fresh-machine"), help="result.json and command logs")
     return parser.parse_args(argv)

@@ -45,6 +45,22 @@ def test_quickstart_parsing_fails_closed(readme: str) -> None:
         fresh_machine.quickstart_commands(readme)
 
 
+def test_warm_go_cache_is_copy_on_write(tmp_path: Path) -> None:
+    """--warm-go-cache mounts the host's Go caches as an overlay lower layer: writes land in scratch only."""
+    host = REPO.parent / "host-go"
+    lines = fresh_machine.go_cache_mount(tmp_path / "root", host, tmp_path / "scratch")
+    mount = next(line for line in lines if line.startswith("mount -t overlay"))
+    assert f"lowerdir={host}," in mount and f"upperdir={tmp_path / 'scratch' / 'upper'}" in mount
+    assert mount.endswith(str(tmp_path / "root") + fresh_machine.GO_CACHE_IN_ROOT)
+    script = fresh_machine.enter_script(
+        tmp_path / "root", tmp_path / "clone", fresh_machine.HostGo(Path("/go"), None, "go1.24"), {}, "true", host
+    )
+    assert f"lowerdir={host},upperdir={tmp_path / 'go-cache' / 'upper'}" in script
+    assert "mount -t overlay" not in fresh_machine.enter_script(
+        tmp_path / "root", tmp_path / "clone", fresh_machine.HostGo(Path("/go"), None, "go1.24"), {}, "true"
+    )
+
+
 def _git(*args: str | Path, cwd: Path) -> str:
     return subprocess.run(["git", *map(str, args)], cwd=cwd, capture_output=True, text=True, check=True).stdout
 
