@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import subprocess  # nosec B404 - the type of what runner.start returns; nothing is spawned here
 
 POLL_S = 0.01
+VOLATILE_STATE = "tpm2-00.volatilestate"  # what swtpm_ioctl -v saved; swtpm resumes from it when present
 # Where a boot has said what it had to. Both are followed closely by a power-off (the guest's, or
 # the boot command's after a refusal), which would shut the TPM down: QEMU is killed at once.
 AGENT_DONE = re.compile(r"^secure-iot agent: done", re.M)  # a full boot: the guest agent finished
@@ -48,6 +49,9 @@ def boot(
     runtime = Path(tempfile.mkdtemp(prefix="secure-iot-dev-"))  # a unix socket path must be short
     sock = runtime / "swtpm.sock"
     ioctl = setup_tool(ctx, "swtpm_ioctl")
+    # A cold boot: power was off, so the volatile state a previous boot saved for the agent is gone.
+    # Left in place, swtpm would resume from it and U-Boot would extend on top of the last boot's PCRs.
+    (state / VOLATILE_STATE).unlink(missing_ok=True)
     try:
         args = ["socket", "--tpm2", "--tpmstate", f"dir={state}", "--ctrl", f"type=unixio,path={sock}"]
         tpm = runner.start(rec, ctx.tool("swtpm"), args, log=console.with_name("swtpm-boot.log"))
