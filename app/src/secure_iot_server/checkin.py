@@ -33,6 +33,7 @@ CHECKIN = "checkin"  # a check-in session: no AK, no credential
 
 def nonce(store: EnrolmentStore) -> dict[str, str]:
     value, session = os.urandom(32), secrets.token_urlsafe(24)
+    store.drop_expired(CHECKIN, time.time())  # unauthenticated: expired nonces must not pile up
     store.open_challenge(
         {
             "session": session,

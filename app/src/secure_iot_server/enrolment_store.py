@@ -112,6 +112,11 @@ class EnrolmentStore:
                 row,
             )
 
+    def drop_expired(self, device_id: str, now: float) -> None:
+        """Forget expired sessions of one kind (check-in nonces are handed to anyone who asks)."""
+        with closing(self._connect()) as conn, conn:
+            conn.execute("DELETE FROM challenges WHERE device_id = ? AND expires_at < ?", (device_id, now))
+
     def take_challenge(self, session: str) -> dict[str, Any] | None:
         """The challenge, deleted in the same transaction: a session answers once, whatever the outcome."""
         with closing(self._connect()) as conn, conn:
