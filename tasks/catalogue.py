@@ -104,6 +104,12 @@ CATALOGUE: dict[str, Entry] = {
         "each device gets a TPM (swtpm, real EK) with a manufacturer-signed EK certificate, a printed registration"
         " code, and a record in a signed manufacturing manifest",
     ),
+    "attest": Entry(
+        "tasks.stages.attest:run",
+        "05",
+        "a device booted with the signed firmware registers with a TPM-bound key and re-attests; booted with a"
+        " tampered FIT its key is unusable and its check-in quarantines it (certificate revoked)",
+    ),
     "workflows": Entry(
         "tasks.stages.workflows:run", "03", "workflows are least-privilege, SHA-pinned and run every stage"
     ),

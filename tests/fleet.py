@@ -31,6 +31,7 @@ from secure_iot_server.config import Settings
 from secure_iot_server.trust import load_trust
 
 from tasks.context import Context
+from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import REFERENCE_VALUES_PREDICATE_TYPE
 from tasks.device import Agent, Batch, Manufactured, factory, manufacturer, measured_boot, running
@@ -111,13 +112,6 @@ def fleet_ca(directory: Path) -> None:
     )
 
 
-def csr_pem(device_id: str) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)])
-    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
-    return csr.public_bytes(serialization.Encoding.PEM).decode()
-
-
 @dataclass
 class Fleet:
     ctx: Context
@@ -129,6 +123,7 @@ class Fleet:
     maker: manufacturer.Manufacturer
     client: TestClient
     db: Path
+    operator: TestClient
 
     @property
     def devices(self) -> list[Manufactured]:
@@ -152,7 +147,14 @@ class Fleet:
 
     def answer(self, agent: Agent, challenge: dict[str, Any], code: str, device_id: str, log: Events) -> dict[str, Any]:
         secret = agent.activate_credential(base64.b64decode(challenge["credential"]))
-        attest, signature = agent.quote(bytes.fromhex(challenge["nonce"]))
+        nonce = bytes.fromhex(challenge["nonce"])
+        attest, signature = agent.quote(nonce)
+        key_public = agent.create_device_key()
+        certify, certify_signature = agent.certify_device_key()
+        try:
+            key_signature = agent.sign_with_device_key(nonce)
+        except ToolError:
+            key_signature = b""  # the PCRs are not what the key was bound to: the TPM refused
         return {
             "session": challenge["session"],
             "ek_certificate_pem": agent.ek_certificate_pem(),
@@ -161,8 +163,44 @@ class Fleet:
             "quote": base64.b64encode(attest).decode(),
             "signature": base64.b64encode(signature).decode(),
             "event_log": [{"pcr": p, "digest": d} for p, d in log],
-            "csr_pem": csr_pem(device_id),
+            "key_public": base64.b64encode(key_public).decode(),
+            "key_certify": base64.b64encode(certify).decode(),
+            "key_certify_signature": base64.b64encode(certify_signature).decode(),
+            "key_signature": base64.b64encode(key_signature).decode(),
         }
+
+    def checkin(self, agent: Agent, certificate_pem: str, log: Events, *, fresh_power_on: bool = True) -> Any:
+        """Re-attestation: a nonce, a quote with the enrolled AK, the nonce signed by the TPM-bound key
+        (an empty signature when the TPM refuses the key's policy)."""
+        if fresh_power_on:
+            agent.load_ak()
+        issued = self.client.get("/attestation/nonce").json()
+        nonce = bytes.fromhex(issued["nonce"])
+        attest, signature = agent.quote(nonce)
+        try:
+            key_signature = agent.sign_with_device_key(nonce)
+        except ToolError:
+            key_signature = b""
+        body = {
+            "session": issued["session"],
+            "certificate_pem": certificate_pem,
+            "quote": base64.b64encode(attest).decode(),
+            "signature": base64.b64encode(signature).decode(),
+            "event_log": [{"pcr": p, "digest": d} for p, d in log],
+            "key_signature": base64.b64encode(key_signature).decode(),
+        }
+        return self.client.post("/attestation/checkin", json=body)
+
+    def attested_certificate(self, device_id: str) -> str:
+        from secure_iot_server.enrolment_store import EnrolmentStore
+
+        rows = EnrolmentStore(self.db).certificates()
+        return rows[device_id]
+
+    def states(self) -> dict[str, tuple[str, str]]:
+        """What the operator sees: device id -> (state, reason)."""
+        rows = self.operator.get("/attestation/devices").json()
+        return {r["device_id"]: (r["state"], r["reason"]) for r in rows}
 
     def register(
         self,
@@ -242,4 +280,4 @@ def make_fleet(
     response = operator.post("/attestation/manifests", json=body)
     assert response.status_code == 201, response.text
     assert response.json() == {"enrolled": devices}
-    return Fleet(ctx, rec, work, trust_dir, keys, batch, maker, client, db)
+    return Fleet(ctx, rec, work, trust_dir, keys, batch, maker, client, db, operator)

@@ -19,6 +19,10 @@ from tasks.core.evidence import StageRecord
 from tasks.device.swtpm import EK_CERT_NV_INDEX, EK_HANDLE, Tpm, flush, tpm2
 
 BOOT_PCRS = "sha256:0,1,2,3,4,5,6,7,8,9"
+KEY_POLICY_PCRS = "sha256:8,9"  # what U-Boot extends: the verifying key (8) and the FIT (9)
+# The device key: born in the TPM, never leaves it (fixedTPM|fixedParent), signs, and has no
+# userWithAuth: only its PolicyPCR session authorises a signature. noda: no dictionary-attack lockout.
+DEVICE_KEY_ATTRIBUTES = "fixedtpm|fixedparent|sensitivedataorigin|sign|noda"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,66 @@ class Agent:
                    "-u", "ak.pub", "-f", "tss", "-n", "ak.name", "-r", "ak.priv")  # fmt: skip
         flush(self.ctx, self.rec, self.tpm)
         return (self.work / "ak.pub").read_bytes()
+
+    def load_ak(self) -> None:
+        """After a power-on (TPM reset): the AK made at registration, loaded again under the EK."""
+        self._tpm2("startauthsession", "--policy-session", "-S", "session.ctx")
+        self._tpm2("policysecret", "-S", "session.ctx", "-c", "e")
+        try:
+            self._tpm2("load", "-C", EK_HANDLE, "-P", "session:session.ctx", "-u", "ak.pub", "-r", "ak.priv",
+                       "-c", "ak.ctx")  # fmt: skip
+        finally:
+            flush(self.ctx, self.rec, self.tpm)
+
+    def _storage_root(self) -> None:
+        """The owner hierarchy's storage root key (ECC P-256, default template): the same key on every power-on."""
+        self._tpm2("createprimary", "-C", "o", "-g", "sha256", "-G", "ecc256", "-c", "srk.ctx")
+
+    def create_device_key(self) -> bytes:
+        """The device key, created in the TPM under the SRK with PolicyPCR over the PCRs as booted now
+        (the server checks that digest against the signed build's); returns its TPM2B_PUBLIC."""
+        self._tpm2("createpolicy", "--policy-pcr", "-l", KEY_POLICY_PCRS, "-L", "key.policy")
+        flush(self.ctx, self.rec, self.tpm)
+        self._storage_root()
+        try:
+            self._tpm2("create", "-C", "srk.ctx", "-G", "ecc256:ecdsa-sha256", "-g", "sha256", "-L", "key.policy",
+                       "-a", DEVICE_KEY_ATTRIBUTES, "-u", "key.pub", "-r", "key.priv")  # fmt: skip
+        finally:
+            flush(self.ctx, self.rec, self.tpm)
+        return (self.work / "key.pub").read_bytes()
+
+    def load_device_key(self) -> None:
+        """The device key (its TPM-encrypted private blob, key.priv) loaded under the SRK as key.ctx."""
+        self._storage_root()
+        try:
+            self._tpm2("load", "-C", "srk.ctx", "-u", "key.pub", "-r", "key.priv", "-c", "key.ctx")
+        finally:
+            flush(self.ctx, self.rec, self.tpm)
+
+    def certify_device_key(self) -> tuple[bytes, bytes]:
+        """TPM2_Certify of the device key by the AK: (TPMS_ATTEST, TPMT_SIGNATURE)."""
+        self.load_device_key()
+        try:
+            self._tpm2("certify", "-c", "key.ctx", "-C", "ak.ctx", "-g", "sha256", "-o", "certify.msg",
+                       "-s", "certify.sig", "-f", "tss")  # fmt: skip
+        finally:
+            flush(self.ctx, self.rec, self.tpm)
+        return (self.work / "certify.msg").read_bytes(), (self.work / "certify.sig").read_bytes()
+
+    def sign_with_device_key(self, data: bytes) -> bytes:
+        """ECDSA-SHA256 (DER) by the device key, authorised by a PolicyPCR session: the TPM refuses
+        (TPM_RC_POLICY_FAIL, a ToolError here) unless PCRs 8 and 9 are what the key was bound to."""
+        self.load_device_key()
+        atomic.write_bytes(self.work / "to-sign.bin", data)
+        (self.work / "signed.der").unlink(missing_ok=True)
+        self._tpm2("startauthsession", "--policy-session", "-S", "key-session.ctx")
+        try:
+            self._tpm2("policypcr", "-S", "key-session.ctx", "-l", KEY_POLICY_PCRS)
+            self._tpm2("sign", "-c", "key.ctx", "-p", "session:key-session.ctx", "-g", "sha256", "-f", "plain",
+                       "-o", "signed.der", "to-sign.bin")  # fmt: skip
+        finally:
+            flush(self.ctx, self.rec, self.tpm)
+        return (self.work / "signed.der").read_bytes()
 
     def activate_credential(self, credential: bytes) -> bytes:
         """TPM2_ActivateCredential with the EK (policy: endorsement secret): the server's secret, if ours."""

@@ -1,8 +1,9 @@
 """A real measured boot into the device's own TPM: QEMU boots the firmware against the device's swtpm
 state, then the TPM is handed, PCRs intact, to the agent on the host.
 
-A clean QEMU exit shuts the TPM down and the PCRs are lost, so QEMU is stopped with SIGKILL (by
-PID) once the boot has said what it had to (the agent finished, or U-Boot refused); swtpm_ioctl
+A clean QEMU exit shuts the TPM down and the PCRs are lost, so QEMU runs with -no-shutdown (a guest
+power-off pauses it) and is stopped with SIGKILL (by PID) once the boot has said what it had to (the
+agent finished, or U-Boot refused); swtpm_ioctl
 then saves the volatile state (-v) and stops swtpm (-s), and swtpm.running(resume=True) serves the
 same state to tpm2-tools. The firmware's QEMU options come from the caller (tasks/firmware is a
 sibling package): ``qemu_args(socket)`` returns them for the swtpm control socket.
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     import subprocess  # nosec B404 - the type of what runner.start returns; nothing is spawned here
 
 POLL_S = 0.01
+VOLATILE_STATE = "tpm2-00.volatilestate"  # what swtpm_ioctl -v saved; swtpm resumes from it when present
 # Where a boot has said what it had to. Both are followed closely by a power-off (the guest's, or
 # the boot command's after a refusal), which would shut the TPM down: QEMU is killed at once.
 AGENT_DONE = re.compile(r"^secure-iot agent: done", re.M)  # a full boot: the guest agent finished
@@ -48,6 +50,9 @@ def boot(
     runtime = Path(tempfile.mkdtemp(prefix="secure-iot-dev-"))  # a unix socket path must be short
     sock = runtime / "swtpm.sock"
     ioctl = setup_tool(ctx, "swtpm_ioctl")
+    # A cold boot: power was off, so the volatile state a previous boot saved for the agent is gone.
+    # Left in place, swtpm would resume from it and U-Boot would extend on top of the last boot's PCRs.
+    (state / VOLATILE_STATE).unlink(missing_ok=True)
     try:
         args = ["socket", "--tpm2", "--tpmstate", f"dir={state}", "--ctrl", f"type=unixio,path={sock}"]
         tpm = runner.start(rec, ctx.tool("swtpm"), args, log=console.with_name("swtpm-boot.log"))
@@ -58,7 +63,9 @@ def boot(
                     raise ToolError(f"swtpm did not open {sock} (exit {tpm.poll()})")
                 time.sleep(POLL_S)
             console.unlink(missing_ok=True)
-            qemu = runner.start(rec, ctx.tool("qemu-system-aarch64"), qemu_args(sock), log=console)
+            # -no-shutdown: the guest's power-off pauses QEMU instead of ending it, so the TPM stays up
+            # even when the kill below comes late (a loaded machine); QEMU is killed either way.
+            qemu = runner.start(rec, ctx.tool("qemu-system-aarch64"), [*qemu_args(sock), "-no-shutdown"], log=console)
             try:
                 text = _until(stop_at, qemu, console, timeout)
             finally:

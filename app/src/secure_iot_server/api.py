@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from . import __version__
 from .attestation import Refused
+from .checkin import checkin, nonce
 from .config import Settings
 from .db import DeviceStore, DuplicateDeviceError
 from .enrolment_store import EnrolmentStore
@@ -21,6 +22,7 @@ from .models import (
     DEVICE_ID_PATTERN,
     MANIFEST_MAX_BODY,
     ChallengeIn,
+    CheckinIn,
     CompleteIn,
     DeviceIn,
     DeviceOut,
@@ -146,8 +148,27 @@ def create_app(
         except Refused as exc:
             return refused(exc)
 
+    @app.get("/attestation/nonce")
+    def attestation_nonce() -> dict[str, str]:
+        """A fresh, single-use nonce for a check-in (answered within 60 s)."""
+        return nonce(enrolments)
+
+    @app.post("/attestation/checkin", responses={403: {"description": "refused or quarantined, with the step"}})
+    def attestation_checkin(body: CheckinIn) -> Response:
+        """Re-attestation: a fresh quote + event log, the nonce signed by the TPM-bound device key."""
+        try:
+            return JSONResponse(checkin(enrolments, trusted(), body.model_dump()))
+        except Refused as exc:
+            return refused(exc)
+
     @app.get("/attestation/devices", responses={401: {"description": "no client certificate"}})
     def attested_devices(_: Operator) -> list[dict[str, Any]]:
+        """Every enrolled device with its state (attested / quarantined) and, if quarantined, why."""
         return enrolments.attested()
+
+    @app.get("/attestation/revocations", responses={401: {"description": "no client certificate"}})
+    def revoked_certificates(_: Operator) -> list[dict[str, Any]]:
+        """The revoked device certificates (serial, device, reason, when): the list check-in refuses."""
+        return enrolments.revocations()
 
     return app

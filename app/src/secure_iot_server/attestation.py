@@ -10,6 +10,12 @@ them in the order below and writes the enrolment only after the last one passed:
   6 verify_pcr_digest          the quoted PCR digest equals the replay of the event log
   7 verify_reference_values    every measured component equals a signed build's reference values
   8 verify_security_version    that build is not below the fleet's minimum security version
+  9 verify_device_key          the device key lives in that TPM (TPM2_Certify by the AK), cannot leave it,
+                               and is usable only under a PolicyPCR of that build's measured boot
+ 10 verify_key_possession      the device key signed this session's nonce (so the PCRs were genuine just now)
+
+Re-attestation on check-in (checkin.py) runs 4-8 and 10 again against the AK and device key
+enrolled at registration.
 """
 
 from __future__ import annotations
@@ -23,12 +29,15 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from . import tpm
 from .reference_values import Golden
 
 BOOT_PCRS = tuple(range(10))  # what the quote must cover: everything the boot chain may extend
+# What the device key's PolicyPCR binds it to: the PCRs U-Boot extends (8: the verifying key, 9: the FIT).
+# tpm2-tools 5.4 selects at most 8 PCRs in a policy; PCRs 0-7 are never extended on this device.
+POLICY_PCRS = (8, 9)
 ZERO = bytes(32)
 
 
@@ -176,3 +185,42 @@ def verify_security_version(build: Golden, minimum: int) -> None:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def expected_key_policy(build: Golden) -> bytes:
+    """The PolicyPCR digest a genuine device key carries: computed from the signed build's event log."""
+    values = replay(list(build.events))
+    return tpm.policy_pcr_digest(POLICY_PCRS, values)
+
+
+def verify_device_key(
+    ak: tpm.PublicKey, key_public: bytes, certify: bytes, certify_signature: bytes, build: Golden
+) -> tpm.DeviceKey:
+    """Step 9: TPM2_Certify by the activated AK names exactly this key, which is bound to the genuine boot."""
+    step = "device-key"
+    try:
+        key = tpm.parse_ecc_public(key_public)
+        certified = tpm.parse_certify(certify)
+        ak.key.verify(tpm.parse_signature(certify_signature), certify, padding.PKCS1v15(), hashes.SHA256())
+    except tpm.TpmFormatError as exc:
+        raise Refused(step, str(exc)) from None
+    except InvalidSignature:
+        raise Refused(step, "the key certification's signature does not verify with the attestation key") from None
+    if not hmac.compare_digest(certified.name, key.name):
+        raise Refused(step, "the AK certified another object, not this key")
+    if not key.policy_bound:
+        raise Refused(step, "not a non-exportable signing key usable only through its policy "
+                            "(fixedTPM, fixedParent, sensitiveDataOrigin, sign, no userWithAuth)")  # fmt: skip
+    if not hmac.compare_digest(key.auth_policy, expected_key_policy(build)):
+        raise Refused(step, f"the key's policy is not PolicyPCR over PCRs {list(POLICY_PCRS)} of the signed build")
+    return key
+
+
+def verify_key_possession(key: ec.EllipticCurvePublicKey, nonce: bytes, signature: bytes) -> None:
+    """Step 10: the device key signed the server's nonce (ECDSA-SHA256, DER), so it is usable right now."""
+    if not signature:
+        raise Refused("device-key", "no signature by the device key (the key is missing or unusable)")
+    try:
+        key.verify(signature, nonce, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise Refused("device-key", "the nonce's signature does not verify with the device key") from None

@@ -38,7 +38,15 @@ CREATE TABLE IF NOT EXISTS attested (
     device_id TEXT PRIMARY KEY, certificate_pem TEXT NOT NULL, firmware_version TEXT NOT NULL,
     security_version INTEGER NOT NULL, fit_sha256 TEXT NOT NULL, registered_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS device_keys (
+    device_id TEXT PRIMARY KEY, ak_public BLOB NOT NULL, key_public BLOB NOT NULL,
+    certificate_serial TEXT NOT NULL UNIQUE, state TEXT NOT NULL, reason TEXT NOT NULL, checked_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revocations (
+    certificate_serial TEXT PRIMARY KEY, device_id TEXT NOT NULL, reason TEXT NOT NULL, revoked_at TEXT NOT NULL
+);
 """
+ATTESTED, QUARANTINED = "attested", "quarantined"
 
 
 class EnrolmentStore:
@@ -104,6 +112,11 @@ class EnrolmentStore:
                 row,
             )
 
+    def drop_expired(self, device_id: str, now: float) -> None:
+        """Forget expired sessions of one kind (check-in nonces are handed to anyone who asks)."""
+        with closing(self._connect()) as conn, conn:
+            conn.execute("DELETE FROM challenges WHERE device_id = ? AND expires_at < ?", (device_id, now))
+
     def take_challenge(self, session: str) -> dict[str, Any] | None:
         """The challenge, deleted in the same transaction: a session answers once, whatever the outcome."""
         with closing(self._connect()) as conn, conn:
@@ -112,12 +125,19 @@ class EnrolmentStore:
         return dict(row) if row else None
 
     def attest(self, row: dict[str, Any]) -> None:
-        """Enrol the device (the registration's only write); clears its code attempts."""
-        row = {**row, "registered_at": datetime.now(UTC).isoformat()}
+        """Enrol the device (the registration's only write) with its AK and TPM-bound device key; clears its
+        code attempts."""
+        now = datetime.now(UTC).isoformat()
+        row = {**row, "registered_at": now, "state": ATTESTED, "reason": "", "checked_at": now}
         with closing(self._connect()) as conn, conn:
             conn.execute(
                 "INSERT INTO attested VALUES (:device_id, :certificate_pem, :firmware_version, :security_version, "
                 ":fit_sha256, :registered_at)",
+                row,
+            )
+            conn.execute(
+                "INSERT INTO device_keys VALUES (:device_id, :ak_public, :key_public, :certificate_serial, :state, "
+                ":reason, :checked_at)",
                 row,
             )
             conn.execute("DELETE FROM code_attempts WHERE device_id = ?", (row["device_id"],))
@@ -125,7 +145,60 @@ class EnrolmentStore:
     def attested(self) -> list[dict[str, Any]]:
         with closing(self._connect()) as conn:
             rows = conn.execute(
-                "SELECT device_id, firmware_version, security_version, fit_sha256, registered_at FROM attested "
-                "ORDER BY device_id"
+                "SELECT a.device_id, a.firmware_version, a.security_version, a.fit_sha256, a.registered_at, "
+                "k.state, k.reason, k.checked_at FROM attested a LEFT JOIN device_keys k USING (device_id) "
+                "ORDER BY a.device_id"
             ).fetchall()
+        return [dict(r) for r in rows]
+
+    def certificates(self) -> dict[str, str]:
+        """device id -> the certificate issued at registration."""
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT device_id, certificate_pem FROM attested").fetchall()
+        return {r["device_id"]: r["certificate_pem"] for r in rows}
+
+    def device_key(self, device_id: str) -> dict[str, Any] | None:
+        """The AK and device key enrolled at registration, the certificate's serial and the device's state."""
+        with closing(self._connect()) as conn:
+            row = conn.execute("SELECT * FROM device_keys WHERE device_id = ?", (device_id,)).fetchone()
+        return dict(row) if row else None
+
+    def checked_in(self, device_id: str, firmware_version: str, security_version: int, fit_sha256: str) -> None:
+        """A passed re-attestation: the measured firmware and the time, nothing else."""
+        with closing(self._connect()) as conn, conn:
+            conn.execute(
+                "UPDATE attested SET firmware_version = ?, security_version = ?, fit_sha256 = ? WHERE device_id = ?",
+                (firmware_version, security_version, fit_sha256, device_id),
+            )
+            conn.execute(
+                "UPDATE device_keys SET checked_at = ? WHERE device_id = ? AND state = ?",
+                (datetime.now(UTC).isoformat(), device_id, ATTESTED),
+            )
+
+    def quarantine(self, device_id: str, reason: str) -> None:
+        """Drift: state quarantined with the reason, and the device certificate revoked, in one transaction."""
+        now = datetime.now(UTC).isoformat()
+        with closing(self._connect()) as conn, conn:
+            row = conn.execute(
+                "SELECT certificate_serial FROM device_keys WHERE device_id = ?", (device_id,)
+            ).fetchone()
+            conn.execute(
+                "UPDATE device_keys SET state = ?, reason = ?, checked_at = ? WHERE device_id = ?",
+                (QUARANTINED, reason, now, device_id),
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO revocations VALUES (?, ?, ?, ?)",
+                (row["certificate_serial"], device_id, reason, now),
+            )
+
+    def revocation(self, certificate_serial: str) -> dict[str, Any] | None:
+        with closing(self._connect()) as conn:
+            row = conn.execute(
+                "SELECT * FROM revocations WHERE certificate_serial = ?", (certificate_serial,)
+            ).fetchone()
+        return dict(row) if row else None
+
+    def revocations(self) -> list[dict[str, Any]]:
+        with closing(self._connect()) as conn:
+            rows = conn.execute("SELECT * FROM revocations ORDER BY revoked_at").fetchall()
         return [dict(r) for r in rows]

@@ -103,4 +103,23 @@ class CompleteIn(BaseModel):
     quote: str = Field(max_length=1024, description="TPMS_ATTEST, base64")
     signature: str = Field(max_length=1024, description="TPMT_SIGNATURE, base64")
     event_log: list[Event] = Field(max_length=64)
-    csr_pem: str = Field(max_length=4096)
+    key_public: str = Field(max_length=512, description="TPM2B_PUBLIC of the TPM-bound device key, base64")
+    key_certify: str = Field(
+        max_length=1024, description="TPM2_Certify's TPMS_ATTEST of the device key by the AK, base64"
+    )
+    key_certify_signature: str = Field(max_length=1024, description="TPMT_SIGNATURE of key_certify, base64")
+    key_signature: str = Field(max_length=256, description="the device key's ECDSA (DER) over the nonce, base64")
+
+
+class CheckinIn(BaseModel):
+    """A re-attestation: the device certificate, a fresh quote and event log, the nonce signed by the device key."""
+
+    model_config = ConfigDict(extra="forbid")
+    session: str = Field(max_length=64)
+    certificate_pem: str = Field(max_length=4096)
+    quote: str = Field(max_length=1024, description="TPMS_ATTEST, base64")
+    signature: str = Field(max_length=1024, description="TPMT_SIGNATURE, base64")
+    event_log: list[Event] = Field(max_length=64)
+    key_signature: str = Field(
+        max_length=256, description="the device key's ECDSA (DER) over the nonce, base64; empty if the key is unusable"
+    )

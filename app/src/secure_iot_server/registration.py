@@ -3,10 +3,13 @@
 device -> POST /attestation/challenge {ek_certificate_pem, ak_public}
 server:   step 1 (EK certificate), AK is a restricted TPM signing key,
           MakeCredential(EK from the certificate, AK name, secret) + a fresh nonce
-device:   ActivateCredential in its TPM, quote PCRs 0-9 with the nonce, measured-boot event log
+device:   ActivateCredential in its TPM, quote PCRs 0-9 with the nonce, measured-boot event log;
+          the device key created in the TPM under PolicyPCR(8, 9), certified by the AK (TPM2_Certify),
+          and the nonce signed with it (through a PolicyPCR session)
 device -> POST /attestation/complete {session, registration_code, activated_secret, quote, signature,
-                                      event_log, csr_pem}
-server:   steps 1-8 (attestation.py), then the enrolment and a device certificate from the fleet CA
+                                      event_log, key_public, key_certify, key_certify_signature, key_signature}
+server:   steps 1-10 (attestation.py), then the enrolment and a device certificate from the fleet CA for
+          the TPM-bound key's public key
 """
 
 from __future__ import annotations
@@ -172,7 +175,19 @@ def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dic
     attestation.verify_pcr_digest(quote, event_log)
     build = attestation.verify_reference_values(event_log, trust.golden)
     attestation.verify_security_version(build, trust.min_security_version)
-    certificate = issue_device_certificate(trust, enrolment.device_id, str(answer["csr_pem"]))
+    key_public = b64(answer["key_public"], "key_public", "device-key")
+    key = attestation.verify_device_key(
+        ak,
+        key_public,
+        b64(answer["key_certify"], "key_certify", "device-key"),
+        b64(answer["key_certify_signature"], "key_certify_signature", "device-key"),
+        build,
+    )
+    attestation.verify_key_possession(
+        key.key, pending["nonce"], b64(answer["key_signature"], "key_signature", "device-key")
+    )
+    cert = issue_device_certificate(trust, enrolment.device_id, key.key)
+    certificate = cert.public_bytes(serialization.Encoding.PEM).decode()
     store.attest(
         {
             "device_id": enrolment.device_id,
@@ -180,24 +195,23 @@ def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dic
             "firmware_version": build.firmware_version,
             "security_version": build.security_version,
             "fit_sha256": build.fit_sha256,
+            "ak_public": pending["ak_public"],
+            "key_public": key_public,
+            "certificate_serial": format(cert.serial_number, "x"),
         }
     )
     return {"device_id": enrolment.device_id, "certificate_pem": certificate, "firmware": build.firmware_version}
 
 
-def issue_device_certificate(trust: Trust, device_id: str, csr_pem: str) -> str:
-    try:
-        csr = x509.load_pem_x509_csr(csr_pem.encode())
-    except ValueError:
-        raise Refused("device-certificate", "csr_pem is not a PEM certificate request") from None
-    if not csr.is_signature_valid:
-        raise Refused("device-certificate", "the certificate request's signature does not verify")
+def issue_device_certificate(trust: Trust, device_id: str, key: ec.EllipticCurvePublicKey) -> x509.Certificate:
+    """The fleet CA's certificate for the TPM-bound key (no CSR: TPM2_Certify proved the key, the nonce
+    signature its possession)."""
     now = attestation.now_utc()
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)]))
         .issuer_name(trust.fleet_ca_cert.subject)
-        .public_key(csr.public_key())
+        .public_key(key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=DEVICE_CERT_DAYS))
@@ -205,4 +219,4 @@ def issue_device_certificate(trust: Trust, device_id: str, csr_pem: str) -> str:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(trust.fleet_ca_key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return cert

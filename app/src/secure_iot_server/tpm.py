@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 TPM_ALG_RSA = 0x0001
@@ -185,3 +185,100 @@ def make_credential(ek: rsa.RSAPublicKey, ak_name: bytes, secret: bytes) -> byte
 def pcr_composite_digest(values: list[bytes]) -> bytes:
     """What a quote signs over its selection: sha256 of the selected PCR values, in index order."""
     return hashlib.sha256(b"".join(values)).digest()
+
+
+TPM_ALG_ECC = 0x0023
+TPM_ALG_ECDSA = 0x0018
+TPM_ECC_NIST_P256 = 0x0003
+TPM_ST_ATTEST_CERTIFY = 0x8017
+TPM_CC_POLICY_PCR = 0x0000017F
+USER_WITH_AUTH, ADMIN_WITH_POLICY = 1 << 6, 1 << 7
+# TPMA_OBJECT of the device key: born in this TPM, never leaves it, signs, and is usable only
+# through its policy (no userWithAuth: no password can stand in for the PCR policy).
+DEVICE_KEY_REQUIRED = FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN | SIGN
+
+
+@dataclass(frozen=True)
+class DeviceKey:
+    """An ECC P-256 signing key's TPMT_PUBLIC: its TPM name, attributes, authPolicy and public key."""
+
+    name: bytes
+    attributes: int
+    auth_policy: bytes
+    key: ec.EllipticCurvePublicKey
+
+    @property
+    def policy_bound(self) -> bool:
+        """fixedTPM|fixedParent|sensitiveDataOrigin|sign, and neither userWithAuth nor decrypt/restricted."""
+        forbidden = USER_WITH_AUTH | DECRYPT | RESTRICTED
+        return self.attributes & DEVICE_KEY_REQUIRED == DEVICE_KEY_REQUIRED and not self.attributes & forbidden
+
+
+def parse_ecc_public(tpm2b_public: bytes) -> DeviceKey:
+    """TPM2B_PUBLIC of an ECC NIST P-256 key with sha256 name algorithm and ECDSA-SHA256 scheme."""
+    outer = _Reader(tpm2b_public)
+    body = outer.sized()
+    outer.end()
+    r = _Reader(body)
+    if r.u16() != TPM_ALG_ECC:
+        raise TpmFormatError("public area: not an ECC key")
+    if r.u16() != TPM_ALG_SHA256:
+        raise TpmFormatError("public area: name algorithm is not sha256")
+    attributes = r.u32()
+    auth_policy = r.sized()
+    if r.u16() != TPM_ALG_NULL:
+        raise TpmFormatError("public area: a signing key with a symmetric algorithm")
+    if r.u16() != TPM_ALG_ECDSA or r.u16() != TPM_ALG_SHA256:
+        raise TpmFormatError("public area: signing scheme is not ECDSA-SHA256")
+    if r.u16() != TPM_ECC_NIST_P256:
+        raise TpmFormatError("public area: curve is not NIST P-256")
+    if r.u16() != TPM_ALG_NULL:
+        raise TpmFormatError("public area: a signing key with a KDF")
+    x, y = r.sized(), r.sized()
+    r.end()
+    if len(x) != 32 or len(y) != 32:
+        raise TpmFormatError("public area: P-256 point coordinates are not 32 bytes")
+    try:
+        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + x + y)
+    except ValueError:
+        raise TpmFormatError("public area: not a point on P-256") from None
+    name = struct.pack(">H", TPM_ALG_SHA256) + hashlib.sha256(body).digest()
+    return DeviceKey(name, attributes, auth_policy, key)
+
+
+@dataclass(frozen=True)
+class Certification:
+    """TPMS_ATTEST of TPM2_Certify: the signer, and the name of the object the TPM vouches it holds."""
+
+    signer: bytes
+    extra_data: bytes
+    name: bytes
+
+
+def parse_certify(attest: bytes) -> Certification:
+    r = _Reader(attest)
+    if r.u32() != TPM_GENERATED_VALUE:
+        raise TpmFormatError("attest: magic is not TPM_GENERATED_VALUE (not made by a TPM)")
+    if r.u16() != TPM_ST_ATTEST_CERTIFY:
+        raise TpmFormatError("attest: not a certification")
+    signer, extra = r.sized(), r.sized()
+    r.take(8 + 4 + 4 + 1 + 8)  # clockInfo, firmwareVersion
+    name = r.sized()
+    r.sized()  # qualifiedName
+    r.end()
+    return Certification(signer, extra, name)
+
+
+def pcr_selection(pcrs: tuple[int, ...]) -> bytes:
+    """TPML_PCR_SELECTION of one sha256 bank (3-byte bitmap, PCRs 0-23)."""
+    bitmap = bytearray(3)
+    for index in pcrs:
+        bitmap[index // 8] |= 1 << (index % 8)
+    return struct.pack(">IHB", 1, TPM_ALG_SHA256, 3) + bytes(bitmap)
+
+
+def policy_pcr_digest(pcrs: tuple[int, ...], values: dict[int, bytes]) -> bytes:
+    """The policy digest of one TPM2_PolicyPCR from a fresh session (Part 3 §23.7):
+    H(0^32 || TPM_CC_PolicyPCR || TPML_PCR_SELECTION || H(selected PCR values in index order))."""
+    pcr_digest = hashlib.sha256(b"".join(values[i] for i in sorted(pcrs))).digest()
+    return hashlib.sha256(bytes(32) + struct.pack(">I", TPM_CC_POLICY_PCR) + pcr_selection(pcrs) + pcr_digest).digest()

@@ -1,0 +1,106 @@
+"""Periodic re-attestation: an enrolled device checks in with a fresh quote, and drift quarantines it.
+
+device -> GET /attestation/nonce                       -> {session, nonce}
+device -> POST /attestation/checkin {session, certificate_pem, quote, signature, event_log, key_signature}
+
+Who is asking is settled first, and a failure there changes nothing (a stranger cannot quarantine
+a device): the certificate is the fleet CA's, current, not revoked, and the one issued at
+registration; the quote is signed by the AK enrolled with it and carries this session's nonce.
+From then on the report provably comes from that device's TPM, and any drift quarantines it:
+the event log does not replay to the quoted PCRs, the measurements are no signed build's, the
+build is below the fleet minimum, or the TPM-bound device key did not sign the nonce (missing, or
+unusable because the PCRs are not the genuine boot's). Quarantine = state `quarantined` with the
+reason, and the certificate revoked (refused from then on). Nothing else changes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from typing import Any
+
+from cryptography import x509
+
+from . import attestation, tpm
+from .attestation import Refused
+from .enrolment_store import QUARANTINED, EnrolmentStore
+from .identity import issued_by
+from .registration import CHALLENGE_SECONDS, Trust, b64
+
+CHECKIN = "checkin"  # a check-in session: no AK, no credential
+
+
+def nonce(store: EnrolmentStore) -> dict[str, str]:
+    value, session = os.urandom(32), secrets.token_urlsafe(24)
+    store.drop_expired(CHECKIN, time.time())  # unauthenticated: expired nonces must not pile up
+    store.open_challenge(
+        {
+            "session": session,
+            "device_id": CHECKIN,
+            "ak_public": b"",
+            "secret_sha256": b"",
+            "nonce": value,
+            "expires_at": time.time() + CHALLENGE_SECONDS,
+        }
+    )
+    return {"session": session, "nonce": value.hex()}
+
+
+class Quarantined(Refused):
+    """The report was the device's own and showed drift: it is quarantined now."""
+
+
+def device_of(
+    store: EnrolmentStore, trust: Trust, certificate_pem: str
+) -> tuple[str, dict[str, Any], x509.Certificate]:
+    """The fleet CA's certificate of an enrolled, not revoked device, exactly the one issued at registration."""
+    step = "device-certificate"
+    try:
+        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+    except ValueError:
+        raise Refused(step, "not a PEM X.509 certificate") from None
+    if not issued_by(cert, trust.fleet_ca_cert):
+        raise Refused(step, "not issued by the fleet CA")
+    if not cert.not_valid_before_utc <= attestation.now_utc() <= cert.not_valid_after_utc:
+        raise Refused(step, "outside its validity period")
+    serial = format(cert.serial_number, "x")
+    revoked = store.revocation(serial)
+    if revoked is not None:
+        raise Refused(step, f"revoked at {revoked['revoked_at']}: {revoked['reason']}")
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    device_id = str(names[0].value) if names else ""
+    enrolled = store.device_key(device_id)
+    if enrolled is None or enrolled["certificate_serial"] != serial:
+        raise Refused(step, "not the certificate issued to an enrolled device")
+    return device_id, enrolled, cert
+
+
+def checkin(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict[str, Any]:
+    pending = store.take_challenge(str(answer["session"]))
+    if pending is None or pending["device_id"] != CHECKIN:
+        raise Refused("nonce", "unknown or already answered check-in session (a nonce is single-use)")
+    device_id, enrolled, cert = device_of(store, trust, str(answer["certificate_pem"]))
+    if enrolled["state"] == QUARANTINED:
+        raise Refused("device-certificate", f"quarantined: {enrolled['reason']}")
+    ak = tpm.parse_public(enrolled["ak_public"])
+    quote = attestation.verify_quote_signature(
+        ak, b64(answer["quote"], "quote", "quote-signature"), b64(answer["signature"], "signature", "quote-signature")
+    )
+    attestation.verify_nonce(quote, pending["nonce"], pending["expires_at"], time.time())
+    # The report is the device's own from here: drift quarantines.
+    try:
+        event_log = [(int(e["pcr"]), str(e["digest"]).lower()) for e in answer["event_log"]]
+        attestation.verify_pcr_digest(quote, event_log)
+        build = attestation.verify_reference_values(event_log, trust.golden)
+        attestation.verify_security_version(build, trust.min_security_version)
+        key = tpm.parse_ecc_public(enrolled["key_public"])
+        signature = b64(answer["key_signature"], "key_signature", "device-key") if answer["key_signature"] else b""
+        attestation.verify_key_possession(key.key, pending["nonce"], signature)
+    except Refused as drift:
+        reason = f"{drift.step}: {drift.reason}"
+        store.quarantine(device_id, reason)
+        raise Quarantined(drift.step, f"device {device_id} quarantined, certificate {cert.serial_number:x} revoked: "
+                                      f"{drift.reason}") from None  # fmt: skip
+    store.checked_in(device_id, build.firmware_version, build.security_version, build.fit_sha256)
+    return {"device_id": device_id, "state": "attested", "firmware": build.firmware_version}

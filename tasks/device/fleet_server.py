@@ -1,0 +1,136 @@
+"""The fleet server (app/, secure-iot-server) as a real process for the attestation story: its trust
+directory, its CAs, mTLS on 127.0.0.1 on a port picked free, stopped by PID.
+
+What the server trusts is written here from the pipeline's own outputs: the factory's manufacturer
+CA certificate, the pipeline's cosign public key and the firmware's signed reference-values bundle.
+The fleet CA (device certificates), an operator CA with one operator and the server's TLS
+certificate are made per run with `cryptography`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tasks.core import atomic, runner
+from tasks.core.errors import ToolError
+from tasks.core.evidence import StageRecord
+from tasks.device import manufacturer
+
+PYTHON = runner.Tool("python3", f"{sys.version_info.major}.{sys.version_info.minor}", Path(sys.executable), "host")
+WAIT_S = 30.0
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _leaf(issuer: manufacturer.Manufacturer, name: str, *, server: bool) -> tuple[bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer.cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), False)
+    )  # fmt: skip
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+    cert = builder.sign(issuer.key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
+@dataclass(frozen=True)
+class FleetServer:
+    """Where the server's files are: trust directory, TLS material, database."""
+
+    home: Path
+
+    @property
+    def trust(self) -> Path:
+        return self.home / "trust"
+
+
+def prepare(home: Path, manufacturer_ca: bytes, pipeline_key: bytes, reference_bundles: list[Path]) -> FleetServer:
+    server = FleetServer(home)
+    trust = server.trust
+    for sub in ("manufacturer-ca", "operator-ca", "reference-values"):
+        (trust / sub).mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(trust / "manufacturer-ca" / "manufacturer.pem", manufacturer_ca)
+    atomic.write_bytes(trust / "pipeline-cosign.pub", pipeline_key)
+    for n, bundle in enumerate(reference_bundles):
+        atomic.write_bytes(trust / "reference-values" / f"build-{n}.sigstore.json", bundle.read_bytes())
+    fleet, operators, tls = (manufacturer.create(n) for n in ("secure-iot fleet", "secure-iot operators", "server"))
+    atomic.write_bytes(trust / "fleet-ca.pem", fleet.cert_pem)
+    atomic.write_bytes(trust / "fleet-ca.key", _pem_key(fleet.key), mode=0o600)
+    atomic.write_bytes(trust / "operator-ca" / "operators.pem", operators.cert_pem)
+    atomic.write_bytes(home / "client-ca.pem", operators.cert_pem + fleet.cert_pem)
+    atomic.write_bytes(home / "server-ca.pem", tls.cert_pem)
+    for name, issuer, is_server in (("server", tls, True), ("operator", operators, False)):
+        cert, key = _leaf(issuer, "localhost" if is_server else "operator", server=is_server)
+        atomic.write_bytes(home / f"{name}.pem", cert)
+        atomic.write_bytes(home / f"{name}.key", key, mode=0o600)
+    return server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(rec: StageRecord, server: FleetServer, app_src: Path, *, min_security_version: int) -> Iterator[str]:
+    """`python -m secure_iot_server` with mTLS on 127.0.0.1; yields its https URL; stopped by PID."""
+    port = _free_port()
+    env = {
+        "PYTHONPATH": str(app_src),
+        "SECURE_IOT_HOST": "127.0.0.1",
+        "SECURE_IOT_PORT": str(port),
+        "SECURE_IOT_DB": str(server.home / "fleet.db"),
+        "SECURE_IOT_TRUST_DIR": str(server.trust),
+        "SECURE_IOT_MIN_SECURITY_VERSION": str(min_security_version),
+        "SECURE_IOT_TLS_CERT": str(server.home / "server.pem"),
+        "SECURE_IOT_TLS_KEY": str(server.home / "server.key"),
+        "SECURE_IOT_CLIENT_CA": str(server.home / "client-ca.pem"),
+    }
+    log = server.home / "server.log"
+    proc = runner.start(rec, PYTHON, ["-m", "secure_iot_server"], log=log, env=env)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-400:] if log.exists() else ""
+                raise ToolError(f"the fleet server did not listen on 127.0.0.1:{port}: {tail}")
+            time.sleep(0.1)
+        yield f"https://localhost:{port}"
+    finally:
+        rec.details.setdefault("fleet_server", []).append({"pid": proc.pid, "stopped": runner.stop(proc)})
+
+
+def client(server: FleetServer, url: str, *, operator: bool = False) -> httpx.Client:
+    """A device (no client certificate: registration and check-in carry their own proofs) or the operator."""
+    context = ssl.create_default_context(cafile=str(server.home / "server-ca.pem"))
+    if operator:
+        context.load_cert_chain(server.home / "operator.pem", server.home / "operator.key")
+    return httpx.Client(base_url=url, verify=context, timeout=30)

@@ -1,0 +1,105 @@
+"""Issue #14: the TPM-bound device key and re-attestation on check-in, with real swtpm TPMs, tpm2-tools
+and the real app.
+
+11 tampered boot -> the device key is unusable (the TPM refuses its PolicyPCR: TPM_RC_POLICY_FAIL)
+12 re-attestation drift (tampered firmware, downgrade, missing key) -> quarantined with the reason the
+   operator sees, the certificate revoked and refused from then on
+A stranger's check-in (no valid quote of the enrolled AK) changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from tasks.core.errors import ToolError
+from tests.fleet import GENUINE, MIN_SECURITY_VERSION, Fleet, events_of, make_fleet, variant
+
+pytestmark = pytest.mark.slow
+GENUINE_BOOT = events_of(GENUINE)
+TAMPERED_BOOT = events_of(variant(b"a FIT with one flipped byte", "1.1.0", 2))
+OLD_BOOT = events_of(variant(b"firmware 1.0.0, superseded", "1.0.0", MIN_SECURITY_VERSION - 1))
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    yield make_fleet(tmp_path_factory.mktemp("fleet"), devices=3)
+
+
+def registered(fleet: Fleet, n: int) -> tuple[str, str]:
+    device = fleet.devices[n]
+    response = fleet.register(device, boot=GENUINE_BOOT)
+    assert response.status_code == 201, response.text
+    return device.device_id, response.json()["certificate_pem"]
+
+
+def refused(response: Any, step: str, words: str) -> dict[str, Any]:
+    assert response.status_code == 403, response.text
+    body: dict[str, Any] = response.json()
+    assert body["step"] == step, body
+    assert words in body["detail"], body
+    return body
+
+
+def test_the_certificate_is_for_the_tpm_key_the_ak_certified(fleet: Fleet) -> None:
+    device_id, pem = registered(fleet, 0)
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    from secure_iot_server import tpm
+
+    key = tpm.parse_ecc_public((fleet.work / "agent" / device_id / "key.pub").read_bytes())
+    assert cert.public_key() == key.key
+    assert key.policy_bound
+    with fleet.power_on(fleet.devices[0], GENUINE_BOOT) as agent:
+        response = fleet.checkin(agent, pem, GENUINE_BOOT)
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "attested"
+    assert fleet.states()[device_id] == ("attested", "")
+
+
+def test_11_tampered_boot_key_unusable_12_drift_quarantined_and_cert_refused(fleet: Fleet) -> None:
+    device_id, pem = fleet.devices[0].device_id, fleet.attested_certificate(fleet.devices[0].device_id)
+    with fleet.power_on(fleet.devices[0], TAMPERED_BOOT) as agent:
+        agent.load_ak()
+        with pytest.raises(ToolError, match="policy check failed"):
+            agent.sign_with_device_key(b"any challenge")
+        body = refused(
+            fleet.checkin(agent, pem, TAMPERED_BOOT, fresh_power_on=False), "reference-values", "quarantined"
+        )
+    assert "match no signed firmware build" in body["detail"]
+    state, reason = fleet.states()[device_id]
+    assert state == "quarantined"
+    assert reason.startswith("reference-values: measurements")
+    serial = format(x509.load_pem_x509_certificate(pem.encode()).serial_number, "x")
+    assert [r["certificate_serial"] for r in fleet.operator.get("/attestation/revocations").json()] == [serial]
+    # booted genuinely again, the device still cannot come back with that certificate
+    with fleet.power_on(fleet.devices[0], GENUINE_BOOT) as agent:
+        refused(fleet.checkin(agent, pem, GENUINE_BOOT), "device-certificate", "revoked")
+
+
+def test_12_downgrade_below_the_minimum_is_quarantined(fleet: Fleet) -> None:
+    device_id, pem = registered(fleet, 1)
+    with fleet.power_on(fleet.devices[1], OLD_BOOT) as agent:
+        refused(fleet.checkin(agent, pem, OLD_BOOT), "security-version", "quarantined")
+    assert fleet.states()[device_id][0] == "quarantined"
+
+
+def test_12_missing_key_is_quarantined_but_a_strangers_checkin_changes_nothing(fleet: Fleet) -> None:
+    device_id, pem = registered(fleet, 2)
+    with fleet.power_on(fleet.devices[2], GENUINE_BOOT) as agent:
+        agent.load_ak()
+        # a stranger: the right certificate, but a quote with another session's nonce
+        issued = fleet.client.get("/attestation/nonce").json()
+        attest, signature = agent.quote(b"\x00" * 32)
+        body = {"session": issued["session"], "certificate_pem": pem, "quote": base64.b64encode(attest).decode(),
+                "signature": base64.b64encode(signature).decode(),
+                "event_log": [{"pcr": p, "digest": d} for p, d in GENUINE_BOOT], "key_signature": ""}  # fmt: skip
+        refused(fleet.client.post("/attestation/checkin", json=body), "nonce", "another nonce")
+        assert fleet.states()[device_id] == ("attested", "")
+        (agent.work / "key.priv").unlink()  # the device key is gone
+        refused(fleet.checkin(agent, pem, GENUINE_BOOT, fresh_power_on=False), "device-key", "quarantined")
+    assert fleet.states()[device_id] == ("quarantined", "device-key: no signature by the device key "
+                                                       "(the key is missing or unusable)")  # fmt: skip
