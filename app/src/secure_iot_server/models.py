@@ -104,3 +104,12 @@ class CompleteIn(BaseModel):
     signature: str = Field(max_length=1024, description="TPMT_SIGNATURE, base64")
     event_log: list[Event] = Field(max_length=64)
     csr_pem: str = Field(max_length=4096)
+
+
+class TelemetryIn(BaseModel):
+    """A device's periodic report; small and closed (unknown fields are refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uptime_s: int = Field(ge=0)
+    firmware_version: str = Field(pattern=SEMVER_PATTERN)
