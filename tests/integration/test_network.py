@@ -9,6 +9,7 @@ network namespaces; skips with the reason where they are missing.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import os
 import shutil
@@ -68,9 +69,10 @@ def _cert(
     signer: ec.EllipticCurvePrivateKey,
     *,
     ca: bool,
+    address: str | None = None,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
         .issuer_name(issuer)
@@ -81,17 +83,25 @@ def _cert(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False)
-        .sign(signer, hashes.SHA256())
     )
+    if address is not None:  # the fleet server's certificate names its address in the fleet zone
+        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address(address))])
+        builder = builder.add_extension(san, critical=False)
+    cert = builder.sign(signer, hashes.SHA256())
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert
 
 
 @dataclass(frozen=True)
 class Fleet:
-    """A throwaway fleet CA (the real one comes from #14's enrolment): CA, CRL, edge and device identities."""
+    """A throwaway fleet CA (the real one comes from #14's enrolment): CA, CRL, edge, server and device identities."""
 
     directory: Path
+
+    @property
+    def trust(self) -> Path:
+        """The fleet server's SECURE_IOT_TRUST_DIR."""
+        return self.directory / "trust"
 
     def cert(self, name: str) -> Path:
         return self.directory / f"{name}.pem"
@@ -115,6 +125,20 @@ def make_fleet(directory: Path) -> Fleet:
     _write_key(directory / "dev-rogue.key", rogue)
     _cert(directory / "dev-rogue.pem", "dev-good", rogue, _name("dev-good"), rogue, ca=False)
     assert revoked is not None
+    server = ec.generate_private_key(ec.SECP256R1())
+    _write_key(directory / "fleet-server.key", server)
+    _cert(directory / "fleet-server.pem", "fleet-server", server, ca.subject, ca_key, ca=False, address=BROKER[0])
+    trust = directory / "trust"
+    for sub in ("manufacturer-ca", "operator-ca", "reference-values"):
+        (trust / sub).mkdir(parents=True)
+    maker = ec.generate_private_key(ec.SECP256R1())
+    _cert(trust / "manufacturer-ca" / "maker.pem", "test EK CA", maker, _name("test EK CA"), maker, ca=True)
+    pipeline = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (trust / "pipeline-cosign.pub").write_bytes(
+        pipeline.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    shutil.copyfile(directory / "ca.pem", trust / "fleet-ca.pem")
+    shutil.copyfile(directory / "ca.key", trust / "fleet-ca.key")
     now = dt.datetime.now(dt.UTC)
     crl = (
         x509.CertificateRevocationListBuilder()
@@ -132,11 +156,16 @@ def make_fleet(directory: Path) -> Fleet:
     return Fleet(directory)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Net:
     state: Path
     out: Path
     env: dict[str, str]
+    fleet: Fleet | None = None
+
+    def creds(self, name: str) -> list[str]:
+        assert self.fleet is not None
+        return ["--cert", str(self.fleet.cert(name)), "--key", str(self.fleet.key(name))]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = run_tasks("network", "--state", str(self.state), *args, root=REPO, env=self.env)
@@ -185,6 +214,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     up = net.cli(
         "up", "--ca", str(fleet.cert("ca")), "--crl", str(work / "crl.pem"),
         "--eap-cert", str(fleet.cert("edge")), "--eap-key", str(fleet.key("edge")),
+        "--server-trust", str(fleet.trust), "--server-cert", str(fleet.cert("fleet-server")),
+        "--server-key", str(fleet.key("fleet-server")),
     )  # fmt: skip
     assert up.returncode == 0, up.stdout + up.stderr
     try:
@@ -203,6 +234,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         ):
             creds = network.Credentials(fleet.cert(cred), fleet.key(cred))
             network.attach(ctx, rec, plan, state, device, creds, network.Credentials(fleet.cert(ike), fleet.key(ike)))
+        net.fleet = fleet
         yield net
     finally:
         if (net.state / "state.json").exists():
@@ -270,6 +302,24 @@ def test_5_an_ipsec_tunnel_with_a_wrong_certificate_is_refused(net: Net) -> None
     assert spoof["admitted"], "its port identity is valid"
     assert not spoof["tunnel"]
     assert "AUTHENTICATION_FAILED" in spoof["tunnel_reason"], spoof["tunnel_reason"]
+
+
+def test_8_the_device_reaches_the_real_fleet_server_over_mtls_inside_the_tunnel(net: Net) -> None:
+    """Done means: an enrolled device's update check and telemetry, mTLS inside IPsec, in the flow report."""
+    before = net.counter("allow[0]: devices -> fleet-server tcp/8443 via ipsec")
+    checkin = net.cli("checkin", "good", *net.creds("dev-good"), "--security-version", "1")
+    assert checkin.returncode == 0, checkin.stdout + checkin.stderr
+    assert net.counter("allow[0]: devices -> fleet-server tcp/8443 via ipsec") > before, "not through the tunnel"
+    # the spoofed device has a link but no tunnel: its certificate is the fleet CA's, its path is plaintext
+    spoofed = net.cli("checkin", "spoof", *net.creds("dev-spoof"))
+    assert spoofed.returncode != 0, "plaintext to the fleet server must not get an answer"
+    net.cli("report")
+    flows = json.loads((net.out / "network" / "flows.json").read_text())
+    inside = [f for f in flows["flows"] if f["device"] == "good" and f["seen"] == "tunnel"]
+    calls = [f for f in inside if (f["target"], f["port"]) == BROKER]
+    assert len(calls) >= 2, inside  # the update check and the telemetry: one TCP connection each
+    assert all(f["allowed_by"].startswith("allow[0]") for f in calls)
+    assert not [f for f in flows["flows"] if f["device"] == "spoof" and f["seen"] == "tunnel"]
 
 
 def test_6_a_new_listening_port_in_the_fleet_zone_fails_the_scan(net: Net) -> None:
