@@ -10,6 +10,7 @@ the broker's port only from ``ipsec0`` and drops the same traffic in plaintext.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -154,18 +155,20 @@ def start_edge(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None
 
 def connect(
     ctx: Context, rec: StageRecord, plan: Plan, state: State, name: str, namespace: str, cert: Path, key: Path
-) -> tuple[bool, str]:
-    """The device's tunnel to the edge; (established, why)."""
+) -> tuple[bool, str, float]:
+    """The device's tunnel to the edge; (established, why, seconds swanctl --initiate took)."""
     if not plan.needs_ipsec:
-        return False, "no allow rule needs IPsec"
+        return False, "no allow rule needs IPsec", 0.0
     _, directory = start_charon(ctx, rec, state, f"dev-{name}", namespace, cert, key)
     load(ctx, rec, namespace, directory, connections(plan, subject(cert), edge=False))
+    t0 = time.monotonic()
     done = run_in(ctx, rec, namespace, "swanctl",
                   ["--initiate", "--child", "broker", "--timeout", str(IKE_TIMEOUT),
                    "--uri", f"unix://{directory}/charon.vici"], check=False, timeout=IKE_TIMEOUT + 20)  # fmt: skip
+    seconds = round(time.monotonic() - t0, 3)
     if done.returncode == 0:
-        return True, "IKEv2 with certificates: CHILD_SA established"
+        return True, "IKEv2 with certificates: CHILD_SA established", seconds
     failure = [line for line in done.stdout.splitlines() if "AUTHENTICATION_FAILED" in line or "failed" in line]
     if not failure:
         raise NetworkError(f"swanctl --initiate for {name} failed without an IKE answer: {done.tail()}")
-    return False, f"IKE refused: {failure[-1].strip()}"
+    return False, f"IKE refused: {failure[-1].strip()}", seconds
