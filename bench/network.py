@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "app" / "src"))  # tests' make_fleet enrols with the server's code
 
 from tasks import network  # noqa: E402
 from tasks.context import Context  # noqa: E402

@@ -119,7 +119,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         checks = [Check(f"{args.name}: {c.endpoint}", c.status == expected[c.endpoint],
                         f"HTTP {c.status}: {c.body[:160]}" if c.status else f"no answer: {c.body[:160]}")
                   for c in calls]  # fmt: skip
-        return conclude(rec, f"network checkin {args.name}", checks, report=directory / f"checkin-{args.name}.json")
+        return conclude(rec, f"network checkin {args.name}", checks, report=directory / f"checkin-{args.name}.json",
+                        document={"calls": rec.details["calls"]})  # fmt: skip
     if args.action == "status":
         return conclude(
             rec, f"network {state.prefix}", network.status(ctx, rec, state), report=directory / "status.json"

@@ -47,6 +47,7 @@ REASON = _why_not()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
 
 BROKER = ("10.60.2.10", 8443)
+GOOD_ID = "sid-0000000001"  # the enrolled device's id: the CN the fleet server's registration gives it
 DATABASE = ("10.60.2.20", 5432)
 INTERNET = ("192.0.2.50", 443)
 
@@ -110,6 +111,18 @@ class Fleet:
         return self.directory / f"{name}.key"
 
 
+def _enrol(directory: Path, trust: Path) -> None:
+    """dev-good's certificate as the fleet server issues it at registration (#14's code, its CSR)."""
+    from secure_iot_server.registration import issue_device_certificate
+    from secure_iot_server.trust import load_trust
+
+    key = serialization.load_pem_private_key((directory / "dev-good.key").read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(_name(GOOD_ID)).sign(key, hashes.SHA256())
+    pem = issue_device_certificate(load_trust(trust), GOOD_ID, csr.public_bytes(serialization.Encoding.PEM).decode())
+    (directory / "dev-good.pem").write_text(pem)
+
+
 def make_fleet(directory: Path) -> Fleet:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     _write_key(directory / "ca.key", ca_key)
@@ -123,7 +136,7 @@ def make_fleet(directory: Path) -> Fleet:
             revoked = cert
     rogue = ec.generate_private_key(ec.SECP256R1())  # self-signed: same name, no fleet CA behind it
     _write_key(directory / "dev-rogue.key", rogue)
-    _cert(directory / "dev-rogue.pem", "dev-good", rogue, _name("dev-good"), rogue, ca=False)
+    _cert(directory / "dev-rogue.pem", GOOD_ID, rogue, _name(GOOD_ID), rogue, ca=False)
     assert revoked is not None
     server = ec.generate_private_key(ec.SECP256R1())
     _write_key(directory / "fleet-server.key", server)
@@ -139,6 +152,7 @@ def make_fleet(directory: Path) -> Fleet:
     )
     shutil.copyfile(directory / "ca.pem", trust / "fleet-ca.pem")
     shutil.copyfile(directory / "ca.key", trust / "fleet-ca.key")
+    _enrol(directory, trust)
     now = dt.datetime.now(dt.UTC)
     crl = (
         x509.CertificateRevocationListBuilder()
@@ -309,6 +323,8 @@ def test_8_the_device_reaches_the_real_fleet_server_over_mtls_inside_the_tunnel(
     before = net.counter("allow[0]: devices -> fleet-server tcp/8443 via ipsec")
     checkin = net.cli("checkin", "good", *net.creds("dev-good"), "--security-version", "1")
     assert checkin.returncode == 0, checkin.stdout + checkin.stderr
+    answers = json.loads((net.state / "checkin-good.json").read_text())["calls"]
+    assert [json.loads(c["body"])["device"] for c in answers] == [GOOD_ID, GOOD_ID], "the server names the device"
     assert net.counter("allow[0]: devices -> fleet-server tcp/8443 via ipsec") > before, "not through the tunnel"
     # the spoofed device has a link but no tunnel: its certificate is the fleet CA's, its path is plaintext
     spoofed = net.cli("checkin", "spoof", *net.creds("dev-spoof"))
