@@ -117,6 +117,13 @@ def rule_results(results: Path) -> dict[str, str]:
 def evaluate(ctx: Context, rec: StageRecord, oscap: Tool, ref: str, out: Path) -> Evaluation:
     """oscap-chroot over the root filesystem of ``ref`` with gates.compliance's profile;
     results.xml and report.html under ``out``."""
+    with mounted_image(ctx, rec, ref) as rootfs:
+        return evaluate_tree(ctx, rec, oscap, rootfs, out)
+
+
+def evaluate_tree(ctx: Context, rec: StageRecord, oscap: Tool, rootfs: Path, out: Path) -> Evaluation:
+    """oscap-chroot over the root filesystem at ``rootfs`` (an image's, or the device's unpacked
+    initramfs) with gates.compliance's profile; results.xml and report.html under ``out``."""
     settings = dict(ctx.policy.gate("compliance").settings)
     profile = str(settings.get("profile", ""))
     out.mkdir(parents=True, exist_ok=True)
@@ -125,14 +132,13 @@ def evaluate(ctx: Context, rec: StageRecord, oscap: Tool, ref: str, out: Path) -
     for path in (results, html):
         path.unlink(missing_ok=True)
     started = now()
-    with mounted_image(ctx, rec, ref) as rootfs:
-        done = runner.run(
-            rec,
-            oscap,
-            [rootfs, "xccdf", "eval", "--profile", profile, "--results", results, "--report", html, content],
-            check=False,
-            timeout=1800,
-        )
+    done = runner.run(
+        rec,
+        oscap,
+        [rootfs, "xccdf", "eval", "--profile", profile, "--results", results, "--report", html, content],
+        check=False,
+        timeout=1800,
+    )
     finished = now()
     if done.returncode not in (0, 2) or not results.is_file():  # 2 = "some rule failed"
         raise ToolError(f"oscap-chroot exited {done.returncode}: {done.tail()}")

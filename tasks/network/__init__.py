@@ -2,17 +2,22 @@
 
 from tasks.network import exposure, flows, state
 from tasks.network.admission import Credentials, attach
+from tasks.network.checkin import Call, check_in
+from tasks.network.fleet_server import FleetServer
 from tasks.network.plan import Plan, load
 from tasks.network.ruleset import generate
 from tasks.network.state import State
 from tasks.network.topology import Identity, down, status, up
 
 __all__ = [
+    "Call",
     "Credentials",
+    "FleetServer",
     "Identity",
     "Plan",
     "State",
     "attach",
+    "check_in",
     "down",
     "exposure",
     "flows",

@@ -156,11 +156,11 @@ def attach(
     if admitted:
         element = ["add", "element", "bridge", ruleset.ADMISSION_TABLE, ruleset.ADMITTED_SET, f"{{ {port} }}"]
         run_in(ctx, rec, edge, "nft", element)
-    tunnel, tunnel_reason = False, "no link"
+    tunnel, tunnel_reason, tunnel_s = False, "no link", 0.0
     if admitted:
         ike = ike or creds
-        tunnel, tunnel_reason = ipsec.connect(ctx, rec, plan, state, name, ns, ike.cert, ike.key)
-    device = Device(name, ns, port, str(address), admitted, reason, tunnel, tunnel_reason)
+        tunnel, tunnel_reason, tunnel_s = ipsec.connect(ctx, rec, plan, state, name, ns, ike.cert, ike.key)
+    device = Device(name, ns, port, str(address), admitted, reason, tunnel, tunnel_reason, tunnel_s)
     state.devices.append(device)
     state.save()
     return device

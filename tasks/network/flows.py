@@ -19,7 +19,7 @@ from tasks.network import ruleset
 from tasks.network.namespaces import stop
 from tasks.network.plan import Plan
 from tasks.network.state import State
-from tasks.network.topology import FLOW_STORE, start_probe
+from tasks.network.topology import FLOW_STORE, PROBES, TUNNEL_FLOW_STORE, start_probe
 
 PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "ICMP": "icmp"}
 
@@ -36,17 +36,19 @@ class Flow:
     device: str  # the attached device that sent it
     target_zone: str
     allowed_by: str  # the allow rule, or "" when the allow-list does not explain it
+    seen: str = "device LAN"  # or "tunnel": on the edge's fleet side, decrypted
 
 
 def rotate(ctx: Context, rec: StageRecord, state: State) -> None:
-    """Close the probe's current flow file (nfpcapd writes it out on SIGTERM) and start a new probe."""
-    probe = next((p for p in state.processes if p.role == "nfpcapd"), None)
-    if probe is None:
-        raise NetworkError("no flow probe in this topology; run `network -- up`")
-    rec.details.setdefault("probe", []).append(f"nfpcapd pid {probe.pid}: {stop(probe, grace=10.0)}")
-    state.processes.remove(probe)
-    state.save()
-    start_probe(ctx, rec, state)
+    """Close the probes' current flow files (nfpcapd writes them out on SIGTERM) and start new probes."""
+    for role in PROBES:
+        probe = next((p for p in state.processes if p.role == role), None)
+        if probe is None:
+            raise NetworkError(f"no flow probe {role} in this topology; run `network -- up`")
+        rec.details.setdefault("probe", []).append(f"{role} pid {probe.pid}: {stop(probe, grace=10.0)}")
+        state.processes.remove(probe)
+        state.save()
+        start_probe(ctx, rec, state, role)
 
 
 def parse_csv(text: str) -> list[dict[str, str]]:
@@ -55,7 +57,13 @@ def parse_csv(text: str) -> list[dict[str, str]]:
     return [row for row in csv.DictReader(io.StringIO(body)) if row.get("sa")]
 
 
-def classify(plan: Plan, state: State, rows: list[dict[str, str]]) -> list[Flow]:
+def classify(plan: Plan, state: State, rows: list[dict[str, str]], *, tunnel: bool = False) -> list[Flow]:
+    """Flows a device initiated, each with the allow rule that explains it.
+
+    ``tunnel``: the rows came from the edge's fleet side, where only what left the tunnel and
+    passed the filter shows (plaintext from a device to the fleet is dropped before), so an
+    IPsec-only rule may explain them.
+    """
     devices = {d.address: d.name for d in state.devices}
     flows = []
     for row in rows:
@@ -65,7 +73,7 @@ def classify(plan: Plan, state: State, rows: list[dict[str, str]]) -> list[Flow]
         target = ipaddress.IPv4Address(row["da"].strip())
         proto = PROTOCOLS.get(row["pr"].strip().upper(), row["pr"].strip().lower())
         port = int(row["dp"]) if proto in ("tcp", "udp") else 0
-        rule = plan.explains(ipaddress.IPv4Address(source), target, proto, port) if port else None
+        rule = plan.explains(ipaddress.IPv4Address(source), target, proto, port, plaintext=not tunnel) if port else None
         index = plan.allow.index(rule) if rule else -1
         flows.append(
             Flow(
@@ -79,18 +87,24 @@ def classify(plan: Plan, state: State, rows: list[dict[str, str]]) -> list[Flow]
                 device=devices[source],
                 target_zone=plan.zone_of(target) or "unknown",
                 allowed_by=ruleset.describe(index, rule) if rule else "",
+                seen="tunnel" if tunnel else "device LAN",
             )
         )
     return flows
 
 
-def report(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> dict[str, Any]:
-    rotate(ctx, rec, state)
-    store = Path(state.directory) / FLOW_STORE
+def read(ctx: Context, rec: StageRecord, state: State, name: str) -> list[dict[str, str]]:
+    store = Path(state.directory) / name
     done = runner.run(rec, ctx.tool("nfdump"), ["-R", store, "-o", "csv"], check=False)
     if done.returncode != 0 and "No files" not in done.stdout + done.stderr:
         raise NetworkError(f"nfdump could not read {store}: {done.tail()}")
-    flows = classify(plan, state, parse_csv(done.stdout))
+    return parse_csv(done.stdout)
+
+
+def report(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> dict[str, Any]:
+    rotate(ctx, rec, state)
+    flows = classify(plan, state, read(ctx, rec, state, FLOW_STORE))
+    flows += classify(plan, state, read(ctx, rec, state, TUNNEL_FLOW_STORE), tunnel=True)
     per_device: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"flows": 0, "packets": 0, "octets": 0, "unexplained": 0}
     )
@@ -104,5 +118,5 @@ def report(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> dict[str
         "devices": dict(per_device),
         "flows": [asdict(f) for f in flows],
         "unexplained": [asdict(f) for f in flows if not f.allowed_by],
-        "store": str(store),
+        "stores": [str(Path(state.directory) / s) for s in (FLOW_STORE, TUNNEL_FLOW_STORE)],
     }

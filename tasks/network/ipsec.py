@@ -10,6 +10,7 @@ the broker's port only from ``ipsec0`` and drops the same traffic in plaintext.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -109,11 +110,20 @@ def _selectors(plan: Plan) -> list[str]:
     return sorted(str(plan.zones[z].subnet) for z in zones)
 
 
-def edge_connections(plan: Plan, identity: str) -> str:
+def connections(plan: Plan, identity: str, *, edge: bool) -> str:
+    """swanctl.conf for one end: the edge responds on the device LAN, a device initiates to it.
+
+    Both ends authenticate with their certificate under the fleet CA; the edge also checks
+    revocation strictly (the CRL of ``up --crl``). The child SA carries the zones IPsec-only
+    rules lead to: the edge's local selectors, a device's remote ones.
+    """
     gateway = plan.zones["devices"].gateway
+    name, peer = ("devices", f"local_addrs = {gateway}") if edge else ("fleet", f"remote_addrs = {gateway}")
+    revocation = "\n      revocation = strict" if edge else ""
+    selectors = f"{'local_ts' if edge else 'remote_ts'} = {','.join(_selectors(plan))}"
     return f"""connections {{
-  devices {{
-    local_addrs = {gateway}
+  {name} {{
+    {peer}
     encap = yes
     local {{
       auth = pubkey
@@ -122,38 +132,11 @@ def edge_connections(plan: Plan, identity: str) -> str:
     }}
     remote {{
       auth = pubkey
-      cacerts = ca.pem
-      revocation = strict
+      cacerts = ca.pem{revocation}
     }}
     children {{
       broker {{
-        local_ts = {",".join(_selectors(plan))}
-        esp_proposals = aes128gcm16
-      }}
-    }}
-  }}
-}}
-"""
-
-
-def device_connections(plan: Plan, identity: str) -> str:
-    gateway = plan.zones["devices"].gateway
-    return f"""connections {{
-  fleet {{
-    remote_addrs = {gateway}
-    encap = yes
-    local {{
-      auth = pubkey
-      certs = own.pem
-      id = "{identity}"
-    }}
-    remote {{
-      auth = pubkey
-      cacerts = ca.pem
-    }}
-    children {{
-      broker {{
-        remote_ts = {",".join(_selectors(plan))}
+        {selectors}
         esp_proposals = aes128gcm16
       }}
     }}
@@ -167,23 +150,25 @@ def start_edge(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None
     _, directory = start_charon(
         ctx, rec, state, "edge", edge, Path(state.identity["cert"]), Path(state.identity["key"])
     )
-    load(ctx, rec, edge, directory, edge_connections(plan, subject(Path(state.identity["cert"]))))
+    load(ctx, rec, edge, directory, connections(plan, subject(Path(state.identity["cert"])), edge=True))
 
 
 def connect(
     ctx: Context, rec: StageRecord, plan: Plan, state: State, name: str, namespace: str, cert: Path, key: Path
-) -> tuple[bool, str]:
-    """The device's tunnel to the edge; (established, why)."""
+) -> tuple[bool, str, float]:
+    """The device's tunnel to the edge; (established, why, seconds swanctl --initiate took)."""
     if not plan.needs_ipsec:
-        return False, "no allow rule needs IPsec"
+        return False, "no allow rule needs IPsec", 0.0
     _, directory = start_charon(ctx, rec, state, f"dev-{name}", namespace, cert, key)
-    load(ctx, rec, namespace, directory, device_connections(plan, subject(cert)))
+    load(ctx, rec, namespace, directory, connections(plan, subject(cert), edge=False))
+    t0 = time.monotonic()
     done = run_in(ctx, rec, namespace, "swanctl",
                   ["--initiate", "--child", "broker", "--timeout", str(IKE_TIMEOUT),
                    "--uri", f"unix://{directory}/charon.vici"], check=False, timeout=IKE_TIMEOUT + 20)  # fmt: skip
+    seconds = round(time.monotonic() - t0, 3)
     if done.returncode == 0:
-        return True, "IKEv2 with certificates: CHILD_SA established"
+        return True, "IKEv2 with certificates: CHILD_SA established", seconds
     failure = [line for line in done.stdout.splitlines() if "AUTHENTICATION_FAILED" in line or "failed" in line]
     if not failure:
         raise NetworkError(f"swanctl --initiate for {name} failed without an IKE answer: {done.tail()}")
-    return False, f"IKE refused: {failure[-1].strip()}"
+    return False, f"IKE refused: {failure[-1].strip()}", seconds

@@ -44,12 +44,15 @@ def start_in(
     state: State,
     role: str,
     namespace: str,
-    tool: str,
+    tool: str | runner.Tool,
     args: Sequence[str | Path],
     env: dict[str, str] | None = None,
 ) -> Process:
-    """Start a pinned daemon in the foreground inside ``namespace``; its PID goes into the state at once."""
-    inner = ctx.tool(tool)
+    """Start a pinned daemon (or the pipeline's own interpreter) in the foreground inside ``namespace``.
+
+    Its PID goes into the state at once.
+    """
+    inner = tool if isinstance(tool, runner.Tool) else ctx.tool(tool)
     rec.tools[inner.name] = inner.version
     log = Path(state.directory) / f"{role.replace(':', '-')}.log"
     proc = runner.start(rec, ctx.tool("ip"), ["netns", "exec", namespace, inner.path, *args], log=log, env=env)
@@ -116,3 +119,25 @@ def tail(log: Path, lines: int = 3) -> str:
     except FileNotFoundError:
         return "(no log)"
     return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def listening(pid: int, proto: str, port: int) -> bool:
+    """Whether the namespace of ``pid`` has a socket bound to ``port`` (its /proc/<pid>/net table)."""
+    try:
+        rows = Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    wanted = f":{port:04X}"
+    state_ok = {"tcp": "0A", "udp": "07"}[proto]  # LISTEN / unconnected
+    return any(r.split()[1].endswith(wanted) and r.split()[3] == state_ok for r in rows)
+
+
+def wait_listening(process: Process, proto: str, port: int, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if listening(process.pid, proto, port):
+            return
+        if not alive(process.pid):
+            raise NetworkError(f"{what} exited at start: {tail(Path(process.log))}")
+        time.sleep(0.05)
+    raise NetworkError(f"{what} is not listening on {proto}/{port} after {timeout:.0f}s: {tail(Path(process.log))}")

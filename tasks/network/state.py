@@ -38,6 +38,7 @@ class Device:
     reason: str
     tunnel: bool = False
     tunnel_reason: str = ""
+    tunnel_s: float = 0.0  # IKE_SA + CHILD_SA set-up (swanctl --initiate), 0 without a tunnel
 
 
 @dataclass

@@ -9,7 +9,6 @@ removes every link and rule with them.
 from __future__ import annotations
 
 import ipaddress
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,16 +17,18 @@ from tasks.core import atomic
 from tasks.core.checks import Check
 from tasks.core.errors import NetworkError
 from tasks.core.evidence import StageRecord
-from tasks.network import ipsec, ruleset
+from tasks.network import fleet_server, ipsec, ruleset
 from tasks.network import state as state_mod
-from tasks.network.namespaces import alive, ip, is_ours, run_in, start_in, stop, tail
+from tasks.network.namespaces import ip, is_ours, run_in, start_in, stop, wait_listening
 from tasks.network.plan import Plan
 from tasks.network.state import Process, State
 
 ZONES = ("edge", "fleet", "ops")
 DEVICE_BRIDGE = "br-dev"
 UPLINK = "wan0"
-FLOW_STORE = "flows"
+FLOW_STORE = "flows"  # the device LAN (br-dev): every packet a device sends, refused ones included
+TUNNEL_FLOW_STORE = "flows-tunnel"  # the edge's fleet side (fleet0): what left the tunnel, decrypted
+PROBES = {"nfpcapd": (DEVICE_BRIDGE, FLOW_STORE), "nfpcapd:tunnel": ("fleet0", TUNNEL_FLOW_STORE)}
 
 
 @dataclass(frozen=True)
@@ -61,28 +62,6 @@ def _address(
     ip(ctx, rec, ["-n", ns, "addr", "add", f"{address}/{net.prefixlen}", "dev", dev])
 
 
-def listening(pid: int, proto: str, port: int) -> bool:
-    """Whether the namespace of ``pid`` has a socket bound to ``port`` (its /proc/<pid>/net table)."""
-    try:
-        rows = Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    wanted = f":{port:04X}"
-    state_ok = {"tcp": "0A", "udp": "07"}[proto]  # LISTEN / unconnected
-    return any(r.split()[1].endswith(wanted) and r.split()[3] == state_ok for r in rows)
-
-
-def wait_listening(process: Process, proto: str, port: int, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if listening(process.pid, proto, port):
-            return
-        if not alive(process.pid):
-            raise NetworkError(f"{what} exited at start: {tail(Path(process.log))}")
-        time.sleep(0.05)
-    raise NetworkError(f"{what} is not listening on {proto}/{port} after {timeout:.0f}s: {tail(Path(process.log))}")
-
-
 def start_listener(ctx: Context, rec: StageRecord, state: State, host: str, address: str, port: int) -> Process:
     """A stand-in service: ncat keeps accepting on address:port in the fleet zone."""
     process = start_in(
@@ -95,7 +74,9 @@ def start_listener(ctx: Context, rec: StageRecord, state: State, host: str, addr
     return process
 
 
-def up(ctx: Context, rec: StageRecord, plan: Plan, directory: Path, identity: Identity) -> State:
+def up(
+    ctx: Context, rec: StageRecord, plan: Plan, directory: Path, identity: Identity, server: fleet_server.FleetServer
+) -> State:
     """Build the zones; on any failure everything made so far is removed again (fail closed)."""
     existing = state_mod.load(directory)
     if existing is not None:
@@ -105,9 +86,10 @@ def up(ctx: Context, rec: StageRecord, plan: Plan, directory: Path, identity: Id
     for path in (identity.ca, identity.cert, identity.key, *([identity.crl] if identity.crl else [])):
         if not path.is_file():
             raise NetworkError(f"{path}: missing (the edge's EAP-TLS identity: --ca, --eap-cert, --eap-key, --crl)")
+    server.check()
     directory.mkdir(parents=True, exist_ok=True)
     state = state_mod.new(directory)
-    state.identity = identity.as_dict()
+    state.identity = identity.as_dict() | server.as_dict()
     state.save()
     try:
         _build(ctx, rec, plan, state)
@@ -154,22 +136,30 @@ def _build(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
     state.save()
     rec.add_output(rules, "text/plain")
     for exposure in plan.exposure:
-        start_listener(ctx, rec, state, exposure.host, str(plan.hosts[exposure.host].address), exposure.port)
-    start_probe(ctx, rec, state)
+        if exposure.host == fleet_server.HOST:
+            fleet_server.start(ctx, rec, plan, state, exposure.port)
+        else:
+            start_listener(ctx, rec, state, exposure.host, str(plan.hosts[exposure.host].address), exposure.port)
+    for role in PROBES:
+        start_probe(ctx, rec, state, role)
     if plan.needs_ipsec:
         ipsec.start_edge(ctx, rec, plan, state)
 
 
-def start_probe(ctx: Context, rec: StageRecord, state: State) -> Process:
-    """The edge's flow probe: nfpcapd on the device bridge, its flow files in the collector's store.
+def start_probe(ctx: Context, rec: StageRecord, state: State, role: str) -> Process:
+    """One of the edge's flow probes (nfpcapd), its flow files in the collector's store.
 
-    It sees every IPv4 packet a device sends through the edge, refused ones included (the
-    bridge hands them to the gateway before the forward chain decides).
+    ``nfpcapd`` on the device bridge sees every IPv4 packet a device sends through the edge,
+    refused ones included (the bridge hands them to the gateway before the forward chain
+    decides); a tunnelled device shows there as ESP-in-UDP to the edge. ``nfpcapd:tunnel`` on
+    the edge's fleet side sees what came out of the tunnel decrypted and passed the filter:
+    the device's own flows to the broker, still from the device's address (no NAT).
     """
-    flows = Path(state.directory) / FLOW_STORE
+    interface, store = PROBES[role]
+    flows = Path(state.directory) / store
     flows.mkdir(exist_ok=True)
-    return start_in(ctx, rec, state, "nfpcapd", state.namespace("edge"), "nfpcapd",
-                    ["-i", DEVICE_BRIDGE, "-w", flows, "-e", "10,2", "-t", "3600"])  # fmt: skip
+    return start_in(ctx, rec, state, role, state.namespace("edge"), "nfpcapd",
+                    ["-i", interface, "-w", flows, "-e", "10,2", "-t", "3600"])  # fmt: skip
 
 
 def down(ctx: Context, rec: StageRecord, state: State) -> list[Check]:

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
-from tasks.container.openscap import evaluate, predicate
+from tasks.container.openscap import evaluate, evaluate_tree, predicate
 from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.console import console, error_line
-from tasks.core.errors import PolicyError
+from tasks.core.errors import InputError, PolicyError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import COMPLIANCE_RESULT_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
+from tasks.core.runner import Tool
+from tasks.firmware.unpack import unpack_initramfs
 
 PREDICATE_FILE = "openscap-result.predicate.json"
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s compliance", description="OpenSCAP over the image rootfs")
-    parser.parse_args(argv)
+    parser.add_argument(
+        "--device-rootfs",
+        type=Path,
+        metavar="INITRAMFS",
+        help="evaluate the device's root filesystem (the firmware's initramfs.cpio.gz) instead",
+    )
+    args = parser.parse_args(argv)
     settings = dict(ctx.policy.gate("compliance").settings)
     required = [str(r) for r in settings.get("required_rules", [])]
     if not required:
@@ -28,6 +38,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     oscap = ctx.tool("oscap-chroot")
     if settings.get("datastream"):  # the SCAP content its packages ship: missing is said before anything else
         oscap.data_file(str(settings["datastream"]))
+    if args.device_rootfs is not None:
+        return device_rootfs(ctx, rec, oscap, args.device_rootfs.resolve(), profile)
     image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
     rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
     out = ctx.stage_dir("compliance")
@@ -61,4 +73,42 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         error_line(f"compliance: {rec.reason}")
         return "fail"
     console.print(f"[green]compliance: pass[/] — {len(required)} required rules pass ({summary}); report {html}")
+    return "pass"
+
+
+def device_rootfs(ctx: Context, rec: StageRecord, oscap: Tool, initramfs: Path, profile: str) -> Verdict:
+    """The same profile over the device's unpacked initramfs (#10/#13's busybox userland).
+
+    Not an image attestation: the outcome is recorded, nothing is signed. A profile none of
+    whose rules apply gives no compliance evidence, so it fails (closed), with that reason.
+    """
+    if not initramfs.is_file():
+        raise InputError(f"{initramfs}: missing; build it with `nox -s firmware` (out/firmware/initramfs.cpio.gz)")
+    rec.add_input(initramfs, "application/gzip")
+    out = ctx.stage_dir("compliance") / "device-rootfs"
+    with tempfile.TemporaryDirectory(prefix="device-rootfs-") as tmp:
+        tree = Path(tmp) / "rootfs"
+        entries = unpack_initramfs(initramfs, tree)
+        evaluation = evaluate_tree(ctx, rec, oscap, tree, out)
+    rec.add_output(evaluation.results, "application/xml")
+    rec.add_output(evaluation.report, "text/html")
+    counts = evaluation.counts()
+    selected = {r: v for r, v in evaluation.outcome.items() if v != "notselected"}
+    applicable = {r: v for r, v in selected.items() if v != "notapplicable"}
+    failed = sorted(r for r, v in applicable.items() if v == "fail")
+    rec.details.update({"subject": str(initramfs), "entries": entries, "profile": profile, "results": counts,
+                        "applicable": len(applicable), "selected": len(selected), "failed": failed})  # fmt: skip
+    atomic.write_json(out / "summary.json", rec.details)
+    rec.add_output(out / "summary.json", "application/json")
+    if not applicable:
+        rec.reason = (
+            f"none of the {len(selected)} rules of {profile} applies to the device rootfs "
+            "(the SCAP content's platform is a Debian userland; the device runs busybox): no evidence"
+        )
+    elif failed:
+        rec.reason = "rules failed on the device rootfs: " + ", ".join(failed)
+    if rec.reason:
+        error_line(f"compliance (device rootfs): {rec.reason}")
+        return "fail"
+    console.print(f"[green]compliance (device rootfs): pass[/] — {len(applicable)} applicable rules pass")
     return "pass"

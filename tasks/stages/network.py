@@ -1,4 +1,4 @@
-"""nox -s network -- up|attach|status|report|scan|rules|down"""
+"""nox -s network -- up|attach|checkin|status|report|scan|rules|down"""
 
 from __future__ import annotations
 
@@ -28,12 +28,30 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--eap-cert", type=Path, required=True, help="the edge's EAP-TLS server certificate (PEM)")
     up.add_argument("--eap-key", type=Path, required=True, help="its private key (PEM)")
     up.add_argument("--crl", type=Path, help="the fleet CA's CRL (PEM): revoked devices are refused at the port")
+    up.add_argument(
+        "--server-trust",
+        type=Path,
+        required=True,
+        help="the fleet server's SECURE_IOT_TRUST_DIR (manufacturer CA, pipeline key, fleet CA)",
+    )
+    up.add_argument(
+        "--server-cert",
+        type=Path,
+        required=True,
+        help="the fleet server's TLS certificate for its address (PEM, under the fleet CA)",
+    )
+    up.add_argument("--server-key", type=Path, required=True, help="its private key (PEM)")
     attach = sub.add_parser("attach", help="wire a device to a new port; 802.1X decides whether it opens")
     attach.add_argument("name")
     attach.add_argument("--cert", type=Path, required=True, help="the device's enrolled certificate (PEM)")
     attach.add_argument("--key", type=Path, required=True, help="the device's private key (PEM)")
     attach.add_argument("--ike-cert", type=Path, help="a different certificate for IKE (default: --cert)")
     attach.add_argument("--ike-key", type=Path, help="its private key (default: --key)")
+    checkin = sub.add_parser("checkin", help="the device's update check and telemetry to the fleet server (mTLS)")
+    checkin.add_argument("name")
+    checkin.add_argument("--cert", type=Path, required=True, help="the device's enrolled certificate (PEM)")
+    checkin.add_argument("--key", type=Path, required=True, help="the device's private key (PEM)")
+    checkin.add_argument("--security-version", type=int, default=0, help="the firmware's security version")
     sub.add_parser("status", help="namespaces and daemons of the running topology")
     sub.add_parser("report", help="flows per device; fails on any flow the allow-list does not explain")
     scan = sub.add_parser("scan", help="nmap from ops vs the declared exposure; fails on an undeclared open port")
@@ -68,7 +86,9 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         t0 = time.monotonic()
         identity = network.Identity(args.ca.resolve(), args.eap_cert.resolve(), args.eap_key.resolve(),
                                     args.crl.resolve() if args.crl else None)  # fmt: skip
-        state = network.up(ctx, rec, plan, directory, identity)
+        server = network.FleetServer(args.server_trust.resolve(), args.server_cert.resolve(),
+                                     args.server_key.resolve())  # fmt: skip
+        state = network.up(ctx, rec, plan, directory, identity, server)
         rec.details.update({"prefix": state.prefix, "up_s": round(time.monotonic() - t0, 3)})
         rec.add_output(state.path, "application/json")
         console.print(
@@ -91,6 +111,16 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         if device.admitted and plan.needs_ipsec:
             checks.append(Check(f"{device.name}: IPsec", device.tunnel, device.tunnel_reason))
         return conclude(rec, f"network attach {device.name}", checks, report=directory / f"attach-{device.name}.json")
+    if args.action == "checkin":
+        creds = network.Credentials(args.cert.resolve(), args.key.resolve())
+        calls = network.check_in(ctx, rec, plan, state, args.name, creds, args.security_version)
+        rec.details["calls"] = [{"endpoint": c.endpoint, "status": c.status, "body": c.body} for c in calls]
+        expected = {"GET /updates/check": 200, "POST /telemetry": 202}
+        checks = [Check(f"{args.name}: {c.endpoint}", c.status == expected[c.endpoint],
+                        f"HTTP {c.status}: {c.body[:160]}" if c.status else f"no answer: {c.body[:160]}")
+                  for c in calls]  # fmt: skip
+        return conclude(rec, f"network checkin {args.name}", checks, report=directory / f"checkin-{args.name}.json",
+                        document={"calls": rec.details["calls"]})  # fmt: skip
     if args.action == "status":
         return conclude(
             rec, f"network {state.prefix}", network.status(ctx, rec, state), report=directory / "status.json"

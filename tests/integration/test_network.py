@@ -9,6 +9,7 @@ network namespaces; skips with the reason where they are missing.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import os
 import shutil
@@ -46,6 +47,7 @@ REASON = _why_not()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(REASON is not None, reason=REASON or "")]
 
 BROKER = ("10.60.2.10", 8443)
+GOOD_ID = "sid-0000000001"  # the enrolled device's id: the CN the fleet server's registration gives it
 DATABASE = ("10.60.2.20", 5432)
 INTERNET = ("192.0.2.50", 443)
 
@@ -68,9 +70,10 @@ def _cert(
     signer: ec.EllipticCurvePrivateKey,
     *,
     ca: bool,
+    address: str | None = None,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
         .issuer_name(issuer)
@@ -81,23 +84,42 @@ def _cert(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False)
-        .sign(signer, hashes.SHA256())
     )
+    if address is not None:  # the fleet server's certificate names its address in the fleet zone
+        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address(address))])
+        builder = builder.add_extension(san, critical=False)
+    cert = builder.sign(signer, hashes.SHA256())
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert
 
 
 @dataclass(frozen=True)
 class Fleet:
-    """A throwaway fleet CA (the real one comes from #14's enrolment): CA, CRL, edge and device identities."""
+    """A throwaway fleet CA (the real one comes from #14's enrolment): CA, CRL, edge, server and device identities."""
 
     directory: Path
+
+    @property
+    def trust(self) -> Path:
+        """The fleet server's SECURE_IOT_TRUST_DIR."""
+        return self.directory / "trust"
 
     def cert(self, name: str) -> Path:
         return self.directory / f"{name}.pem"
 
     def key(self, name: str) -> Path:
         return self.directory / f"{name}.key"
+
+
+def _enrol(directory: Path, trust: Path) -> None:
+    """dev-good's certificate as the fleet server issues it at registration (#14's code, for its public key)."""
+    from secure_iot_server.registration import issue_device_certificate
+    from secure_iot_server.trust import load_trust
+
+    key = serialization.load_pem_private_key((directory / "dev-good.key").read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    cert = issue_device_certificate(load_trust(trust), GOOD_ID, key.public_key())
+    (directory / "dev-good.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def make_fleet(directory: Path) -> Fleet:
@@ -113,8 +135,23 @@ def make_fleet(directory: Path) -> Fleet:
             revoked = cert
     rogue = ec.generate_private_key(ec.SECP256R1())  # self-signed: same name, no fleet CA behind it
     _write_key(directory / "dev-rogue.key", rogue)
-    _cert(directory / "dev-rogue.pem", "dev-good", rogue, _name("dev-good"), rogue, ca=False)
+    _cert(directory / "dev-rogue.pem", GOOD_ID, rogue, _name(GOOD_ID), rogue, ca=False)
     assert revoked is not None
+    server = ec.generate_private_key(ec.SECP256R1())
+    _write_key(directory / "fleet-server.key", server)
+    _cert(directory / "fleet-server.pem", "fleet-server", server, ca.subject, ca_key, ca=False, address=BROKER[0])
+    trust = directory / "trust"
+    for sub in ("manufacturer-ca", "operator-ca", "reference-values"):
+        (trust / sub).mkdir(parents=True)
+    maker = ec.generate_private_key(ec.SECP256R1())
+    _cert(trust / "manufacturer-ca" / "maker.pem", "test EK CA", maker, _name("test EK CA"), maker, ca=True)
+    pipeline = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (trust / "pipeline-cosign.pub").write_bytes(
+        pipeline.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    shutil.copyfile(directory / "ca.pem", trust / "fleet-ca.pem")
+    shutil.copyfile(directory / "ca.key", trust / "fleet-ca.key")
+    _enrol(directory, trust)
     now = dt.datetime.now(dt.UTC)
     crl = (
         x509.CertificateRevocationListBuilder()
@@ -132,11 +169,16 @@ def make_fleet(directory: Path) -> Fleet:
     return Fleet(directory)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Net:
     state: Path
     out: Path
     env: dict[str, str]
+    fleet: Fleet | None = None
+
+    def creds(self, name: str) -> list[str]:
+        assert self.fleet is not None
+        return ["--cert", str(self.fleet.cert(name)), "--key", str(self.fleet.key(name))]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = run_tasks("network", "--state", str(self.state), *args, root=REPO, env=self.env)
@@ -185,6 +227,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     up = net.cli(
         "up", "--ca", str(fleet.cert("ca")), "--crl", str(work / "crl.pem"),
         "--eap-cert", str(fleet.cert("edge")), "--eap-key", str(fleet.key("edge")),
+        "--server-trust", str(fleet.trust), "--server-cert", str(fleet.cert("fleet-server")),
+        "--server-key", str(fleet.key("fleet-server")),
     )  # fmt: skip
     assert up.returncode == 0, up.stdout + up.stderr
     try:
@@ -203,6 +247,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         ):
             creds = network.Credentials(fleet.cert(cred), fleet.key(cred))
             network.attach(ctx, rec, plan, state, device, creds, network.Credentials(fleet.cert(ike), fleet.key(ike)))
+        net.fleet = fleet
         yield net
     finally:
         if (net.state / "state.json").exists():
@@ -270,6 +315,26 @@ def test_5_an_ipsec_tunnel_with_a_wrong_certificate_is_refused(net: Net) -> None
     assert spoof["admitted"], "its port identity is valid"
     assert not spoof["tunnel"]
     assert "AUTHENTICATION_FAILED" in spoof["tunnel_reason"], spoof["tunnel_reason"]
+
+
+def test_8_the_device_reaches_the_real_fleet_server_over_mtls_inside_the_tunnel(net: Net) -> None:
+    """Done means: an enrolled device's update check and telemetry, mTLS inside IPsec, in the flow report."""
+    before = net.counter("allow[0]: devices -> fleet-server tcp/8443 via ipsec")
+    checkin = net.cli("checkin", "good", *net.creds("dev-good"), "--security-version", "1")
+    assert checkin.returncode == 0, checkin.stdout + checkin.stderr
+    answers = json.loads((net.state / "checkin-good.json").read_text())["calls"]
+    assert [json.loads(c["body"])["device"] for c in answers] == [GOOD_ID, GOOD_ID], "the server names the device"
+    assert net.counter("allow[0]: devices -> fleet-server tcp/8443 via ipsec") > before, "not through the tunnel"
+    # the spoofed device has a link but no tunnel: its certificate is the fleet CA's, its path is plaintext
+    spoofed = net.cli("checkin", "spoof", *net.creds("dev-spoof"))
+    assert spoofed.returncode != 0, "plaintext to the fleet server must not get an answer"
+    net.cli("report")
+    flows = json.loads((net.out / "network" / "flows.json").read_text())
+    inside = [f for f in flows["flows"] if f["device"] == "good" and f["seen"] == "tunnel"]
+    calls = [f for f in inside if (f["target"], f["port"]) == BROKER]
+    assert len(calls) >= 2, inside  # the update check and the telemetry: one TCP connection each
+    assert all(f["allowed_by"].startswith("allow[0]") for f in calls)
+    assert not [f for f in flows["flows"] if f["device"] == "spoof" and f["seen"] == "tunnel"]
 
 
 def test_6_a_new_listening_port_in_the_fleet_zone_fails_the_scan(net: Net) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, status
+from cryptography.x509.oid import NameOID
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -16,7 +17,7 @@ from .checkin import checkin, nonce
 from .config import Settings
 from .db import DeviceStore, DuplicateDeviceError
 from .enrolment_store import EnrolmentStore
-from .identity import OPERATOR, peer_certificate, role_of
+from .identity import DEVICE, OPERATOR, peer_certificate, role_of
 from .middleware import BodySizeLimitMiddleware
 from .models import (
     DEVICE_ID_PATTERN,
@@ -27,6 +28,7 @@ from .models import (
     DeviceIn,
     DeviceOut,
     ManifestIn,
+    TelemetryIn,
     fingerprint,
 )
 from .registration import ManifestError, Trust, challenge, complete, load_manifest
@@ -52,6 +54,24 @@ def require_operator(request: Request) -> str:
 Operator = Annotated[str, Depends(require_operator)]
 
 
+def require_device(request: Request) -> str:
+    """A device's own endpoints: a certificate from the fleet CA (401 without one, 403 otherwise); its CN."""
+    cert = peer_certificate(request.scope)
+    if cert is None:
+        raise HTTPException(401, "a device client certificate (fleet CA) is required")
+    role = role_of(cert, request.app.state.operator_cas, request.app.state.fleet_ca)
+    if role != DEVICE:
+        raise HTTPException(403, f"this endpoint needs the device role, not {role or 'an unknown issuer'}")
+    revoked = request.app.state.enrolments.revocation(format(cert.serial_number, "x"))
+    if revoked is not None:  # a quarantined device gets no updates and sends nothing
+        raise HTTPException(403, f"device certificate revoked at {revoked['revoked_at']}: {revoked['reason']}")
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else cert.subject.rfc4514_string()
+
+
+Device = Annotated[str, Depends(require_device)]
+
+
 def create_app(
     settings: Settings | None = None, trust: Trust | None = None, operator_cas: list[x509.Certificate] | None = None
 ) -> FastAPI:
@@ -67,6 +87,7 @@ def create_app(
 
     app = FastAPI(title="secure-iot-server", version=__version__)
     app.state.operator_cas, app.state.fleet_ca = operator_cas, fleet_ca
+    app.state.enrolments = enrolments
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_body=settings.max_body,
@@ -118,6 +139,17 @@ def create_app(
         if not store.delete(device_id):
             raise HTTPException(404, f"device '{device_id}' not found")
         return Response(status_code=204)
+
+    @app.get("/updates/check", responses={401: {"description": "no device certificate"}})
+    def update_check(device: Device, security_version: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+        """A device's update check: is its firmware below the fleet's minimum security version?"""
+        minimum = settings.min_security_version
+        return {"device": device, "minimum_security_version": minimum, "update_required": security_version < minimum}
+
+    @app.post("/telemetry", status_code=202, responses={401: {"description": "no device certificate"}})
+    def telemetry(device: Device, body: TelemetryIn) -> dict[str, Any]:
+        """A device's telemetry: accepted and attributed to the certificate's device (not stored yet)."""
+        return {"device": device, "accepted": body.model_dump()}
 
     def trusted() -> Trust:
         if trust is None:

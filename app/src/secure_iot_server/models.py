@@ -123,3 +123,12 @@ class CheckinIn(BaseModel):
     key_signature: str = Field(
         max_length=256, description="the device key's ECDSA (DER) over the nonce, base64; empty if the key is unusable"
     )
+
+
+class TelemetryIn(BaseModel):
+    """A device's periodic report; small and closed (unknown fields are refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uptime_s: int = Field(ge=0)
+    firmware_version: str = Field(pattern=SEMVER_PATTERN)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tasks.core.errors import InputError
+from tasks.network import ipsec, ruleset
 from tasks.network import plan as plan_mod
-from tasks.network import ruleset
 from tests.conftest import REPO
 
 A = ipaddress.IPv4Address
@@ -68,3 +68,16 @@ def test_a_malformed_topology_is_refused_with_the_field_named(edit: Any, message
     edit(broken)
     with pytest.raises(InputError, match=message):
         plan_mod.parse(broken)
+
+
+def test_one_swanctl_template_for_both_ends() -> None:
+    plan = plan_mod.load(REPO)
+    edge = ipsec.connections(plan, "CN=edge", edge=True)
+    device = ipsec.connections(plan, "CN=dev", edge=False)
+    assert "local_addrs = 10.60.1.1" in edge and "local_ts = 10.60.2.0/24" in edge
+    assert "revocation = strict" in edge, "the edge checks the fleet CA's CRL"
+    assert "remote_addrs = 10.60.1.1" in device and "remote_ts = 10.60.2.0/24" in device
+    assert "revocation" not in device and 'id = "CN=dev"' in device
+    for conf in (edge, device):
+        assert conf.count("{") == conf.count("}")
+        assert "auth = pubkey" in conf and "esp_proposals = aes128gcm16" in conf

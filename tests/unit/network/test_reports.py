@@ -39,6 +39,18 @@ def test_flows_are_attributed_to_the_device_and_unexplained_ones_flagged() -> No
     assert found[2].target_zone == "fleet"
 
 
+def test_a_flow_seen_after_the_tunnel_may_be_explained_by_an_ipsec_only_rule() -> None:
+    text = HEADER + _row("10.60.1.10", "10.60.2.10", 8443) + _row("10.60.1.10", "10.60.2.10", 22)
+    plan = plan_mod.load(REPO)
+    found = flows.classify(plan, _state(), flows.parse_csv(text), tunnel=True)
+    assert [(f.port, f.seen, f.allowed_by.split(":")[0]) for f in found] == [
+        (8443, "tunnel", "allow[0]"),
+        (22, "tunnel", ""),
+    ]
+    plaintext = flows.classify(plan, _state(), flows.parse_csv(text))
+    assert [f.allowed_by for f in plaintext] == ["", ""], "the same flow in plaintext is never explained"
+
+
 NMAP = """<?xml version="1.0"?>
 <nmaprun><host><address addr="10.60.2.10" addrtype="ipv4"/><ports>
 <port protocol="tcp" portid="8443"><state state="open"/><service name="https-alt"/></port>
