@@ -6,7 +6,7 @@ The stages use what is re-exported here; the modules below are one concern each.
 from __future__ import annotations
 
 from tasks.ota import bundle, offline
-from tasks.ota.client import Device, Outcome, Source, UpdateRefused, update
+from tasks.ota.client import BootSlots, Device, Outcome, Source, UpdateRefused, update
 from tasks.ota.keys import KEY_DIR, RaucPki, TufKeys, rauc_pki
 from tasks.ota.repository import CONFIG, Config, Repository, load_config, role_name, target_path
 from tasks.ota.serve import serve
@@ -14,6 +14,7 @@ from tasks.ota.serve import serve
 __all__ = [
     "CONFIG",
     "KEY_DIR",
+    "BootSlots",
     "Config",
     "Device",
     "Outcome",
