@@ -32,6 +32,7 @@ from tasks.core.errors import VerificationError
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
 from tasks.ota import bundle, offline
+from tasks.ota.mtls import DeviceTls, MtlsFetcher
 from tasks.ota.repository import target_path
 
 
@@ -59,6 +60,11 @@ class Source:
     @classmethod
     def http(cls, base: str, fetcher: FetcherInterface | None = None) -> Source:
         return cls(f"{base}/metadata/", f"{base}/targets/", fetcher)
+
+    @classmethod
+    def https(cls, base: str, tls: DeviceTls) -> Source:
+        """The mTLS repository (ota.serve with ServerTls): the device presents its fleet certificate."""
+        return cls(f"{base}/metadata/", f"{base}/targets/", MtlsFetcher(tls))
 
     @classmethod
     def offline(cls, path: Path) -> Source:
