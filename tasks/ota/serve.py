@@ -1,9 +1,9 @@
 """The update repository on 127.0.0.1, on a port the kernel picks, stopped by PID.
 
 Plain: Python's own http.server (the interpreter running the pipeline). With ``ServerTls``: HTTPS
-for enrolled devices only - uvicorn (the fleet server's ASGI server) serving the directory
-(tasks/ota/repository_app.py) with ``--ssl-cert-reqs 2`` (CERT_REQUIRED) against the fleet CA
-that issues device certificates at registration (#14): a device without such a certificate
+for enrolled devices only - uvicorn (the fleet server's ASGI server) running
+tasks/ota/repository_app.py over the directory, with ``--ssl-cert-reqs 2`` (CERT_REQUIRED)
+against the fleet CA that issues device certificates at registration (#14): a device without one
 fails the handshake and gets no metadata at all. TUF's signatures still protect the content;
 mTLS decides who may even see which releases exist. The first line naming the port is awaited.
 """
