@@ -21,3 +21,13 @@ def test_the_slot_disk_layout_is_the_boot_commands() -> None:
 
 def test_other_slot() -> None:
     assert (slots.other("A"), slots.other("B")) == ("B", "A")
+
+
+def test_the_console_says_which_slot_u_boot_chose() -> None:
+    from tasks.firmware import console_log
+
+    lines = [(0.2, "U-Boot 2023.01"), (0.5, "secure-iot: booting slot B, attempts left A=3 B=2"),
+             (0.9, "secure-iot: refused: bootm failed")]  # fmt: skip
+    report = console_log.parse(lines)
+    assert (report.slot, report.attempts_left, report.refused) == ("B", {"A": 3, "B": 2}, True)
+    assert console_log.parse(lines[:1]).slot == ""  # no slot line: U-Boot chose none
