@@ -150,8 +150,7 @@ def fleet(bench: Bench, tmp_path: Path) -> Iterator[Fleet]:
     device = ota.Device.provision(tmp_path / "device", model=MODEL, trusted_root=repo.trusted_root(1),
                                   keyring=pki.ca_cert, fit=n.fit, version=n.version,
                                   security_version=n.security_version)  # fmt: skip
-    disk = fw.slots.Disk.create(tmp_path / "device" / "slots.img", fw.env_tools(bench.ctx), bench.rec,
-                                      n.fit)  # fmt: skip
+    disk = fw.slots.Disk.create(tmp_path / "device" / "slots.img", fw.env_tools(bench.ctx), bench.rec, n.fit)
     qemu_device = fw.Device(bench.u_boot, bench.control, None, disk.path)
     with ota.serve(bench.rec, repo.directory, tmp_path / "server" / "server.log") as url:
         yield Fleet(bench, repo, device, disk, qemu_device, url)
