@@ -9,20 +9,28 @@ as the tests; then
     nothing new (timestamp only), for each model count (a device fetches only its model's role);
   - update checks per second: concurrent GETs of timestamp.json (what a fleet's no-news check
     costs the server), and full ngclient refreshes per second (what it costs a device);
-  - one genuine update: refresh + download + RAUC verify/extract + slot write, wall time.
+  - one genuine update: refresh + download + RAUC verify/extract + slot write, wall time;
+  - the same over mTLS (uvicorn requiring a fleet-CA client certificate, tasks/ota/serve.py):
+    timestamp GETs per second on kept-alive connections (a device polling) and with a new TLS
+    handshake per check (a device that wakes, checks and sleeps), and one ngclient refresh.
 Prints JSON and writes out/bench/ota.json. Not a test: figures go to the README.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import urllib3  # noqa: E402
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
 from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher  # noqa: E402
 
 from tasks import ota, toolchain  # noqa: E402
@@ -50,13 +62,16 @@ class Counting(Urllib3Fetcher):
             yield chunk
 
 
-def checks_per_second(url: str, seconds: float, threads: int = 4) -> float:
+def _load(url: str, seconds: float, threads: int, extra: dict[str, Any], reconnect: bool) -> int:
+    """GETs of timestamp.json from ``threads`` threads of one process until ``seconds`` pass."""
     done = [0] * threads
     stop = time.monotonic() + seconds
 
     def worker(i: int) -> None:
-        pool = urllib3.PoolManager(maxsize=1)
+        pool = urllib3.PoolManager(maxsize=1, **extra)
         while time.monotonic() < stop:
+            if reconnect:
+                pool.clear()  # a new TCP connection and TLS handshake for every check
             r = pool.request("GET", f"{url}/metadata/timestamp.json")
             assert r.status == 200
             done[i] += 1
@@ -66,7 +81,71 @@ def checks_per_second(url: str, seconds: float, threads: int = 4) -> float:
         w.start()
     for w in workers:
         w.join()
-    return round(sum(done) / seconds, 1)
+    return sum(done)
+
+
+def checks_per_second(url: str, seconds: float, *, processes: int = 2, threads: int = 2,
+                      tls: ota.DeviceTls | None = None, reconnect: bool = False) -> float:  # fmt: skip
+    """Concurrent no-news checks: ``processes`` client processes (one Python client process is
+    GIL-bound below what the server can answer) of ``threads`` keep-alive connections each."""
+    extra: dict[str, Any] = {}
+    if tls is not None:
+        extra = {"cert_file": str(tls.cert), "key_file": str(tls.key), "ca_certs": str(tls.server_ca),
+                 "cert_reqs": "CERT_REQUIRED"}  # fmt: skip
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        counts = pool.map(_load, *zip(*[(url, seconds, threads, extra, reconnect)] * processes, strict=True))
+        return round(sum(counts) / seconds, 1)
+
+
+@dataclass(frozen=True)
+class Pair:
+    cert: Any
+    key: Any
+    cert_file: Path
+    key_file: Path
+
+
+def _pair(issuer: Pair | None, name: str, directory: Path, *, server: bool = False) -> Pair:
+    """A P-256 key and certificate (a CA when ``issuer`` is None) written as <name>.pem / <name>.key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder().subject_name(subject).public_key(key.public_key())
+        .issuer_name(issuer.cert.subject if issuer else subject).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), True)
+    )  # fmt: skip
+    if server:
+        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+        builder = builder.add_extension(san, False)
+    cert = builder.sign(issuer.key if issuer else key, hashes.SHA256())
+    (directory / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / f"{name}.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return Pair(cert, key, directory / f"{name}.pem", directory / f"{name}.key")
+
+
+def mtls(rec: StageRecord, repo: ota.Repository, dev: ota.Device, tool: dict[str, Any], work: Path,
+         seconds: float) -> dict[str, Any]:  # fmt: skip
+    """The repository over mTLS: what enrolled devices cost the server."""
+    certs = work / "certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    fleet_ca, server_ca = _pair(None, "fleet-ca", certs), _pair(None, "server-ca", certs)
+    server = _pair(server_ca, "server", certs, server=True)
+    enrolled = _pair(fleet_ca, "device", certs)
+    device = ota.DeviceTls(enrolled.cert_file, enrolled.key_file, server_ca.cert_file)
+    tls = ota.ServerTls(server.cert_file, server.key_file, fleet_ca.cert_file)
+    with ota.serve(rec, repo.directory, work / "server-mtls" / "log", tls=tls) as url:
+        t = time.monotonic()
+        got = ota.update(dev, ota.Source.https(url, device), rauc=tool["rauc"], mksquashfs=tool["mksquashfs"],
+                         rec=rec)  # fmt: skip
+        return {
+            "no_news_refresh": {"result": got.result, "seconds": round(time.monotonic() - t, 3)},
+            "server_timestamp_gets_per_s_keepalive": checks_per_second(url, seconds, tls=device),
+            "server_timestamp_gets_per_s_new_handshake": checks_per_second(url, seconds, tls=device, reconnect=True),
+        }
 
 
 def main() -> None:
@@ -125,6 +204,7 @@ def main() -> None:
                     "device_refreshes_per_s": refreshes,
                     "server_timestamp_gets_per_s": checks_per_second(url, args.seconds),
                 }  # fmt: skip
+            results[f"models={count}"]["mtls"] = mtls(rec, repo, dev, tool, work / f"mtls-{count}", args.seconds)
     out = ROOT / "out" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "ota.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -92,6 +92,11 @@ CATALOGUE: dict[str, Entry] = {
         "03",
         "fleet/ (signed commit) is reconciled into the TUF repository wave by wave, only with releases that verify",
     ),
+    "update": Entry(
+        "tasks.stages.update:run",
+        "04",
+        "a booted QEMU device takes the release into its other slot; U-Boot boots it and it is marked good",
+    ),
     "network": Entry(
         "tasks.stages.network:run",
         "04",

@@ -6,7 +6,8 @@ The stages use what is re-exported here; the modules below are one concern each.
 
 from __future__ import annotations
 
-from tasks.firmware.boot import cold_boot, genuine_checks
+from tasks.firmware import slots
+from tasks.firmware.boot import SlotBoot, boot_slot, cold_boot, env_tools, genuine_checks
 from tasks.firmware.build import (
     CONTROL_DTB_NAME,
     FIT_NAME,
@@ -37,9 +38,13 @@ __all__ = [
     "Device",
     "Firmware",
     "Genuine",
+    "SlotBoot",
+    "boot_slot",
     "build_firmware",
     "cold_boot",
+    "env_tools",
     "genuine_checks",
+    "slots",
     "tamper_checks",
     "tampered_device",
 ]

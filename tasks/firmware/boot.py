@@ -9,14 +9,16 @@ the reference event log.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.checks import Check
+from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord
-from tasks.firmware import console_log, measurements, qemu
+from tasks.firmware import console_log, measurements, qemu, slots
 from tasks.firmware.console_log import BootReport
 from tasks.firmware.measurements import KEY_NAME
 
@@ -26,7 +28,13 @@ SIGNATURE = f"sha256,rsa3072:{KEY_NAME}"
 def cold_boot(
     ctx: Context, rec: StageRecord, device: qemu.Device, console: Path, *, timeout: float
 ) -> tuple[qemu.BootRun, BootReport]:
-    """One cold boot; the console (timestamped) is written to ``console``, the raw capture removed."""
+    """One cold boot; the console (timestamped) is written to ``console``, the raw capture removed.
+
+    A device given only a FIT gets a fresh slot disk beside the console with the FIT in slot A.
+    """
+    if device.disk is None and device.fit is not None:
+        disk = slots.Disk.create(console.with_name("slots.img"), env_tools(ctx), rec, device.fit)
+        device = qemu.Device(device.bios, device.dtb, device.fit, disk.path)
     raw = console.with_name(console.name + ".raw")
     run = qemu.boot(ctx, rec, device, raw, timeout=timeout)
     atomic.write_text(console, "".join(f"[{t:8.3f}] {line}\n" for t, line in run.lines))
@@ -36,6 +44,10 @@ def cold_boot(
         | {"seconds": run.seconds, "timed_out": run.timed_out}
     )
     return run, console_log.parse(run.lines)
+
+
+def env_tools(ctx: Context) -> slots.EnvTools:
+    return slots.EnvTools(ctx.tool("mkenvimage"), ctx.tool("fw_setenv"), ctx.tool("fw_printenv"))
 
 
 def finished(run: qemu.BootRun, timeout: float) -> Check:
@@ -89,3 +101,31 @@ def genuine_checks(run: qemu.BootRun, report: BootReport, reference: Mapping[str
         *pcr_checks(report, reference),
         Check("device agent reported no error", not report.agent_errors, "; ".join(report.agent_errors) or "none"),
     ]
+
+
+@dataclass(frozen=True)
+class SlotBoot:
+    """One power cycle of an A/B device: the slot U-Boot chose and whether it came up healthy."""
+
+    slot: str
+    run: qemu.BootRun
+    report: BootReport
+    checks: list[Check]
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self.slot) and all(c.passed for c in self.checks)
+
+
+def boot_slot(ctx: Context, rec: StageRecord, device: qemu.Device, console: Path, *,
+              references: Mapping[str, Mapping[str, Any]], timeout: float) -> SlotBoot:  # fmt: skip
+    """Cold-boot the slot disk's device; healthy = the genuine checks against the reference values of
+    the FIT in the slot U-Boot chose (verified, measured as expected, userland up, version booted)."""
+    if device.disk is None:
+        raise InputError("an A/B boot needs the device's slot disk")
+    run, report = cold_boot(ctx, rec, device, console, timeout=timeout)
+    reference = references.get(report.slot)
+    if reference is None:
+        chose = f"slot {report.slot}" if report.slot else report.reason or "no slot"
+        return SlotBoot(report.slot, run, report, [Check("U-Boot booted a slot with reference values", False, chose)])
+    return SlotBoot(report.slot, run, report, genuine_checks(run, report, reference, timeout))

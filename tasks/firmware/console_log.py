@@ -31,6 +31,7 @@ SIGNATURE = re.compile(r"Verifying Hash Integrity \.\.\. (sha\d+,rsa\d+:\S+)\+ O
 PCR_LINE = re.compile(r"^PCR (\d+) sha256 ([0-9a-f]{64})$")
 U_BOOT_DIGEST = re.compile(r"^sha256 for [0-9a-f]+ \.\.\. [0-9a-f]+ ==> ([0-9a-f]{64})$")
 FIRMWARE_LINE = re.compile(r"^secure-iot firmware (\S+) security-version (\d+)$")
+SLOT_LINE = re.compile(r"^secure-iot: booting slot ([AB]), attempts left A=([0-9a-f]+) B=([0-9a-f]+)$")
 
 
 @dataclass
@@ -42,6 +43,8 @@ class BootReport:
     firmware: tuple[str, int] | None = None  # version and security version the agent read
     pcrs: dict[int, str] = field(default_factory=dict)
     agent_errors: list[str] = field(default_factory=list)
+    slot: str = ""  # the slot U-Boot chose from the slot disk's BOOT_ORDER (empty: it chose none)
+    attempts_left: dict[str, int] = field(default_factory=dict)  # after U-Boot counted this boot
 
     @property
     def reached_userland(self) -> bool:
@@ -70,6 +73,9 @@ def parse(lines: Iterable[tuple[float, str]]) -> BootReport:
             report.refusals.append((round(seconds, 3), line))
         if in_u_boot and (m := U_BOOT_DIGEST.match(line)):
             report.u_boot_digests.append(m.group(1))
+        if in_u_boot and not report.slot and (m := SLOT_LINE.match(line)):
+            report.slot = m.group(1)
+            report.attempts_left = {"A": int(m.group(2), 16), "B": int(m.group(3), 16)}
         if in_u_boot and (m := SIGNATURE.search(line)):
             report.signature = m.group(1)
         if m := PCR_LINE.match(line):

@@ -26,7 +26,7 @@ from tasks.core.evidence import StageRecord
 if TYPE_CHECKING:
     import subprocess  # nosec B404 - the type of what runner.start returns; nothing is spawned here
 
-FIT_ADDR = 0x48000000  # where the loader device places the FIT; the boot command reads it there
+FIT_ADDR = 0x48000000  # where the boot command reads a slot to (and the loader device places a FIT)
 MACHINE = ("-cpu", "cortex-a57", "-smp", "1", "-m", "1G", "-nographic", "-nic", "none", "-no-reboot")
 SOCKET_WAIT_S = 10.0
 POLL_S = 0.02
@@ -34,11 +34,14 @@ POLL_S = 0.02
 
 @dataclass(frozen=True)
 class Device:
-    """What one boot runs: the boot loader, its control DTB (the root of trust here) and the FIT."""
+    """What one boot runs: the boot loader, its control DTB (the root of trust here), and the slot disk
+    (tasks/firmware/slots.py) the boot command loads a FIT from. ``fit`` is placed in RAM by QEMU's
+    loader device: only Debian's stock U-Boot of the keyless-uboot case boots from there."""
 
     bios: Path
     dtb: Path | None
     fit: Path | None
+    disk: Path | None = None
 
 
 @dataclass
@@ -91,6 +94,11 @@ def qemu_args(device: Device, tpm: Tpm, *, dumpdtb: Path | None = None) -> list[
         args += ["-dtb", str(device.dtb)]
     if device.fit is not None:
         args += ["-device", f"loader,file={device.fit},addr={FIT_ADDR:#x},force-raw=on"]
+    if device.disk is not None:
+        if "," in str(device.disk):
+            raise ToolError(f"{device.disk}: a comma in the slot disk's path would split QEMU's -drive option")
+        args += ["-drive", f"file={device.disk},if=none,format=raw,id=slots"]
+        args += ["-device", "virtio-blk-device,drive=slots"]
     return args
 
 

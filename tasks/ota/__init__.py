@@ -6,19 +6,23 @@ The stages use what is re-exported here; the modules below are one concern each.
 from __future__ import annotations
 
 from tasks.ota import bundle, offline
-from tasks.ota.client import Device, Outcome, Source, UpdateRefused, update
+from tasks.ota.client import BootSlots, Device, Outcome, Source, UpdateRefused, update
 from tasks.ota.keys import KEY_DIR, RaucPki, TufKeys, rauc_pki
+from tasks.ota.mtls import DeviceTls
 from tasks.ota.repository import CONFIG, Config, Repository, load_config, role_name, target_path
-from tasks.ota.serve import serve
+from tasks.ota.serve import ServerTls, serve
 
 __all__ = [
     "CONFIG",
     "KEY_DIR",
+    "BootSlots",
     "Config",
     "Device",
+    "DeviceTls",
     "Outcome",
     "RaucPki",
     "Repository",
+    "ServerTls",
     "Source",
     "TufKeys",
     "UpdateRefused",

@@ -9,7 +9,10 @@ verity payload, compatible) -> the image goes into the inactive slot, which beco
 new slot is marked good; an unhealthy slot falls back to the old one.
 
 The device is a directory: ``tuf/`` (trusted metadata), ``rauc/`` (system.conf, keyring),
-``slots/A|B/image.fit`` and ``state.json``.
+``slots/A|B/image.fit`` and ``state.json``. Given a ``BootSlots`` (the QEMU device's slot disk,
+tasks/firmware/slots.py), the install also does what RAUC's uboot backend does: the image into
+the inactive slot of the disk, then BOOT_ORDER / BOOT_x_LEFT so U-Boot tries it first; and
+``boot_result`` takes the slot U-Boot really booted, so a fallback is seen, not assumed.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tuf.api import exceptions as tuf_errors
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
@@ -29,11 +32,21 @@ from tasks.core.errors import VerificationError
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
 from tasks.ota import bundle, offline
+from tasks.ota.mtls import DeviceTls, MtlsFetcher
 from tasks.ota.repository import target_path
 
 
 class UpdateRefused(VerificationError):
     """The update was refused; the device is unchanged (still on its slot, same counter)."""
+
+
+class BootSlots(Protocol):
+    """The boot loader's side of the A/B switch (RAUC's bootloader backend)."""
+
+    def write_slot(self, slot: str, image: Path) -> None: ...
+    def set_primary(self, slot: str) -> None: ...
+    def mark_good(self, slot: str) -> None: ...
+    def mark_bad(self, slot: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,11 @@ class Source:
     @classmethod
     def http(cls, base: str, fetcher: FetcherInterface | None = None) -> Source:
         return cls(f"{base}/metadata/", f"{base}/targets/", fetcher)
+
+    @classmethod
+    def https(cls, base: str, tls: DeviceTls) -> Source:
+        """The mTLS repository (ota.serve with ServerTls): the device presents its fleet certificate."""
+        return cls(f"{base}/metadata/", f"{base}/targets/", MtlsFetcher(tls))
 
     @classmethod
     def offline(cls, path: Path) -> Source:
@@ -92,10 +110,20 @@ class Device:
     def inactive(self) -> str:
         return "B" if self.state["active"] == "A" else "A"
 
-    def boot_result(self, *, healthy: bool) -> dict[str, Any]:
-        """After booting the primary slot: good -> it becomes active and the counter may rise; bad -> fall back."""
+    def boot_result(self, *, healthy: bool, booted: str | None = None, boot: BootSlots | None = None) -> dict[str, Any]:
+        """After a boot. Without ``booted`` (no boot loader here) the primary slot is taken to have
+        booted: good -> it becomes active and the counter may rise; bad -> fall back at once.
+
+        With ``booted`` (the slot U-Boot chose, from its console) and ``boot``: an unhealthy boot
+        changes nothing here (U-Boot has already counted the attempt); a healthy boot of the pending
+        slot marks it good and only then raises the counter; a healthy boot of another slot while
+        one is pending means U-Boot fell back: the pending slot is marked bad and the failure is
+        reported in ``state["last_update"]``.
+        """
         state = self.state
         slot = state["pending"]
+        if booted is not None:
+            return self._booted(state, booted, healthy=healthy, boot=boot)
         if slot is None:
             return state
         if healthy:
@@ -106,6 +134,30 @@ class Device:
             state["slots"][slot]["status"] = "bad"
             state["primary"] = state["active"]
         state["pending"] = None
+        self.save(state)
+        return state
+
+    def _booted(self, state: dict[str, Any], booted: str, *, healthy: bool, boot: BootSlots | None) -> dict[str, Any]:
+        if boot is None:
+            raise VerificationError("a booted slot is reported without the boot loader that chose it")
+        if not healthy:
+            return state
+        slot = state["pending"]
+        boot.mark_good(booted)
+        if slot == booted:
+            state["slots"][slot]["status"] = "good"
+            state["active"] = slot
+            state["security_counter"] = max(state["security_counter"], state["slots"][slot]["security_version"])
+            state["last_update"] = {"result": "installed", "slot": slot, "version": state["slots"][slot]["version"]}
+            state["pending"] = None
+        elif slot is not None:
+            boot.mark_bad(slot)
+            failed = state["slots"][slot]
+            failed["status"] = "bad"
+            state["primary"] = state["active"] = booted
+            state["last_update"] = {"result": "fell back", "slot": slot, "version": failed["version"],
+                                    "running": state["slots"][booted]["version"]}  # fmt: skip
+            state["pending"] = None
         self.save(state)
         return state
 
@@ -122,18 +174,19 @@ def _updater(device: Device, source: Source) -> Updater:
     )
 
 
-def update(device: Device, source: Source, *, rauc: Tool, mksquashfs: Tool, rec: StageRecord) -> Outcome:
+def update(device: Device, source: Source, *, rauc: Tool, mksquashfs: Tool, rec: StageRecord,
+           boot: BootSlots | None = None) -> Outcome:  # fmt: skip
     """One update attempt; whatever fails, no download is left behind (a cut download restarts, never resumes)."""
     downloads = device.directory / "downloads"
     shutil.rmtree(downloads, ignore_errors=True)
     try:
-        return _update(device, source, downloads, rauc=rauc, mksquashfs=mksquashfs, rec=rec)
+        return _update(device, source, downloads, rauc=rauc, mksquashfs=mksquashfs, rec=rec, boot=boot)
     finally:
         shutil.rmtree(downloads, ignore_errors=True)
 
 
 def _update(device: Device, source: Source, downloads: Path, *, rauc: Tool, mksquashfs: Tool,
-            rec: StageRecord) -> Outcome:  # fmt: skip
+            rec: StageRecord, boot: BootSlots | None) -> Outcome:  # fmt: skip
     state = device.state
     model = state["model"]
     try:
@@ -178,6 +231,11 @@ def _update(device: Device, source: Source, downloads: Path, *, rauc: Tool, mksq
         raise UpdateRefused(str(exc)) from exc
     slot = device.inactive
     atomic.write_bytes(device.directory / "slots" / slot / bundle.IMAGE_NAME, checked.image.read_bytes())
+    if boot is not None:
+        # RAUC's uboot backend: write the inactive slot, then make it primary. A cut before the
+        # second step leaves BOOT_ORDER as it was: the old slot boots.
+        boot.write_slot(slot, checked.image)
+        boot.set_primary(slot)
     state["slots"][slot] = {"version": checked.version, "security_version": security_version,
                             "bundle_sha256": info.hashes["sha256"], "status": "pending"}  # fmt: skip
     state["primary"], state["pending"] = slot, slot

@@ -1,17 +1,22 @@
-"""A static HTTP server for the repository on 127.0.0.1, on a port the kernel picks, stopped by PID.
+"""The update repository on 127.0.0.1, on a port the kernel picks, stopped by PID.
 
-Python's own http.server (the interpreter running the pipeline), started as a managed background
-process; its first line names the port. Plain HTTP on loopback: TUF's signatures, not the
-transport, protect the metadata and targets (mTLS for enrolled devices is left for later).
+Plain: Python's own http.server (the interpreter running the pipeline). With ``ServerTls``: HTTPS
+for enrolled devices only - uvicorn (the fleet server's ASGI server) running
+tasks/ota/repository_app.py over the directory, with ``--ssl-cert-reqs 2`` (CERT_REQUIRED)
+against the fleet CA that issues device certificates at registration (#14): a device without one
+fails the handshake and gets no metadata at all. TUF's signatures still protect the content;
+mTLS decides who may even see which releases exist. The first line naming the port is awaited.
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.core import runner
@@ -19,15 +24,35 @@ from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 
 PYTHON = runner.Tool("python3", f"{sys.version_info.major}.{sys.version_info.minor}", Path(sys.executable), "host")
-SERVING = re.compile(r"Serving HTTP on 127\.0\.0\.1 port (\d+)")
+SERVING = re.compile(r"Serving HTTP on 127\.0\.0\.1 port (\d+)|Uvicorn running on https://127\.0\.0\.1:(\d+)")
+ROOT = Path(__file__).resolve().parents[2]  # the checkout whose tasks/ package the server imports
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """The server's certificate and key, and the CA whose certificates are the enrolled devices'."""
+
+    cert: Path
+    key: Path
+    client_ca: Path
+
+
+def _command(directory: Path, tls: ServerTls | None) -> list[str | Path]:
+    if tls is None:
+        return ["-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, "0"]
+    return ["-u", "-m", "uvicorn", "tasks.ota.repository_app:app", "--host", "127.0.0.1", "--port", "0",
+            "--ssl-certfile", tls.cert, "--ssl-keyfile", tls.key, "--ssl-ca-certs", tls.client_ca,
+            "--ssl-cert-reqs", str(int(ssl.CERT_REQUIRED)), "--no-access-log", "--log-level", "info",
+            "--app-dir", ROOT]  # fmt: skip
 
 
 @contextmanager
-def serve(rec: StageRecord, directory: Path, log: Path, *, timeout: float = 10.0) -> Iterator[str]:
+def serve(rec: StageRecord, directory: Path, log: Path, *, tls: ServerTls | None = None,
+          timeout: float = 15.0) -> Iterator[str]:  # fmt: skip
     """Yields the base URL of ``directory``; the server is stopped by its PID on exit."""
     log.unlink(missing_ok=True)
-    proc = runner.start(rec, PYTHON, ["-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, "0"],
-                        log=log)  # fmt: skip
+    env = {"SECURE_IOT_OTA_REPOSITORY": str(directory.resolve())}
+    proc = runner.start(rec, PYTHON, _command(directory, tls), log=log, env=env)
     (log.parent / "server.pid").write_text(f"{proc.pid}\n")
     try:
         deadline = time.monotonic() + timeout
@@ -35,13 +60,13 @@ def serve(rec: StageRecord, directory: Path, log: Path, *, timeout: float = 10.0
         while port is None:
             found = SERVING.search(log.read_text() if log.exists() else "")
             if found:
-                port = int(found.group(1))
+                port = int(found.group(1) or found.group(2))
             elif proc.poll() is not None or time.monotonic() > deadline:
                 raise ToolError(
                     f"the repository server did not start: {log.read_text()[-300:] if log.exists() else ''}"
                 )
             else:
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
     finally:
         rec.details.setdefault("servers", []).append(runner.stop(proc))

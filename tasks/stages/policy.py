@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from tasks.admission.gatekeeper import gatekeeper_checks
+from tasks.admission.gitops import gitops_checks
 from tasks.admission.policy_tester import policy_controller_checks
 from tasks.admission.subject import STAGE
 from tasks.context import Context
@@ -20,6 +21,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     ).parse_args(argv)
     checks = gatekeeper_checks(ctx, rec)
     checks += policy_controller_checks(ctx, rec)  # sigstore policy-controller (policy-tester)
+    checks += gitops_checks(ctx, rec)  # infra/gitops/ against the pinned Argo CD CRDs (kubeconform)
     console.print(f"  image under test: {rec.details['image']['ref']}")
     report = ctx.stage_dir(STAGE) / "checks.json"
     return conclude(rec, "admission checks", checks, report=report, document={"image": rec.details["image"]})

@@ -16,14 +16,16 @@ from typing import Any, cast
 
 import pytest
 
-from tasks.firmware import qemu
-from tests.fleet import make_fleet
+from tasks.firmware import env_tools, qemu, slots
+from tests.fleet import Fleet, make_fleet
 
 pytestmark = pytest.mark.slow
 
 
-def boot_args(files: Path, fit: Path) -> Callable[[Path], list[str]]:
-    device = qemu.Device(files / "u-boot.bin", files / "control.dtb", fit)
+def boot_args(fleet: Fleet, files: Path, fit: Path, disk_path: Path) -> Callable[[Path], list[str]]:
+    """U-Boot boots ``fit`` from slot A of a fresh slot disk (tasks/firmware/slots.py)."""
+    disk = slots.Disk.create(disk_path, env_tools(fleet.ctx), fleet.rec, fit)
+    device = qemu.Device(files / "u-boot.bin", files / "control.dtb", None, disk.path)
     return lambda sock: qemu.qemu_args(device, cast("qemu.Tpm", SimpleNamespace(socket=sock)))
 
 
@@ -37,12 +39,14 @@ def test_genuine_boot_registers_and_a_tampered_boot_is_refused(firmware: Any, tm
     tampered.write_bytes(bytes(data))
 
     # U-Boot measures the FIT, then refuses it and powers off: the TPM is taken at the measurement
-    response, console = fleet.register_booted(fleet.devices[1], boot_args(files, tampered), full_boot=False)
+    bad = boot_args(fleet, files, tampered, tmp_path / "tampered.img")
+    response, console = fleet.register_booted(fleet.devices[1], bad, full_boot=False)
     assert "measured FIT into PCR 9" in console
     assert response.status_code == 403, response.text
     assert response.json()["step"] == "reference-values"
 
-    response, console = fleet.register_booted(fleet.devices[0], boot_args(files, files / "image.fit"))
+    genuine = boot_args(fleet, files, files / "image.fit", tmp_path / "genuine.img")
+    response, console = fleet.register_booted(fleet.devices[0], genuine)
     assert "secure-iot agent: done" in console
     assert response.status_code == 201, response.text
     assert response.json()["firmware"] == reference["firmware_version"]

@@ -124,3 +124,14 @@ def test_fleet_reconciles_a_signed_desired_state_wave_by_wave(released: Firmware
     _commit_fleet(root, keys["maintainer"], unknown, unknown, "fleet: a release nobody published")
     refused = project.run("fleet")
     assert refused.returncode == 1 and "no release of model qemu-virt-a57 carries this FIT" in refused.output
+
+
+def test_update_stage_boots_the_release_from_the_other_slot(released: FirmwareProject) -> None:
+    """`nox -s update`: factory boot from slot A, the release into slot B, U-Boot boots B, marked good."""
+    result = released.run("update")
+    assert result.returncode == 0, result.output[-4000:]
+    details = released.stage("update")["details"]
+    assert [(b["slot"], b["healthy"]) for b in details["boots"]] == [("A", True), ("B", True)]
+    device = details["device"]
+    assert (device["active"], device["slots"]["B"]["status"], device["pending"]) == ("B", "good", None)
+    assert device["last_update"]["result"] == "installed"
