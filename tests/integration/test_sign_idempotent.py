@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.chain import PASSWORD, Chain, pinned, sh, variant
+from tests.chain import PASSWORD, Chain, sh, variant
+from tests.conftest import pinned
 
 pytestmark = pytest.mark.slow
 
