@@ -152,11 +152,14 @@ def decide(
     policy_file, input_file = workdir / f"{kind}.rego", workdir / f"{kind}.input.json"
     document = json.dumps({"kind": kind, "statements": statements}, sort_keys=True).encode()
     decision = root / REGO_DIR / DECISION
-    memo = _decision_memo(workdir, module, decision, document, opa)
-    if memo is not None and memo.is_file():
+    key = _decision_key(module, decision, document, opa)
+    memo = workdir / "memo" / f"{kind}.json"  # the last passing decision for this kind, and what it was about
+    if key is not None and memo.is_file():
         try:
             result = json.loads(memo.read_text(encoding="utf-8"))
-            rec.details.setdefault("reused", []).append({"command": f"opa eval ({kind})", "decision": memo.stem})
+            if result["key"] != key:
+                raise ValueError("another module or input")
+            rec.details.setdefault("reused", []).append({"command": f"opa eval ({kind})", "decision": key})
             return list(result["violations"]), list(result["decided_by"])
         except (OSError, ValueError, KeyError, TypeError):
             pass  # unreadable: ask opa
@@ -177,8 +180,8 @@ def decide(
     if result.get("compliant") is not True and not violations:
         violations = [f"{kind}: not compliant with {KINDS[kind][1]}"]
     decided_by = list(result.get("decided_by", []))
-    if memo is not None and not violations:
-        atomic.write_json(memo, {"violations": violations, "decided_by": decided_by})
+    if key is not None and not violations:
+        atomic.write_json(memo, {"key": key, "violations": violations, "decided_by": decided_by})
     return violations, decided_by
 
 
@@ -187,9 +190,9 @@ def decide(
 NONDETERMINISTIC = ("time.now_ns", "http.send", "rand.", "opa.runtime", "uuid.rfc4122", "crypto.x509")
 
 
-def _decision_memo(workdir: Path, module: str, decision: Path, document: bytes, opa: Tool) -> Path | None:
-    """Where OPA's passing decision on exactly this module, decision.rego and input is kept: a
-    deterministic module's answer is the same next time (``SECURE_IOT_FORCE=1``: always evaluate)."""
+def _decision_key(module: str, decision: Path, document: bytes, opa: Tool) -> str | None:
+    """The digest of exactly this module, decision.rego, input and opa, when their decision may be
+    reused: a clock-free module's answer is the same next time (``SECURE_IOT_FORCE=1``: never)."""
     rules_text = decision.read_text(encoding="utf-8")
     if any(name in module + rules_text for name in NONDETERMINISTIC) or os.environ.get("SECURE_IOT_FORCE") == "1":
         return None
@@ -198,7 +201,7 @@ def _decision_memo(workdir: Path, module: str, decision: Path, document: bytes, 
     for part in (str(opa.path), opa.version, f"{stat.st_size}:{stat.st_mtime_ns}", module, rules_text):
         digest.update(part.encode() + b"\0")
     digest.update(document)
-    return workdir / "memo" / f"{digest.hexdigest()}.json"
+    return digest.hexdigest()
 
 
 def evaluate(

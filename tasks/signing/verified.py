@@ -66,11 +66,13 @@ def cosign_verify(
     the registry serves the very manifest that answer was about (see the module docstring)."""
     rememberable = signer.mode == "key" and oci_registry.is_local(ref) and os.environ.get("SECURE_IOT_FORCE") != "1"
     manifest = attached_manifest(ref, suffix) if rememberable else None
-    memo = memo_dir / f"{_memo_key(cosign, argv, manifest)}.json" if manifest else None
-    if memo is not None and memo.is_file():
+    key = _memo_key(cosign, argv, manifest) if manifest else None
+    # one memo per command (its last passing answer), so the directory does not grow with each change
+    memo = memo_dir / f"{hashlib.sha256(chr(0).join(map(str, argv)).encode()).hexdigest()}.json"
+    if key is not None and memo.is_file():
         try:
             stored = json.loads(memo.read_text(encoding="utf-8"))
-            if stored["manifest"] == manifest and stored["argv"] == [str(a) for a in argv]:
+            if stored["key"] == key and stored["manifest"] == manifest:
                 rec.details.setdefault("reused", []).append(
                     {"command": f"cosign {argv[0]}", "manifest": manifest, "verified": stored["verified"]}
                 )
@@ -78,7 +80,7 @@ def cosign_verify(
         except (OSError, ValueError, KeyError, TypeError):
             pass  # unreadable: ask cosign
     done = runner.run(rec, cosign, list(argv), check=False, timeout=timeout)
-    if memo is not None and done.returncode == 0 and attached_manifest(ref, suffix) == manifest:
-        record = {"manifest": manifest, "argv": [str(a) for a in argv], "stdout": done.stdout, "verified": now()}
-        atomic.write_json(memo, record)
+    if key is not None and done.returncode == 0 and attached_manifest(ref, suffix) == manifest:
+        record = {"key": key, "manifest": manifest, "argv": [str(a) for a in argv], "stdout": done.stdout}
+        atomic.write_json(memo, {**record, "verified": now()})
     return done
