@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,13 +160,21 @@ def bound_to_image(ctx: Context, digest: str) -> None:
         )
 
 
+_INSTANT = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+
 def _folded(value: Any) -> Any:
     """Keys case-folded: cosign re-serialises some predicates through Go structs whose JSON tags
-    spell keys differently (SLSA v1 runDetails.metadata.invocationId becomes invocationID)."""
+    spell keys differently (SLSA v1 runDetails.metadata.invocationId becomes invocationID); and
+    RFC 3339 instants without the trailing zeros of their fraction, as Go's time.Time writes them
+    (.196540Z comes back as .19654Z: one statement in ten was attached again)."""
     if isinstance(value, dict):
         return {str(k).casefold(): _folded(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_folded(v) for v in value]
+    if isinstance(value, str) and (instant := _INSTANT.fullmatch(value)):
+        fraction = (instant.group(2) or "").rstrip("0")
+        return instant.group(1) + (f".{fraction}" if fraction else "") + instant.group(3)
     return value
 
 
