@@ -8,6 +8,7 @@ A managed background process: config, storage, log and PID file live outside the
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import os
 import signal
@@ -221,3 +222,32 @@ def serves(ref: str, digest: str, tag: str = "") -> bool:
         finally:
             connection.close()
     return True
+
+
+MANIFEST_ACCEPT = ", ".join(
+    (
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+
+
+def manifest_digest(repository: str, reference: str) -> str | None:
+    """The sha256 of the manifest the loopback registry serves for ``repository`` (host:port/name)
+    under ``reference`` (a tag or digest), hashed here from the bytes it sent (one GET, no tool;
+    what `skopeo inspect --raw` would be hashed to). None when it serves none, or is not local."""
+    if not is_local(repository) or "/" not in repository:
+        return None
+    address, name = repository.split("/", 1)
+    host, _, port = address.partition(":")
+    connection = http.client.HTTPConnection(host, int(port or 80), timeout=5)
+    try:
+        connection.request("GET", f"/v2/{name}/manifests/{reference}", headers={"Accept": MANIFEST_ACCEPT})
+        response = connection.getresponse()
+        body = response.read(4 * 1024 * 1024)  # a manifest, not a layer: 4 MiB is the distribution limit
+        return "sha256:" + hashlib.sha256(body).hexdigest() if response.status == 200 else None
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        connection.close()

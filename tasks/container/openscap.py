@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from defusedxml import ElementTree
 
 from tasks.container import oci_registry
@@ -172,6 +171,8 @@ def predicate(root: Path, evaluation: Evaluation, oscap_version: str) -> dict[st
 
 def validate(root: Path, document: dict[str, Any]) -> None:
     """Against schemas/openscap-result-v1.schema.json (the documented predicate)."""
+    import jsonschema  # deferred: its format checkers take most of a second to import
+
     schema = json.loads((root / SCHEMA).read_text(encoding="utf-8"))
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(document), key=lambda e: list(e.path))
     if errors:

@@ -29,7 +29,9 @@ def module_file(module: str, root: Path = PACKAGE_ROOT) -> Path | None:
     return None
 
 
-def _imports(path: Path) -> set[str]:
+@functools.cache
+def _imports(path: Path) -> frozenset[str]:
+    """The tasks modules ``path`` imports (parsed once a process: stages share most of their code)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
@@ -37,7 +39,7 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}  # `from tasks import report`
-    return {name for name in found if name == "tasks" or name.startswith("tasks.")}
+    return frozenset(name for name in found if name == "tasks" or name.startswith("tasks."))
 
 
 @functools.cache

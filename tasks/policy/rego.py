@@ -7,7 +7,9 @@ two into the module both OPA evaluates here (`opa eval`) and inside policy-contr
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +150,21 @@ def decide(
         return ([] if statements else [f"{kind}: no signed statement"]), []
     workdir.mkdir(parents=True, exist_ok=True)
     policy_file, input_file = workdir / f"{kind}.rego", workdir / f"{kind}.input.json"
-    atomic.write_text(policy_file, module)
-    atomic.write_json(input_file, {"kind": kind, "statements": statements})
+    document = json.dumps({"kind": kind, "statements": statements}, sort_keys=True).encode()
     decision = root / REGO_DIR / DECISION
+    key = _decision_key(module, decision, document, opa)
+    memo = workdir / "memo" / f"{kind}.json"  # the last passing decision for this kind, and what it was about
+    if key is not None and memo.is_file():
+        try:
+            result = json.loads(memo.read_text(encoding="utf-8"))
+            if result["key"] != key:
+                raise ValueError("another module or input")
+            rec.details.setdefault("reused", []).append({"command": f"opa eval ({kind})", "decision": key})
+            return list(result["violations"]), list(result["decided_by"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable: ask opa
+    atomic.write_text(policy_file, module)
+    atomic.write_bytes(input_file, document)
     done = runner.run(
         rec,
         opa,
@@ -165,7 +179,29 @@ def decide(
     violations = sorted(str(v) for v in result.get("violations", []))
     if result.get("compliant") is not True and not violations:
         violations = [f"{kind}: not compliant with {KINDS[kind][1]}"]
-    return violations, list(result.get("decided_by", []))
+    decided_by = list(result.get("decided_by", []))
+    if key is not None and not violations:
+        atomic.write_json(memo, {"key": key, "violations": violations, "decided_by": decided_by})
+    return violations, decided_by
+
+
+# Builtins whose answer is not a function of the module and input alone: a module that calls one
+# is evaluated every time (the time-dependent types' freshness rules call time.now_ns).
+NONDETERMINISTIC = ("time.now_ns", "http.send", "rand.", "opa.runtime", "uuid.rfc4122", "crypto.x509")
+
+
+def _decision_key(module: str, decision: Path, document: bytes, opa: Tool) -> str | None:
+    """The digest of exactly this module, decision.rego, input and opa, when their decision may be
+    reused: a clock-free module's answer is the same next time (``SECURE_IOT_FORCE=1``: never)."""
+    rules_text = decision.read_text(encoding="utf-8")
+    if any(name in module + rules_text for name in NONDETERMINISTIC) or os.environ.get("SECURE_IOT_FORCE") == "1":
+        return None
+    stat = opa.path.stat()
+    digest = hashlib.sha256()
+    for part in (str(opa.path), opa.version, f"{stat.st_size}:{stat.st_mtime_ns}", module, rules_text):
+        digest.update(part.encode() + b"\0")
+    digest.update(document)
+    return digest.hexdigest()
 
 
 def evaluate(

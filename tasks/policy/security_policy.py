@@ -7,17 +7,20 @@ justification, or past its expiry date, is an error — never a pass.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fnmatch
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
+from tasks.core import atomic
+from tasks.core.cache import cache_root
 from tasks.core.errors import PolicyError
 from tasks.core.repository import CHECKOUT
 from tasks.policy.findings import Finding, Severity
@@ -86,6 +89,31 @@ def _field(path: Sequence[Any]) -> str:
     return out or "(top level)"
 
 
+def _validated_marker(schema_text: str, data: Any) -> Path:
+    """Content-addressed: this exact document (canonical JSON) passed this exact schema."""
+    digest = hashlib.sha256(schema_text.encode() + b"\0" + json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return cache_root() / "validated" / "security-policy" / digest
+
+
+def validate(path: Path, data: Any) -> None:
+    """``data`` against schemas/security-policy.schema.json; PolicyError names the field.
+
+    A document that passed is remembered by the digest of its canonical JSON and of the schema:
+    the same bytes pass again without importing jsonschema, whose format checkers (lark grammars
+    compiled at import) cost most of a no-op run's second. Any change is validated afresh."""
+    schema_text = SCHEMA_PATH.read_text(encoding="utf-8")
+    marker = _validated_marker(schema_text, data)
+    if marker.is_file():
+        return
+    import jsonschema  # deferred: see above
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(json.loads(schema_text)).iter_errors(data))
+    if error is not None:
+        raise PolicyError(f"{path}: {_field(error.absolute_path)}: {error.message}")
+    with contextlib.suppress(OSError):  # a read-only cache only costs the import next time
+        atomic.write_text(marker, "valid\n")
+
+
 def load(path: Path, *, today: dt.date | None = None) -> Policy:
     """Load and validate the policy; raise PolicyError naming the file and field."""
     today = today or dt.datetime.now(dt.UTC).date()
@@ -100,10 +128,7 @@ def load(path: Path, *, today: dt.date | None = None) -> Policy:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise PolicyError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     data = _plain(raw)
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
-    if error is not None:
-        raise PolicyError(f"{path}: {_field(error.absolute_path)}: {error.message}")
+    validate(path, data)
 
     gates = {
         name: Gate(name, Severity.parse(spec["fail_on"]), {k: v for k, v in spec.items() if k != "fail_on"})

@@ -291,20 +291,54 @@ def _checks(ctx: Context, report: Report, name: str, rec: Mapping[str, Any]) -> 
 
 
 def _devices(stages: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Each device the evidence knows, with its attestation verdict: the reference device's measured
+    boot against the signed reference values (boot), the devices the factory made (their EK
+    certificate check), a device attached to the network (802.1X with its certificate)."""
     firmware = (stages.get("firmware") or {}).get("details", {})
+    version = str(firmware.get("firmware_version", "not recorded"))
+    rows = []
     boot = stages.get("boot")
-    if not boot:
-        return []
-    details = boot.get("details") or {}
-    return [
-        {
-            "device": "reference device (QEMU virt + swtpm)",
-            "mode": str(details.get("mode", "")),
-            "firmware": str(firmware.get("firmware_version", "not recorded")),
-            "attestation": str(boot.get("verdict", "?")),
-            "pcrs": ", ".join(f"PCR{k}" for k in (details.get("pcrs") or {})),
-        }
-    ]
+    if boot:
+        details = boot.get("details") or {}
+        rows.append(
+            {
+                "device": "reference device (QEMU virt + swtpm)",
+                "mode": str(details.get("mode", "")),
+                "firmware": version,
+                "attestation": "measured boot: PCRs vs the signed reference values",
+                "verdict": str(boot.get("verdict", "?")),
+                "pcrs": ", ".join(f"PCR{k}" for k in (details.get("pcrs") or {})),
+            }
+        )
+    factory = stages.get("factory")
+    if factory:
+        details = factory.get("details") or {}
+        checks = details.get("checks") or {}
+        for device in details.get("devices") or []:
+            ek = next((str(v) for k, v in checks.items() if str(k).startswith(f"{device}: EK certificate")), "?")
+            rows.append(
+                {
+                    "device": str(device),
+                    "mode": "manufactured (factory)",
+                    "firmware": "-",
+                    "attestation": "EK certificate in the TPM, issued by the manufacturer CA",
+                    "verdict": ek,
+                    "pcrs": "",
+                }
+            )
+    attached = ((stages.get("network") or {}).get("details") or {}).get("device")
+    if isinstance(attached, dict):
+        rows.append(
+            {
+                "device": str(attached.get("name", "?")),
+                "mode": "network attach",
+                "firmware": "-",
+                "attestation": "802.1X EAP-TLS with its device certificate",
+                "verdict": "pass" if attached.get("admitted") else "fail",
+                "pcrs": "",
+            }
+        )
+    return rows
 
 
 def build(ctx: Context, evidence: Mapping[str, Any], order: Sequence[str], history: list[dict[str, Any]]) -> Report:

@@ -152,9 +152,16 @@ def render(report: Report) -> str:
     status = "fail" if failed else "pass"
     devices = (
         _table(
-            ("device", "boot mode", "firmware version", "attestation verdict", "measured"),
+            ("device", "mode", "firmware version", "attestation", "verdict", "measured"),
             (
-                [e(d["device"]), e(d["mode"]), e(d["firmware"]), _verdict(d["attestation"]), e(d["pcrs"])]
+                [
+                    e(d["device"]),
+                    e(d["mode"]),
+                    e(d["firmware"]),
+                    e(d["attestation"]),
+                    _verdict(d["verdict"]),
+                    e(d["pcrs"]),
+                ]
                 for d in report.devices
             ),
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from tasks.core.media_types import (
 )
 from tasks.core.runner import Tool
 from tasks.policy import rego
+from tasks.signing import verified
 from tasks.signing.signer import Signer, registry_flags
 
 OPENVEX_CONTEXT = "https://openvex.dev/ns/v0.2.0"
@@ -158,27 +160,36 @@ def bound_to_image(ctx: Context, digest: str) -> None:
         )
 
 
+_INSTANT = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+
 def _folded(value: Any) -> Any:
     """Keys case-folded: cosign re-serialises some predicates through Go structs whose JSON tags
-    spell keys differently (SLSA v1 runDetails.metadata.invocationId becomes invocationID)."""
+    spell keys differently (SLSA v1 runDetails.metadata.invocationId becomes invocationID); and
+    RFC 3339 instants without the trailing zeros of their fraction, as Go's time.Time writes them
+    (.196540Z comes back as .19654Z: one statement in ten was attached again)."""
     if isinstance(value, dict):
         return {str(k).casefold(): _folded(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_folded(v) for v in value]
+    if isinstance(value, str) and (instant := _INSTANT.fullmatch(value)):
+        fraction = (instant.group(2) or "").rstrip("0")
+        return instant.group(1) + (f".{fraction}" if fraction else "") + instant.group(3)
     return value
 
 
-def already_attached(rec: StageRecord, cosign: Tool, signer: Signer, ref: str, kind: str, predicate: Path) -> bool:
+def already_attached(
+    rec: StageRecord, cosign: Tool, signer: Signer, ref: str, kind: str, predicate: Path, memo_dir: Path | None = None
+) -> bool:
     """A statement of ``kind`` with exactly this predicate, about this digest, signed by this signer,
-    is on the image already (`cosign verify-attestation` with the signer's own verify flags)."""
-    done = runner.run(
-        rec,
-        cosign,
-        ["verify-attestation", *signer.verify_flags(), *registry_flags(ref), "--type", kind, ref],
-        env=signer.env(),
-        check=False,
-        timeout=300,
-    )
+    is on the image already (`cosign verify-attestation` with the signer's own verify flags; with
+    ``memo_dir``, its answer reused while the registry serves the same .att manifest, verified.py)."""
+    argv = ["verify-attestation", *signer.verify_flags(), *registry_flags(ref), "--type", rego.cosign_type(kind), ref]
+    if memo_dir is not None:
+        suffix = verified.ATTESTATION_SUFFIX
+        done = verified.cosign_verify(rec, cosign, signer, argv, ref, suffix, memo_dir, timeout=300)
+    else:
+        done = runner.run(rec, cosign, argv, env=signer.env(), check=False, timeout=300)
     if done.returncode != 0:
         return False  # nothing of this type verifies: attach
     wanted = _folded(json.loads(predicate.read_text(encoding="utf-8")))
@@ -194,6 +205,42 @@ def already_attached(rec: StageRecord, cosign: Tool, signer: Signer, ref: str, k
         if digest in subjects and _folded(statement.get("predicate")) == wanted:
             return True
     return False
+
+
+def already_signed(rec: StageRecord, cosign: Tool, signer: Signer, ref: str, memo_dir: Path) -> bool:
+    """A signature by this signer over exactly the payload `cosign sign` would make for ``ref`` (its
+    repository and digest, no annotations) is attached already: `cosign verify` with the signer's own
+    verify flags (its answer reused while the registry serves the same .sig manifest, verified.py)."""
+    argv = ["verify", *signer.verify_flags(), *registry_flags(ref), ref]
+    done = verified.cosign_verify(rec, cosign, signer, argv, ref, verified.SIGNATURE_SUFFIX, memo_dir, timeout=300)
+    if done.returncode != 0:
+        return False  # none verifies: sign
+    repository, digest = ref.split("@", 1)
+    try:
+        payloads = json.loads(done.stdout)
+    except ValueError:
+        return False
+    for payload in payloads if isinstance(payloads, list) else []:
+        critical = payload.get("critical", {}) if isinstance(payload, dict) else {}
+        if (
+            critical.get("image", {}).get("docker-manifest-digest") == digest
+            and critical.get("identity", {}).get("docker-reference") == repository
+            and not payload.get("optional")
+        ):
+            return True
+    return False
+
+
+def sign(rec: StageRecord, cosign: Tool, signer: Signer, ref: str, memo_dir: Path, timeout: int = 600) -> bool:
+    """`cosign sign` of ``ref`` by digest, unless this signer's identical signature is attached already
+    (recorded as ``already_signed``): a re-run leaves one signature. Returns whether it signed."""
+    if already_signed(rec, cosign, signer, ref, memo_dir):
+        rec.details["already_signed"] = ref
+        return False
+    runner.run(
+        rec, cosign, ["sign", *signer.sign_flags(), *registry_flags(ref), ref], env=signer.env(), timeout=timeout
+    )
+    return True
 
 
 def bound_to_firmware(ctx: Context, fit_digest: str) -> None:
@@ -226,13 +273,14 @@ def attest(
     *,
     replace: bool,
     timeout: int = 600,
+    memo_dir: Path | None = None,
 ) -> bool:
     """`cosign attest` of one predicate to ``ref``; with ``replace`` the new statement replaces the
     image's statements of this type (a time-dependent type's newest, a test fixture's rerun).
 
     Idempotent: a statement identical to one this signer already attached is not attached again
     (re-runs used to pile up copies). Returns whether a statement was attached."""
-    if already_attached(rec, cosign, signer, ref, kind, predicate):
+    if already_attached(rec, cosign, signer, ref, kind, predicate, memo_dir):
         rec.details.setdefault("already_attached", []).append(kind)
         return False
     runner.run(

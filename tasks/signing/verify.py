@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from tasks.container import oci_registry
@@ -20,11 +21,20 @@ from tasks.core import runner
 from tasks.core.checks import Check
 from tasks.core.evidence import StageRecord
 from tasks.policy import rego
+from tasks.signing import verified
 from tasks.signing.signer import Signer, registry_flags
 
 
 def tag_still_points_at(ctx: Context, rec: StageRecord, repository: str, tag: str, digest: str) -> Check:
-    """Someone pushing other content under the build's tag must not go unnoticed."""
+    """Someone pushing other content under the build's tag must not go unnoticed. The loopback
+    registry is asked directly (one GET, the manifest hashed here); another one through skopeo."""
+    if oci_registry.is_local(repository):
+        served = oci_registry.manifest_digest(repository, tag)
+        if served is None:
+            return Check(f"tag {tag}", False, f"cannot read {repository}:{tag}: the registry serves no such manifest")
+        if served != digest:
+            return Check(f"tag {tag}", False, f"{repository}:{tag} now names {served}, the build recorded {digest}")
+        return Check(f"tag {tag}", True, f"still names {digest[:19]}…")
     done = runner.run(
         rec,
         ctx.tool("skopeo"),
@@ -79,21 +89,22 @@ def diagnose(ctx: Context, rec: StageRecord, ref: str, predicate_type: str) -> s
 
 
 def verify_statements(ctx: Context, rec: StageRecord, ref: str, kind: str, signer: Signer) -> runner.Completed:
-    """`cosign verify-attestation --type kind`: the signed statements on stdout (exit 0), or why not."""
-    return runner.run(
-        rec,
-        ctx.tool("cosign"),
-        [
-            "verify-attestation",
-            *signer.verify_flags(),
-            *registry_flags(ref),
-            "--type",
-            rego.cosign_type(kind),
-            ref,
-        ],
-        check=False,
-        timeout=600,
+    """`cosign verify-attestation --type kind`: the signed statements on stdout (exit 0), or why not
+    (cosign's earlier answer when the registry serves the same attestations: tasks/signing/verified.py)."""
+    argv = ["verify-attestation", *signer.verify_flags(), *registry_flags(ref), "--type", rego.cosign_type(kind), ref]
+    return verified.cosign_verify(
+        rec, ctx.tool("cosign"), signer, argv, ref, verified.ATTESTATION_SUFFIX, memo_dir(ctx)
     )
+
+
+def verify_signature(ctx: Context, rec: StageRecord, ref: str, signer: Signer) -> runner.Completed:
+    """`cosign verify`: the image's signature by the expected key or identity (remembered like the above)."""
+    argv = ["verify", *signer.verify_flags(), *registry_flags(ref), ref]
+    return verified.cosign_verify(rec, ctx.tool("cosign"), signer, argv, ref, verified.SIGNATURE_SUFFIX, memo_dir(ctx))
+
+
+def memo_dir(ctx: Context) -> Path:
+    return ctx.stage_dir("verify") / "memo"
 
 
 def signed_statement_present(ctx: Context, rec: StageRecord, ref: str, predicate_type: str, signer: Signer) -> Check:

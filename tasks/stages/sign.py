@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from tasks import signing
 from tasks.container import oci_artifact, oci_registry
 from tasks.context import Context
-from tasks.core import runner
 from tasks.core.console import console
 from tasks.core.errors import SigningError
 from tasks.core.evidence import StageRecord, Verdict
@@ -24,7 +23,7 @@ from tasks.core.media_types import (
     SIGSTORE_BUNDLE_MEDIA_TYPE,
 )
 from tasks.policy import rego
-from tasks.signing.attach import attest, attestations, blobs, bound_to_image, sign_blob
+from tasks.signing.attach import attest, attestations, blobs, bound_to_image, sign, sign_blob
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -43,17 +42,12 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     oci_registry.ensure_for(ctx, rec, image.name)
     cosign = ctx.tool("cosign")
     rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
-    runner.run(
-        rec,
-        cosign,
-        ["sign", *signer.sign_flags(), *signing.registry_flags(image.name), image.name],
-        env=signer.env(),
-        timeout=600,
-    )
+    memo = ctx.stage_dir("sign") / "memo"
+    signed = sign(rec, cosign, signer, image.name, memo)
     for att in todo:
         rec.add_input(att.predicate, "application/json")
         # a time-dependent type's newer statement replaces the older (authorities-policy.rego)
-        attest(rec, cosign, signer, image.name, att.type, att.predicate, replace=att.type in timed)
+        attest(rec, cosign, signer, image.name, att.type, att.predicate, replace=att.type in timed, memo_dir=memo)
     bundles = [sign_blob(ctx, rec, signer, path) for path in blobs(ctx)]
     for bundle in bundles:
         rec.add_output(bundle, "application/vnd.dev.sigstore.bundle.v0.3+json")
@@ -72,7 +66,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         }
     )
     console.print(
-        f"[green]sign: pass[/] — signature + {len(todo)} attestations on {image.name}; {len(bundles)} blob bundles"
+        f"[green]sign: pass[/] — signature{'' if signed else ' (already signed)'} + {len(todo)} attestations on "
+        f"{image.name}; {len(bundles)} blob bundles"
     )
     return "pass"
 
@@ -114,8 +109,7 @@ def sign_firmware(ctx: Context, rec: StageRecord, signer: signing.Signer) -> Ver
     )  # fmt: skip
     rec.add_oci(pushed.ref, pushed.digest, MANIFEST_MEDIA_TYPE)
     cosign = ctx.tool("cosign")
-    runner.run(rec, cosign, ["sign", *signer.sign_flags(), *signing.registry_flags(pushed.ref), pushed.ref],
-               env=signer.env(), timeout=600)  # fmt: skip
+    signed = sign(rec, cosign, signer, pushed.ref, ctx.stage_dir("sign") / "memo")
     todo = signing.attestations(ctx, "firmware", pushed.digest)
     for att in todo:
         rec.add_input(att.predicate, "application/json")
@@ -132,7 +126,8 @@ def sign_firmware(ctx: Context, rec: StageRecord, signer: signing.Signer) -> Ver
                         "tag": version, "firmware_version": version, "signer": signer.describe(),
                         "attached": attached, "bundles": len(bundles)})  # fmt: skip
     console.print(
-        f"[green]sign: pass[/] — firmware {version} as {pushed.ref}: signature + {len(attached)} attestations; "
+        f"[green]sign: pass[/] — firmware {version} as {pushed.ref}: signature{'' if signed else ' (already signed)'}"
+        f" + {len(attached)} attestations; "
         f"{len(bundles)} blob bundles"
     )
     return "pass"

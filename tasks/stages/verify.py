@@ -8,13 +8,17 @@ from collections.abc import Sequence
 from tasks import signing
 from tasks.container import oci_registry
 from tasks.context import Context
-from tasks.core import runner
 from tasks.core.checks import Check, conclude
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE, REFERENCE_VALUES_PREDICATE_TYPE
 from tasks.policy import rego
-from tasks.signing.verify import signed_statement_present, tag_still_points_at, verify_attestation
+from tasks.signing.verify import (
+    signed_statement_present,
+    tag_still_points_at,
+    verify_attestation,
+    verify_signature,
+)
 
 IMAGE_ONLY = ("compliance",)  # attestation types that describe an image's root filesystem
 
@@ -48,13 +52,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     checks: list[Check] = []
     if tag:
         checks.append(tag_still_points_at(ctx, rec, repository, tag, digest))
-    signature = runner.run(
-        rec,
-        ctx.tool("cosign"),
-        ["verify", *signer.verify_flags(), *signing.registry_flags(ref), ref],
-        check=False,
-        timeout=600,
-    )
+    signature = verify_signature(ctx, rec, ref, signer)
     checks.append(
         Check(
             "signature",

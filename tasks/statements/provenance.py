@@ -16,8 +16,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from tasks import toolchain
 from tasks.container.build import source_url
 from tasks.context import Context, git_revision
@@ -91,6 +89,8 @@ class Provenance:
 
 def validate(statement: dict[str, Any], root: Path) -> None:
     """Against the in-toto Statement v1 and SLSA Provenance v1 schemas shipped in schemas/."""
+    import jsonschema  # deferred: its format checkers take most of a second to import
+
     for schema_name, doc in (
         ("in-toto-statement-v1.schema.json", statement),
         ("slsa-provenance-v1.schema.json", statement.get("predicate", {})),

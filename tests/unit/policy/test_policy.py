@@ -116,3 +116,16 @@ def test_an_impossible_expiry_date_names_the_waiver(tmp_path: Path) -> None:
     path.write_text(text)
     with pytest.raises(PolicyError, match=r"waivers\[0\] \(B602\): expires: '2099-02-30' is not a calendar date"):
         load_policy(path)
+
+
+def test_a_policy_remembered_as_valid_does_not_let_an_edited_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = write(tmp_path, BASE)
+    policy.load(path, today=TODAY)
+    assert len(list((tmp_path / "cache").rglob("*"))) > 0  # remembered by digest
+    policy.load(path, today=TODAY)  # the same bytes: valid again, from the marker
+    path.write_text(BASE.replace("fail_on: medium", "fail_on: catastrophic"))
+    with pytest.raises(PolicyError, match=r"gates\.sast\.fail_on"):
+        policy.load(path, today=TODAY)

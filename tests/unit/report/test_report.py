@@ -59,3 +59,31 @@ def test_a_stage_fingerprint_covers_the_code_it_imports() -> None:
     files = {p.as_posix().split("tasks/", 1)[1] for p in code_files("tasks.stages.scan")}
     assert {"stages/scan.py", "analysis/vulndb.py", "policy/gate.py", "core/evidence.py"} <= files
     assert "report/page.py" not in files
+
+
+def test_devices_show_each_attestation_verdict_the_evidence_has(tmp_path: Path) -> None:
+    data = evidence(tmp_path)
+    data["stages"]["boot"] = {"verdict": "pass", "details": {"mode": "genuine", "pcrs": {"8": "aa", "9": "bb"}}}
+    data["stages"]["factory"] = {
+        "verdict": "fail",
+        "details": {
+            "devices": ["dev-1", "dev-2"],
+            "checks": {
+                "dev-1: EK certificate in TPM NV, issued by the manufacturer CA": "pass",
+                "dev-2: EK certificate in TPM NV, issued by the manufacturer CA": "fail",
+            },
+        },
+    }
+    data["stages"]["network"] = {"verdict": "fail", "details": {"device": {"name": "dev-3", "admitted": False}}}
+    ctx = Context(tmp_path, tmp_path / "out", tmp_path / "p.yaml", EvidenceStore(tmp_path / "out" / "e.json"))
+    model = report.build(ctx, data, list(data["stages"]), [])
+    verdicts = {d["device"]: d["verdict"] for d in model.devices}
+    assert verdicts == {
+        "reference device (QEMU virt + swtpm)": "pass",
+        "dev-1": "pass",
+        "dev-2": "fail",
+        "dev-3": "fail",
+    }
+    html = report.page.render(model)
+    assert html.count('<span class="fail">fail</span>') >= 2 and "PCR8, PCR9" in html
+    assert "No device stage" in report.page.render(_report(tmp_path))
