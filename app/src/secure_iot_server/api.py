@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import __version__
 from .attestation import Refused
 from .config import Settings
+from .database import prepare
 from .db import DeviceStore, DuplicateDeviceError
 from .enrolment_store import EnrolmentStore
 from .identity import OPERATOR, peer_certificate, role_of
@@ -55,8 +56,9 @@ def create_app(
 ) -> FastAPI:
     """The API; every endpoint but health and registration needs an operator's client certificate."""
     settings = settings or Settings.from_env()
-    store = DeviceStore(settings.db_path)
-    enrolments = EnrolmentStore(settings.db_path)
+    prepare(settings.database, migrate=settings.db_migrate)  # StorageError: fail closed before serving
+    store = DeviceStore(settings.database)
+    enrolments = EnrolmentStore(settings.database)
     if trust is None and settings.trust_dir is not None:
         trust = load_trust(settings.trust_dir, min_security_version=settings.min_security_version)
     if operator_cas is None:
@@ -71,8 +73,8 @@ def create_app(
         per_path={"/attestation/manifests": MANIFEST_MAX_BODY},  # a batch of up to ~250 device records
     )
 
-    @app.exception_handler(sqlite3.Error)
-    async def _db_unavailable(_request: Request, _exc: sqlite3.Error) -> JSONResponse:
+    @app.exception_handler(SQLAlchemyError)
+    async def _db_unavailable(_request: Request, _exc: SQLAlchemyError) -> JSONResponse:
         return JSONResponse({"detail": "device database unavailable"}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
