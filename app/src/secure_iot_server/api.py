@@ -36,6 +36,20 @@ if TYPE_CHECKING:
 
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
+# Answers every operation of a kind can give, so the OpenAPI schema documents them all (the
+# property-based test, tests/unit/app/test_api_properties.py, holds the app to its schema).
+Responses = dict[int | str, dict[str, Any]]
+STORED: Responses = {503: {"description": "the database is unavailable"}}
+BODY: Responses = {
+    400: {"description": "the body cannot be parsed"},
+    413: {"description": "the body is larger than the server accepts"},
+}
+OPERATOR_ONLY: Responses = {
+    401: {"description": "no client certificate"},
+    403: {"description": "a certificate, but not an operator's"},
+}
+ATTESTATION: Responses = {503: {"description": "attestation is not configured, or the database is unavailable"}}
+
 
 def require_operator(request: Request) -> str:
     """Fails closed: no client certificate 401; a device's, or one from an unknown issuer, 403."""
@@ -94,7 +108,11 @@ def create_app(
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return {"status": "database unreachable"}
 
-    @app.post("/devices", status_code=201, responses={409: {"description": "id already registered"}})
+    @app.post(
+        "/devices",
+        status_code=201,
+        responses={409: {"description": "id already registered"}} | BODY | OPERATOR_ONLY | STORED,
+    )
     def register(device: DeviceIn, _: Operator) -> DeviceOut:
         row = {**device.model_dump(), "fingerprint": fingerprint(device.public_key_pem)}
         try:
@@ -102,18 +120,22 @@ def create_app(
         except DuplicateDeviceError:
             raise HTTPException(409, f"device '{device.id}' is already registered") from None
 
-    @app.get("/devices")
+    @app.get("/devices", responses=OPERATOR_ONLY | STORED)
     def list_devices(_: Operator) -> list[DeviceOut]:
         return [DeviceOut.model_validate(r) for r in store.all_devices()]
 
-    @app.get("/devices/{device_id}", responses={404: {"description": "unknown device"}})
+    @app.get("/devices/{device_id}", responses={404: {"description": "unknown device"}} | OPERATOR_ONLY | STORED)
     def get_device(device_id: DeviceId, _: Operator) -> DeviceOut:
         row = store.get(device_id)
         if row is None:
             raise HTTPException(404, f"device '{device_id}' not found")
         return DeviceOut.model_validate(row)
 
-    @app.delete("/devices/{device_id}", status_code=204, responses={404: {"description": "unknown device"}})
+    @app.delete(
+        "/devices/{device_id}",
+        status_code=204,
+        responses={404: {"description": "unknown device"}} | OPERATOR_ONLY | STORED,
+    )
     def delete_device(device_id: DeviceId, _: Operator) -> Response:
         if not store.delete(device_id):
             raise HTTPException(404, f"device '{device_id}' not found")
@@ -127,28 +149,36 @@ def create_app(
     def refused(exc: Refused) -> JSONResponse:
         return JSONResponse({"detail": exc.reason, "step": exc.step}, status_code=403)
 
-    @app.post("/attestation/manifests", status_code=201, responses={400: {"description": "not signed/malformed"}})
+    @app.post(
+        "/attestation/manifests",
+        status_code=201,
+        responses=BODY | {400: {"description": "not signed/malformed"}} | OPERATOR_ONLY | ATTESTATION,
+    )
     def add_manifest(body: ManifestIn, _: Operator) -> dict[str, int]:
         try:
             return {"enrolled": load_manifest(enrolments, trusted(), body.manifest, body.signature)}
         except ManifestError as exc:
             raise HTTPException(400, str(exc)) from None
 
-    @app.post("/attestation/challenge", responses={403: {"description": "refused, with the step"}})
+    @app.post("/attestation/challenge", responses=BODY | {403: {"description": "refused, with the step"}} | ATTESTATION)
     def attestation_challenge(body: ChallengeIn) -> Response:
         try:
             return JSONResponse(challenge(enrolments, trusted(), body.ek_certificate_pem, body.ak_public))
         except Refused as exc:
             return refused(exc)
 
-    @app.post("/attestation/complete", status_code=201, responses={403: {"description": "refused, with the step"}})
+    @app.post(
+        "/attestation/complete",
+        status_code=201,
+        responses=BODY | {403: {"description": "refused, with the step"}} | ATTESTATION,
+    )
     def attestation_complete(body: CompleteIn) -> Response:
         try:
             return JSONResponse(complete(enrolments, trusted(), body.model_dump()), status_code=201)
         except Refused as exc:
             return refused(exc)
 
-    @app.get("/attestation/devices", responses={401: {"description": "no client certificate"}})
+    @app.get("/attestation/devices", responses=OPERATOR_ONLY | STORED)
     def attested_devices(_: Operator) -> list[dict[str, Any]]:
         return enrolments.attested()
 
