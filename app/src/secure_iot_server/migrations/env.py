@@ -1,6 +1,8 @@
-"""Alembic environment: the connection prepare() holds, or the URL of the configuration (the CLI)."""
+"""Alembic environment: the connection prepare() holds, or (the CLI, app/alembic.ini) SECURE_IOT_DB_URL."""
 
 from __future__ import annotations
+
+import os
 
 from alembic import context
 from secure_iot_server.schema import metadata
@@ -15,7 +17,10 @@ if connection is not None:
     with context.begin_transaction():
         context.run_migrations()
 else:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=NullPool)
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get("SECURE_IOT_DB_URL", "")
+    if not url:
+        raise SystemExit("set SECURE_IOT_DB_URL to the database to migrate")
+    engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as conn:
         context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
         with context.begin_transaction():
