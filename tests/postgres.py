@@ -55,8 +55,13 @@ def _as_service_user(tool: Tool, args: Sequence[str | Path]) -> tuple[Tool, list
 
 
 @contextlib.contextmanager
-def running_postgres(rec: StageRecord | None = None, *, database: str = "fleet") -> Iterator[str]:
-    """Yield a SQLAlchemy URL (psycopg) of a fresh, empty database; stop the server by PID after."""
+def running_postgres(
+    rec: StageRecord | None = None, *, database: str = "fleet", durable: bool = False
+) -> Iterator[str]:
+    """Yield a SQLAlchemy URL (psycopg) of a fresh, empty database; stop the server by PID after.
+
+    Tests run it without fsync (speed); ``durable`` keeps PostgreSQL's defaults (the benchmark).
+    """
     rec = rec or StageRecord(stage="postgres", root=REPO)
     server = toolchain.resolve("postgres", REPO, rec)
     initdb = Tool("initdb", server.version, server.path.with_name("initdb"), route=server.route)
@@ -73,7 +78,8 @@ def running_postgres(rec: StageRecord | None = None, *, database: str = "fleet")
         )
         runner.run(rec, tool, args, timeout=120)
         port = free_port()
-        settings = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        fast = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        settings = [] if durable else fast
         tool, args = _as_service_user(
             server, ["-D", data, "-h", "127.0.0.1", "-p", str(port), "-k", sockets, *settings]
         )
