@@ -18,8 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Table
@@ -48,14 +47,15 @@ def shown(url: str) -> str:
 
 
 def engine_for(location: str | Path) -> Engine:
-    """One engine per URL. SQLite opens a connection per operation (NullPool: a file removed
-    under the server is noticed); PostgreSQL keeps a small pool, checked before each use."""
+    """One engine per URL, each with a small pool: PostgreSQL's connections are checked before
+    each use; SQLite's stay open so its write-ahead log does too (closing the last connection
+    checkpoints and deletes it, which made every write cost ~45 ms instead of ~10)."""
     url = database_url(location)
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
             if make_url(url).get_backend_name() == "sqlite":
-                engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 5.0})
+                engine = create_engine(url, pool_size=5, max_overflow=10, connect_args={"timeout": 5.0})
                 _sqlite_transactions(engine)
             else:
                 engine = create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True, pool_timeout=5)
@@ -66,11 +66,24 @@ def engine_for(location: str | Path) -> Engine:
 def _sqlite_transactions(engine: Engine) -> None:
     """Real transactions on SQLite: the driver's own BEGIN handling (off) would commit each DDL
     statement alone; here every engine.begin() is one BEGIN … COMMIT, so a migration is atomic
-    and costs one sync, not one per table."""
+    and costs one sync, not one per table. The file is in WAL mode: a commit is one fsync of the
+    log (synchronous=FULL, still durable) instead of three with a rollback journal, and readers
+    do not wait for a writer."""
 
     @event.listens_for(engine, "connect")
     def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=FULL")
+
+    path = sqlite_file(engine)
+
+    @event.listens_for(engine, "checkout")
+    def _file_still_there(_dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # A pooled connection would go on answering from a file removed under the server; this
+        # one is dropped and the pool reconnects, which fails (or finds no tables): a 503.
+        if path is not None and not path.is_file():
+            raise DisconnectionError(f"{path}: the database file is gone")
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
@@ -83,6 +96,12 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite database (None for PostgreSQL or an in-memory database)."""
+    name = engine.url.database if engine.dialect.name == "sqlite" else None
+    return Path(name) if name and name != ":memory:" else None
 
 
 def insert(engine: Engine, table: Table) -> Any:
