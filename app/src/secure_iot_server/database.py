@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, SQLAlchemyError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Table
@@ -133,7 +133,12 @@ def _one_line(exc: BaseException) -> str:
 def prepare(location: str | Path, *, migrate: bool = True) -> str:
     """Bring the schema to head (or check it is there); the revision, or StorageError."""
     url = database_url(location)
-    engine = engine_for(url)
+    try:
+        engine = engine_for(url)
+    except (ArgumentError, ImportError) as exc:  # not a URL, or a database this server has no driver for
+        raise StorageError(
+            f"SECURE_IOT_DB_URL: {_one_line(exc)} (expected postgresql+psycopg://… or sqlite:///…)"
+        ) from None
     config = alembic_config(url)
     script = ScriptDirectory.from_config(config)
     head = head_revision()

@@ -85,6 +85,12 @@ def test_unreachable_postgres_is_one_line_without_the_password() -> None:
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("url", ["not a url://", "mysql://fleet@127.0.0.1/fleet"])
+def test_a_url_the_server_cannot_use_is_one_line(url: str) -> None:
+    with pytest.raises(StorageError, match=r"SECURE_IOT_DB_URL: .*expected postgresql"):
+        prepare(url)
+
+
 def test_a_pre_migration_sqlite_file_is_adopted(tmp_path: Path) -> None:
     """A file written by the server before Alembic (CREATE TABLE IF NOT EXISTS) keeps its rows."""
     path = tmp_path / "old.db"
