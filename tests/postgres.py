@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
+import subprocess  # nosec B404 - only its TimeoutExpired; processes go through tasks.core.runner
 import tempfile
 import time
 import uuid
@@ -90,7 +92,15 @@ def running_postgres(
             _create_database(url, database)
             yield url.rsplit("/", 1)[0] + f"/{database}"
         finally:
-            dispose_engines()  # SIGTERM is postgres' smart shutdown: it waits for pooled clients to leave
+            dispose_engines()
+            # SIGINT is postgres' fast shutdown (SIGTERM, runner.stop's, waits for clients to leave).
+            # runuser does not pass SIGINT on, so it goes to the postmaster we started, by the PID
+            # it wrote into its data dir; runner.stop then reaps runuser (or stops what is left).
+            postmaster = data / "postmaster.pid"
+            if proc.poll() is None and postmaster.is_file():
+                os.kill(int(postmaster.read_text().split()[0]), signal.SIGINT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(10)
             rec.details.setdefault("postgres", []).append({"pid": proc.pid, "stopped": runner.stop(proc, grace=10)})
     finally:
         shutil.rmtree(work, ignore_errors=True)
