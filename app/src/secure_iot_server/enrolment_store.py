@@ -10,14 +10,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from .attestation import Enrolment
 from .database import engine_for, insert
-from .schema import attested, challenges, code_attempts, enrolments
+from .schema import attested, challenges, code_attempts, device_keys, enrolments, revocations
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+ATTESTED, QUARANTINED = "attested", "quarantined"
 
 
 class EnrolmentStore:
@@ -85,13 +87,22 @@ class EnrolmentStore:
         statement = delete(challenges).where(challenges.c.session == session).returning(*challenges.columns)
         with self.engine.begin() as conn:
             row = conn.execute(statement).mappings().first()
-        return {k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()} if row else None
+        return _plain(row)
+
+    def drop_expired(self, device_id: str, now: float) -> None:
+        """Forget expired sessions of one kind (check-in nonces are handed to anyone who asks)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(challenges).where(challenges.c.device_id == device_id, challenges.c.expires_at < now))
 
     def attest(self, row: dict[str, Any]) -> None:
-        """Enrol the device (the registration's only write); clears its code attempts."""
-        row = {**row, "registered_at": datetime.now(UTC).isoformat()}
+        """Enrol the device (the registration's only write), with its AK and TPM-bound device key when the
+        row carries them (ak_public, key_public, certificate_serial); clears its code attempts."""
+        now = datetime.now(UTC).isoformat()
+        row = {**row, "registered_at": now, "state": ATTESTED, "reason": "", "checked_at": now}
         with self.engine.begin() as conn:
             conn.execute(attested.insert().values(**{c.name: row[c.name] for c in attested.columns}))
+            if "key_public" in row:
+                conn.execute(device_keys.insert().values(**{c.name: row[c.name] for c in device_keys.columns}))
             conn.execute(delete(code_attempts).where(code_attempts.c.device_id == row["device_id"]))
 
     def attested(self) -> list[dict[str, Any]]:
@@ -100,3 +111,61 @@ class EnrolmentStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(a.c.device_id)).mappings().all()
         return [dict(r) for r in rows]
+
+    def certificates(self) -> dict[str, str]:
+        """device id -> the certificate issued at registration."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(attested.c.device_id, attested.c.certificate_pem)).all()
+        return {r.device_id: r.certificate_pem for r in rows}
+
+    def device_key(self, device_id: str) -> dict[str, Any] | None:
+        """The AK and device key enrolled at registration, the certificate's serial and the device's state."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(device_keys).where(device_keys.c.device_id == device_id)).mappings().first()
+        return _plain(row)
+
+    def checked_in(self, device_id: str, firmware_version: str, security_version: int, fit_sha256: str) -> None:
+        """A passed re-attestation: the measured firmware and the time, nothing else."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(attested)
+                .where(attested.c.device_id == device_id)
+                .values(firmware_version=firmware_version, security_version=security_version, fit_sha256=fit_sha256)
+            )
+            conn.execute(
+                update(device_keys)
+                .where(device_keys.c.device_id == device_id, device_keys.c.state == ATTESTED)
+                .values(checked_at=datetime.now(UTC).isoformat())
+            )
+
+    def quarantine(self, device_id: str, reason: str) -> None:
+        """Drift: state quarantined with the reason, and the device certificate revoked, in one transaction."""
+        now = datetime.now(UTC).isoformat()
+        with self.engine.begin() as conn:
+            serial = conn.execute(
+                select(device_keys.c.certificate_serial).where(device_keys.c.device_id == device_id)
+            ).scalar_one()
+            conn.execute(
+                update(device_keys)
+                .where(device_keys.c.device_id == device_id)
+                .values(state=QUARANTINED, reason=reason, checked_at=now)
+            )
+            revoke = insert(self.engine, revocations).values(
+                certificate_serial=serial, device_id=device_id, reason=reason, revoked_at=now
+            )
+            conn.execute(revoke.on_conflict_do_nothing())
+
+    def revocation(self, certificate_serial: str) -> dict[str, Any] | None:
+        query = select(revocations).where(revocations.c.certificate_serial == certificate_serial)
+        with self.engine.connect() as conn:
+            return _plain(conn.execute(query).mappings().first())
+
+    def revocations(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(revocations).order_by(revocations.c.revoked_at)).mappings().all()
+        return [dict(r) for r in rows]
+
+
+def _plain(row: Any) -> dict[str, Any] | None:
+    """A row as a dict, binary columns as bytes (psycopg may hand out memoryview)."""
+    return {k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()} if row else None

@@ -65,3 +65,25 @@ attested = Table(
     Column("fit_sha256", Text, nullable=False),
     Column("registered_at", Text, nullable=False),
 )
+
+# Revision 0002: the TPM-bound device key and re-attestation state (the att-key work), and revocations.
+device_keys = Table(
+    "device_keys",
+    metadata,
+    Column("device_id", Text, primary_key=True),
+    Column("ak_public", LargeBinary, nullable=False),
+    Column("key_public", LargeBinary, nullable=False),
+    Column("certificate_serial", Text, nullable=False, unique=True),
+    Column("state", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("checked_at", Text, nullable=False),
+)
+
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("certificate_serial", Text, primary_key=True),
+    Column("device_id", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("revoked_at", Text, nullable=False),
+)

@@ -179,3 +179,42 @@ def test_the_server_process_refuses_to_start_on_an_unreachable_database() -> Non
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("secure-iot-server: database postgresql+psycopg://fleet:***@127.0.0.1:")
     assert "unreachable" in line
+
+
+def test_device_keys_quarantine_and_revocation(database: str) -> None:
+    """The re-attestation side of the store (used by check-in): key, drift, quarantine, revocation."""
+    prepare(database)
+    store = EnrolmentStore(database)
+    store.enrol([enrolment("dev-1", "ek1"), enrolment("dev-2", "ek2")])
+    keyed = dict(device_id="dev-1", certificate_pem="c1", firmware_version="2", security_version=3, fit_sha256="f",
+                 ak_public=b"\x00ak", key_public=b"\x01key", certificate_serial="0a1b")  # fmt: skip
+    store.attest(keyed)
+    store.attest(
+        dict(device_id="dev-2", certificate_pem="c2", firmware_version="2", security_version=3, fit_sha256="f")
+    )
+    assert store.certificates() == {"dev-1": "c1", "dev-2": "c2"}
+    key = store.device_key("dev-1")
+    assert key is not None
+    assert (key["ak_public"], key["key_public"], key["state"]) == (b"\x00ak", b"\x01key", "attested")
+    assert store.device_key("dev-2") is None  # registered without a TPM-bound key
+
+    store.checked_in("dev-1", "2.1", 4, "f2")
+    [first, _] = store.attested()
+    assert (first["firmware_version"], first["security_version"], first["fit_sha256"]) == ("2.1", 4, "f2")
+
+    store.quarantine("dev-1", "PCR 9 drifted")
+    store.quarantine("dev-1", "PCR 9 drifted")  # twice: one revocation
+    key = store.device_key("dev-1")
+    assert key is not None
+    assert (key["state"], key["reason"]) == ("quarantined", "PCR 9 drifted")
+    revoked = store.revocation("0a1b")
+    assert revoked is not None
+    assert revoked["device_id"] == "dev-1"
+    assert [r["certificate_serial"] for r in store.revocations()] == ["0a1b"]
+    assert store.revocation("ffff") is None
+
+    store.open_challenge({**challenge("old"), "device_id": "checkin", "expires_at": 10.0})
+    store.open_challenge({**challenge("new"), "device_id": "checkin", "expires_at": 1000.0})
+    store.drop_expired("checkin", 100.0)
+    assert store.take_challenge("old") is None
+    assert store.take_challenge("new") is not None
