@@ -106,8 +106,12 @@ class EnrolmentStore:
             conn.execute(delete(code_attempts).where(code_attempts.c.device_id == row["device_id"]))
 
     def attested(self) -> list[dict[str, Any]]:
-        a = attested
-        query = select(a.c.device_id, a.c.firmware_version, a.c.security_version, a.c.fit_sha256, a.c.registered_at)
+        """Attested devices with their re-attestation state (None for one registered without a device key)."""
+        a, k = attested, device_keys
+        query = select(
+            a.c.device_id, a.c.firmware_version, a.c.security_version, a.c.fit_sha256, a.c.registered_at,
+            k.c.state, k.c.reason, k.c.checked_at,
+        ).select_from(a.outerjoin(k, k.c.device_id == a.c.device_id))  # fmt: skip
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(a.c.device_id)).mappings().all()
         return [dict(r) for r in rows]

@@ -199,8 +199,9 @@ def test_device_keys_quarantine_and_revocation(database: str) -> None:
     assert store.device_key("dev-2") is None  # registered without a TPM-bound key
 
     store.checked_in("dev-1", "2.1", 4, "f2")
-    [first, _] = store.attested()
+    [first, second] = store.attested()
     assert (first["firmware_version"], first["security_version"], first["fit_sha256"]) == ("2.1", 4, "f2")
+    assert (first["state"], second["state"]) == ("attested", None)
 
     store.quarantine("dev-1", "PCR 9 drifted")
     store.quarantine("dev-1", "PCR 9 drifted")  # twice: one revocation
