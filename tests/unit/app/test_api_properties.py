@@ -7,12 +7,12 @@ and response body as the schema documents it. Examples are few per operation to 
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
@@ -28,8 +28,6 @@ from secure_iot_server.registration import Trust
 from tests.unit.app.identities import OPERATOR, OPERATOR_CA, ca, with_client_certificate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from schemathesis import BaseSchema, Case
 
 CHECKS = [not_a_server_error, negative_data_rejection, status_code_conformance, response_schema_conformance]
@@ -50,13 +48,8 @@ def api_schema(db: Path) -> BaseSchema:
 
 # Built at collection (schemathesis parametrises from a schema object); the database is a temp file.
 _WORK = Path(tempfile.mkdtemp(prefix="secure-iot-api-"))
+atexit.register(shutil.rmtree, _WORK, True)  # also when the module is only collected
 schema = api_schema(_WORK / "devices.db")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cleanup() -> Iterator[None]:
-    yield
-    shutil.rmtree(_WORK, ignore_errors=True)
 
 
 @schema.parametrize()
