@@ -91,3 +91,27 @@ def firmware(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from tests.firmware_build import built_firmware
 
     return built_firmware(tmp_path_factory.mktemp("firmware"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL (Debian's, tools.lock) on 127.0.0.1, started once per session (tests/postgres.py)."""
+    from tests.postgres import running_postgres
+
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The fleet server's database URL, once per backend: a SQLite file, and a fresh PostgreSQL database."""
+    from secure_iot_server.database import dispose_engines
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'devices.db'}"
+        dispose_engines()
+        return
+    from tests.postgres import fresh_database
+
+    with fresh_database(request.getfixturevalue("postgres_server")) as url:
+        yield url

@@ -15,12 +15,16 @@ import uvicorn
 
 from .api import create_app
 from .config import Settings
+from .database import StorageError
 from .identity import PeerCertH11Protocol
 
 
 def main() -> None:
     settings = Settings.from_env()
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except StorageError as exc:
+        sys.exit(f"secure-iot-server: {exc}")
     if settings.tls_cert is None:
         print("secure-iot-server: no SECURE_IOT_TLS_CERT, plain HTTP: operator endpoints unreachable", file=sys.stderr)
         uvicorn.run(app, host=settings.host, port=settings.port, server_header=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING, Annotated, Any
 
 from cryptography.x509.oid import NameOID
@@ -10,11 +9,13 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Respo
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import __version__
 from .attestation import Refused
 from .checkin import checkin, nonce
 from .config import Settings
+from .database import prepare
 from .db import DeviceStore, DuplicateDeviceError
 from .enrolment_store import EnrolmentStore
 from .identity import DEVICE, OPERATOR, peer_certificate, role_of
@@ -38,6 +39,24 @@ if TYPE_CHECKING:
     from cryptography import x509
 
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
+
+# Answers every operation of a kind can give, so the OpenAPI schema documents them all (the
+# property-based test, tests/unit/app/test_api_properties.py, holds the app to its schema).
+Responses = dict[int | str, dict[str, Any]]
+STORED: Responses = {503: {"description": "the database is unavailable"}}
+BODY: Responses = {
+    400: {"description": "the body cannot be parsed"},
+    413: {"description": "the body is larger than the server accepts"},
+}
+DEVICE_ONLY: Responses = {
+    401: {"description": "no client certificate"},
+    403: {"description": "a certificate, but not a device's, or a revoked one"},
+}
+OPERATOR_ONLY: Responses = {
+    401: {"description": "no client certificate"},
+    403: {"description": "a certificate, but not an operator's"},
+}
+ATTESTATION: Responses = {503: {"description": "attestation is not configured, or the database is unavailable"}}
 
 
 def require_operator(request: Request) -> str:
@@ -77,8 +96,9 @@ def create_app(
 ) -> FastAPI:
     """The API; every endpoint but health and registration needs an operator's client certificate."""
     settings = settings or Settings.from_env()
-    store = DeviceStore(settings.db_path)
-    enrolments = EnrolmentStore(settings.db_path)
+    prepare(settings.database, migrate=settings.db_migrate)  # StorageError: fail closed before serving
+    store = DeviceStore(settings.database)
+    enrolments = EnrolmentStore(settings.database)
     if trust is None and settings.trust_dir is not None:
         trust = load_trust(settings.trust_dir, min_security_version=settings.min_security_version)
     if operator_cas is None:
@@ -94,8 +114,8 @@ def create_app(
         per_path={"/attestation/manifests": MANIFEST_MAX_BODY},  # a batch of up to ~250 device records
     )
 
-    @app.exception_handler(sqlite3.Error)
-    async def _db_unavailable(_request: Request, _exc: sqlite3.Error) -> JSONResponse:
+    @app.exception_handler(SQLAlchemyError)
+    async def _db_unavailable(_request: Request, _exc: SQLAlchemyError) -> JSONResponse:
         return JSONResponse({"detail": "device database unavailable"}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
@@ -115,7 +135,11 @@ def create_app(
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return {"status": "database unreachable"}
 
-    @app.post("/devices", status_code=201, responses={409: {"description": "id already registered"}})
+    @app.post(
+        "/devices",
+        status_code=201,
+        responses={409: {"description": "id already registered"}} | BODY | OPERATOR_ONLY | STORED,
+    )
     def register(device: DeviceIn, _: Operator) -> DeviceOut:
         row = {**device.model_dump(), "fingerprint": fingerprint(device.public_key_pem)}
         try:
@@ -123,30 +147,34 @@ def create_app(
         except DuplicateDeviceError:
             raise HTTPException(409, f"device '{device.id}' is already registered") from None
 
-    @app.get("/devices")
+    @app.get("/devices", responses=OPERATOR_ONLY | STORED)
     def list_devices(_: Operator) -> list[DeviceOut]:
         return [DeviceOut.model_validate(r) for r in store.all_devices()]
 
-    @app.get("/devices/{device_id}", responses={404: {"description": "unknown device"}})
+    @app.get("/devices/{device_id}", responses={404: {"description": "unknown device"}} | OPERATOR_ONLY | STORED)
     def get_device(device_id: DeviceId, _: Operator) -> DeviceOut:
         row = store.get(device_id)
         if row is None:
             raise HTTPException(404, f"device '{device_id}' not found")
         return DeviceOut.model_validate(row)
 
-    @app.delete("/devices/{device_id}", status_code=204, responses={404: {"description": "unknown device"}})
+    @app.delete(
+        "/devices/{device_id}",
+        status_code=204,
+        responses={404: {"description": "unknown device"}} | OPERATOR_ONLY | STORED,
+    )
     def delete_device(device_id: DeviceId, _: Operator) -> Response:
         if not store.delete(device_id):
             raise HTTPException(404, f"device '{device_id}' not found")
         return Response(status_code=204)
 
-    @app.get("/updates/check", responses={401: {"description": "no device certificate"}})
+    @app.get("/updates/check", responses=DEVICE_ONLY | STORED)
     def update_check(device: Device, security_version: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
         """A device's update check: is its firmware below the fleet's minimum security version?"""
         minimum = settings.min_security_version
         return {"device": device, "minimum_security_version": minimum, "update_required": security_version < minimum}
 
-    @app.post("/telemetry", status_code=202, responses={401: {"description": "no device certificate"}})
+    @app.post("/telemetry", status_code=202, responses=BODY | DEVICE_ONLY | STORED)
     def telemetry(device: Device, body: TelemetryIn) -> dict[str, Any]:
         """A device's telemetry: accepted and attributed to the certificate's device (not stored yet)."""
         return {"device": device, "accepted": body.model_dump()}
@@ -159,33 +187,44 @@ def create_app(
     def refused(exc: Refused) -> JSONResponse:
         return JSONResponse({"detail": exc.reason, "step": exc.step}, status_code=403)
 
-    @app.post("/attestation/manifests", status_code=201, responses={400: {"description": "not signed/malformed"}})
+    @app.post(
+        "/attestation/manifests",
+        status_code=201,
+        responses=BODY | {400: {"description": "not signed/malformed"}} | OPERATOR_ONLY | ATTESTATION,
+    )
     def add_manifest(body: ManifestIn, _: Operator) -> dict[str, int]:
         try:
             return {"enrolled": load_manifest(enrolments, trusted(), body.manifest, body.signature)}
         except ManifestError as exc:
             raise HTTPException(400, str(exc)) from None
 
-    @app.post("/attestation/challenge", responses={403: {"description": "refused, with the step"}})
+    @app.post("/attestation/challenge", responses=BODY | {403: {"description": "refused, with the step"}} | ATTESTATION)
     def attestation_challenge(body: ChallengeIn) -> Response:
         try:
             return JSONResponse(challenge(enrolments, trusted(), body.ek_certificate_pem, body.ak_public))
         except Refused as exc:
             return refused(exc)
 
-    @app.post("/attestation/complete", status_code=201, responses={403: {"description": "refused, with the step"}})
+    @app.post(
+        "/attestation/complete",
+        status_code=201,
+        responses=BODY | {403: {"description": "refused, with the step"}} | ATTESTATION,
+    )
     def attestation_complete(body: CompleteIn) -> Response:
         try:
             return JSONResponse(complete(enrolments, trusted(), body.model_dump()), status_code=201)
         except Refused as exc:
             return refused(exc)
 
-    @app.get("/attestation/nonce")
+    @app.get("/attestation/nonce", responses=STORED)
     def attestation_nonce() -> dict[str, str]:
         """A fresh, single-use nonce for a check-in (answered within 60 s)."""
         return nonce(enrolments)
 
-    @app.post("/attestation/checkin", responses={403: {"description": "refused or quarantined, with the step"}})
+    @app.post(
+        "/attestation/checkin",
+        responses=BODY | {403: {"description": "refused or quarantined, with the step"}} | ATTESTATION,
+    )
     def attestation_checkin(body: CheckinIn) -> Response:
         """Re-attestation: a fresh quote + event log, the nonce signed by the TPM-bound device key."""
         try:
@@ -193,12 +232,12 @@ def create_app(
         except Refused as exc:
             return refused(exc)
 
-    @app.get("/attestation/devices", responses={401: {"description": "no client certificate"}})
+    @app.get("/attestation/devices", responses=OPERATOR_ONLY | STORED)
     def attested_devices(_: Operator) -> list[dict[str, Any]]:
         """Every enrolled device with its state (attested / quarantined) and, if quarantined, why."""
         return enrolments.attested()
 
-    @app.get("/attestation/revocations", responses={401: {"description": "no client certificate"}})
+    @app.get("/attestation/revocations", responses=OPERATOR_ONLY | STORED)
     def revoked_certificates(_: Operator) -> list[dict[str, Any]]:
         """The revoked device certificates (serial, device, reason, when): the list check-in refuses."""
         return enrolments.revocations()

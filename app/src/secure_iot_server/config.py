@@ -17,7 +17,9 @@ DEFAULT_MAX_BODY = 16 * 1024
 
 @dataclass(frozen=True)
 class Settings:
-    db_path: Path = Path("devices.db")
+    db_path: Path = Path("devices.db")  # the SQLite file, unless db_url is given
+    db_url: str | None = None  # e.g. postgresql+psycopg://user:password@host:5432/fleet (database.py)
+    db_migrate: bool = True  # at start, migrate the schema to head; off: only check it is there
     max_body: int = DEFAULT_MAX_BODY
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -26,6 +28,11 @@ class Settings:
     tls_cert: Path | None = None  # server certificate; with tls_key and client_ca the server speaks mTLS
     tls_key: Path | None = None
     client_ca: Path | None = None  # PEM bundle: the operator CA(s) and the fleet CA
+
+    @property
+    def database(self) -> Path | str:
+        """What the stores open: the database URL when set, else the SQLite file."""
+        return self.db_url or self.db_path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -44,8 +51,13 @@ class Settings:
         tls = {field: Path(env[var]) for field, var in names.items() if env.get(var)}
         if tls and len(tls) != len(names):
             raise ValueError("mTLS needs all of " + ", ".join(names.values()))
+        migrate = env.get("SECURE_IOT_DB_MIGRATE", "1").strip().lower()
+        if migrate not in {"1", "true", "yes", "0", "false", "no"}:
+            raise ValueError("SECURE_IOT_DB_MIGRATE must be 1/true/yes or 0/false/no")
         return cls(
             db_path=Path(env.get("SECURE_IOT_DB", "devices.db")),
+            db_url=env.get("SECURE_IOT_DB_URL") or None,
+            db_migrate=migrate in {"1", "true", "yes"},
             max_body=max_body,
             host=env.get("SECURE_IOT_HOST", DEFAULT_HOST),
             port=port,

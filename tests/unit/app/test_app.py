@@ -1,10 +1,12 @@
-"""secure-iot-server: drive the real ASGI app (TestClient) against a throwaway SQLite file."""
+"""secure-iot-server: drive the real ASGI app (TestClient) against a throwaway SQLite file; the tests that
+store something run against both backends (`stored`: SQLite and a real PostgreSQL, tests/postgres.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import shutil
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -62,18 +64,27 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture
+def stored(database: str) -> Iterator[TestClient]:
+    """The client over each storage backend (the `database` fixture: SQLite, PostgreSQL)."""
+    with TestClient(operator_app(Settings(db_url=database, max_body=MAX_BODY))) as c:
+        yield c
+
+
 def test_healthz(client: TestClient) -> None:
     r = client.get("/healthz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok"}
 
 
-def test_readyz_ok(client: TestClient) -> None:
-    assert client.get("/readyz").status_code == 200
+def test_readyz_ok(stored: TestClient) -> None:
+    assert stored.get("/readyz").status_code == 200
 
 
-def test_readyz_503_when_db_unreachable(tmp_path: Path) -> None:
-    app = operator_app(Settings(db_path=tmp_path / "missing-dir" / "devices.db"))
+def test_readyz_503_when_db_goes_away(tmp_path: Path) -> None:
+    (tmp_path / "db").mkdir()
+    app = operator_app(Settings(db_path=tmp_path / "db" / "devices.db"))
+    shutil.rmtree(tmp_path / "db")  # the database vanishes under a running server
     with TestClient(app) as c:
         assert c.get("/healthz").status_code == 200  # liveness does not depend on the DB
         assert c.get("/readyz").status_code == 503
@@ -92,7 +103,8 @@ def test_readyz_503_when_db_unreachable(tmp_path: Path) -> None:
     ],
     ids=["p256", "p384", "ed25519", "rsa2048"],
 )
-def test_register_get_list_delete(client: TestClient, key: Any) -> None:
+def test_register_get_list_delete(stored: TestClient, key: Any) -> None:
+    client = stored
     body = device(pem=public_pem(key))
     r = client.post("/devices", json=body)
     assert r.status_code == 201, r.text
@@ -110,15 +122,16 @@ def test_register_get_list_delete(client: TestClient, key: Any) -> None:
     assert client.get("/devices").json() == []
 
 
-def test_data_persists_across_app_instances(tmp_path: Path) -> None:
-    settings = Settings(db_path=tmp_path / "devices.db")
+def test_data_persists_across_app_instances(database: str) -> None:
+    settings = Settings(db_url=database)
     with TestClient(operator_app(settings)) as c:
         assert c.post("/devices", json=device()).status_code == 201
     with TestClient(operator_app(settings)) as c:
         assert [d["id"] for d in c.get("/devices").json()] == ["sensor-001"]
 
 
-def test_duplicate_id_409(client: TestClient) -> None:
+def test_duplicate_id_409(stored: TestClient) -> None:
+    client = stored
     assert client.post("/devices", json=device()).status_code == 201
     r = client.post("/devices", json=device())
     assert r.status_code == 409

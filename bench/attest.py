@@ -1,0 +1,208 @@
+"""Benchmark device registration and quote verification on the fleet server, on SQLite and PostgreSQL.
+
+    python bench/attest.py [--devices 100] [--backends sqlite,postgresql] [--seconds 5]
+    (from the dev venv, as root or a user that may run swtpm; installs pinned tools on first use)
+
+The devices are real: manufactured like `nox -s factory` (swtpm state, EK, EK certificate, printed
+code, signed manifest; tests/fleet.py), each powered on with the genuine measured boot replayed
+into its PCRs, and registered by the device agent (tpm2-tools) against the real server process
+(`python -m secure_iot_server`: uvicorn, plain HTTP on 127.0.0.1 - registration needs no client
+certificate; the manifest is loaded into the database as the operator's upload would load it).
+For each backend the database is fresh: a SQLite file, or a throwaway PostgreSQL (tests/postgres.py)
+with its durable defaults (fsync, synchronous commit).
+
+Figures:
+- registration latency = the challenge and complete round trips as the device sees them (HTTP
+  included), without the TPM's own time (AK creation, ActivateCredential, quote - measured apart);
+- quote verifications/s = the server's quote checks (AK public parse, quote signature, nonce,
+  PCR digest = event-log replay, reference values of a signed build, minimum security version)
+  on the quotes the devices just made, in 2 processes for ``--seconds``.
+Prints the figures and writes out/bench/attest.json. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess  # nosec B404 - starts this repository's own server
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "app" / "src"))
+
+import httpx  # noqa: E402
+from secure_iot_server import attestation, tpm  # noqa: E402
+from secure_iot_server.database import prepare  # noqa: E402
+from secure_iot_server.enrolment_store import EnrolmentStore  # noqa: E402
+from secure_iot_server.registration import load_manifest  # noqa: E402
+from secure_iot_server.trust import load_trust  # noqa: E402
+
+from tests.fleet import GENUINE, MIN_SECURITY_VERSION, Fleet, events_of, make_fleet  # noqa: E402
+from tests.postgres import free_port, running_postgres  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from secure_iot_server.reference_values import Golden
+
+BOOT = events_of(GENUINE)
+TARGET_VERIFICATIONS_PER_S = 50.0
+TARGET_P95_MS = 250.0
+Sample = tuple[bytes, bytes, bytes, bytes, list[tuple[int, str]]]  # AK public, nonce, quote, signature, event log
+
+
+@contextmanager
+def database(backend: str, work: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{work / 'bench-fleet.db'}"
+    else:
+        with running_postgres(durable=True) as url:  # fsync on: the figures are of a real database
+            yield url
+
+
+@contextmanager
+def server(fleet: Fleet, url: str, log: Path) -> Iterator[httpx.Client]:
+    """The fleet server process on a fresh database, the manufacturing manifest loaded; stopped by PID."""
+    prepare(url)
+    trust = load_trust(fleet.trust_dir, min_security_version=MIN_SECURITY_VERSION)
+    load_manifest(EnrolmentStore(url), trust, fleet.batch.manifest.read_bytes(), fleet.batch.signature.read_bytes())
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "app" / "src"), "SECURE_IOT_HOST": "127.0.0.1",
+           "SECURE_IOT_PORT": str(port), "SECURE_IOT_DB_URL": url, "SECURE_IOT_TRUST_DIR": str(fleet.trust_dir),
+           "SECURE_IOT_MIN_SECURITY_VERSION": str(MIN_SECURITY_VERSION)}  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "secure_iot_server"], env=env, stdout=out, stderr=out)  # nosec B603
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        if client.get("/readyz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(f"the server did not start: {log.read_text()[-400:]}")
+                    time.sleep(0.1)
+                yield client
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def register_all(fleet: Fleet, client: httpx.Client) -> tuple[list[float], list[float], list[Sample]]:
+    """Every device once: (server ms per registration, TPM ms per registration, recorded quotes)."""
+    server_ms, tpm_ms, samples = [], [], []
+    for device in fleet.devices:
+        with fleet.power_on(device, BOOT) as agent:
+            start = time.perf_counter()
+            ek_pem, ak_public = agent.ek_certificate_pem(), agent.create_ak()
+            on_tpm = time.perf_counter() - start
+            start = time.perf_counter()
+            body = {"ek_certificate_pem": ek_pem, "ak_public": base64.b64encode(ak_public).decode()}
+            first = client.post("/attestation/challenge", json=body)
+            on_server = time.perf_counter() - start
+            if first.status_code != 200:
+                raise SystemExit(f"{device.device_id}: challenge {first.status_code} {first.text}")
+            start = time.perf_counter()
+            answer = fleet.answer(agent, first.json(), device.code, device.device_id, BOOT)
+            on_tpm += time.perf_counter() - start
+            start = time.perf_counter()
+            done = client.post("/attestation/complete", json=answer)
+            on_server += time.perf_counter() - start
+            if done.status_code != 201:
+                raise SystemExit(f"{device.device_id}: complete {done.status_code} {done.text}")
+        server_ms.append(on_server * 1000)
+        tpm_ms.append(on_tpm * 1000)
+        nonce = bytes.fromhex(first.json()["nonce"])
+        quote, signature = (base64.b64decode(answer[k]) for k in ("quote", "signature"))
+        samples.append((ak_public, nonce, quote, signature, BOOT))
+    return server_ms, tpm_ms, samples
+
+
+def verify(sample: Sample, golden: list[Golden]) -> None:
+    """The server's quote checks, steps 4-8 of registration.complete (attestation.py), on one quote."""
+    ak_public, nonce, quote_bytes, signature, event_log = sample
+    quote = attestation.verify_quote_signature(tpm.parse_public(ak_public), quote_bytes, signature)
+    attestation.verify_nonce(quote, nonce, time.time() + 60, time.time())
+    attestation.verify_pcr_digest(quote, event_log)
+    build = attestation.verify_reference_values(event_log, golden)
+    attestation.verify_security_version(build, MIN_SECURITY_VERSION)
+
+
+_WORK: tuple[list[Sample], list[Golden], float] = ([], [], 0.0)  # set before the workers fork
+
+
+def _verify_for(_: int) -> int:
+    samples, golden, seconds = _WORK
+    count, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        verify(samples[count % len(samples)], golden)
+        count += 1
+    return count
+
+
+def verifications_per_second(samples: list[Sample], golden: list[Golden], seconds: float, processes: int) -> float:
+    global _WORK
+    _WORK = (samples, golden, seconds)
+    for sample in samples:  # every recorded quote verifies before any is counted
+        verify(sample, golden)
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        total = sum(pool.map(_verify_for, range(processes)))
+    return total / (time.perf_counter() - start)
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long the verification run lasts")
+    args = parser.parse_args()
+    out = ROOT / "out" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"devices": args.devices, "cpus": os.cpu_count(), "backends": {}}
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="secure-iot-bench-attest-")))
+        start = time.monotonic()
+        fleet = make_fleet(work, devices=args.devices)
+        results["manufacture_s"] = round(time.monotonic() - start, 1)
+        print(f"manufactured {args.devices} swtpm devices in {results['manufacture_s']} s", file=sys.stderr)
+        golden = load_trust(fleet.trust_dir, min_security_version=MIN_SECURITY_VERSION).golden
+        for backend in args.backends.split(","):
+            with database(backend, work) as url, server(fleet, url, work / f"server-{backend}.log") as client:
+                server_ms, tpm_ms, samples = register_all(fleet, client)
+            rate = verifications_per_second(samples, golden, args.seconds, 2)
+            figures = {
+                "registration_ms_p50": round(statistics.median(server_ms), 1),
+                "registration_ms_p95": round(percentile(server_ms, 95), 1),
+                "registration_ms_max": round(max(server_ms), 1),
+                "tpm_ms_p50": round(statistics.median(tpm_ms), 1),
+                "quote_verifications_per_s": round(rate, 1),
+            }
+            figures["targets_met"] = (
+                figures["registration_ms_p95"] <= TARGET_P95_MS and rate >= TARGET_VERIFICATIONS_PER_S
+            )
+            results["backends"][backend] = figures
+            print(f"{backend}: {json.dumps(figures)}", file=sys.stderr)
+    (out / "attest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0 if all(b["targets_met"] for b in results["backends"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
