@@ -7,27 +7,25 @@ metadata at all (the handshake fails) and the device is unchanged.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import urllib3
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from tasks import ota, toolchain
 from tasks.core.evidence import StageRecord
 from tasks.ota.repository import Config
 from tests.conftest import REPO
-from tests.unit.app.identities import ca
+from tests.unit.app.identities import ca, leaf
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 pytestmark = pytest.mark.slow
 
@@ -38,21 +36,9 @@ CONFIG = Config((MODEL,), MODEL, {"root": 365, "targets": 90, "model": 90, "snap
 def issue(
     issuer: tuple[x509.Certificate, Any], name: str, directory: Path, *, server: bool = False
 ) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-    builder = (
-        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(issuer[0].subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), False)
-    )  # fmt: skip
-    if server:
-        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-        builder = builder.add_extension(san, False)
-    cert, path = builder.sign(issuer[1], hashes.SHA256()), directory / f"{name}.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    """A leaf the way the project's tests make them (tests/unit/app/identities.py), written as PEM files."""
+    cert, key = leaf(issuer, name, server=server)
+    path = pem(directory, name, cert)
     keyfile = directory / f"{name}.key"
     keyfile.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())

@@ -59,14 +59,20 @@ OPERATOR_ONLY: Responses = {
 ATTESTATION: Responses = {503: {"description": "attestation is not configured, or the database is unavailable"}}
 
 
-def require_operator(request: Request) -> str:
-    """Fails closed: no client certificate 401; a device's, or one from an unknown issuer, 403."""
+def _certificate_with_role(request: Request, wanted: str, missing: str) -> x509.Certificate:
+    """The caller's verified client certificate if its issuer gives ``wanted``: 401 without one, 403 otherwise."""
     cert = peer_certificate(request.scope)
     if cert is None:
-        raise HTTPException(401, "an operator client certificate is required")
+        raise HTTPException(401, missing)
     role = role_of(cert, request.app.state.operator_cas, request.app.state.fleet_ca)
-    if role != OPERATOR:
-        raise HTTPException(403, f"this endpoint needs the operator role, not {role or 'an unknown issuer'}")
+    if role != wanted:
+        raise HTTPException(403, f"this endpoint needs the {wanted} role, not {role or 'an unknown issuer'}")
+    return cert
+
+
+def require_operator(request: Request) -> str:
+    """Fails closed: no client certificate 401; a device's, or one from an unknown issuer, 403."""
+    cert = _certificate_with_role(request, OPERATOR, "an operator client certificate is required")
     return cert.subject.rfc4514_string()
 
 
@@ -74,13 +80,8 @@ Operator = Annotated[str, Depends(require_operator)]
 
 
 def require_device(request: Request) -> str:
-    """A device's own endpoints: a certificate from the fleet CA (401 without one, 403 otherwise); its CN."""
-    cert = peer_certificate(request.scope)
-    if cert is None:
-        raise HTTPException(401, "a device client certificate (fleet CA) is required")
-    role = role_of(cert, request.app.state.operator_cas, request.app.state.fleet_ca)
-    if role != DEVICE:
-        raise HTTPException(403, f"this endpoint needs the device role, not {role or 'an unknown issuer'}")
+    """A device's own endpoints: a certificate from the fleet CA, not revoked (401 without one, 403 otherwise)."""
+    cert = _certificate_with_role(request, DEVICE, "a device client certificate (fleet CA) is required")
     revoked = request.app.state.enrolments.revocation(format(cert.serial_number, "x"))
     if revoked is not None:  # a quarantined device gets no updates and sends nothing
         raise HTTPException(403, f"device certificate revoked at {revoked['revoked_at']}: {revoked['reason']}")

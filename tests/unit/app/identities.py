@@ -3,6 +3,7 @@ exactly where identity.PeerCertH11Protocol puts the one the TLS layer verified."
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,8 @@ def leaf(
         .add_extension(x509.ExtendedKeyUsage([usage]), False)
     )  # fmt: skip
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), False)
     return builder.sign(issuer[1], hashes.SHA256()), key
 
 
