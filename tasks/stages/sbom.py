@@ -28,7 +28,7 @@ from tasks.container.deployables import Deployable
 from tasks.context import Context, git_revision
 from tasks.core import atomic, runner
 from tasks.core.console import console
-from tasks.core.errors import VerificationError
+from tasks.core.errors import EvidenceError, VerificationError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import (
     DEPLOYABLES_MEDIA_TYPE,
@@ -57,8 +57,6 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     sbomcheck = ctx.tool("sbomcheck")
     if args.subject == "firmware":
         ref, subjects = firmware_subject(ctx, rec)
-        built: dict[tuple[str, str, str], Deployable] = {}
-        root_files = {"firmware": firmware_artifact(ctx)}
     else:
         ref = image_ref(ctx)
         oci_registry.ensure_for(ctx, rec, ref)
@@ -70,18 +68,19 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             Subject("source", f"dir:{ctx.root}", (*excludes, "--source-name", "secure-iot"),
                     Root(git_revision(ctx, rec))),
         ]  # fmt: skip
-        built = build_deployables(ctx, rec)
-        root_files = {"image": image_artifact(ctx, rec, ref)}
     packages, completed, spdx3_done, found = {}, {}, {}, []
+    built: dict[tuple[str, str, str], Deployable] | None = None
     for subject in subjects:
         docs = generate(ctx, rec, subject.source, subject.stem, subject.extra)
+        if built is None:  # read once syft has seen the subject: a missing image fails in syft, first
+            built = {} if args.subject == "firmware" else build_deployables(ctx, rec)
         root = replace(subject.root, license=subject.root.license or declared_license(docs.native))
         by_id = suppliers(docs.native)
         completed[subject.stem] = complete(docs, producer, root, by_id)
         packages[subject.stem] = docs.record(rec)
         spdx3 = docs.spdx.with_name(f"{subject.stem}.spdx3.json")
         spdx3_done[subject.stem] = write_spdx3(
-            docs.spdx, docs.native, spdx3, producer, built, by_id, root_files.get(subject.stem),
+            docs.spdx, docs.native, spdx3, producer, built, by_id, root_artifact(ctx, rec, subject.stem, ref),
             distribution_licence=distribution_licence,
         ).summary()  # fmt: skip
         rec.add_output(spdx3, SPDX3_MEDIA_TYPE)
@@ -95,9 +94,20 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
 
 def build_deployables(ctx: Context, rec: StageRecord) -> dict[tuple[str, str, str], Deployable]:
     """The files the build installed, by SHA-512 (its deployables manifest, read by digest)."""
-    manifest = ctx.evidence.output("build", DEPLOYABLES_MEDIA_TYPE)
+    try:
+        manifest = ctx.evidence.output("build", DEPLOYABLES_MEDIA_TYPE)
+    except EvidenceError as exc:
+        raise EvidenceError(f"{exc}; rerun `nox -s build` (it records each installed file's SHA-512)") from exc
     rec.add_input(ctx.unchanged(manifest.name, manifest.digest), DEPLOYABLES_MEDIA_TYPE)
     return deployables.read(ctx.artifact(manifest.name))
+
+
+def root_artifact(ctx: Context, rec: StageRecord, stem: str, ref: str) -> RootArtifact | None:
+    """The deployable form of what an SBOM describes: the image's manifest, the firmware's FIT;
+    the source tree has none."""
+    if stem == "image":
+        return image_artifact(ctx, rec, ref)
+    return firmware_artifact(ctx) if stem == "firmware" else None
 
 
 def image_artifact(ctx: Context, rec: StageRecord, ref: str) -> RootArtifact:
