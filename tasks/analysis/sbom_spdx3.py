@@ -140,6 +140,7 @@ class _Writer:
 
     def __init__(self, namespace: str, created: dt.datetime, producer: Producer) -> None:
         self.namespace = namespace.rstrip("/#")
+        self.count = 0
         self.objects = spdx3.SHACLObjectSet()
         self.info = spdx3.CreationInfo()
         self.info.specVersion = "3.0.1"
@@ -167,7 +168,9 @@ class _Writer:
             )
             ident.identifier = contact
             obj.externalIdentifier = [ident]
-        return self.add(obj, f"{kind}-{name}-{contact}")
+        # numbered: two names that differ only in characters an IRI fragment drops stay two agents
+        self.count += 1
+        return self.add(obj, f"{kind}-{self.count}-{name}")
 
     def supplier(self, text: str, known: Supplier | None) -> Any | None:
         """The supplier the SPDX 2.3 document names, with the contact the same package's metadata
