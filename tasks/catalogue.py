@@ -20,7 +20,11 @@ CATALOGUE: dict[str, Entry] = {
     "build": Entry(
         "tasks.stages.build:run", "02", "the image is built hermetically and reproducibly and pushed by digest"
     ),
-    "sbom": Entry("tasks.stages.sbom:run", "02", "SPDX 2.3 and CycloneDX 1.6 SBOMs describe the image and the source"),
+    "sbom": Entry(
+        "tasks.stages.sbom:run",
+        "02",
+        "SPDX 2.3, SPDX 3.0.1 and CycloneDX 1.6 SBOMs describe the image and the source and meet the gated standards",
+    ),
     "scan": Entry(
         "tasks.stages.scan:run", "02", "no known vulnerability at or above the threshold that VEX does not cover"
     ),

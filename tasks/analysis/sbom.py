@@ -23,7 +23,7 @@ from tasks.core.media_types import CYCLONEDX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, SP
 SYFT_ENV = {
     "SYFT_CHECK_FOR_APP_UPDATE": "false",
     "SYFT_REGISTRY_INSECURE_USE_HTTP": "true",
-    "SYFT_FILE_CONTENT_GLOBS": "**/*.dist-info/METADATA",
+    "SYFT_FILE_CONTENT_GLOBS": "**/*.dist-info/METADATA,/usr/share/doc/*/copyright",
 }
 # Paths the source SBOM leaves out: outputs, caches and VCS metadata, not source.
 SOURCE_EXCLUDES = ("./out", "./.git", "./.nox", "./.venv", "./**/__pycache__", "./.mypy_cache", "./.ruff_cache")

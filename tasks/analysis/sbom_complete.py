@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.parser import HeaderParser
 from email.utils import getaddresses
 from pathlib import Path
@@ -54,13 +54,19 @@ class Producer:
 
     organization: str
     email: str = ""
+    url: str = ""  # where the producer is reached (https)
 
     @classmethod
     def from_policy(cls, policy: Policy) -> Producer:
         spec = policy.gate("sbom").settings.get("producer")
         if not isinstance(spec, dict) or not spec.get("organization"):
             raise PolicyError(f"{policy.path}: gates.sbom.producer.organization is missing (who produces the SBOM)")
-        return cls(str(spec["organization"]), str(spec.get("email", "")))
+        return cls(str(spec["organization"]), str(spec.get("email", "")), str(spec.get("url", "")))
+
+    @property
+    def contact(self) -> str:
+        """An e-mail address or URL (BSI TR-03183-2: the SBOM creator's); empty when none is known."""
+        return self.email or self.url
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,11 @@ class Supplier:
 
     name: str
     email: str = ""
+    url: str = ""  # where the project says it is reached (a Python distribution's Project-URL)
+
+    @property
+    def contact(self) -> str:
+        return self.email or self.url
 
     @property
     def spdx(self) -> str:
@@ -143,9 +154,18 @@ def _party(fields: dict[str, str], name_key: str, email_key: str) -> str:
 
 
 def _core_metadata(text: str) -> dict[str, str]:
-    """The header fields of a Python distribution's METADATA file (core metadata)."""
+    """The header fields of a Python distribution's METADATA file (core metadata); ``url`` is
+    the project's own contact URL (``Project-URL: Contact, …``), else its ``Home-page`` or
+    ``Project-URL: Homepage, …``."""
     headers = HeaderParser().parsestr(text, headersonly=True)
-    return {k: str(v) for k, v in headers.items()}
+    fields = {k: str(v) for k, v in headers.items()}
+    labelled: dict[str, str] = {}
+    for value in headers.get_all("Project-URL") or []:
+        label, _, url = str(value).partition(",")
+        labelled.setdefault(label.strip().lower(), url.strip())
+    urls = (labelled.get("contact"), fields.get("Home-page"), labelled.get("homepage"))
+    fields["url"] = next((u for u in urls if u and u.startswith("https://")), "")
+    return fields
 
 
 def suppliers(native: Path) -> dict[str, Supplier]:
@@ -175,7 +195,7 @@ def suppliers(native: Path) -> dict[str, Supplier]:
             or _party(core, "Maintainer", "Maintainer-email")
         )
         if text and (supplier := _supplier_from(text)) is not None:
-            out[str(art["id"])] = supplier
+            out[str(art["id"])] = replace(supplier, url=core.get("url", ""))
     return out
 
 

@@ -7,15 +7,23 @@ component and field, or one per document-level element — so the usual gate and
 (owner, expiry, scope) decide, like for any other finding.
 
 sbomcheck 6.0.0 checks SPDX only: NTIA 2021 and CISA's 2024 minimum on SPDX 2.x and 3.0,
-BSI TR-03183-2 on SPDX 3.0 only. The CycloneDX twin of each document carries the same
+BSI TR-03183-2 on SPDX 3.0.1 only. So NTIA is checked on the SPDX 2.3 document, CISA and BSI
+on its SPDX 3.0.1 twin (sbom_spdx3). The CycloneDX twin of each document carries the same
 completed data and is checked against its schema instead (sbom_complete).
+
+sbomcheck's JSON report leaves out the BSI-specific elements (creator contact, filename,
+SHA-512, distribution licence, structured property); for BSI the same checker is asked
+through its own Python API (``BSIChecker``, run by the interpreter of sbomcheck's pinned
+venv), which names every component each element is missing from.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from tasks.core import runner
 from tasks.core.errors import PolicyError, ToolError
@@ -29,8 +37,12 @@ from tasks.policy.findings import Finding, Severity
 class Standard:
     name: str  # the policy's name for it
     comply: str  # sbomcheck --comply
-    specs: tuple[str, ...]  # the SBOM specifications sbomcheck checks it on
+    specs: tuple[str, ...]  # the SBOM specifications sbomcheck checks it on; the first is used
     components: tuple[str, ...]  # the per-component elements it requires (sbomcheck report keys)
+
+    @property
+    def spec(self) -> str:
+        return self.specs[0]
 
 
 NTIA_COMPONENT = ("componentNames", "componentVersions", "componentIdentifiers", "componentSuppliers")
@@ -39,8 +51,9 @@ STANDARDS = {
     s.name: s
     for s in (
         Standard("ntia-2021", "ntia", ("spdx2", "spdx3"), NTIA_COMPONENT),
-        Standard("cisa-2024-min", "fsct3-min", ("spdx2", "spdx3"), CISA_COMPONENT),
-        Standard("bsi-tr-03183-2", "bsi", ("spdx3",), ("componentNames", "componentVersions")),
+        # the SBOM type (generation context) is read from SPDX 3 only
+        Standard("cisa-2024-min", "fsct3-min", ("spdx3",), CISA_COMPONENT),
+        Standard("bsi-tr-03183-2", "bsi", ("spdx3",), ()),
     )
 }
 # report key -> the element's name in findings (and so in waiver ids: "<standard>/<element>")
@@ -58,20 +71,56 @@ DOCUMENT_ELEMENTS = {
     "dependencyRelationshipsProvided": "dependency-relationships",
     "componentsEvaluated": "components-reachable",
 }
-SPDX2 = "spdx2"  # the pipeline writes SPDX 2.3 (syft spdx-json@2.3)
+# BSI TR-03183-2 element (BSIChecker.MIN_ELEMENTS) -> its name in findings
+BSI_COMPONENT_ELEMENTS = {
+    "creator": "creator",
+    "name": "name",
+    "version": "version",
+    "filename": "filename",
+    "distribution_licenses": "distribution-licence",
+    "sha512_hash": "sha512",
+    "executable_property": "executable",
+    "archive_property": "archive",
+    "structured_property": "structured",
+}
+BSI_DOCUMENT_ELEMENTS = {
+    "creator": "author",  # the SBOM's creator, with an e-mail or URL
+    "timestamp": "timestamp",
+    "sbomUri": "sbom-uri",
+    "dependencyCompleteness": "dependency-completeness",
+}
+# Run by the python of sbomcheck's own venv: the checker's BSI verdict, element by element.
+BSI_DETAIL = """\
+import json, sys
+from ntia_conformance_checker.bsi_checker import BSIChecker
+c = BSIChecker(sys.argv[1], compliance="bsi", sbom_spec="spdx3")
+g = lambda name, default=False: getattr(c, name, default)
+json.dump({"isConformant": bool(c.compliant), "parsingError": [str(m) for m in c.parsing_errors],
+           "validationMessages": [str(m) for m in c.validation_messages],
+           "creator": g("doc_creator"), "timestamp": g("doc_timestamp"), "sbomUri": g("doc_uri"),
+           "dependencyCompleteness": g("dependency_completeness"), "componentsEvaluated": g("components_evaluated"),
+           "missing": {k: sorted({n for n, _ in v}) for k, v in g("all_components_without_info", [])}},
+          open(sys.argv[2], "w", encoding="utf-8"), indent=2)
+"""
+SPDX2 = "spdx2"  # syft's SPDX 2.3 document
+SPDX3 = "spdx3"  # its SPDX 3.0.1 twin (sbom_spdx3)
 
 
-def standard(name: str, spec: str = SPDX2) -> Standard:
-    """The standard ``name``, refused when sbomcheck cannot check it on ``spec`` documents."""
+def standard(name: str) -> Standard:
+    """The standard ``name``; an unknown one is a policy error."""
     if name not in STANDARDS:
         raise PolicyError(f"gates.sbom.conformance: unknown standard {name!r} (known: {', '.join(STANDARDS)})")
-    found = STANDARDS[name]
-    if spec not in found.specs:
-        raise PolicyError(
-            f"gates.sbom.conformance: {name} is checked by sbomcheck on {'/'.join(found.specs)} only, "
-            f"and the pipeline writes {spec} SBOMs"
-        )
-    return found
+    return STANDARDS[name]
+
+
+def standards_for(settings: Mapping[str, Any], stem: str) -> list[Standard]:
+    """``gates.sbom.conformance``: one list for every SBOM, or a list per subject (image, source, firmware)."""
+    named = settings.get("conformance", [])
+    if isinstance(named, dict):
+        if stem not in named:
+            raise PolicyError(f"gates.sbom.conformance names no standards for the {stem} SBOM")
+        named = named[stem]
+    return [standard(str(name)) for name in named] if isinstance(named, list) else []
 
 
 def findings(report: dict[str, object], std: Standard, document: str) -> list[Finding]:
@@ -101,20 +150,53 @@ def findings(report: dict[str, object], std: Standard, document: str) -> list[Fi
     return out
 
 
+def bsi_findings(report: dict[str, object], std: Standard, document: str) -> list[Finding]:
+    """Every missing BSI TR-03183-2 element of one BSIChecker report, as findings on ``document``."""
+    out: list[Finding] = []
+
+    def gap(element: str, what: str, package: str = "") -> None:
+        location = f"{document}:{package}" if package else document
+        out.append(
+            Finding("sbomcheck", f"{std.name}/{element}", Severity.HIGH, location, what, path=document, package=package)
+        )
+
+    for key, element in BSI_DOCUMENT_ELEMENTS.items():
+        if report.get(key) is False:
+            gap(element, f"{std.name}: the document has no {element.replace('-', ' ')}")
+    if report.get("componentsEvaluated") is False:
+        gap("components-reachable", f"{std.name}: no component is reachable from the SBOM's root")
+    missing = report.get("missing")
+    for key, names in missing.items() if isinstance(missing, dict) else []:
+        element = BSI_COMPONENT_ELEMENTS.get(str(key), str(key))
+        for name in sorted(set(map(str, _list(names)))):
+            gap(element, f"{std.name}: component {name} has no {element.replace('-', ' ')}", name)
+    for message in _list(report.get("validationMessages")):
+        gap("valid", f"{std.name}: not valid SPDX 3.0.1: {message}")
+    for message in _list(report.get("parsingError")):
+        gap("parse", f"{std.name}: sbomcheck cannot parse it: {message}")
+    if report.get("isConformant") is not True and not out:
+        gap("conformant", f"{std.name}: sbomcheck reports the document not conformant")
+    return out
+
+
 def _list(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else []
 
 
 def check(rec: StageRecord, sbomcheck: Tool, spdx: Path, std: Standard, report: Path) -> list[Finding]:
-    """Run sbomcheck for one standard on one SPDX document; its JSON report is an output."""
+    """Run sbomcheck for one standard on one SPDX document (of ``std.spec``); its JSON report is an output."""
     report.unlink(missing_ok=True)
-    done = runner.run(
-        rec,
-        sbomcheck,
-        ["--comply", std.comply, "--sbom-spec", SPDX2, "--output", "json", "--output-file", report, spdx],
-        check=False,
-        timeout=600,
-    )
+    if std.comply == "bsi":
+        python = replace(sbomcheck, path=sbomcheck.path.resolve().with_name("python"))
+        done = runner.run(rec, python, ["-c", BSI_DETAIL, spdx, report], check=False, timeout=600)
+    else:
+        done = runner.run(
+            rec,
+            sbomcheck,
+            ["--comply", std.comply, "--sbom-spec", std.spec, "--output", "json", "--output-file", report, spdx],
+            check=False,
+            timeout=600,
+        )
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -124,4 +206,4 @@ def check(rec: StageRecord, sbomcheck: Tool, spdx: Path, std: Standard, report: 
     if not isinstance(data, dict):
         raise ToolError(f"{report}: sbomcheck's report is not a JSON object")
     rec.add_output(report, REPORT_MEDIA_TYPE)
-    return findings(data, std, spdx.name)
+    return bsi_findings(data, std, spdx.name) if std.comply == "bsi" else findings(data, std, spdx.name)

@@ -15,10 +15,10 @@ import hashlib
 import os
 import platform
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tasks.container import oci_registry
+from tasks.container import deployables, oci_registry
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.cache import cache_root
@@ -51,6 +51,9 @@ BASE_PACKAGES = (
     "libpython3.11-stdlib",
 )
 BASE_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
+# ... but each package's copyright file stays (dpkg applies the include after the exclude):
+# it is the package's declared licence and copyright, which syft and the SBOM read (issue #21).
+BASE_INCLUDES = ("/usr/share/doc/*/copyright",)
 DEBIAN_SUITE = "bookworm"
 
 
@@ -59,6 +62,7 @@ class Built:
     ref: str  # repo@sha256:...
     digest: str
     tag: str
+    installed: tuple[deployables.Deployable, ...] = ()  # the files installed into it, by SHA-512
 
 
 def source_url() -> str:
@@ -73,18 +77,24 @@ def buildah_args() -> list[str]:
 
 
 def base_rootfs(ctx: Context, rec: StageRecord, epoch: int, *, rebuild: bool) -> Path:
-    """mmdebstrap rootfs.tar, cached by everything that determines it."""
+    """mmdebstrap rootfs.tar, cached by everything that determines it, with the .deb files it
+    was made from beside it (``debs/``: their SHA-512 is build evidence, deployables)."""
     sources = apt_sources()
     texts = [p.read_text(encoding="utf-8") for p in sources]
-    recipe = "\n".join([DEBIAN_SUITE, BASE_VARIANT, *BASE_PACKAGES, *BASE_EXCLUDES, str(epoch), *texts])
+    recipe = "\n".join(
+        [DEBIAN_SUITE, BASE_VARIANT, *BASE_PACKAGES, *BASE_EXCLUDES, *BASE_INCLUDES, "debs", str(epoch), *texts]
+    )
     key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     cached = cache_root() / "base" / key / "rootfs.tar"
-    if cached.is_file() and not rebuild:
+    debs = cached.with_name("debs")
+    if cached.is_file() and any(debs.glob("*.deb")) and not rebuild:
         console.print(f"  base rootfs: cached {cached}")
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial")
+    shutil.rmtree(debs, ignore_errors=True)
     excludes = [f"--dpkgopt=path-exclude={p}" for p in BASE_EXCLUDES]
+    excludes += [f"--dpkgopt=path-include={p}" for p in BASE_INCLUDES]
     runner.run(
         rec,
         ctx.tool("mmdebstrap"),
@@ -93,6 +103,9 @@ def base_rootfs(ctx: Context, rec: StageRecord, epoch: int, *, rebuild: bool) ->
             f"--variant={BASE_VARIANT}",
             f"--include={','.join(BASE_PACKAGES)}",
             *excludes,
+            # the downloaded archives stay until the customize phase; copy them out, not into the tar
+            "--skip=essential/unlink",
+            f"--customize-hook=sync-out /var/cache/apt/archives {debs}",
             "--format=tar",
             DEBIAN_SUITE,
             partial,
@@ -106,8 +119,13 @@ def base_rootfs(ctx: Context, rec: StageRecord, epoch: int, *, rebuild: bool) ->
     return cached
 
 
-def wheelhouse(ctx: Context, rec: StageRecord, into: Path) -> None:
-    """site-packages/ for the image from the hash lock: wheels only, for the image's CPython."""
+def wheelhouse(ctx: Context, rec: StageRecord, into: Path, wheels: Path) -> None:
+    """site-packages/ for the image from the hash lock: wheels only, for the image's CPython.
+
+    The wheels are downloaded into ``wheels`` first (hash-checked against the lock) and
+    installed from there with no index, so the files whose SHA-512 the build records are the
+    files that were installed.
+    """
     lock = ctx.inside("app/requirements.lock")
     if not lock.is_file():
         raise InputError(f"{lock}: missing; run `nox -s lock`")
@@ -115,28 +133,12 @@ def wheelhouse(ctx: Context, rec: StageRecord, into: Path) -> None:
     platforms = [
         f"--platform={tag}_{arch}" for tag in ("manylinux_2_36", "manylinux_2_28", "manylinux_2_17", "manylinux2014")
     ]
-    runner.run(
-        rec,
-        ctx.tool("pip"),
-        [
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-compile",
-            "--no-deps",
-            "--require-hashes",
-            "--only-binary=:all:",
-            "--implementation=cp",
-            "--python-version=3.11",
-            "--abi=cp311",
-            *platforms,
-            "--target",
-            into,
-            "-r",
-            lock,
-        ],
-        timeout=1800,
-    )
+    target = ["--only-binary=:all:", "--implementation=cp", "--python-version=3.11", "--abi=cp311", *platforms]
+    quiet = ["--quiet", "--disable-pip-version-check", "--no-deps", "--require-hashes"]
+    shutil.rmtree(wheels, ignore_errors=True)
+    runner.run(rec, ctx.tool("pip"), ["download", *quiet, *target, "--dest", wheels, "-r", lock], timeout=1800)
+    offline: list[str | Path] = ["--no-compile", "--no-index", "--find-links", wheels]  # just those files
+    runner.run(rec, ctx.tool("pip"), ["install", *quiet, *offline, *target, "--target", into, "-r", lock], timeout=1800)
     for junk in into.glob("*.dist-info/direct_url.json"):
         junk.unlink()
     rec.add_input(lock, "text/plain")
@@ -215,19 +217,23 @@ def build_base(ctx: Context, rec: StageRecord, dest: str, epoch: int, *, rebuild
     work.mkdir(parents=True)
     rootfs = base_rootfs(ctx, rec, epoch, rebuild=rebuild)
     shutil.copyfile(rootfs, work / "rootfs.tar")
+    debs = deployables.scan(rootfs.with_name("debs"), "*.deb")
     containerfile = ctx.inside("app/base/Containerfile")
     rec.add_input(containerfile, "text/plain")
     rec.details["base_rootfs_sha256"] = "sha256:" + atomic.sha256_file(rootfs)
     local = f"localhost/{BASE_NAME}:{epoch}"
     bud(ctx, rec, containerfile, work, local, epoch, {})
-    return push(ctx, rec, local, f"{dest}/{BASE_NAME}", str(epoch), ctx.stage_dir("build"))
+    built = push(ctx, rec, local, f"{dest}/{BASE_NAME}", str(epoch), ctx.stage_dir("build"))
+    return replace(built, installed=tuple(debs))
 
 
 def build_app(ctx: Context, rec: StageRecord, dest: str, base_ref: str, epoch: int, revision: str) -> Built:
     work = ctx.stage_dir("build") / "context"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    wheelhouse(ctx, rec, work / "site-packages")
+    wheels = ctx.stage_dir("build") / "wheels"
+    wheelhouse(ctx, rec, work / "site-packages", wheels)
+    installed = deployables.scan(wheels, "*.whl")
     shutil.copytree(ctx.inside("app/src"), work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     containerfile = ctx.inside("app/Containerfile")
     rec.add_input(containerfile, "text/plain")
@@ -243,4 +249,5 @@ def build_app(ctx: Context, rec: StageRecord, dest: str, base_ref: str, epoch: i
         epoch,
         {"BASE": base_ref, "SOURCE_URL": source_url(), "REVISION": revision, "CREATED": created},
     )
-    return push(ctx, rec, local, f"{dest}/{IMAGE_NAME}", tag, ctx.stage_dir("build"))
+    built = push(ctx, rec, local, f"{dest}/{IMAGE_NAME}", tag, ctx.stage_dir("build"))
+    return replace(built, installed=tuple(installed))

@@ -13,6 +13,8 @@ MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 SPDX_MEDIA_TYPE = "application/spdx+json"
 CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 SYFT_JSON_MEDIA_TYPE = "application/vnd.syft+json"
+SPDX3_MEDIA_TYPE = "application/spdx+json; version=3.0.1"  # SPDX 3.0.1 JSON-LD (the BSI TR-03183-2 document)
+DEPLOYABLES_MEDIA_TYPE = "application/vnd.secure-iot.deployables+json"  # files an image was made from, SHA-512
 GRYPE_JSON_MEDIA_TYPE = "application/vnd.grype+json"
 SARIF_MEDIA_TYPE = "application/sarif+json"
 COMPLIANCE_RESULT_MEDIA_TYPE = "application/vnd.secure-iot.openscap-result+json"  # the compliance predicate

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from tasks.container import oci_registry
+from tasks.container import deployables, oci_registry
 from tasks.container.build import Built, build_app, build_base, source_url
 from tasks.context import Context, git_revision, source_date_epoch
 from tasks.core import atomic
 from tasks.core.console import console
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.core.media_types import MANIFEST_MEDIA_TYPE
+from tasks.core.media_types import DEPLOYABLES_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -34,6 +34,11 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     rec.add_oci(base.ref, base.digest, MANIFEST_MEDIA_TYPE, output=False)
     image = build_app(ctx, rec, dest, base.ref, epoch, revision)
     rec.add_oci(image.ref, image.digest, MANIFEST_MEDIA_TYPE)
+    # What the image was made from, by SHA-512 (the SBOM's deployable hashes). An upstream
+    # base's packages are not downloaded here: they have none, and the SBOM counts them.
+    manifest = ctx.stage_dir("build") / "deployables.json"
+    deployables.write(manifest, [*base.installed, *image.installed])
+    rec.add_output(manifest, DEPLOYABLES_MEDIA_TYPE)
     rec.details.update(
         {
             "image": image.ref,

@@ -11,6 +11,8 @@ import pytest
 
 from tasks.analysis.sbom_complete import Producer, Root, complete_spdx, oci_purl, suppliers
 from tasks.analysis.sbom_conformance import check, standard
+from tasks.analysis.sbom_spdx3 import RootArtifact, write_spdx3
+from tasks.container import deployables
 from tasks.core.errors import PolicyError
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
@@ -71,8 +73,71 @@ def test_a_removed_supplier_fails_the_gate_naming_the_component(tmp_path: Path, 
     assert waived.passed and waived.waived[0][1].owner == "@secure-iot/security"
 
 
-def test_a_standard_the_checker_cannot_check_on_spdx_2_is_refused() -> None:
-    with pytest.raises(PolicyError, match="bsi-tr-03183-2 is checked by sbomcheck on spdx3 only"):
-        standard("bsi-tr-03183-2")
+def test_an_unknown_standard_is_refused() -> None:
     with pytest.raises(PolicyError, match="unknown standard"):
         standard("iso-5962")
+
+
+def bsi_ready(tmp_path: Path) -> tuple[Path, Path, dict[tuple[str, str, str], deployables.Deployable]]:
+    """The fixture SBOM completed, with what the image build and its copyright files give: a
+    declared licence per component and each component's deployable file, really hashed."""
+    docs = write(tmp_path)
+    root = Root(version=REF.split("@")[1], purl=oci_purl(REF), license="Apache-2.0")
+    complete_spdx(docs.spdx, Producer("secure-iot project"), suppliers(docs.native), root)
+    doc = json.loads(docs.spdx.read_text())
+    for package in doc["packages"]:
+        if package["licenseDeclared"] == "NOASSERTION":
+            package["licenseDeclared"] = "GPL-2.0-or-later"
+        if package["name"] == "base-files":  # syft's own supplier for it names no e-mail
+            package["supplier"] = "Person: Santiago Vila (sanvila@debian.org)"
+    docs.spdx.write_text(json.dumps(doc))
+    files = tmp_path / "files"
+    files.mkdir()
+    for name in ("base-files_12.4_amd64.deb", "libc6_2.36_amd64.deb", "click-8.5.1-py3-none-any.whl"):
+        (files / name).write_bytes(name.encode())
+    built = {d.key: d for d in (*deployables.scan(files, "*.deb"), *deployables.scan(files, "*.whl"))}
+    return docs.spdx, docs.native, built
+
+
+def bsi_gaps(tmp_path: Path, tool: Tool, spdx3: Path) -> list[Finding]:
+    rec = StageRecord(stage="sbom", root=tmp_path)
+    return check(rec, tool, spdx3, standard("bsi-tr-03183-2"), tmp_path / "image.bsi-tr-03183-2.json")
+
+
+MANIFEST = RootArtifact("secure-iot-server@" + REF.split("@")[1], "ab" * 64, "container")
+
+
+def test_the_spdx3_twin_is_bsi_conformant_and_a_removed_sha512_fails_by_name(tmp_path: Path, sbomcheck: Tool) -> None:
+    spdx, native, built = bsi_ready(tmp_path)
+    spdx3 = tmp_path / "image.spdx3.json"
+    producer = Producer("secure-iot project", url="https://secure-iot.invalid/contact")
+    done = write_spdx3(
+        spdx, native, spdx3, producer, built, suppliers(native), MANIFEST, distribution_licence="declared"
+    )
+    assert done.summary()["sha512"] == 4 and done.summary()["without_deployable"] == 0
+    assert bsi_gaps(tmp_path, sbomcheck, spdx3) == []
+    assert json.loads((tmp_path / "image.bsi-tr-03183-2.json").read_text())["isConformant"] is True
+
+    graph = json.loads(spdx3.read_text())
+    libc6 = next(o for o in graph["@graph"] if o.get("name") == "libc6_2.36_amd64.deb")
+    del libc6["verifiedUsing"]  # the SHA-512 of one component's deployable file
+    spdx3.write_text(json.dumps(graph))
+    found = bsi_gaps(tmp_path, sbomcheck, spdx3)
+    assert [(f.rule, f.package) for f in found] == [("bsi-tr-03183-2/sha512", "libc6")]
+    assert not gate.evaluate("sbom", found, policy_with(tmp_path)).passed
+
+
+def test_without_the_builds_files_or_a_contact_bsi_names_each_gap(tmp_path: Path, sbomcheck: Tool) -> None:
+    spdx, native, built = bsi_ready(tmp_path)
+    spdx3 = tmp_path / "image.spdx3.json"
+    del built[("deb", "libc6", "2.36")]  # a component whose file the build did not see: no hash, counted
+    done = write_spdx3(spdx, native, spdx3, Producer("secure-iot project"), built, suppliers(native), MANIFEST)
+    assert done.summary()["without_deployable_examples"] == ["libc6"]
+    found = sorted((f.rule, f.package) for f in bsi_gaps(tmp_path, sbomcheck, spdx3))
+    root = REF.split("@")[0]
+    assert found == [
+        ("bsi-tr-03183-2/author", ""),  # the producer has no e-mail or URL
+        ("bsi-tr-03183-2/creator", root),
+        *(("bsi-tr-03183-2/distribution-licence", p) for p in sorted([root, "base-files", "click", "libc6"])),
+        ("bsi-tr-03183-2/filename", "libc6"),
+    ]

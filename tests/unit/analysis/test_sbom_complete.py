@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -28,6 +29,31 @@ def test_suppliers_come_from_dpkg_maintainer_and_python_metadata(tmp_path: Path)
     assert found["2222222222222222"].spdx == "Organization: GNU Libc Maintainers (debian-glibc@lists.debian.org)"
     assert found["3333333333333333"].spdx == "Organization: Pallets (contact@palletsprojects.com)"
     assert "1111111111111111" not in found  # no metadata: nothing is made up
+
+
+def test_a_python_supplier_without_e_mail_is_reached_at_its_projects_contact_url(tmp_path: Path) -> None:
+    native = tmp_path / "image.syft.json"
+    metadata = "\n".join(
+        (
+            "Metadata-Version: 2.4",
+            "Name: cffi",
+            "Author: Armin Rigo, Maciej Fijalkowski",
+            "Project-URL: Documentation, https://cffi.readthedocs.io/",
+            "Project-URL: Contact, https://groups.google.com/forum/#!forum/python-cffi",
+        )
+    )
+    path = "/site-packages/cffi.dist-info/METADATA"
+    native.write_text(
+        json.dumps(
+            {
+                "artifacts": [{"id": "c", "name": "cffi", "metadata": {}, "locations": [{"path": path}]}],
+                "files": [{"location": {"path": path}, "contents": base64.b64encode(metadata.encode()).decode()}],
+            }
+        )
+    )
+    found = suppliers(native)["c"]
+    assert found.email == ""
+    assert found.contact == "https://groups.google.com/forum/#!forum/python-cffi"  # its own Contact, not a guess
 
 
 def test_spdx_gets_producer_root_and_suppliers_and_stays_valid(tmp_path: Path) -> None:
