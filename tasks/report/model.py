@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tasks.context import Context
@@ -95,7 +96,7 @@ def _outputs(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [o for o in rec.get("outputs", []) if isinstance(o, dict)]
 
 
-def _run(stages: Mapping[str, Mapping[str, Any]], evidence: Mapping[str, Any]) -> dict[str, str]:
+def _run(stages: Mapping[str, Mapping[str, Any]], evidence: Mapping[str, Any], root: Path) -> dict[str, str]:
     build = (stages.get("build") or {}).get("details", {})
     sign = (stages.get("sign") or {}).get("details", {})
     run = dict(evidence.get("run") or {})
@@ -103,15 +104,21 @@ def _run(stages: Mapping[str, Mapping[str, Any]], evidence: Mapping[str, Any]) -
         "commit": str(build.get("revision") or run.get("commit") or "not recorded (no build stage)"),
         "when": str(evidence.get("updated", "")),
         "where": str(run.get("where") or ("CI" if os.environ.get("GITHUB_ACTIONS") == "true" else "local")),
-        "signer": _signer(sign.get("signer")),
+        "signer": _signer(sign.get("signer"), root),
         "image": str(build.get("image", "")),
     }
 
 
-def _signer(signer: Any) -> str:
+def _signer(signer: Any, root: Path) -> str:
+    """The signer as the evidence names it; a key file inside the checkout by its project path (portable)."""
     if isinstance(signer, dict):
-        return ", ".join(f"{k}: {v}" for k, v in sorted(signer.items()))
+        return ", ".join(f"{k}: {_project_path(v, root)}" for k, v in sorted(signer.items()))
     return str(signer or "not signed in this run")
+
+
+def _project_path(value: Any, root: Path) -> str:
+    path = Path(str(value))
+    return str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else str(value)
 
 
 def _stage_rows(stages: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> list[StageRow]:
@@ -344,7 +351,7 @@ def _devices(stages: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
 def build(ctx: Context, evidence: Mapping[str, Any], order: Sequence[str], history: list[dict[str, Any]]) -> Report:
     stages: Mapping[str, Mapping[str, Any]] = evidence.get("stages") or {}
     nodes, edges = custody(stages)
-    report = Report(_run(stages, evidence), _stage_rows(stages, order), nodes, edges, history=history)
+    report = Report(_run(stages, evidence, ctx.root), _stage_rows(stages, order), nodes, edges, history=history)
     if "sast" in stages:
         _sast(ctx, report, stages["sast"])
     if "scan" in stages:

@@ -87,3 +87,14 @@ def test_devices_show_each_attestation_verdict_the_evidence_has(tmp_path: Path) 
     html = report.page.render(model)
     assert html.count('<span class="fail">fail</span>') >= 2 and "PCR8, PCR9" in html
     assert "No device stage" in report.page.render(_report(tmp_path))
+
+
+def test_the_signer_key_is_named_by_its_project_path(tmp_path: Path) -> None:
+    """The page is portable: a key inside the checkout is shown relative to it, anything else as recorded."""
+    from tasks.report.model import _signer
+
+    signer = {"mode": "key", "public_key": str(tmp_path / ".keys" / "cosign.pub")}
+    assert _signer(signer, tmp_path) == "mode: key, public_key: .keys/cosign.pub"
+    outside = {"mode": "key", "public_key": "/etc/keys/c.pub"}
+    assert _signer(outside, tmp_path) == "mode: key, public_key: /etc/keys/c.pub"
+    assert _signer(None, tmp_path) == "not signed in this run"
