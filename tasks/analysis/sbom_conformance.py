@@ -128,10 +128,7 @@ def findings(report: dict[str, object], std: Standard, document: str) -> list[Fi
     out: list[Finding] = []
 
     def gap(element: str, what: str, package: str = "") -> None:
-        location = f"{document}:{package}" if package else document
-        out.append(
-            Finding("sbomcheck", f"{std.name}/{element}", Severity.HIGH, location, what, path=document, package=package)
-        )
+        out.append(_gap(std, document, element, what, package))
 
     for key, element in DOCUMENT_ELEMENTS.items():
         if report.get(key) is False:
@@ -155,10 +152,7 @@ def bsi_findings(report: dict[str, object], std: Standard, document: str) -> lis
     out: list[Finding] = []
 
     def gap(element: str, what: str, package: str = "") -> None:
-        location = f"{document}:{package}" if package else document
-        out.append(
-            Finding("sbomcheck", f"{std.name}/{element}", Severity.HIGH, location, what, path=document, package=package)
-        )
+        out.append(_gap(std, document, element, what, package))
 
     for key, element in BSI_DOCUMENT_ELEMENTS.items():
         if report.get(key) is False:
@@ -177,6 +171,12 @@ def bsi_findings(report: dict[str, object], std: Standard, document: str) -> lis
     if report.get("isConformant") is not True and not out:
         gap("conformant", f"{std.name}: sbomcheck reports the document not conformant")
     return out
+
+
+def _gap(std: Standard, document: str, element: str, what: str, package: str = "") -> Finding:
+    """One missing element, on the document or on one of its components (``package``)."""
+    location = f"{document}:{package}" if package else document
+    return Finding("sbomcheck", f"{std.name}/{element}", Severity.HIGH, location, what, path=document, package=package)
 
 
 def _list(value: object) -> list[object]:

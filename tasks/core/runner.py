@@ -7,6 +7,7 @@ duration and the exit code into the current stage's evidence record.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess  # nosec B404 - the runner is the single, audited place that spawns tools
 import sys
 import time
@@ -230,3 +231,19 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 3.0) -> str:
         proc.kill()
         proc.wait()
         return "killed (SIGKILL)"
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str, *, timeout: float, poll: float = 0.05) -> None:
+    """Wait until a process start() returned accepts TCP connections on 127.0.0.1:``port``.
+
+    Fails closed with one line if it exits first or the time runs out (``what`` names it: "swtpm").
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            ended = f"exited {proc.returncode}" if proc.returncode is not None else f"not after {timeout:g} s"
+            raise ToolError(f"{what} did not listen on 127.0.0.1:{port} ({ended})")
+        time.sleep(poll)

@@ -13,7 +13,6 @@ import contextlib
 import socket
 import ssl
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -114,15 +113,11 @@ def serving(rec: StageRecord, server: FleetServer, app_src: Path, *, min_securit
     log = server.home / "server.log"
     proc = runner.start(rec, PYTHON, ["-m", "secure_iot_server"], log=log, env=env)
     try:
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-400:] if log.exists() else ""
-                raise ToolError(f"the fleet server did not listen on 127.0.0.1:{port}: {tail}")
-            time.sleep(0.1)
+        try:
+            runner.wait_listening(proc, port, "the fleet server", timeout=WAIT_S, poll=0.1)
+        except ToolError as exc:
+            tail = log.read_text(errors="replace")[-400:] if log.exists() else ""
+            raise ToolError(f"{exc}: {tail}") from None
         yield f"https://localhost:{port}"
     finally:
         rec.details.setdefault("fleet_server", []).append({"pid": proc.pid, "stopped": runner.stop(proc)})

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import socket
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,14 +79,7 @@ def running(ctx: Context, rec: StageRecord, state: Path, log: Path, *, resume: b
     args += ["--ctrl", f"type=tcp,port={port + 1},bindaddr=127.0.0.1", "--flags", flags]
     proc = runner.start(rec, ctx.tool("swtpm"), args, log=log)
     try:
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise ToolError(f"swtpm did not listen on 127.0.0.1:{port} (exit {proc.poll()})")
-            time.sleep(0.02)
+        runner.wait_listening(proc, port, "swtpm", timeout=WAIT_S, poll=0.02)
         tpm = Tpm(port, proc.pid)
         yield tpm
         # An orderly TPM2_Shutdown before power-off: without it the next power-on counts a
