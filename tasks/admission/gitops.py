@@ -27,6 +27,7 @@ from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.cache import cache_root
 from tasks.core.checks import Check
+from tasks.core.console import console
 from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord
 from tasks.toolchain.go import go_env
@@ -166,6 +167,10 @@ def kubeconform_check(ctx: Context, rec: StageRecord, files: list[Path]) -> Chec
 
 def gitops_checks(ctx: Context, rec: StageRecord) -> list[Check]:
     directory = ctx.inside(GITOPS)
+    if not directory.is_dir():  # a project without GitOps manifests: recorded, like an absent signed build
+        rec.details["gitops"] = {"run": False, "reason": f"no {GITOPS}/ in this project"}
+        console.print(f"  GitOps checks not run: no {GITOPS}/ in this project")
+        return []
     files = sorted(directory.glob("*.yaml"))
     for path in files:
         rec.add_input(path, "application/yaml")

@@ -45,7 +45,8 @@ class Waiver:
             return False
         if self.path is not None and not fnmatch.fnmatch(finding.path, self.path):
             return False
-        return self.package is None or self.package == finding.package
+        # fnmatch too: an image component is named with its registry (host:port varies by run)
+        return self.package is None or fnmatch.fnmatchcase(finding.package, self.package)
 
 
 @dataclass(frozen=True)
