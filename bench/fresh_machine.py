@@ -61,6 +61,9 @@ ENV_NAMES = ("CI", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS
 APT_DATE_OPTIONS = re.compile(r"Check-Valid-Until|Check-Date", re.IGNORECASE)
 TAIL_LINES = 40
 GO_CACHE_IN_ROOT = "/root/.cache/secure-iot/go"  # HOME=/root; tasks/core/cache.py + tasks/toolchain/go.py
+# Measured at 5097db5: the Quickstart's two commands peaked at ~20 GB (the root, its tools and caches,
+# the suite's temporary files); a run that fills the disk dies mid-suite with unrelated-looking errors.
+MIN_FREE_BYTES = 25 * 10**9
 AVOID_PORTS = frozenset({5000})  # the project's default registry port, likely busy on the host
 
 
@@ -554,7 +557,16 @@ def print_result(result: CommandResult) -> None:
             print(f"     | {line}")
 
 
+def ensure_free_space(workdir: Path, needed: int = MIN_FREE_BYTES) -> None:
+    """Refuse to start on a disk that a full run would fill (fail closed, before anything is built)."""
+    free = shutil.disk_usage(workdir).free
+    if free < needed:
+        raise CheckError(f"{free / 1e9:.0f} GB free under {workdir.parent}; a full run needs ~{needed / 1e9:.0f} GB")
+
+
 def check(args: argparse.Namespace, report: Report, workdir: Path) -> None:
+    if not args.command:  # the whole Quickstart; a --command run is the caller's to size
+        ensure_free_space(workdir)
     commands = args.command or quickstart_commands((Path(args.repo) / "README.md").read_text(encoding="utf-8"))
     go = host_go()
     report.host_go = go.version

@@ -61,6 +61,12 @@ def test_warm_go_cache_is_copy_on_write(tmp_path: Path) -> None:
     )
 
 
+def test_a_disk_too_small_for_a_run_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    fresh_machine.ensure_free_space(tmp_path, needed=1)
+    with pytest.raises(fresh_machine.CheckError, match=r"GB free under .*; a full run needs"):
+        fresh_machine.ensure_free_space(tmp_path, needed=10**18)
+
+
 def _git(*args: str | Path, cwd: Path) -> str:
     return subprocess.run(["git", *map(str, args)], cwd=cwd, capture_output=True, text=True, check=True).stdout
 
