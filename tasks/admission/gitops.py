@@ -181,9 +181,16 @@ def gitops_checks(ctx: Context, rec: StageRecord) -> list[Check]:
         return found.returncode == 0 and found.stdout.strip() == path.rstrip("/")
 
     problems = source_problems(manifests(directory), exists)
+    if problems and _shallow(rec, git, ctx.root):  # the commits may simply not have been fetched
+        problems.append("this is a shallow clone: fetch the history (git fetch --unshallow) and run again")
     rec.details.setdefault("gitops", {})["source_problems"] = problems
     return [
         kubeconform_check(ctx, rec, files),
         Check("GitOps sources pinned to commits of this repository, images by digest", not problems,
               "; ".join(problems) or "every application pinned", "allowed repository, existing commit and path"),
     ]  # fmt: skip
+
+
+def _shallow(rec: StageRecord, git: runner.Tool, root: Path) -> bool:
+    done = runner.run(rec, git, ["rev-parse", "--is-shallow-repository"], cwd=root, check=False)
+    return done.returncode == 0 and done.stdout.strip() == "true"
