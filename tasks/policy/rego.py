@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tasks.core import atomic, runner
+from tasks.core import atomic, memo, runner
 from tasks.core.errors import InputError, PolicyError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import COMPLIANCE_PREDICATE_TYPE
@@ -153,16 +153,11 @@ def decide(
     document = json.dumps({"kind": kind, "statements": statements}, sort_keys=True).encode()
     decision = root / REGO_DIR / DECISION
     key = _decision_key(module, decision, document, opa)
-    memo = workdir / "memo" / f"{kind}.json"  # the last passing decision for this kind, and what it was about
-    if key is not None and memo.is_file():
-        try:
-            result = json.loads(memo.read_text(encoding="utf-8"))
-            if result["key"] != key:
-                raise ValueError("another module or input")
-            rec.details.setdefault("reused", []).append({"command": f"opa eval ({kind})", "decision": key})
-            return list(result["violations"]), list(result["decided_by"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # unreadable: ask opa
+    memo_file = workdir / "memo" / f"{kind}.json"  # the last passing decision for this kind, and what it was about
+    stored = memo.recall(memo_file, key)
+    if stored is not None and isinstance(stored.get("violations"), list) and isinstance(stored.get("decided_by"), list):
+        rec.details.setdefault("reused", []).append({"command": f"opa eval ({kind})", "decision": key})
+        return list(stored["violations"]), list(stored["decided_by"])
     atomic.write_text(policy_file, module)
     atomic.write_bytes(input_file, document)
     done = runner.run(
@@ -181,7 +176,7 @@ def decide(
         violations = [f"{kind}: not compliant with {KINDS[kind][1]}"]
     decided_by = list(result.get("decided_by", []))
     if key is not None and not violations:
-        atomic.write_json(memo, {"key": key, "violations": violations, "decided_by": decided_by})
+        memo.remember(memo_file, key, {"violations": violations, "decided_by": decided_by})
     return violations, decided_by
 
 

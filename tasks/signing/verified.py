@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tasks.container import oci_registry
-from tasks.core import atomic, runner
+from tasks.core import atomic, memo, runner
 from tasks.core.evidence import StageRecord, now
 from tasks.core.runner import Tool
 from tasks.signing.signer import Signer
@@ -68,19 +68,15 @@ def cosign_verify(
     manifest = attached_manifest(ref, suffix) if rememberable else None
     key = _memo_key(cosign, argv, manifest) if manifest else None
     # one memo per command (its last passing answer), so the directory does not grow with each change
-    memo = memo_dir / f"{hashlib.sha256(chr(0).join(map(str, argv)).encode()).hexdigest()}.json"
-    if key is not None and memo.is_file():
-        try:
-            stored = json.loads(memo.read_text(encoding="utf-8"))
-            if stored["key"] == key and stored["manifest"] == manifest:
-                rec.details.setdefault("reused", []).append(
-                    {"command": f"cosign {argv[0]}", "manifest": manifest, "verified": stored["verified"]}
-                )
-                return runner.Completed([str(cosign.path), *map(str, argv)], 0, str(stored["stdout"]), "")
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # unreadable: ask cosign
+    memo_file = memo_dir / f"{hashlib.sha256(chr(0).join(map(str, argv)).encode()).hexdigest()}.json"
+    stored = memo.recall(memo_file, key)
+    if stored is not None and stored.get("manifest") == manifest and isinstance(stored.get("stdout"), str):
+        rec.details.setdefault("reused", []).append(
+            {"command": f"cosign {argv[0]}", "manifest": manifest, "verified": stored.get("verified", "")}
+        )
+        return runner.Completed([str(cosign.path), *map(str, argv)], 0, stored["stdout"], "")
     done = runner.run(rec, cosign, list(argv), check=False, timeout=timeout)
     if key is not None and done.returncode == 0 and attached_manifest(ref, suffix) == manifest:
-        record = {"key": key, "manifest": manifest, "argv": [str(a) for a in argv], "stdout": done.stdout}
-        atomic.write_json(memo, {**record, "verified": now()})
+        record = {"manifest": manifest, "argv": [str(a) for a in argv], "stdout": done.stdout, "verified": now()}
+        memo.remember(memo_file, key, record)
     return done
