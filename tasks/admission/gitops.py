@@ -30,10 +30,11 @@ from tasks.core.checks import Check
 from tasks.core.console import console
 from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord
-from tasks.toolchain.go import go_env
+from tasks.toolchain.go import go_env, module_toolchain
 
 GITOPS = "infra/gitops"
 CRDS = f"{GITOPS}/crds.toml"
+ENGINE_MODULE = "tools/argocd/go.mod"  # the Argo CD `nox -s gitops` runs: the same version as the CRDs
 ROOT_APP = "secure-iot-root"  # the app of apps: follows the branch; everything it holds is pinned
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -77,8 +78,9 @@ def pinned_crds(ctx: Context, rec: StageRecord) -> list[Path]:
         module, version, sumline, files = pin["module"], pin["version"], pin["sum"], dict(pin["files"])
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{CRDS}: expected module, version, sum and [files] ({exc})") from exc
-    done = runner.run(rec, ctx.tool("go"), ["mod", "download", "-json", f"{module}@{version}"], env=go_env(),
-                      cwd=ctx.root, timeout=1800, check=False)  # fmt: skip
+    toolchain = engine_toolchain(ctx, module, version)
+    done = runner.run(rec, ctx.tool("go"), ["mod", "download", "-json", f"{module}@{version}"],
+                      env=go_env(toolchain), cwd=ctx.root, timeout=1800, check=False)  # fmt: skip
     try:
         info = json.loads(done.stdout)
     except ValueError as exc:
@@ -96,6 +98,19 @@ def pinned_crds(ctx: Context, rec: StageRecord) -> list[Path]:
         rec.add_input(crd, "application/yaml")
         paths.append(crd)
     return paths
+
+
+def engine_toolchain(ctx: Context, module: str, version: str) -> str:
+    """The Go toolchain of the wrapper that builds the running Argo CD (tools/argocd), which must
+    require the very module version the CRDs are pinned at; "" in a project without that wrapper."""
+    go_mod = ctx.inside(ENGINE_MODULE)
+    if not go_mod.is_file():
+        return ""
+    required = re.search(rf"^\s*{re.escape(module)}\s+(\S+)", go_mod.read_text(encoding="utf-8"), re.MULTILINE)
+    if required is None or required.group(1) != version:
+        found = required.group(1) if required else "nothing"
+        raise InputError(f"{CRDS} pins {module}@{version}, {ENGINE_MODULE} builds {found}: pin one Argo CD in both")
+    return module_toolchain(go_mod)
 
 
 def schema_dir(crds: Iterable[Path]) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -15,15 +16,31 @@ from tasks.toolchain.lock import Pin
 from tasks.toolchain.store import RouteUnavailable, repository_inputs, store
 
 
-def go_env() -> dict[str, str]:
-    """Go builds share module and build caches outside the checkout, keyed by content."""
+def go_env(toolchain: str = "") -> dict[str, str]:
+    """Go builds share module and build caches outside the checkout, keyed by content.
+
+    ``toolchain`` (``go1.27.3``): the Go release to build with, set as GOTOOLCHAIN, which the go
+    command fetches through the module proxy once (a module needing a newer Go than the host's)."""
     root = cache_root() / "go"
     return {
         "GOMODCACHE": str(root / "mod"),
         "GOCACHE": str(root / "build"),
         "GOFLAGS": "-trimpath -buildvcs=false -modcacherw",
         "CGO_ENABLED": "0",
+        **({"GOTOOLCHAIN": toolchain} if toolchain else {}),
     }
+
+
+def module_toolchain(go_mod: Path) -> str:
+    """The ``toolchain goX.Y.Z`` line of a go.mod ("" without one): what a wrapper module builds with.
+
+    Set explicitly, because a host's go.env may say GOTOOLCHAIN=local (then the line is ignored)."""
+    try:
+        text = go_mod.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ToolError(f"{go_mod}: unreadable ({exc.strerror})") from exc
+    found = re.search(r"^toolchain\s+(go\d+\.\d+(?:\.\d+)?)\s*$", text, re.MULTILINE)
+    return found.group(1) if found else ""
 
 
 def via_go(pin: Pin, rec: StageRecord, scratch: Path, root: Path) -> Tool:
@@ -42,8 +59,8 @@ def via_go(pin: Pin, rec: StageRecord, scratch: Path, root: Path) -> Tool:
                 raise ToolError(f"{pin.name}: {pin.go.source}/go.mod and go.sum are required for a wrapper module")
             built = scratch / pin.binary
             runner.run(
-                rec, go, ["build", "-mod=readonly", *ldflags, "-o", built, pin.go.package], env=env, cwd=directory,
-                timeout=3600,
+                rec, go, ["build", "-mod=readonly", *ldflags, "-o", built, pin.go.package],
+                env=go_env(module_toolchain(directory / "go.mod")), cwd=directory, timeout=3600,
             )  # fmt: skip
             return store(pin, built, "go", f"{pin.go.source} ({pin.go.module})", repository_inputs(pin, root) or "")
         if not pin.go.in_throwaway_module:

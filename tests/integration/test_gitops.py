@@ -48,15 +48,17 @@ def test_a_misspelt_field_and_a_kind_without_a_schema_fail(ctx: Context, tmp_pat
 def test_edited_pins_are_refused(ctx: Context, tmp_path: Path) -> None:
     shutil.copytree(REPO / gitops.GITOPS, tmp_path / "gitops")
     crds = tmp_path / "gitops" / "crds.toml"
-    assert 'version = "v3.5.7"' in crds.read_text()
+    assert 'version = "v3.6.1"' in crds.read_text()
     # a CRD file whose pinned sha256 is wrong: refused before any schema is generated
-    text = crds.read_text().replace('= "5dde0e22', '= "0dde0e22')
+    text = crds.read_text().replace('= "9fd0da3e', '= "0fd0da3e')
     project = tmp_path / "project"
     (project / gitops.GITOPS).mkdir(parents=True)
     (project / gitops.CRDS).write_text(text)
     shutil.copy(REPO / "tools.lock", project / "tools.lock")
+    (project / "tools" / "argocd").mkdir(parents=True)
+    shutil.copy(REPO / gitops.ENGINE_MODULE, project / gitops.ENGINE_MODULE)
     other = Context.create(project, tmp_path / "out")
     rec = StageRecord(stage="policy", root=project)
     other.bind(rec)
-    with pytest.raises(Exception, match=r"application-crd\.yaml: sha256 5dde0e22.*pins 0dde0e22"):
+    with pytest.raises(Exception, match=r"application-crd\.yaml: sha256 9fd0da3e.*pins 0fd0da3e"):
         gitops.pinned_crds(other, rec)
