@@ -73,6 +73,12 @@ CATALOGUE: dict[str, Entry] = {
         "the signed image is admitted; unsigned, other-key, unattested and vulnerable images, unprotected "
         "namespaces, privileged pods and tags are refused by the webhooks",
     ),
+    "gitops": Entry(
+        "tasks.stages.gitops:run",
+        "03",
+        "Argo CD syncs infra/gitops from Git into the cluster; a commit naming an unsigned image is refused at "
+        "admission and its revert syncs again",
+    ),
     "teardown": Entry(
         "tasks.stages.teardown:run", "demo", "the cluster is stopped: no process, namespace or container is left"
     ),

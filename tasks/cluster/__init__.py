@@ -20,6 +20,7 @@ from tasks.cluster.charts import (
 )
 from tasks.cluster.demo import (
     DEMO_UNPROTECTED_NAMESPACE,
+    admitted_pods,
     built_image,
     demo_pod,
     denial,
@@ -86,6 +87,7 @@ __all__ = [
     "Engine",
     "Kube",
     "State",
+    "admitted_pods",
     "built_image",
     "choose_engine",
     "cluster_name",

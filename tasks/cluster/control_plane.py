@@ -79,10 +79,16 @@ def create_namespace(rec: StageRecord, ip: Tool, name: str) -> None:
 
 
 def delete_namespace(rec: StageRecord, ip: Tool, name: str) -> bool:
+    shutil.rmtree(netns_etc(name), ignore_errors=True)
     if name not in namespaces(ip):
         return False
     runner.run(rec, ip, ["netns", "delete", name])
     return True
+
+
+def netns_etc(name: str) -> Path:
+    """/etc/netns/<name>/: files `ip netns exec` binds over /etc/ for what it starts (hosts, resolv.conf)."""
+    return Path("/etc/netns") / name
 
 
 def namespaces(ip: Tool) -> list[str]:
@@ -311,7 +317,7 @@ def up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], root: Path) -> St
     try:
         _up(ctx, rec, tools, paths, netns, pids)
     except BaseException:
-        down(rec, ip, netns, pids, {n: tools[n] for n in pids if n in tools})
+        down(rec, ip, netns, pids, {n: tools[n].path.name for n in pids if n in tools})
         raise
     return Started(netns, pids, paths.kubeconfig)
 
@@ -454,12 +460,12 @@ def wait(
         time.sleep(0.5)
 
 
-def down(rec: StageRecord, ip: Tool, netns: str, pids: dict[str, int], binaries: dict[str, Tool]) -> dict[str, str]:
-    """Stop every recorded process by PID (last started first), then remove the namespace."""
+def down(rec: StageRecord, ip: Tool, netns: str, pids: dict[str, int], binaries: dict[str, str]) -> dict[str, str]:
+    """Stop every recorded process by PID (last started first; ``binaries``: name -> the file name
+    its /proc cmdline must start with), then remove the namespace."""
     ended = {}
     for name, pid in reversed(list(pids.items())):
-        binary = binaries[name].path.name if name in binaries else name
-        ended[name] = stop(pid, binary)
+        ended[name] = stop(pid, binaries.get(name, name))
     if netns:
         ended[f"netns {netns}"] = "removed" if delete_namespace(rec, ip, netns) else "not present"
     return ended

@@ -61,6 +61,26 @@ def built_image(ctx: Context, rec: StageRecord) -> tuple[str, str]:
     return image.name.split("@", 1)[0], image.digest
 
 
+def admitted_pods(kube: Kube) -> list[str]:
+    """The release's pods exist (the webhooks admitted what the ReplicaSet created), or the
+    FailedCreate events say why not."""
+    selector = f"app.kubernetes.io/instance={admission.RELEASE}"
+    found: list[str] = []
+
+    def created() -> bool:
+        done = kube.kubectl("get", "pods", "-n", admission.NAMESPACE, "-l", selector, "-o", "name", record=False)
+        found[:] = done.stdout.split()
+        return bool(found)
+
+    try:
+        poll(f"the ReplicaSet of {admission.RELEASE} to create its pods", 60, created)
+    except ClusterError as exc:
+        events = kube.kubectl("get", "events", "-n", admission.NAMESPACE, "--field-selector", "reason=FailedCreate",
+                              "-o", "jsonpath={.items[*].message}", check=False)  # fmt: skip
+        raise ClusterError(f"{exc}; FailedCreate: {events.stdout.strip() or 'none recorded'}") from exc
+    return found
+
+
 def demo_pod(name: str, namespace: str, image: str) -> dict[str, Any]:
     """A pod every Gatekeeper constraint and the restricted Pod Security level accept."""
     restricted = {

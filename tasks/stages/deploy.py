@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from rich.markup import escape
 
 from tasks import admission, signing
-from tasks.cluster import Kube, built_image, poll, ready
-from tasks.cluster.errors import ClusterError
+from tasks.cluster import admitted_pods, built_image, ready
 from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core import runner
@@ -75,23 +74,3 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         f"[green]deploy: PASS[/] — {admission.RELEASE} runs {repository}@{digest} in namespace {admission.NAMESPACE}"
     )
     return "pass"
-
-
-def admitted_pods(kube: Kube) -> list[str]:
-    """The release's pods exist (the webhooks admitted what the ReplicaSet created), or the
-    FailedCreate events say why not."""
-    selector = f"app.kubernetes.io/instance={admission.RELEASE}"
-    found: list[str] = []
-
-    def created() -> bool:
-        done = kube.kubectl("get", "pods", "-n", admission.NAMESPACE, "-l", selector, "-o", "name", record=False)
-        found[:] = done.stdout.split()
-        return bool(found)
-
-    try:
-        poll(f"the ReplicaSet of {admission.RELEASE} to create its pods", 60, created)
-    except ClusterError as exc:
-        events = kube.kubectl("get", "events", "-n", admission.NAMESPACE, "--field-selector", "reason=FailedCreate",
-                              "-o", "jsonpath={.items[*].message}", check=False)  # fmt: skip
-        raise ClusterError(f"{exc}; FailedCreate: {events.stdout.strip() or 'none recorded'}") from exc
-    return found

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from tasks.cluster import (
     Kube,
     State,
+    argocd,
     choose_engine,
     cluster_name,
     cluster_tools,
@@ -42,7 +43,9 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
 def local(ctx: Context, rec: StageRecord, state: State) -> list[str]:
     """Every recorded PID stopped, the namespace removed; then checked: nothing left running."""
     tools = cluster_tools(ctx, ("ip", *state.pids))
-    ended = control_plane.down(rec, tools["ip"], state.netns, state.pids, tools)
+    gitops = argocd.stop_recorded(ctx)  # Argo CD's processes (`gitops`) live in the same namespace
+    ended = {**gitops, **control_plane.down(rec, tools["ip"], state.netns, state.pids,
+                                            {n: tools[n].path.name for n in state.pids})}  # fmt: skip
     rec.details["ended"] = ended
     left = [n for n, pid in state.pids.items() if control_plane.alive(pid, tools[n].path.name)]
     if state.netns in control_plane.namespaces(tools["ip"]):

@@ -102,11 +102,36 @@ def test_demo_every_claim_decided_by_the_api_server(local_cluster: tuple[Chain, 
         assert text in checks[name]["detail"], checks[name]
 
 
+def test_gitops_argo_cd_syncs_and_admission_still_decides(local_cluster: tuple[Chain, dict[str, Any]]) -> None:
+    """Argo CD (tools.lock) syncs infra/gitops from a git daemon; the release is admitted, a commit
+    naming an unsigned image is refused by policy-controller, and its revert leaves Git and the
+    cluster agreeing again."""
+    chain, state = local_cluster
+    code, output = chain.run("gitops", env=LOCAL)
+    assert code == 0, output[-4000:]
+    report = json.loads((chain.out / "gitops" / "report.json").read_text())
+    checks = {c["name"]: c for c in report["checks"]}
+    assert [c["passed"] for c in report["checks"]] == [True, True, True], report["checks"]
+    assert "pod(s) admitted" in checks["release synced by Argo CD"]["detail"]
+    assert chain.ref.split("@")[1] in checks["release synced by Argo CD"]["detail"]
+    assert "no signatures found" in checks["a commit naming an unsigned image: refused at admission"]["detail"]
+    details = json.loads((chain.out / "evidence.json").read_text())["stages"]["gitops"]["details"]
+    assert details["argocd"] == "3.6.1" and len(details["release_commit"]) == 40
+    assert details["pinned"] == {"admission-policies": report["pinned"]["admission-policies"],
+                                 "secure-iot": report["pinned"]["secure-iot"]}  # fmt: skip
+    # Redis, git daemon and Argo CD listen in the control plane's namespace only
+    assert not {6379, 8081, 9418} & host_listening_ports()
+    processes = json.loads((chain.out / "gitops" / "processes.json").read_text())
+    assert processes["netns"] == state["netns"] and all(alive(pid) for pid in processes["pids"].values())
+
+
 def test_teardown_leaves_nothing(chain: Chain, local_cluster: tuple[Chain, dict[str, Any]]) -> None:
     """Run last in the module: the fixture's own teardown then finds nothing to do."""
     _, state = local_cluster
     code, output = chain.run("teardown", env=LOCAL)
     assert code == 0, output[-3000:]
     assert not any(alive(pid) for pid in state["pids"].values())
+    assert not (chain.out / "gitops" / "processes.json").exists()  # Argo CD's processes were stopped first
+    assert not Path(f"/etc/netns/{state['netns']}").exists()
     assert state["netns"] not in namespaces()
     assert not (chain.out / "cluster" / "state.json").exists()

@@ -1,0 +1,163 @@
+"""nox -s gitops
+
+Talk 03, GitOps for applications and infrastructure, applied: Argo CD (tools.lock) reads
+infra/gitops from a copy of this repository and syncs it into the local engine's cluster, where
+the same admission webhooks as `deploy` judge what it applies.
+
+1. The release: a commit naming the image this pipeline built and signed, by digest; Argo CD syncs
+   the app of apps, then the admission policies and the chart at their pinned commits; the
+   ReplicaSet's pods are admitted.
+2. The attack: a commit naming an image that was never signed. Argo CD applies it; policy-controller
+   refuses the Deployment, so the sync fails and the signed release keeps running.
+3. The rollback: ``git revert`` of that commit; Argo CD syncs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from tasks import admission
+from tasks.admission import gitops as manifests
+from tasks.cluster import Kube, admitted_pods, argocd, built_image, cluster_tools, desired_state, unsigned_image
+from tasks.cluster.control_plane import apply, documents, write_manifests
+from tasks.cluster.errors import ClusterError
+from tasks.cluster.state import recorded_state
+from tasks.context import Context
+from tasks.core.checks import Check, conclude
+from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.media_types import DIGEST
+
+ROOT, POLICIES, SERVER = manifests.ROOT_APP, "admission-policies", "secure-iot"
+SYNC_S = 180.0
+DENIED = 'admission webhook "policy.sigstore.dev" denied the request'
+TOOLS = ("ip", "kubectl", "helm", "git", "argocd", "redis-server")
+
+
+def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
+    argparse.ArgumentParser(
+        prog="nox -s gitops", description="Argo CD syncs infra/gitops into the local cluster; admission still decides"
+    ).parse_args(argv)
+    state = recorded_state(ctx)
+    if state.engine != "local":
+        raise ClusterError(
+            "gitops runs Argo CD's controller and repo server as processes beside the local engine's API server: "
+            "`nox -s teardown`, then `nox -s cluster -- --engine local`"
+        )
+    repository, digest = built_image(ctx, rec)
+    unsigned = unsigned_image(ctx, f"{repository}@{digest}")
+    tools = cluster_tools(ctx, TOOLS)
+    kube = Kube(ctx, rec, None, tools, state.cluster, netns=state.netns)
+    root = ctx.stage_dir("gitops")
+    crds = manifests.pinned_crds(ctx, rec)
+    rec.details["stopped_earlier_run"] = argocd.stop_recorded(ctx)
+    mirror = desired_state.create(ctx, rec, tools["git"], root)
+    pinned = {a["metadata"]["name"]: a["spec"]["source"]["targetRevision"] for a in applications(mirror)}
+    release = desired_state.commit_image(mirror, rec, repository, digest, f"release: {repository}@{digest}")
+
+    docs = [*argocd.settings(), *(d for p in crds for d in documents(p))]  # read by both components at start
+    apply(rec, tools["ip"], state.netns, tools["kubectl"], kube.env(), write_manifests(root / "argocd.yaml", docs))
+    # every run bootstraps from nothing: an earlier run's Applications go (not what they deployed)
+    kube.kubectl("delete", "applications,appprojects", "--all", "-n", argocd.NAMESPACE, "--wait=true")
+    rec.details["pids"] = argocd.start(ctx, rec, tools, state, root, mirror.base)
+    for name in ("project.yaml", "root.yaml"):  # the bootstrap: everything else comes from Git
+        kube.kubectl("apply", "-f", mirror.work / manifests.GITOPS / name)
+
+    checks = [release_synced(kube, release, pinned, repository, digest)]
+    if checks[0].passed:
+        refused = unsigned_refused(kube, mirror, rec, unsigned, f"{repository}@{digest}")
+        checks.append(refused)
+        if refused.passed:
+            checks.append(rolled_back(kube, mirror, rec, rec.details["unsigned_commit"], f"{repository}@{digest}"))
+    rec.details.update({"argocd": tools["argocd"].version, "release_commit": release, "image": f"{repository}@{digest}",
+                        "pinned": pinned, "netns": state.netns})  # fmt: skip
+    return conclude(rec, "Argo CD applies infra/gitops; admission decides", checks,
+                    report=root / "report.json", document={"release_commit": release, "pinned": pinned})  # fmt: skip
+
+
+def applications(mirror: desired_state.Mirror) -> list[dict[str, Any]]:
+    docs = manifests.manifests(mirror.work / manifests.GITOPS)
+    return [d for d in docs if d.get("kind") == "Application" and d["metadata"]["name"] != ROOT]
+
+
+def deployed_image(kube: Kube) -> str:
+    done = kube.kubectl("get", "deployment", "-n", admission.NAMESPACE, "-l",
+                        f"app.kubernetes.io/instance={admission.RELEASE}", "-o",
+                        "jsonpath={.items[0].spec.template.spec.containers[0].image}", check=False)  # fmt: skip
+    return done.stdout.strip()
+
+
+def all_synced(kube: Kube, revisions: dict[str, str]) -> bool:
+    return all(argocd.in_sync(argocd.application(kube, name), rev) for name, rev in revisions.items())
+
+
+def release_synced(kube: Kube, release: str, pinned: dict[str, str], repository: str, digest: str) -> Check:
+    revisions = {ROOT: release, **pinned}
+    what = f"{ROOT} at {release[:12]}, " + ", ".join(f"{n} at {r[:12]}" for n, r in pinned.items())
+    expected = "every Application Synced at its commit; the pods admitted; the signed image deployed"
+    try:
+        argocd.wait_for(kube, what, SYNC_S, functools.partial(all_synced, kube, revisions))
+        pods = admitted_pods(kube)
+    except ClusterError as exc:
+        return Check("release synced by Argo CD", False, str(exc), expected)
+    image = deployed_image(kube)
+    return Check("release synced by Argo CD", image == f"{repository}@{digest}",
+                 f"{what}; {len(pods)} pod(s) admitted; Deployment runs {image}", expected)  # fmt: skip
+
+
+def unsigned_refused(kube: Kube, mirror: desired_state.Mirror, rec: StageRecord, unsigned: str, signed: str) -> Check:
+    """A commit naming an image that was never signed: synced by Argo CD, refused by policy-controller."""
+    name = "a commit naming an unsigned image: refused at admission"
+    expected = f"the {SERVER} sync fails with {DENIED!r}; the signed release keeps running"
+    repository, digest = unsigned.split("@", 1)
+    if not DIGEST.match(digest):
+        return Check(name, False, f"{unsigned}: not an image by digest", expected)
+    bad = desired_state.commit_image(mirror, rec, repository, digest, f"release: {unsigned} (never signed)")
+    rec.details["unsigned_commit"] = bad
+    argocd.refresh(kube, ROOT)
+
+    def refused() -> list[str]:
+        server = argocd.application(kube, SERVER)
+        return [m for m in argocd.refusals(server, mirror_revision(kube, SERVER)) if DENIED in m]
+
+    try:
+        argocd.wait_for(kube, f"{ROOT} at {bad[:12]}", SYNC_S,
+                        lambda: argocd.in_sync(argocd.application(kube, ROOT), bad))  # fmt: skip
+        argocd.refresh(kube, SERVER)
+        messages = argocd.wait_for(kube, f"policy-controller to refuse {SERVER}'s Deployment", SYNC_S, refused)
+    except ClusterError as exc:
+        return Check(name, False, str(exc), expected)
+    image = deployed_image(kube)
+    reason = " ".join(messages[0].split("denied the request:", 1)[-1].split())[:200]
+    shown = f"commit {bad[:12]} synced; the Deployment refused ({reason}); still runs the signed release"
+    return Check(name, image == signed, shown if image == signed else f"Deployment now runs {image}", expected)
+
+
+def mirror_revision(kube: Kube, name: str) -> str:
+    return str(((argocd.application(kube, name).get("status") or {}).get("sync") or {}).get("revision", ""))
+
+
+def rolled_back(kube: Kube, mirror: desired_state.Mirror, rec: StageRecord, bad: str, signed: str) -> Check:
+    """The revert: Git names the signed release again, which is what still runs; Argo CD reports
+    the application in sync and no operation left running (the refused one ends Failed: history)."""
+    name = "git revert of it: desired state and cluster agree again"
+    expected = f"{ROOT} Synced at the revert; {SERVER} Synced, no operation running, the signed image deployed"
+    revert = desired_state.revert(mirror, rec, bad)
+    rec.details["revert_commit"] = revert
+    argocd.refresh(kube, ROOT)
+
+    def settled() -> bool:
+        return argocd.in_sync(argocd.application(kube, SERVER), mirror_revision(kube, SERVER))
+
+    try:
+        argocd.wait_for(kube, f"{ROOT} at the revert {revert[:12]}", SYNC_S,
+                        lambda: argocd.in_sync(argocd.application(kube, ROOT), revert))  # fmt: skip
+        argocd.refresh(kube, SERVER)
+        argocd.wait_for(kube, f"{SERVER} in sync with no operation running", SYNC_S, settled)
+    except ClusterError as exc:
+        return Check(name, False, str(exc), expected)
+    image = deployed_image(kube)
+    return Check(name, image == signed, f"revert {revert[:12]}; {SERVER}: "
+                 f"{argocd.summary(argocd.application(kube, SERVER))}; Deployment runs {image}", expected)  # fmt: skip
