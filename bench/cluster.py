@@ -1,6 +1,6 @@
 """Benchmark the local cluster engine: up time, admission latency per webhook, memory.
 
-    python bench/cluster.py [--requests 100]      (root; after `nox`, which signs the image)
+    python bench/cluster.py [--requests 100] [--gitops]      (root; after `nox`, which signs the image)
 
 Against the pipeline's own out/ evidence (the signed image of the last `nox`), with the
 project's CLI exactly as a user runs it:
@@ -10,6 +10,8 @@ project's CLI exactly as a user runs it:
     apiserver_admission_webhook_admission_duration_seconds per webhook: p50 and p95 (bucket
     upper bounds, as Prometheus' histogram_quantile reads them);
   - the resident memory (VmRSS) of every control-plane process, and the sum;
+  - with --gitops: `gitops` wall time (Argo CD's release sync, the refused unsigned commit and
+    its revert) and the resident memory of its processes (Argo CD, Redis, git daemon);
   - `teardown` wall time.
 Prints JSON and writes out/bench/cluster.json. Not a test: figures go to the README.
 """
@@ -91,6 +93,7 @@ def rss_mib(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--gitops", action="store_true", help="also time `gitops` and its processes' memory")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from tasks.cluster import demo_pod
@@ -120,6 +123,11 @@ def main() -> None:
         results["webhooks"] = webhook_latency(metrics)
         rss = {name: rss_mib(pid) for name, pid in state["pids"].items()}
         results["rss_mib"] = {**rss, "total": round(sum(rss.values()), 1)}
+        if args.gitops:
+            results["gitops_s"] = tasks("gitops")
+            pids = json.loads((OUT / "gitops" / "processes.json").read_text())["pids"]
+            argo = {name: rss_mib(pid) for name, pid in pids.items()}
+            results["gitops_rss_mib"] = {**argo, "total": round(sum(argo.values()), 1)}
     finally:
         results["down_s"] = tasks("teardown")
     out = OUT / "bench" / "cluster.json"

@@ -109,7 +109,7 @@ def start(
     for relative in WRAPPERS:  # on the repo server's PATH, as in Argo CD's image
         script = control_plane.module_file(argocd, MODULE, argocd.version, relative)
         shutil.copyfile(script, paths["bin"] / script.name)
-        os.chmod(paths["bin"] / script.name, 0o700)  # nosec B103 - owner-only, the repo server runs as us
+        os.chmod(paths["bin"] / script.name, 0o700)  # owner-only: the repo server runs as this user
     git_daemon = git_daemon_tool(rec, tools["git"])
     search = os.pathsep.join([str(paths["bin"]), str(tools["helm"].path.parent), str(tools["git"].path.parent),
                               "/usr/bin", "/bin"])  # fmt: skip

@@ -9,8 +9,10 @@ project, the app of apps) is the committed file. A later commit is the next desi
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +27,13 @@ from tasks.core.runner import Completed, Tool
 REPOSITORY = "secure-iot.git"  # under the git daemon's base path: git://<host>/secure-iot.git
 BRANCH = "main"  # what the app of apps follows
 SERVER_APP = "infra/gitops/server.yaml"
+POLICIES_APP = "infra/gitops/admission-policies.yaml"
+REGISTRIES_KIND = "K8sAllowedRegistries"
 AUTHOR = ("secure-iot pipeline", "pipeline@secure-iot.invalid")
 # only the repository's own settings: no user's signing key, hooks or aliases leak into the copy
 GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0"}
 IMAGE_LINE = re.compile(r"^(?P<indent>\s+)(?P<key>repository|digest):\s*\S+\s*$", re.MULTILINE)
+REVISION_LINE = re.compile(r"^(?P<indent>\s+)targetRevision:\s*[0-9a-f]{40}\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -78,13 +83,58 @@ def with_image(text: str, repository: str, digest: str) -> str:
     return edited
 
 
-def commit_image(mirror: Mirror, rec: StageRecord, repository: str, digest: str, message: str) -> str:
-    """A commit on ``main`` naming the image (none when the file names it already); the new head."""
-    path = mirror.work / SERVER_APP
-    edited = with_image(path.read_text(encoding="utf-8"), repository, digest)
-    if edited == path.read_text(encoding="utf-8"):
+def with_revision(text: str, commit: str) -> str:
+    """An Application pinned to ``commit`` instead: its one 40-hex targetRevision line replaced."""
+    if len(REVISION_LINE.findall(text)) != 1:
+        raise InputError(f"{POLICIES_APP}: expected one targetRevision pinned to a commit")
+    edited = REVISION_LINE.sub(lambda m: f"{m.group('indent')}targetRevision: {commit}", text)
+    if (yaml.safe_load(edited) or {}).get("spec", {}).get("source", {}).get("targetRevision") != commit:
+        raise InputError(f"{POLICIES_APP}: the pinned line is not spec.source.targetRevision")
+    return edited
+
+
+def registry_change(mirror: Mirror, rec: StageRecord, address: str) -> str | None:
+    """None when the admission policies the desired state pins allow images from ``address``.
+    Otherwise the policy change a new registry is: a commit on ``main`` adding it to the
+    allowed-registries constraint, for the release to pin the policies to (returned)."""
+    app = yaml.safe_load((mirror.work / POLICIES_APP).read_text(encoding="utf-8"))
+    pinned, path = app["spec"]["source"]["targetRevision"], app["spec"]["source"]["path"]
+    listed = mirror.run(rec, "ls-tree", "-r", "--name-only", pinned, "--", path).stdout.split()
+    for name in (n for n in listed if n.endswith((".yaml", ".yml"))):
+        doc = yaml.safe_load(mirror.run(rec, "show", f"{pinned}:{name}").stdout) or {}
+        if doc.get("kind") != REGISTRIES_KIND:
+            continue
+        if address in doc.get("spec", {}).get("parameters", {}).get("registries", []):
+            return None
+        current = mirror.work / name
+        edited = yaml.safe_load(current.read_text(encoding="utf-8"))
+        edited["spec"].setdefault("parameters", {}).setdefault("registries", []).append(address)
+        atomic.write_text(current, yaml.safe_dump(edited, sort_keys=False))
+        return _commit(mirror, rec, "commit", "--quiet", "--all", "--message",
+                       f"policy: allow images from {address}, the registry this pipeline pushes to")  # fmt: skip
+    raise InputError(f"{path} at {pinned[:12]}: no {REGISTRIES_KIND} constraint to check the registry against")
+
+
+def commit_release(
+    mirror: Mirror, rec: StageRecord, repository: str, digest: str, message: str, policies: str | None = None
+) -> str:
+    """A commit on ``main`` naming the image (and pinning the admission policies to ``policies``);
+    none when the files say so already. The new head."""
+    edits: dict[str, Callable[[str], str]] = {
+        SERVER_APP: functools.partial(with_image, repository=repository, digest=digest)
+    }
+    if policies is not None:
+        edits[POLICIES_APP] = functools.partial(with_revision, commit=policies)
+    changed = False
+    for relative, edit in edits.items():
+        path = mirror.work / relative
+        before = path.read_text(encoding="utf-8")
+        after = edit(before)
+        if after != before:
+            atomic.write_text(path, after)
+            changed = True
+    if not changed:
         return mirror.head(rec)
-    atomic.write_text(path, edited)
     return _commit(mirror, rec, "commit", "--quiet", "--all", "--message", message)
 
 

@@ -16,12 +16,22 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from tasks import admission
 from tasks.admission import gitops as manifests
-from tasks.cluster import Kube, admitted_pods, argocd, built_image, cluster_tools, desired_state, unsigned_image
+from tasks.cluster import (
+    Kube,
+    admitted_pods,
+    argocd,
+    built_image,
+    cluster_tools,
+    desired_state,
+    exists,
+    unsigned_image,
+)
 from tasks.cluster.control_plane import apply, documents, write_manifests
 from tasks.cluster.errors import ClusterError
 from tasks.cluster.state import recorded_state
@@ -33,6 +43,7 @@ from tasks.core.media_types import DIGEST
 ROOT, POLICIES, SERVER = manifests.ROOT_APP, "admission-policies", "secure-iot"
 SYNC_S = 180.0
 DENIED = 'admission webhook "policy.sigstore.dev" denied the request'
+REFUSAL = re.compile(r"no signatures found|no matching signatures|no matching attestations")
 TOOLS = ("ip", "kubectl", "helm", "git", "argocd", "redis-server")
 
 
@@ -54,13 +65,20 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     crds = manifests.pinned_crds(ctx, rec)
     rec.details["stopped_earlier_run"] = argocd.stop_recorded(ctx)
     mirror = desired_state.create(ctx, rec, tools["git"], root)
+    registry = desired_state.registry_change(mirror, rec, repository.split("/", 1)[0])
+    release = desired_state.commit_release(mirror, rec, repository, digest, f"release: {repository}@{digest}",
+                                           policies=registry)  # fmt: skip
     pinned = {a["metadata"]["name"]: a["spec"]["source"]["targetRevision"] for a in applications(mirror)}
-    release = desired_state.commit_image(mirror, rec, repository, digest, f"release: {repository}@{digest}")
+    rec.details["registry_commit"] = registry  # None: the pinned policies allow this run's registry
 
-    docs = [*argocd.settings(), *(d for p in crds for d in documents(p))]  # read by both components at start
+    crd_docs = [d for p in crds for d in documents(p)]
+    earlier = all(exists(kube, f"crd/{d['metadata']['name']}") for d in crd_docs)
+    docs = [*argocd.settings(), *crd_docs]  # read by both components at start
     apply(rec, tools["ip"], state.netns, tools["kubectl"], kube.env(), write_manifests(root / "argocd.yaml", docs))
-    # every run bootstraps from nothing: an earlier run's Applications go (not what they deployed)
-    kube.kubectl("delete", "applications,appprojects", "--all", "-n", argocd.NAMESPACE, "--wait=true")
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                 *(f"crd/{d['metadata']['name']}" for d in crd_docs))  # fmt: skip
+    if earlier:  # every run bootstraps from nothing: an earlier run's Applications go (not what they deployed)
+        kube.kubectl("delete", "applications,appprojects", "--all", "-n", argocd.NAMESPACE, "--wait=true")
     rec.details["pids"] = argocd.start(ctx, rec, tools, state, root, mirror.base)
     for name in ("project.yaml", "root.yaml"):  # the bootstrap: everything else comes from Git
         kube.kubectl("apply", "-f", mirror.work / manifests.GITOPS / name)
@@ -73,8 +91,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             checks.append(rolled_back(kube, mirror, rec, rec.details["unsigned_commit"], f"{repository}@{digest}"))
     rec.details.update({"argocd": tools["argocd"].version, "release_commit": release, "image": f"{repository}@{digest}",
                         "pinned": pinned, "netns": state.netns})  # fmt: skip
-    return conclude(rec, "Argo CD applies infra/gitops; admission decides", checks,
-                    report=root / "report.json", document={"release_commit": release, "pinned": pinned})  # fmt: skip
+    return conclude(rec, "Argo CD applies infra/gitops; admission decides", checks, report=root / "report.json",
+                    document={"release_commit": release, "registry_commit": registry, "pinned": pinned})  # fmt: skip
 
 
 def applications(mirror: desired_state.Mirror) -> list[dict[str, Any]]:
@@ -114,7 +132,7 @@ def unsigned_refused(kube: Kube, mirror: desired_state.Mirror, rec: StageRecord,
     repository, digest = unsigned.split("@", 1)
     if not DIGEST.match(digest):
         return Check(name, False, f"{unsigned}: not an image by digest", expected)
-    bad = desired_state.commit_image(mirror, rec, repository, digest, f"release: {unsigned} (never signed)")
+    bad = desired_state.commit_release(mirror, rec, repository, digest, f"release: {unsigned} (never signed)")
     rec.details["unsigned_commit"] = bad
     argocd.refresh(kube, ROOT)
 
@@ -130,8 +148,11 @@ def unsigned_refused(kube: Kube, mirror: desired_state.Mirror, rec: StageRecord,
     except ClusterError as exc:
         return Check(name, False, str(exc), expected)
     image = deployed_image(kube)
-    reason = " ".join(messages[0].split("denied the request:", 1)[-1].split())[:200]
-    shown = f"commit {bad[:12]} synced; the Deployment refused ({reason}); still runs the signed release"
+    found = sorted(set(REFUSAL.findall(messages[0]))) or [" ".join(messages[0].split())[:160]]
+    shown = (
+        f"commit {bad[:12]} synced; the Deployment refused by policy-controller ({', '.join(found)}); "
+        "the signed release still runs"
+    )
     return Check(name, image == signed, shown if image == signed else f"Deployment now runs {image}", expected)
 
 

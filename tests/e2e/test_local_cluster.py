@@ -117,6 +117,8 @@ def test_gitops_argo_cd_syncs_and_admission_still_decides(local_cluster: tuple[C
     assert "no signatures found" in checks["a commit naming an unsigned image: refused at admission"]["detail"]
     details = json.loads((chain.out / "evidence.json").read_text())["stages"]["gitops"]["details"]
     assert details["argocd"] == "3.6.1" and len(details["release_commit"]) == 40
+    # the chain's registry is on a free port, not the 127.0.0.1:5000 the pinned policies allow
+    assert report["registry_commit"] == report["pinned"]["admission-policies"]
     assert details["pinned"] == {"admission-policies": report["pinned"]["admission-policies"],
                                  "secure-iot": report["pinned"]["secure-iot"]}  # fmt: skip
     # Redis, git daemon and Argo CD listen in the control plane's namespace only

@@ -89,3 +89,11 @@ def test_a_crd_pin_other_than_the_running_argo_cd_is_refused(tmp_path: Path) -> 
         gitops.engine_toolchain(ctx, argocd.MODULE, "v3.5.7")
     (project / gitops.ENGINE_MODULE).unlink()
     assert gitops.engine_toolchain(ctx, argocd.MODULE, "v3.5.7") == ""  # no wrapper: nothing to agree with
+
+
+def test_the_policies_can_be_repinned_to_one_commit_only() -> None:
+    text = (REPO / desired_state.POLICIES_APP).read_text()
+    edited = desired_state.with_revision(text, "c" * 40)
+    assert yaml.safe_load(edited)["spec"]["source"]["targetRevision"] == "c" * 40
+    with pytest.raises(InputError, match="one targetRevision"):
+        desired_state.with_revision(text.replace("targetRevision:", "targetRevision: main\n    # was"), "c" * 40)
