@@ -59,7 +59,7 @@ def scan(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
         done = runner.run(
             rec,
             tool,
-            ["-nosec", "-tests", "-quiet", "-fmt", "json", "-out", part, *(f"./{d}" for d in group)],
+            ["-nosec", "-tests", "-fmt", "json", "-out", part, *(f"./{d}" for d in group)],
             cwd=ctx.root,
             env={**go_env(toolchain), "GOPROXY": "off"},
             check=False,
