@@ -79,6 +79,8 @@ def pinned_crds(ctx: Context, rec: StageRecord) -> list[Path]:
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{CRDS}: expected module, version, sum and [files] ({exc})") from exc
     toolchain = engine_toolchain(ctx, module, version)
+    if toolchain:  # the go command switched to it: the recorded `go` version is the host's
+        rec.details["crds_go_toolchain"] = toolchain
     done = runner.run(rec, ctx.tool("go"), ["mod", "download", "-json", f"{module}@{version}"],
                       env=go_env(toolchain), cwd=ctx.root, timeout=1800, check=False)  # fmt: skip
     try:
