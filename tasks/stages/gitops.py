@@ -30,6 +30,7 @@ from tasks.cluster import (
     cluster_tools,
     desired_state,
     exists,
+    poll,
     unsigned_image,
 )
 from tasks.cluster.control_plane import apply, documents, write_manifests
@@ -75,8 +76,9 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     earlier = all(exists(kube, f"crd/{d['metadata']['name']}") for d in crd_docs)
     docs = [*argocd.settings(), *crd_docs]  # read by both components at start
     apply(rec, tools["ip"], state.netns, tools["kubectl"], kube.env(), write_manifests(root / "argocd.yaml", docs))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 *(f"crd/{d['metadata']['name']}" for d in crd_docs))  # fmt: skip
+    for doc in crd_docs:  # polled: `kubectl wait` errors out while a new CRD has no conditions yet
+        crd = f"crd/{doc['metadata']['name']}"
+        poll(f"{crd} to be established", 60, functools.partial(established, kube, crd))
     if earlier:  # every run bootstraps from nothing: an earlier run's Applications go (not what they deployed)
         kube.kubectl("delete", "applications,appprojects", "--all", "-n", argocd.NAMESPACE, "--wait=true")
     rec.details["pids"] = argocd.start(ctx, rec, tools, state, root, mirror.base)
@@ -98,6 +100,12 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
 def applications(mirror: desired_state.Mirror) -> list[dict[str, Any]]:
     docs = manifests.manifests(mirror.work / manifests.GITOPS)
     return [d for d in docs if d.get("kind") == "Application" and d["metadata"]["name"] != ROOT]
+
+
+def established(kube: Kube, crd: str) -> bool:
+    jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+    done = kube.kubectl("get", crd, "-o", f"jsonpath={jsonpath}", check=False, record=False)
+    return done.returncode == 0 and done.stdout.strip() == "True"
 
 
 def deployed_image(kube: Kube) -> str:
