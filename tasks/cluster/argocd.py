@@ -23,14 +23,13 @@ import json
 import os
 import secrets
 import shutil
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from tasks.cluster import control_plane
 from tasks.cluster.errors import ClusterError
-from tasks.cluster.kube import Kube
+from tasks.cluster.kube import Kube, poll
 from tasks.cluster.state import State
 from tasks.context import Context
 from tasks.core import atomic, runner
@@ -198,16 +197,25 @@ def refusals(app: Mapping[str, Any], revision: str) -> Iterator[str]:
             yield f"{resource.get('kind')}/{resource.get('name')}: {resource.get('message')}"
 
 
-def wait_for(kube: Kube, what: str, timeout: float, probe: Any) -> Any:
-    """Poll ``probe()`` (truthy when done) every 2 s; on timeout the Applications' states say why."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            listed = kube.kubectl("get", "applications", "-n", NAMESPACE, "-o", "json", check=False, record=False)
-            apps = json.loads(listed.stdout).get("items", []) if listed.returncode == 0 else []
-            states = "; ".join(f"{a['metadata']['name']}: {summary(a)}" for a in apps) or "no Application exists"
-            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}: {states}")
-        time.sleep(2)
+def sync_revision(app: Mapping[str, Any]) -> str:
+    """The revision Argo CD last compared the application with."""
+    return str(((app.get("status") or {}).get("sync") or {}).get("revision", ""))
+
+
+def wait_for(kube: Kube, what: str, timeout: float, probe: Callable[[], Any]) -> Any:
+    """kube.poll of ``probe()`` (truthy when done), returning what it found; on timeout the
+    Applications' states say why."""
+    found: list[Any] = []
+
+    def done() -> bool:
+        found[:] = [probe()]
+        return bool(found[0])
+
+    try:
+        poll(what, timeout, done)
+    except ClusterError as exc:
+        listed = kube.kubectl("get", "applications", "-n", NAMESPACE, "-o", "json", check=False, record=False)
+        apps = json.loads(listed.stdout).get("items", []) if listed.returncode == 0 else []
+        states = "; ".join(f"{a['metadata']['name']}: {summary(a)}" for a in apps) or "no Application exists"
+        raise ClusterError(f"{exc}: {states}") from exc
+    return found[0]

@@ -146,11 +146,10 @@ def unsigned_refused(kube: Kube, mirror: desired_state.Mirror, rec: StageRecord,
 
     def refused() -> list[str]:
         server = argocd.application(kube, SERVER)
-        return [m for m in argocd.refusals(server, mirror_revision(kube, SERVER)) if DENIED in m]
+        return [m for m in argocd.refusals(server, argocd.sync_revision(server)) if DENIED in m]
 
     try:
-        argocd.wait_for(kube, f"{ROOT} at {bad[:12]}", SYNC_S,
-                        lambda: argocd.in_sync(argocd.application(kube, ROOT), bad))  # fmt: skip
+        root_at(kube, bad, f"{ROOT} at {bad[:12]}")
         argocd.refresh(kube, SERVER)
         messages = argocd.wait_for(kube, f"policy-controller to refuse {SERVER}'s Deployment", SYNC_S, refused)
     except ClusterError as exc:
@@ -164,8 +163,9 @@ def unsigned_refused(kube: Kube, mirror: desired_state.Mirror, rec: StageRecord,
     return Check(name, image == signed, shown if image == signed else f"Deployment now runs {image}", expected)
 
 
-def mirror_revision(kube: Kube, name: str) -> str:
-    return str(((argocd.application(kube, name).get("status") or {}).get("sync") or {}).get("revision", ""))
+def root_at(kube: Kube, revision: str, what: str) -> None:
+    """Wait until the app of apps is in sync at ``revision`` (its children's specs then follow Git)."""
+    argocd.wait_for(kube, what, SYNC_S, lambda: argocd.in_sync(argocd.application(kube, ROOT), revision))
 
 
 def rolled_back(kube: Kube, mirror: desired_state.Mirror, rec: StageRecord, bad: str, signed: str) -> Check:
@@ -178,11 +178,11 @@ def rolled_back(kube: Kube, mirror: desired_state.Mirror, rec: StageRecord, bad:
     argocd.refresh(kube, ROOT)
 
     def settled() -> bool:
-        return argocd.in_sync(argocd.application(kube, SERVER), mirror_revision(kube, SERVER))
+        server = argocd.application(kube, SERVER)
+        return argocd.in_sync(server, argocd.sync_revision(server))
 
     try:
-        argocd.wait_for(kube, f"{ROOT} at the revert {revert[:12]}", SYNC_S,
-                        lambda: argocd.in_sync(argocd.application(kube, ROOT), revert))  # fmt: skip
+        root_at(kube, revert, f"{ROOT} at the revert {revert[:12]}")
         argocd.refresh(kube, SERVER)
         argocd.wait_for(kube, f"{SERVER} in sync with no operation running", SYNC_S, settled)
     except ClusterError as exc:

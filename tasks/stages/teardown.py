@@ -43,11 +43,11 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
 def local(ctx: Context, rec: StageRecord, state: State) -> list[str]:
     """Every recorded PID stopped, the namespace removed; then checked: nothing left running."""
     tools = cluster_tools(ctx, ("ip", *state.pids))
+    executables = {n: tools[n].path.name for n in state.pids}
     gitops = argocd.stop_recorded(ctx)  # Argo CD's processes (`gitops`) live in the same namespace
-    ended = {**gitops, **control_plane.down(rec, tools["ip"], state.netns, state.pids,
-                                            {n: tools[n].path.name for n in state.pids})}  # fmt: skip
+    ended = {**gitops, **control_plane.down(rec, tools["ip"], state.netns, state.pids, executables)}
     rec.details["ended"] = ended
-    left = [n for n, pid in state.pids.items() if control_plane.alive(pid, tools[n].path.name)]
+    left = [n for n, pid in state.pids.items() if control_plane.alive(pid, executables[n])]
     if state.netns in control_plane.namespaces(tools["ip"]):
         left.append(f"netns {state.netns}")
     if left:

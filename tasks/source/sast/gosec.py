@@ -52,7 +52,7 @@ def scan(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
     for directory in directories:
         groups.setdefault(toolchains[module_of(ctx.root, directory) or ""], []).append(directory)
     tool = ctx.tool("gosec")
-    merged: dict[str, Any] = {"Golang errors": {}, "Issues": []}
+    merged: dict[str, Any] = {"Golang errors": {}, "Issues": []}  # gosec's own report shape, all groups
     for toolchain, group in sorted(groups.items()):
         part = report.with_suffix(f".{toolchain or 'host'}.json")
         part.unlink(missing_ok=True)
@@ -73,7 +73,7 @@ def scan(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
         part.unlink()
     atomic.write_json(report, merged)
     rec.add_output(report, "application/json")
-    return as_sarif(ctx, rec, tool, _findings(ctx, report, set(files)))
+    return as_sarif(ctx, rec, tool, _findings(ctx, merged, set(files)))
 
 
 def _report(path: Path) -> dict[str, Any]:
@@ -86,13 +86,10 @@ def _report(path: Path) -> dict[str, Any]:
     return data
 
 
-def _findings(ctx: Context, report: Path, in_scope: set[str]) -> list[Finding]:
-    try:
-        data = json.loads(report.read_text(encoding="utf-8"))
-        unloaded = data.get("Golang errors") or {}
-        issues = data.get("Issues") or []
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise InputError(f"{report}: not gosec's JSON report ({exc})") from None
+def _findings(ctx: Context, data: dict[str, Any], in_scope: set[str]) -> list[Finding]:
+    """The findings of gosec's (merged) JSON report; a file gosec could not type-check fails the gate."""
+    unloaded = data.get("Golang errors") or {}
+    issues = data.get("Issues") or []
     if unloaded:
         shown = "; ".join(
             f"{ctx.rel(Path(file))}: {errors[0].get('error', '?') if errors else '?'}"
