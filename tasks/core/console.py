@@ -53,12 +53,13 @@ def summary_table(stages: Mapping[str, Mapping[str, Any]], order: Iterable[str])
 
 
 def tools_table(resolved: Mapping[str, Any], pins: Mapping[str, Any]) -> None:
-    """One row per resolved tool: pinned version, route it came by, where it is."""
+    """One row per resolved tool: its version (an apt tool's may be above the pinned minimum), route, where it is."""
     table = Table(title="pinned tools", title_justify="left")
     for col in ("tool", "version", "route", "sha256", "path"):
         table.add_column(col, overflow="fold")
     for name, tool in resolved.items():
-        table.add_row(name, pins[name].version, tool.route, tool.sha256[:16], str(tool.path))
+        shown = tool.version if tool.version == pins[name].version else f"{tool.version} (min {pins[name].version})"
+        table.add_row(name, shown, tool.route, tool.sha256[:16], str(tool.path))
     console.print(table)
 
 

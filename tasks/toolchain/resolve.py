@@ -49,7 +49,7 @@ def manual_hint(pin: Pin) -> str:
     elif pin.go:
         hints.append(f"go install {pin.go.package}@v{pin.version}")
     if pin.apt:
-        hints.append(f"apt-get install {pin.apt.package} (version {pin.version})")
+        hints.append(f"apt-get install {pin.apt.package} (version {pin.version} or newer)")
     for plat, download in pin.downloads.items():
         hints.append(f"{plat}: {download.url} (sha256 {download.sha256})")
     where = entry_dir(pin) / pin.binary

@@ -201,15 +201,19 @@ def test_a_route_that_is_not_a_table_names_the_field(tmp_path: Path) -> None:
 
 
 def test_apt_tool_with_a_missing_also_package_goes_back_through_apt() -> None:
-    """A data package removed by hand (ssg-debian under oscap) must not count as installed."""
-    from tasks.core.errors import ToolError
-    from tasks.toolchain.apt import from_system_package
+    """A data package removed by hand (ssg-debian under oscap) must not count as installed;
+    nor does a build below the pinned minimum (the apt route upgrades it, ADR 0021)."""
+    from tasks.toolchain.apt import from_system_package, installed_deb, upstream
     from tasks.toolchain.lock import AptRoute, Pin
 
-    complete = Pin("dpkg-query", "x", "t", (), "dpkg-query", apt=AptRoute("dpkg"))
-    with pytest.raises(ToolError, match=r"tools\.lock pins x"):  # installed, at another version: named
-        from_system_package(complete)
-    incomplete = Pin("dpkg-query", "x", "t", (), "dpkg-query", apt=AptRoute("dpkg", ("no-such-package-secure-iot",)))
+    deb = installed_deb("dpkg")
+    assert deb is not None
+    at_pin = from_system_package(Pin("dpkg-query", upstream(deb), "t", (), "dpkg-query", apt=AptRoute("dpkg")))
+    assert at_pin is not None and at_pin.version == upstream(deb) and at_pin.route == f"apt ({deb})"
+    newer = from_system_package(Pin("dpkg-query", "1.0", "t", (), "dpkg-query", apt=AptRoute("dpkg")))
+    assert newer is not None and newer.version == upstream(deb)  # a newer build than the minimum: accepted
+    assert from_system_package(Pin("dpkg-query", "99", "t", (), "dpkg-query", apt=AptRoute("dpkg"))) is None
+    incomplete = Pin("dpkg-query", "1.0", "t", (), "dpkg-query", apt=AptRoute("dpkg", ("no-such-package-secure-iot",)))
     assert from_system_package(incomplete) is None
 
 
