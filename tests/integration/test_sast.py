@@ -329,3 +329,64 @@ def test_a_file_semgrep_cannot_parse_fails_closed(project: Path) -> None:
     result = sast_with(project, "deploy/pod.yaml", "spec:\n  {{- if .Values.x }}\n  hostNetwork: true\n")
     assert result.returncode == 2, result.output
     assert "semgrep could not scan" in result.output and "deploy/pod.yaml" in result.output
+
+
+PLANTED_GO = """package main
+
+import (
+	"crypto/md5"
+	"fmt"
+	"os"
+	"os/exec"
+)
+
+func main() {
+	fmt.Println(md5.Sum([]byte(os.Args[1])))
+	_ = exec.Command("sh", "-c", os.Args[2]).Run()
+}
+"""
+
+
+def test_weak_go_in_a_new_folder_without_a_module_blocks(project: Path) -> None:
+    """ADR 0021: gosec reads a copy of the first-party Go; a new folder with no go.mod is still scanned."""
+    result = sast_with(project, "newtool/main.go", PLANTED_GO)
+    assert result.returncode == 1, result.output
+    record = json.loads((project / "out" / "evidence.json").read_text())["stages"]["sast"]
+    for rule, line in (("G501", 4), ("G401", 11), ("G204", 12)):
+        assert f"{rule} (newtool/main.go:{line})" in record["reason"], record["reason"]
+    assert record["details"]["gosec_coverage"] == {"newtool/main.go": "types"}
+
+
+def test_go_with_third_party_imports_is_scanned_without_compiling_them(project: Path) -> None:
+    """A wrapper module's Go (tools/*) is scanned by gosec's AST rules with its third-party imports
+    unresolved: nothing is downloaded (GOPROXY=off), the weakness is still found, the evidence says how."""
+    wrapper = PLANTED_GO.replace('"os/exec"\n', '"os/exec"\n\n\t"github.com/spf13/cobra"\n').replace(
+        "func main() {\n", "func main() {\n\t_ = cobra.Command{}\n"
+    )
+    (project / "tools" / "wrapper").mkdir(parents=True)
+    (project / "tools" / "wrapper" / "go.mod").write_text(
+        "module secure-iot/tools/wrapper\n\ngo 1.24\n\nrequire github.com/spf13/cobra v1.10.1\n"
+    )
+    result = sast_with(project, "tools/wrapper/main.go", wrapper)
+    assert result.returncode == 1, result.output
+    record = json.loads((project / "out" / "evidence.json").read_text())["stages"]["sast"]
+    assert (
+        "G501 (tools/wrapper/main.go:4)" in record["reason"] and "G204 (tools/wrapper/main.go:15)" in record["reason"]
+    ), record["reason"]
+    assert record["details"]["gosec_coverage"] == {
+        "tools/wrapper/main.go": "syntax (third-party imports not compiled: github.com/spf13/cobra)"
+    }
+    assert "go mod download" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("package main\n\nfunc main() {\n\tx :=\n}\n", "do not parse"),
+        ('package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println(undefinedName)\n}\n', "could not type-check"),
+    ],
+)
+def test_go_that_cannot_be_checked_fails_closed(project: Path, text: str, message: str) -> None:
+    result = sast_with(project, "broken/main.go", text)
+    assert result.returncode == 2, result.output
+    assert message in result.output and "broken/main.go" in result.output

@@ -1,16 +1,32 @@
-"""Go: gosec over every directory holding Go files in scope (test files included).
+"""Go: gosec over every first-party Go file in scope (test files included), without the dependency graphs.
 
-gosec type-checks each package, so the dependencies of each Go module must be in the module
-cache: `go mod download` (recorded; a no-op offline once the cache is warm) fills it, then
-gosec runs with GOPROXY=off. A package that does not load fails the stage (the rules that need
-types would be blind). Its JSON report is read (its SARIF names files without their
-directory); the findings are written back out as out/sast/gosec.sarif for code scanning.
-`-nosec`: `#nosec` and `//gosec:disable` do not silence the gate.
+The repository's Go is first-party glue: wrapper modules under tools/ whose few lines call an
+upstream `main`. Type-checking them the usual way means downloading and compiling every
+dependency of Kubernetes, etcd, grype and Argo CD (~15 minutes cold) for ~300 lines of our own
+code, a cost the default pipeline would pay for tools it never builds. So the scan runs on a copy:
+
+- every Go file in scope is copied, at its own path, into a scratch tree under out/sast/go/;
+  each Go module of the repository becomes a scratch module with the same module path and no
+  requirements (so the module's own packages resolve, third-party ones do not), and files in no
+  module fall into one root scratch module; the host's Go type-checks the standard library;
+- gosec runs once per scratch module with GOPROXY=off (nothing is downloaded, nothing of a
+  dependency is compiled), `-nosec` (`#nosec` and `//gosec:disable` do not silence the gate);
+- a file must parse (`gofmt -e`), else the gate fails: nothing could be checked in it;
+- how each file was covered goes into the evidence (``details.gosec_coverage``): ``types`` when it
+  type-checked (every rule, the SSA taint analysers included) or ``syntax`` with the third-party
+  imports left unresolved (gosec's AST rules run on it — weak crypto, subprocess, file
+  inclusion, … — with standard-library types; its SSA analysers are skipped for that package);
+- a type error with no unresolved import behind it is a real error in our code: the gate fails.
+
+Its JSON report is read (its SARIF names files without their directory); the findings are
+written back out as out/sast/gosec.sarif for code scanning. See ADR 0021.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,9 +35,14 @@ from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord
+from tasks.core.runner import Tool
 from tasks.policy.findings import Finding, Severity
 from tasks.source.sast.converted import as_sarif
-from tasks.toolchain.go import go_env, module_toolchain
+from tasks.toolchain.go import go_env
+
+UNRESOLVED = re.compile(r"could not import (\S+)")
+MODULE_LINE = re.compile(r"^module\s+(\S+)\s*$", re.MULTILINE)
+ROOT_MODULE = "secure-iot.local/firstparty"  # the module path of files that are in no module
 
 
 def module_of(root: Path, directory: str) -> str | None:
@@ -32,48 +53,123 @@ def module_of(root: Path, directory: str) -> str | None:
     return None
 
 
-def modules(root: Path, directories: Sequence[str]) -> list[str]:
-    """The Go modules the package directories belong to."""
-    return sorted({m for d in directories if (m := module_of(root, d)) is not None})
+def module_path(go_mod: Path) -> str:
+    found = MODULE_LINE.search(go_mod.read_text(encoding="utf-8"))
+    if found is None:
+        raise InputError(f"{go_mod}: no `module` line; gosec cannot place its packages")
+    return found.group(1)
+
+
+def third_party(import_path: str) -> bool:
+    """A path whose first element has a dot is not the standard library's."""
+    return "." in import_path.split("/", 1)[0]
+
+
+def go_language(go: Tool) -> str:
+    """The host Go's language version (1.26.8 -> 1.26), written into each scratch go.mod."""
+    found = re.match(r"(\d+\.\d+)", go.version)
+    if found is None:
+        raise InputError(f"go reports version {go.version!r}; gosec needs Go >= 1.21 on the host")
+    return found.group(1)
+
+
+def scratch_modules(ctx: Context, files: Sequence[str], into: Path, language: str) -> list[Path]:
+    """Copy ``files`` into ``into`` at their own paths; one requirement-free go.mod per module."""
+    shutil.rmtree(into, ignore_errors=True)
+    modules: dict[str, str] = {}  # module directory ("" for none) -> module path
+    for file in files:
+        key = module_of(ctx.root, str(PurePosixPath(file).parent)) or "."
+        if key not in modules:
+            go_mod = ctx.root / key / "go.mod"
+            modules[key] = module_path(go_mod) if go_mod.is_file() else ROOT_MODULE
+        target = into / file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ctx.root / file, target)
+    for key, path in modules.items():
+        (into / key).mkdir(parents=True, exist_ok=True)
+        (into / key / "go.mod").write_text(f"module {path}\n\ngo {language}\n", encoding="utf-8")
+    return [into / key for key in sorted(modules)]
+
+
+def parse_check(ctx: Context, rec: StageRecord, go: Tool, into: Path, files: Sequence[str]) -> None:
+    """Every file parses, or nothing was checked in it: gofmt -e names the first errors."""
+    gofmt = Tool("gofmt", go.version, go.path.resolve().parent / "gofmt", route="host")
+    if not gofmt.path.is_file():
+        raise InputError(f"gofmt is not beside {go.path}: the Go installation is incomplete")
+    done = runner.run(rec, gofmt, ["-e", "-l", *files], cwd=into, check=False)
+    if done.returncode != 0:
+        raise InputError(f"Go file(s) that do not parse, the gate cannot pass them: {done.tail()}")
 
 
 def scan(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
-    """One gosec run per Go toolchain: a wrapper module whose go.mod names a newer Go (tools/argocd)
-    is loaded with that toolchain; the rest with the host's, whose build cache stays warm."""
     report = ctx.stage_dir("sast") / "gosec.json"
     report.unlink(missing_ok=True)
-    directories = sorted({str(PurePosixPath(f).parent) for f in files})
     go = ctx.tool("go")
-    toolchains = {"": ""}  # module -> its toolchain line ("" for the host's Go, and for no module)
-    for module in modules(ctx.root, directories):
-        toolchains[module] = module_toolchain(ctx.root / module / "go.mod")
-        runner.run(rec, go, ["mod", "download"], cwd=ctx.root / module, env=go_env(toolchains[module]), timeout=1800)
-    groups: dict[str, list[str]] = {}
-    for directory in directories:
-        groups.setdefault(toolchains[module_of(ctx.root, directory) or ""], []).append(directory)
+    into = ctx.stage_dir("sast") / "go"
+    modules = scratch_modules(ctx, files, into, go_language(go))
+    parse_check(ctx, rec, go, into, files)
     tool = ctx.tool("gosec")
-    merged: dict[str, Any] = {"Golang errors": {}, "Issues": []}  # gosec's own report shape, all groups
-    for toolchain, group in sorted(groups.items()):
-        part = report.with_suffix(f".{toolchain or 'host'}.json")
+    merged: dict[str, Any] = {"Golang errors": {}, "Issues": []}  # gosec's own report shape, all modules
+    base = go_env()
+    env = {**base, "GOPROXY": "off", "GOTOOLCHAIN": "local", "GOWORK": "off", "GOFLAGS": f"{base['GOFLAGS']} -mod=mod"}
+    loaded = 0
+    for number, module in enumerate(modules):
+        part = report.with_suffix(f".{number}.part.json")
         part.unlink(missing_ok=True)
         done = runner.run(
             rec,
             tool,
-            ["-nosec", "-tests", "-fmt", "json", "-out", part, *(f"./{d}" for d in group)],
-            cwd=ctx.root,
-            env={**go_env(toolchain), "GOPROXY": "off"},
+            ["-nosec", "-tests", "-fmt", "json", "-out", part, "./..."],
+            cwd=module,
+            env=env,
             check=False,
-            timeout=1800,
+            timeout=600,
         )
         if done.returncode not in (0, 1) or not part.is_file():  # 1: issues found
             raise InputError(f"gosec exited {done.returncode}: {done.tail()}")
         data = _report(part)
         merged["Golang errors"].update(data.get("Golang errors") or {})
         merged["Issues"] += data.get("Issues") or []
+        loaded += int((data.get("Stats") or {}).get("files") or 0)
         part.unlink()
+    if loaded != len(files):  # a file its build constraints exclude was not read at all
+        raise InputError(f"gosec read {loaded} of the {len(files)} Go files in scope (build constraints?)")
     atomic.write_json(report, merged)
     rec.add_output(report, "application/json")
-    return as_sarif(ctx, rec, tool, _findings(ctx, merged, set(files)))
+    rec.details["gosec_coverage"] = coverage(into, merged["Golang errors"], files)
+    return as_sarif(ctx, rec, tool, _findings(into, merged, set(files)))
+
+
+def coverage(into: Path, errors: dict[str, list[dict[str, Any]]], files: Sequence[str]) -> dict[str, str]:
+    """How gosec covered each file: ``types``, or ``syntax`` with the imports left unresolved.
+
+    Refuses a file whose type errors have no unresolved third-party import behind them."""
+    shown: dict[str, str] = {}
+    broken: list[str] = []
+    by_file = {_relative(into, Path(name)): found for name, found in errors.items() if name}
+    for error in errors.get("", []):  # not tied to a file: the go command's own (a package that does not build)
+        broken.append(" ".join(str(error.get("error", "?")).split()))
+    for file in files:
+        found = by_file.get(file) or []
+        unresolved = sorted({m.group(1) for e in found if (m := UNRESOLVED.search(str(e.get("error", ""))))})
+        if not found:
+            shown[file] = "types"
+        elif unresolved and all(third_party(path) for path in unresolved):
+            shown[file] = f"syntax (third-party imports not compiled: {', '.join(unresolved)})"
+        else:
+            broken.append(f"{file}:{found[0].get('line', '?')}: {found[0].get('error', '?')}")
+    if broken:
+        raise InputError(
+            f"gosec could not type-check {len(broken)} file(s), the gate cannot pass them: {'; '.join(broken[:5])}"
+        )
+    return shown
+
+
+def _relative(into: Path, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(into.resolve()))
+    except ValueError:
+        raise InputError(f"gosec reported {path}, outside the files it was given") from None
 
 
 def _report(path: Path) -> dict[str, Any]:
@@ -86,21 +182,12 @@ def _report(path: Path) -> dict[str, Any]:
     return data
 
 
-def _findings(ctx: Context, data: dict[str, Any], in_scope: set[str]) -> list[Finding]:
-    """The findings of gosec's (merged) JSON report; a file gosec could not type-check fails the gate."""
-    unloaded = data.get("Golang errors") or {}
-    issues = data.get("Issues") or []
-    if unloaded:
-        shown = "; ".join(
-            f"{ctx.rel(Path(file))}: {errors[0].get('error', '?') if errors else '?'}"
-            for file, errors in list(unloaded.items())[:5]
-        )
-        raise InputError(f"gosec could not type-check {len(unloaded)} file(s), the gate cannot pass them: {shown}")
+def _findings(into: Path, data: dict[str, Any], in_scope: set[str]) -> list[Finding]:
     findings = []
-    for issue in issues:
-        path = ctx.rel(Path(issue["file"]))
-        if path not in in_scope:  # a package directory can hold an excluded (or generated) file
-            continue
+    for issue in data.get("Issues") or []:
+        path = _relative(into, Path(issue["file"]))
+        if path not in in_scope:  # only the files in scope were copied; anything else is gosec's surprise
+            raise InputError(f"gosec reported {path}, which is not in the SAST scope")
         cwe = (issue.get("cwe") or {}).get("id")
         findings.append(
             Finding(
