@@ -149,6 +149,18 @@ PIPELINE: tuple[str, ...] = (
     "report",
 )
 
+# The tools a stage builds from source on a cold machine (go route), in the order it needs them.
+# A profile's run builds these in the background while the stages before them run
+# (tasks/toolchain/prefetch.py); a stage still resolves each tool itself, so a name missing here
+# costs only time. tests/unit/pipeline/test_prefetch.py checks each is pinned with a go route.
+BUILT_FROM_SOURCE: dict[str, tuple[str, ...]] = {
+    "sast": ("gosec", "opa", "regal"),
+    "scan": ("grype",),
+    "keys": ("cosign",),
+    "sign": ("cosign",),
+    "verify": ("cosign", "opa"),
+}
+
 # The firmware through the image's supply-chain stages: the same stages, `--subject firmware`.
 FIRMWARE_CHAIN: tuple[str, ...] = tuple(
     f"{name} --subject firmware" for name in ("sbom", "scan", "provenance", "sign", "verify")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.analysis import vulndb
-from tasks.catalogue import CATALOGUE, PIPELINE
+from tasks.catalogue import BUILT_FROM_SOURCE, CATALOGUE, PIPELINE
 from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core import fingerprint, runner
@@ -34,7 +34,7 @@ from tasks.core.console import console, summary_table
 from tasks.core.errors import PipelineError
 from tasks.core.evidence import StageRecord, Verdict, now
 from tasks.core.runner import Tool
-from tasks.toolchain import lock_path
+from tasks.toolchain import lock_path, prefetch
 
 Body = Callable[[Context, StageRecord, Sequence[str]], Verdict]
 
@@ -216,13 +216,15 @@ def run_pipeline(ctx: Context, steps: Sequence[str] = PIPELINE, *, force: bool =
     """Each step is a stage name, optionally with its arguments ("sign --subject firmware"), in
     order, stopping at the first failure; the report (when listed) is written anyway."""
     code = 0
+    built = [tool for step in steps for tool in BUILT_FROM_SOURCE.get(step.split()[0], ())]
     try:
-        for step in [s for s in steps if s != "report"]:
-            name, *argv = step.split()
-            console.rule(f"[bold]{step}[/] (talk section {CATALOGUE[name][1]})")
-            code = run_stage(ctx, stage(name), argv, force=force)
-            if code != 0:
-                break
+        with prefetch.background(ctx.root, ctx.out, built):
+            for step in [s for s in steps if s != "report"]:
+                name, *argv = step.split()
+                console.rule(f"[bold]{step}[/] (talk section {CATALOGUE[name][1]})")
+                code = run_stage(ctx, stage(name), argv, force=force)
+                if code != 0:
+                    break
     finally:
         summary_table(ctx.evidence.load()["stages"], [step_record(step) for step in steps])
         if "report" in steps:

@@ -7,12 +7,13 @@ duration and the exit code into the current stage's evidence record.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess  # nosec B404 - the runner is the single, audited place that spawns tools
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,19 +217,26 @@ def start(
     return proc
 
 
-def stop(proc: subprocess.Popen[bytes], grace: float = 3.0) -> str:
+def stop(proc: subprocess.Popen[bytes], grace: float = 3.0, *, group: bool = False) -> str:
     """Stop a process start() returned, by its PID: SIGTERM, then SIGKILL after ``grace`` seconds.
 
-    Returns how it ended, for the evidence. A process that already exited is only reaped.
+    ``group``: signal its whole process group (a process started in its own session, with the
+    children it ran: a build's compilers). Returns how it ended, for the evidence. A process that
+    already exited is only reaped.
     """
     if proc.poll() is not None:
         return f"exited {proc.returncode}"
-    proc.terminate()
+
+    def send(sig: signal.Signals) -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+
+    send(signal.SIGTERM)
     try:
         proc.wait(grace)
         return "stopped (SIGTERM)"
     except subprocess.TimeoutExpired:
-        proc.kill()
+        send(signal.SIGKILL)
         proc.wait()
         return "killed (SIGKILL)"
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from tasks.context import Context
 from tasks.core.console import console, tools_table
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.runner import Tool
-from tasks.toolchain.lock import PROFILES, load
+from tasks.toolchain.apt import archive_dates
+from tasks.toolchain.lock import PROFILES, Pin, load
 from tasks.toolchain.resolve import install, link, lock_path, selected, stray_on_path
 
 
@@ -22,26 +24,32 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser.add_argument(
         "--profile", action="append", default=[], choices=PROFILES, help="the tools of this profile (repeatable)"
     )
+    parser.add_argument("--jobs", type=int, default=1, help="install this many tools at once (default 1)")
     parser.add_argument("--json", action="store_true", help="print {tool: {version, path, route, sha256}}")
     args = parser.parse_args(argv)
     pins = load(lock_path(ctx.root))
     rec.add_input(lock_path(ctx.root), "application/toml")
     resolved: dict[str, Tool] = {}
     failures: list[str] = []
-    for pin in selected(pins, args.names, args.all, tuple(args.profile)):
-        try:
-            tool = install(pin, ctx.root, rec)
-        except ToolError as exc:
-            failures.append(str(exc))
+    chosen = selected(pins, args.names, args.all, tuple(args.profile))
+    # --jobs N: N installs at once (the pipeline's background builds use 2); each tool has its own lock
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        outcomes = list(pool.map(lambda pin: _install(pin, ctx, rec), chosen))
+    for pin, outcome in zip(chosen, outcomes, strict=True):
+        if isinstance(outcome, str):
+            failures.append(outcome)
             continue
+        tool = outcome
         resolved[pin.name] = tool
-        rec.tools[pin.name] = pin.version
+        rec.tools[pin.name] = tool.version  # an apt tool: the Debian build found, at or above the pin
         link(ctx.root, tool)
         stray = stray_on_path(tool, pin, ctx.root)
         if stray:
             console.print(f"  [yellow]{pin.name}: {stray}[/]")
             rec.details.setdefault("ignored_on_path", []).append(stray)
     rec.details["tools"] = {name: _describe(tool) for name, tool in resolved.items()}
+    if any(tool.packages for tool in resolved.values()):  # what the apt route read: the archive's date
+        rec.details["apt_archives"] = archive_dates()
     tools_table(resolved, pins)
     from tasks.analysis import vulndb  # the DB is an input like any tool: report its state
 
@@ -52,6 +60,14 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     if failures:
         raise ToolError(" | ".join(failures))
     return "pass"
+
+
+def _install(pin: Pin, ctx: Context, rec: StageRecord) -> Tool | str:
+    """The installed tool, or the one line that says why it could not be installed."""
+    try:
+        return install(pin, ctx.root, rec)
+    except ToolError as exc:
+        return str(exc)
 
 
 def _describe(tool: Tool) -> dict[str, str]:

@@ -121,4 +121,5 @@ def store(pin: Pin, built: Path, route: str, source: str, lock_sha256: str = "")
 
 def locked(pin: Pin) -> contextlib.AbstractContextManager[None]:
     """One installer per tool at a time."""
-    return cache_locked(cache_root() / "tools" / pin.name / ".lock")
+    waiting = f"{pin.name}: being installed by another process (the pipeline's background build?); waiting for it"
+    return cache_locked(cache_root() / "tools" / pin.name / ".lock", waiting)
