@@ -53,6 +53,9 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 # What the README's Quickstart says a fresh machine has (Go comes from the host, see go_setup).
 INCLUDE = ("python3", "python3-venv", "git", "ca-certificates")
+# --point-release-root: also installed from the point release, so the root holds builds older than
+# tools.lock's minimums (postgresql-15 here; openssl comes with ca-certificates, dpkg with the base).
+OLDER = ("postgresql-15",)
 GO_MINIMUM = (1, 24)
 SRC = "/src/secure-iot"  # where the clean clone appears inside the root
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -282,12 +285,18 @@ class Recipe:
     mmdebstrap: str
     sources: tuple[Path, ...]
     aptopt: tuple[Path, ...]
+    point_release: bool = False  # built from the suite alone: packages older than the pins (see OLDER)
+
+    @property
+    def include(self) -> tuple[str, ...]:
+        return (*INCLUDE, *OLDER) if self.point_release else INCLUDE
 
     def as_json(self) -> dict[str, object]:
         return {
             "suite": SUITE,
             "variant": VARIANT,
-            "include": list(INCLUDE),
+            "include": list(self.include),
+            "point_release": self.point_release,
             "architecture": self.architecture,
             "mmdebstrap": self.mmdebstrap,
             "sources": [{"path": str(p), "sha256": sha256_file(p)} for p in self.sources],
@@ -298,18 +307,55 @@ class Recipe:
         return hashlib.sha256(json.dumps(self.as_json(), sort_keys=True).encode()).hexdigest()[:20]
 
     def argv(self, mmdebstrap: str, target: Path) -> list[str]:
-        argv = [mmdebstrap, f"--variant={VARIANT}", f"--include={','.join(INCLUDE)}"]
+        argv = [mmdebstrap, f"--variant={VARIANT}", f"--include={','.join(self.include)}"]
         argv += [f"--aptopt={p}" for p in self.aptopt]
-        return [*argv, SUITE, str(target), *(str(p) for p in self.sources)]
+        sources = [point_release_sources(self.sources, target.parent)] if self.point_release else self.sources
+        return [*argv, SUITE, str(target), *(str(p) for p in sources)]
 
 
-def root_recipe(mmdebstrap: str) -> Recipe:
+def root_recipe(mmdebstrap: str, point_release: bool = False) -> Recipe:
     return Recipe(
         architecture=run(["dpkg", "--print-architecture"]).strip(),
         mmdebstrap=run([mmdebstrap, "--version"]).strip(),
         sources=tuple(apt_sources()),
         aptopt=tuple(apt_date_options()),
+        point_release=point_release,
     )
+
+
+def point_release_stanzas(text: str) -> list[str]:
+    """The deb822 stanzas of ``text`` narrowed to the suite itself (no -security, no -updates)."""
+    kept = []
+    for stanza in re.split(r"\n\s*\n", text.strip()):
+        lines = [line for line in stanza.splitlines() if not line.lstrip().startswith("#")]
+        suites = next((line for line in lines if line.lower().startswith("suites:")), "")
+        if SUITE not in suites.split(":", 1)[-1].split():
+            continue
+        kept.append("\n".join(f"Suites: {SUITE}" if line is suites else line for line in lines))
+    return kept
+
+
+def point_release_sources(sources: Sequence[Path], into: Path) -> Path:
+    """A sources file with only the suite's point release, read from the host's sources now.
+
+    A root built from it has the packages of the last point release, older than the security
+    builds tools.lock's minimums name (ADR 0021): the Quickstart must upgrade them, as on a machine
+    installed months ago. One-line .list sources are narrowed the same way."""
+    stanzas: list[str] = []
+    for path in sources:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix == ".sources":
+            stanzas += point_release_stanzas(text)
+            continue
+        for line in text.splitlines():
+            found = re.match(r"^\s*deb\s+(\[[^]]*\]\s+)?(\S+)\s+(\S+)\s+(.*)$", line)
+            if found and found.group(3) == SUITE:
+                stanzas.append(f"Types: deb\nURIs: {found.group(2)}\nSuites: {SUITE}\nComponents: {found.group(4)}")
+    if not stanzas:
+        raise CheckError(f"--point-release-root: no source for the {SUITE} suite itself in the host's apt sources")
+    target = into / "point-release.sources"
+    target.write_text("\n\n".join(stanzas) + "\n", encoding="utf-8")
+    return target
 
 
 @contextlib.contextmanager
@@ -357,10 +403,16 @@ def copy_into(root: Path, source: Path, target: str | None = None) -> None:
     shutil.copyfile(source, dest)  # follows symlinks: the content, not a dangling link
 
 
-def prepare_root(root: Path, tarball: Path, go: HostGo) -> None:
+def prepare_root(root: Path, tarball: Path, go: HostGo, recipe: Recipe | None = None) -> None:
     """Extract a fresh root and give it what a machine of this kind has (read from the host now)."""
     root.mkdir()
     run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", tarball, "-C", root])
+    if recipe is not None and recipe.point_release:  # built from the point release; updates are reachable now
+        listed = root / "etc/apt/sources.list.d"
+        for old in listed.glob("*.sources"):
+            old.unlink()
+        for number, source in enumerate(recipe.sources):
+            copy_into(root, source, f"/etc/apt/sources.list.d/{number:04d}host{source.suffix}")
     for name in ("/etc/resolv.conf", "/etc/hosts", "/etc/pip.conf"):
         if Path(name).is_file():
             copy_into(root, Path(name))
@@ -376,6 +428,14 @@ def prepare_root(root: Path, tarball: Path, go: HostGo) -> None:
     (root / SRC.lstrip("/")).mkdir(parents=True)
     for directory in find_links_dirs():
         (root / str(directory).lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+
+def installed_in(root: Path, packages: Sequence[str]) -> dict[str, str]:
+    """The Debian versions ``packages`` have in ``root`` (recorded: what the Quickstart had to upgrade)."""
+    query = run(
+        ["dpkg-query", f"--admindir={root / 'var/lib/dpkg'}", "-W", "-f", "${Package} ${Version}\\n", *packages]
+    )
+    return dict(line.split(" ", 1) for line in query.splitlines() if " " in line)
 
 
 def clean_clone(repo: Path, into: Path) -> str:
@@ -574,7 +634,7 @@ def check(args: argparse.Namespace, report: Report, workdir: Path) -> None:
     if go_cache is not None:
         report.go_cache = f"warm: the host's {go_cache} mounted copy-on-write (tools still built by the project)"
     mmdebstrap = ensure_mmdebstrap()
-    recipe = root_recipe(mmdebstrap)
+    recipe = root_recipe(mmdebstrap, args.point_release_root)
     start = time.monotonic()
     tarball, info = root_tarball(mmdebstrap, recipe, args.rebuild_root)
     report.root = {"recipe": recipe.as_json(), **info, "obtain_seconds": round(time.monotonic() - start, 1)}
@@ -582,8 +642,10 @@ def check(args: argparse.Namespace, report: Report, workdir: Path) -> None:
     print(f"root: {built} ({info['build_seconds']} s to build), {tarball.stat().st_size / 1e6:.0f} MB", flush=True)
     start = time.monotonic()
     report.commit = clean_clone(Path(args.repo), workdir / "clone")
-    prepare_root(workdir / "root", tarball, go)
+    prepare_root(workdir / "root", tarball, go, recipe)
     report.root["prepare_seconds"] = round(time.monotonic() - start, 1)
+    if recipe.point_release:
+        report.root["older_than_pins"] = installed_in(workdir / "root", ("dpkg", "openssl", *OLDER))
     env = passed_env(report.registry_port)
     logs = Path(args.out)
     logs.mkdir(parents=True, exist_ok=True)
@@ -609,6 +671,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--warm-go-cache",
         action="store_true",
         help="mount the host's Go module/build caches copy-on-write (checks install steps without the cold Go builds)",
+    )
+    parser.add_argument(
+        "--point-release-root",
+        action="store_true",
+        help="a root built from the suite's point release alone: its packages are older than tools.lock's minimums",
     )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per command (default 3600)")
     parser.add_argument("--out", default=str(REPO / "out" / "fresh-machine"), help="result.json and command logs")

@@ -118,3 +118,26 @@ def test_check_fails_when_the_fresh_machine_lacks_the_scap_content(tmp_path: Pat
     assert re.search(rf"failed \(exit code [1-9][0-9]*\): {re.escape(command)}$", proc.stdout, re.MULTILINE), output
     assert "ssg-debian11-ds.xml" in output, output
     assert "LEFT BEHIND" not in output, output
+
+
+def test_point_release_root_reads_only_the_suite_itself(tmp_path: Path) -> None:
+    """--point-release-root: no -security, no -updates, so its packages are older than the minimums."""
+    deb822 = tmp_path / "debian.sources"
+    deb822.write_text(
+        "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb\n# a comment\nURIs: http://mirror.invalid/debian-security\nSuites: bookworm-security\n"
+        "Components: main\n"
+    )
+    one_line = tmp_path / "sources.list"
+    one_line.write_text("deb http://mirror.invalid/debian bookworm main\ndeb http://x.invalid bookworm-updates main\n")
+    written = fresh_machine.point_release_sources([deb822, one_line], tmp_path).read_text()
+    assert written.count("Suites: bookworm\n") == 2 and "security" not in written and "updates" not in written
+    with pytest.raises(fresh_machine.CheckError, match="no source for the bookworm suite"):
+        only_security = tmp_path / "security.sources"
+        only_security.write_text("Types: deb\nURIs: http://x.invalid\nSuites: bookworm-security\nComponents: main\n")
+        fresh_machine.point_release_sources([only_security], tmp_path)
+    recipe = fresh_machine.Recipe("amd64", "mmdebstrap 1.3.5", (deb822,), (), point_release=True)
+    assert (
+        "postgresql-15" in recipe.include
+        and recipe.key() != fresh_machine.Recipe("amd64", "mmdebstrap 1.3.5", (deb822,), ()).key()
+    )
