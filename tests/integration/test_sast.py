@@ -390,3 +390,14 @@ def test_go_that_cannot_be_checked_fails_closed(project: Path, text: str, messag
     result = sast_with(project, "broken/main.go", text)
     assert result.returncode == 2, result.output
     assert message in result.output and "broken/main.go" in result.output
+
+
+def test_an_import_the_module_does_not_require_fails_closed(project: Path) -> None:
+    """An import no go.mod requires cannot build, and would leave its package untyped (no SSA
+    analysers) without a word: refused, not scanned in syntax mode."""
+    (project / "tools" / "wrapper").mkdir(parents=True)
+    (project / "tools" / "wrapper" / "go.mod").write_text("module secure-iot/tools/wrapper\n\ngo 1.24\n")
+    planted = PLANTED_GO.replace('"os/exec"\n', '"os/exec"\n\n\t_ "example.com/unlisted"\n')
+    result = sast_with(project, "tools/wrapper/main.go", planted)
+    assert result.returncode == 2, result.output
+    assert "tools/wrapper/main.go: imports example.com/unlisted, which its go.mod does not require" in result.output

@@ -28,6 +28,7 @@ import json
 import re
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -73,22 +74,50 @@ def go_language(go: Tool) -> str:
     return found.group(1)
 
 
-def scratch_modules(ctx: Context, files: Sequence[str], into: Path, language: str) -> list[Path]:
+@dataclass(frozen=True)
+class Scratch:
+    """The copy gosec reads: one scratch module per Go module of the repository (``.`` for none)."""
+
+    into: Path
+    requires: dict[str, tuple[str, ...]]  # module directory -> the module paths its go.mod requires
+    module_of: dict[str, str]  # file -> module directory
+
+    def directories(self) -> list[Path]:
+        return [self.into / key for key in sorted(self.requires)]
+
+    def required(self, file: str, import_path: str) -> bool:
+        """Does the go.mod of ``file``'s module require the module ``import_path`` is in?"""
+        return any(import_path == m or import_path.startswith(m + "/") for m in self.requires[self.module_of[file]])
+
+
+def requirements(go_mod: Path) -> tuple[str, ...]:
+    """The module paths of a go.mod's ``require`` lines (single and block form)."""
+    text = go_mod.read_text(encoding="utf-8")
+    blocks = " ".join(re.findall(r"^require\s*\((.*?)^\)", text, re.MULTILINE | re.DOTALL))
+    singles = re.findall(r"^require\s+([^\s(]+)\s", text, re.MULTILINE)
+    return tuple(sorted({*singles, *re.findall(r"^\s*([^\s/]+\.[^\s]+)\s+v", blocks, re.MULTILINE)}))
+
+
+def scratch_modules(ctx: Context, files: Sequence[str], into: Path, language: str) -> Scratch:
     """Copy ``files`` into ``into`` at their own paths; one requirement-free go.mod per module."""
     shutil.rmtree(into, ignore_errors=True)
-    modules: dict[str, str] = {}  # module directory ("" for none) -> module path
+    paths: dict[str, str] = {}  # module directory -> module path
+    requires: dict[str, tuple[str, ...]] = {}
+    module_of_file: dict[str, str] = {}
     for file in files:
         key = module_of(ctx.root, str(PurePosixPath(file).parent)) or "."
-        if key not in modules:
+        if key not in paths:
             go_mod = ctx.root / key / "go.mod"
-            modules[key] = module_path(go_mod) if go_mod.is_file() else ROOT_MODULE
+            paths[key] = module_path(go_mod) if go_mod.is_file() else ROOT_MODULE
+            requires[key] = requirements(go_mod) if go_mod.is_file() else ()
+        module_of_file[file] = key
         target = into / file
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ctx.root / file, target)
-    for key, path in modules.items():
+    for key, path in paths.items():
         (into / key).mkdir(parents=True, exist_ok=True)
         (into / key / "go.mod").write_text(f"module {path}\n\ngo {language}\n", encoding="utf-8")
-    return [into / key for key in sorted(modules)]
+    return Scratch(into, requires, module_of_file)
 
 
 def parse_check(ctx: Context, rec: StageRecord, go: Tool, into: Path, files: Sequence[str]) -> None:
@@ -106,14 +135,14 @@ def scan(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
     report.unlink(missing_ok=True)
     go = ctx.tool("go")
     into = ctx.stage_dir("sast") / "go"
-    modules = scratch_modules(ctx, files, into, go_language(go))
+    scratch = scratch_modules(ctx, files, into, go_language(go))
     parse_check(ctx, rec, go, into, files)
     tool = ctx.tool("gosec")
     merged: dict[str, Any] = {"Golang errors": {}, "Issues": []}  # gosec's own report shape, all modules
     base = go_env()
     env = {**base, "GOPROXY": "off", "GOTOOLCHAIN": "local", "GOWORK": "off", "GOFLAGS": f"{base['GOFLAGS']} -mod=mod"}
     loaded = 0
-    for number, module in enumerate(modules):
+    for number, module in enumerate(scratch.directories()):
         part = report.with_suffix(f".{number}.part.json")
         part.unlink(missing_ok=True)
         done = runner.run(
@@ -136,26 +165,31 @@ def scan(ctx: Context, rec: StageRecord, files: Sequence[str]) -> list[Finding]:
         raise InputError(f"gosec read {loaded} of the {len(files)} Go files in scope (build constraints?)")
     atomic.write_json(report, merged)
     rec.add_output(report, "application/json")
-    rec.details["gosec_coverage"] = coverage(into, merged["Golang errors"], files)
+    rec.details["gosec_coverage"] = coverage(scratch, merged["Golang errors"], files)
     return as_sarif(ctx, rec, tool, _findings(into, merged, set(files)))
 
 
-def coverage(into: Path, errors: dict[str, list[dict[str, Any]]], files: Sequence[str]) -> dict[str, str]:
+def coverage(scratch: Scratch, errors: dict[str, list[dict[str, Any]]], files: Sequence[str]) -> dict[str, str]:
     """How gosec covered each file: ``types``, or ``syntax`` with the imports left unresolved.
 
-    Refuses a file whose type errors have no unresolved third-party import behind them."""
+    Refuses a file whose type errors have no unresolved third-party import behind them, and one
+    that imports a module its go.mod does not require (it could not build; and an import added only
+    to leave a package untyped would otherwise switch off the SSA analysers without a word)."""
     shown: dict[str, str] = {}
     broken: list[str] = []
-    by_file = {_relative(into, Path(name)): found for name, found in errors.items() if name}
+    by_file = {_relative(scratch.into, Path(name)): found for name, found in errors.items() if name}
     for error in errors.get("", []):  # not tied to a file: the go command's own (a package that does not build)
         broken.append(" ".join(str(error.get("error", "?")).split()))
     for file in files:
         found = by_file.get(file) or []
         unresolved = sorted({m.group(1) for e in found if (m := UNRESOLVED.search(str(e.get("error", ""))))})
+        stray = [path for path in unresolved if not (third_party(path) and scratch.required(file, path))]
         if not found:
             shown[file] = "types"
-        elif unresolved and all(third_party(path) for path in unresolved):
+        elif unresolved and not stray:
             shown[file] = f"syntax (third-party imports not compiled: {', '.join(unresolved)})"
+        elif stray:
+            broken.append(f"{file}: imports {', '.join(stray)}, which its go.mod does not require")
         else:
             broken.append(f"{file}:{found[0].get('line', '?')}: {found[0].get('error', '?')}")
     if broken:
