@@ -27,6 +27,9 @@ def go_env(toolchain: str = "") -> dict[str, str]:
         "GOCACHE": str(root / "build"),
         "GOFLAGS": "-trimpath -buildvcs=false -modcacherw",
         "CGO_ENABLED": "0",
+        # the compiler collects garbage a quarter as often: ~20% less CPU for a cold tool build
+        # (opa: 85 -> 69 s on 2 cores) for a few hundred MB more per compile; the binaries are the same
+        "GOGC": "400",
         **({"GOTOOLCHAIN": toolchain} if toolchain else {}),
     }
 
