@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 
 from tasks import pipeline, summary, toolchain
@@ -20,6 +21,10 @@ def main(argv: Sequence[str]) -> int:
             print(f"  {name:<12} talk {section}: {proves}")
         return 0 if argv else 2
     name, rest = argv[0], list(argv[1:])
+    # a CI cancel or a closed terminal sends SIGTERM/SIGHUP: unwind like Ctrl-C, so every `finally`
+    # runs (the pipeline's background build is stopped by PID, a stage's record is written)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
     try:
         ctx = Context.create()
         toolchain.put_first_on_path(ctx.root)

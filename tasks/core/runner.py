@@ -224,21 +224,26 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 3.0, *, group: bool = Fal
     children it ran: a build's compilers). Returns how it ended, for the evidence. A process that
     already exited is only reaped.
     """
-    if proc.poll() is not None:
-        return f"exited {proc.returncode}"
 
     def send(sig: signal.Signals) -> None:
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
 
+    if proc.poll() is not None:
+        if group:
+            send(signal.SIGKILL)  # what the leader left behind in its group (a build's compilers)
+        return f"exited {proc.returncode}"
     send(signal.SIGTERM)
     try:
         proc.wait(grace)
-        return "stopped (SIGTERM)"
+        ended = "stopped (SIGTERM)"
     except subprocess.TimeoutExpired:
         send(signal.SIGKILL)
         proc.wait()
         return "killed (SIGKILL)"
+    if group:
+        send(signal.SIGKILL)
+    return ended
 
 
 def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str, *, timeout: float, poll: float = 0.05) -> None:

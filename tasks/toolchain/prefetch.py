@@ -15,7 +15,9 @@ it in the cache, its sha256 checked as always. The child is stopped by PID when 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -27,6 +29,7 @@ from tasks.toolchain.lock import load
 from tasks.toolchain.resolve import lock_path
 from tasks.toolchain.store import RECEIPT, entry_dir
 
+PR_SET_PDEATHSIG = 1
 JOBS = 2  # two builds at once: one compiles while the other downloads or links
 
 
@@ -34,6 +37,11 @@ def missing(root: Path, names: Sequence[str]) -> list[str]:
     """The tools of ``names`` with no cache entry yet (the receipt alone: sha256 is checked on use)."""
     pins = load(lock_path(root))
     return [n for n in dict.fromkeys(names) if n in pins and not (entry_dir(pins[n]) / RECEIPT).is_file()]
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the pipeline dies, even by SIGKILL (Linux prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @contextlib.contextmanager
@@ -55,6 +63,7 @@ def background(root: Path, out: Path, names: Sequence[str]) -> Iterator[subproce
             cwd=Path(__file__).resolve().parents[2],  # where `python -m tasks` is importable
             env={**os.environ, "SECURE_IOT_ROOT": str(root), "COLUMNS": "160"},
             start_new_session=True,  # its own process group: stopped with its go builds
+            preexec_fn=_die_with_parent,  # one prctl call in the child, no lock taken
         )
     try:
         yield child

@@ -30,7 +30,9 @@ def via_pypi(pin: Pin, rec: StageRecord, scratch: Path, root: Path) -> Tool:
     uv = Tool("uv", "session", Path(sys.executable).parent / "uv", route="system")
     if not uv.path.is_file():
         raise ToolError(f"uv is not beside {sys.executable}: run the session through nox (requirements/lock.txt)")
-    runner.run(rec, uv, ["venv", "--quiet", "--python", sys.executable, venv], timeout=300)
+    # --no-config: no uv.toml or [tool.uv] of the tree under test (or above it) redirects the install;
+    # --no-build: wheels only, so nothing unhashed (an sdist's build backend) ever runs
+    runner.run(rec, uv, ["venv", "--quiet", "--no-config", "--python", sys.executable, venv], timeout=300)
     try:
         runner.run(
             rec,
@@ -39,6 +41,8 @@ def via_pypi(pin: Pin, rec: StageRecord, scratch: Path, root: Path) -> Tool:
                 "pip",
                 "install",
                 "--quiet",
+                "--no-config",
+                "--no-build",
                 "--python",
                 venv / "bin" / "python",
                 "--require-hashes",

@@ -367,16 +367,41 @@ def test_go_with_third_party_imports_is_scanned_without_compiling_them(project: 
     (project / "tools" / "wrapper" / "go.mod").write_text(
         "module secure-iot/tools/wrapper\n\ngo 1.24\n\nrequire github.com/spf13/cobra v1.10.1\n"
     )
+    (project / "tools" / "wrapper" / "sibling.go").write_text("package main\n\nfunc sibling() {}\n")
     result = sast_with(project, "tools/wrapper/main.go", wrapper)
     assert result.returncode == 1, result.output
     record = json.loads((project / "out" / "evidence.json").read_text())["stages"]["sast"]
     assert (
         "G501 (tools/wrapper/main.go:4)" in record["reason"] and "G204 (tools/wrapper/main.go:15)" in record["reason"]
     ), record["reason"]
+    # decided per package: the sibling type-checks alone, but the package's SSA analysers did not run
     assert record["details"]["gosec_coverage"] == {
-        "tools/wrapper/main.go": "syntax (third-party imports not compiled: github.com/spf13/cobra)"
+        "tools/wrapper/main.go": "syntax (third-party imports not compiled: github.com/spf13/cobra)",
+        "tools/wrapper/sibling.go": "syntax (third-party imports not compiled: github.com/spf13/cobra)",
     }
     assert "go mod download" not in result.output
+
+
+def test_third_party_imports_outside_the_wrapper_modules_fail_closed(project: Path) -> None:
+    """Only tools/'s wrapper modules are scanned with their imports unresolved (ADR 0021): elsewhere an
+    import would switch gosec's SSA analysers off for the package."""
+    (project / "gadget").mkdir()
+    (project / "gadget" / "go.mod").write_text(
+        "module example.com/gadget\n\ngo 1.24\n\nrequire github.com/spf13/cobra v1.10.1\n"
+    )
+    planted = PLANTED_GO.replace('"os/exec"\n', '"os/exec"\n\n\t_ "github.com/spf13/cobra"\n')
+    result = sast_with(project, "gadget/main.go", planted)
+    assert result.returncode == 2, result.output
+    assert "gadget/main.go: imports third-party packages (github.com/spf13/cobra)" in result.output
+
+
+def test_go_no_package_of_this_platform_builds_fails_closed(project: Path) -> None:
+    """A file a build constraint or a GOOS/GOARCH suffix leaves out would not be read: refused."""
+    (project / "gadget").mkdir()
+    (project / "gadget" / "main.go").write_text("package main\n\nfunc main() {}\n")
+    result = sast_with(project, "gadget/weak_s390x.go", PLANTED_GO.replace("func main()", "func other()"))
+    assert result.returncode == 2, result.output
+    assert "no package of this platform builds" in result.output and "gadget/weak_s390x.go" in result.output
 
 
 @pytest.mark.parametrize(
