@@ -15,6 +15,7 @@ from typing import Any
 from tasks.core.errors import InputError
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+UPSTREAM = re.compile(r"^[0-9][A-Za-z0-9.+~]*$")  # Debian policy's upstream_version, without epoch or revision
 PROFILES = ("local", "cluster", "release")
 
 
@@ -148,6 +149,8 @@ def _pin(path: Path, name: str, body: Any) -> Pin:
     )
     if not pin.routes:
         raise InputError(f"{where}: no install route (download, go, apt or pypi)")
+    if pin.apt and not UPSTREAM.match(pin.version):  # a minimum (ADR 0021): dpkg would read junk as 0
+        raise InputError(f"{where}.version: {pin.version!r} is not an upstream version (1.2.3) an apt minimum can be")
     return pin
 
 

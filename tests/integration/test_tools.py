@@ -194,6 +194,15 @@ def test_a_changed_pin_reinstalls_instead_of_trusting_the_cache(
     assert shown["hello"]["route"] == "download" and shown["hello"]["sha256"] == sha(newer.read_bytes())
 
 
+def test_an_apt_minimum_must_be_an_upstream_version(tmp_path: Path) -> None:
+    """dpkg --compare-versions reads a junk minimum as the lowest version: every build would pass."""
+    (tmp_path / "tools.lock").write_text(
+        'schema = 1\n[tools.x]\nversion = "<unknown>"\nwhy = "w"\napt = { package = "x" }\n'
+    )
+    with pytest.raises(InputError, match=r"tools\.x\.version: '<unknown>' is not an upstream version"):
+        load(tmp_path / "tools.lock")
+
+
 def test_a_route_that_is_not_a_table_names_the_field(tmp_path: Path) -> None:
     (tmp_path / "tools.lock").write_text('schema = 1\n[tools.x]\nversion = "1"\nwhy = "w"\ngo = "not a table"\n')
     with pytest.raises(InputError, match=r"tools\.x\.go: expected a table"):
