@@ -27,6 +27,18 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     for exclusion in scope.stale:
         console.print(f"  [yellow]gates.sast.exclude: {exclusion.path} matches no file; remove it[/]")
     findings = sast.scan(ctx, rec, scope)
+    # which file each scanner read, and how (gosec: `types` or `syntax`, ADR 0021), by file
+    by_file = {
+        file: {"language": lang, "scanners": scanners[lang]}
+        for lang, files in sorted(scope.code.items())
+        if lang in scanners
+        for file in files
+    }
+    for file, how in rec.details.get("gosec_coverage", {}).items():
+        by_file[file]["gosec"] = how
+    read = ctx.stage_dir("sast") / "coverage.json"
+    atomic.write_json(read, {"files": by_file})
+    rec.add_output(read, "application/json")
     outcome = gate.evaluate("sast", findings, ctx.policy)
     normalized = ctx.stage_dir("sast") / "findings.json"
     atomic.write_json(normalized, {"findings": [f.as_json() for f in findings], "gate": outcome.summary()})

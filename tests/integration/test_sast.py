@@ -355,6 +355,9 @@ def test_weak_go_in_a_new_folder_without_a_module_blocks(project: Path) -> None:
     for rule, line in (("G501", 4), ("G401", 11), ("G204", 12)):
         assert f"{rule} (newtool/main.go:{line})" in record["reason"], record["reason"]
     assert record["details"]["gosec_coverage"] == {"newtool/main.go": "types"}
+    read = json.loads((project / "out" / "sast" / "coverage.json").read_text())["files"]
+    assert read["newtool/main.go"] == {"language": "go", "scanners": ["gosec"], "gosec": "types"}
+    assert read["noxfile.py"] == {"language": "python", "scanners": ["bandit", "semgrep"]}
 
 
 def test_go_with_third_party_imports_is_scanned_without_compiling_them(project: Path) -> None:
