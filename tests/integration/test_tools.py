@@ -280,3 +280,22 @@ def test_a_wrapper_module_source_must_stay_inside_the_repository(tmp_path: Path)
     )
     with pytest.raises(InputError, match=r"tools\.x\.go\.source: expected a directory of the repository"):
         load(tmp_path / "tools.lock")
+
+
+def test_a_uv_config_in_the_tree_does_not_redirect_a_wheel_tool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv reads uv.toml and [tool.uv] from where it runs (the tree under test): --no-config ignores them."""
+    from tasks.toolchain.pypi import via_pypi
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "uv.toml").write_text('index-url = "http://127.0.0.1:9/simple"\nno-binary = true\n')
+    (tree / "pyproject.toml").write_text('[tool.uv]\nindex-url = "http://127.0.0.1:9/simple"\n')
+    monkeypatch.chdir(tree)
+    pin = load(REPO / "tools.lock")["bandit"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    tool = via_pypi(pin, StageRecord(stage="tools", root=REPO), scratch, REPO)
+    assert tool.route == "pypi" and tool.path.is_file()
