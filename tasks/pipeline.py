@@ -35,6 +35,7 @@ from tasks.core.errors import PipelineError
 from tasks.core.evidence import StageRecord, Verdict, now
 from tasks.core.runner import Tool
 from tasks.toolchain import lock_path, prefetch
+from tasks.toolchain.apt import installed_deb
 
 Body = Callable[[Context, StageRecord, Sequence[str]], Verdict]
 
@@ -68,9 +69,16 @@ def stage(name: str) -> Stage:
 
 
 def _tool_pins(ctx: Context, tools: Mapping[str, Any]) -> dict[str, Any]:
+    """Each tool's pin, and for a Debian tool the build installed now: its pin is a minimum
+    (ADR 0021), so an upgraded package makes the stage run again though tools.lock is unchanged."""
     with lock_path(ctx.root).open("rb") as handle:
         pins = tomllib.load(handle).get("tools", {})
-    return {name: pins.get(name, "unpinned") for name in sorted(tools)}
+    state = {}
+    for name in sorted(tools):
+        pin = pins.get(name, "unpinned")
+        package = pin.get("apt", {}).get("package") if isinstance(pin, dict) else None
+        state[name] = {**pin, "installed": installed_deb(package)} if package else pin
+    return state
 
 
 _trees: dict[str, str] = {}

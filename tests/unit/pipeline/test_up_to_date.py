@@ -79,3 +79,16 @@ def test_the_stage_configuration_in_the_environment_is_part_of_the_fingerprint(
     ctx, evidence, st = _setup(tmp_path)
     monkeypatch.setenv("SECURE_IOT_VULNDB", "demo-elsewhere")
     assert pipeline.why_stale(ctx, st, evidence, []) is not None
+
+
+def test_an_upgraded_debian_tool_reruns_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Debian tool's pin is a minimum (ADR 0021): the build installed now is part of the fingerprint."""
+    ctx, evidence, st = _setup(tmp_path)
+    evidence["stages"]["sbom"]["tools"] = {"skopeo": "1.9.3"}
+    installed = {"skopeo": "1.9.3+ds1-1"}
+    monkeypatch.setattr(pipeline, "installed_deb", lambda package: installed.get(package))
+    record = evidence["stages"]["sbom"]
+    record["details"]["fingerprint"] = pipeline.stage_fingerprint(ctx, st, record, [])
+    assert pipeline.why_stale(ctx, st, evidence, []) is None
+    installed["skopeo"] = "1.9.3+ds1-1+deb12u1"  # a security build replaced it; tools.lock is unchanged
+    assert pipeline.why_stale(ctx, st, evidence, []) is not None
