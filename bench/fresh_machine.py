@@ -54,7 +54,8 @@ VARIANT = "minbase"
 # What the README's Quickstart says a fresh machine has (Go comes from the host, see go_setup).
 INCLUDE = ("python3", "python3-venv", "git", "ca-certificates")
 # --point-release-root: also installed from the point release, so the root holds builds older than
-# tools.lock's minimums (postgresql-15 here; openssl comes with ca-certificates, dpkg with the base).
+# tools.lock's minimums (postgresql-15 here; openssl comes with ca-certificates); result.json
+# records the versions the root had (older_than_pins), dpkg's too.
 OLDER = ("postgresql-15",)
 GO_MINIMUM = (1, 24)
 SRC = "/src/secure-iot"  # where the clean clone appears inside the root
