@@ -53,6 +53,7 @@ def background(root: Path, out: Path, names: Sequence[str]) -> Iterator[subproce
         return
     log = out / "tools" / "prefetch.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)  # a link planted in out/ is replaced, not written through
     console.print(f"  building in the background: {', '.join(wanted)} (log: {log.relative_to(out.parent)})")
     with log.open("wb") as handle:
         child = subprocess.Popen(
