@@ -4,11 +4,11 @@
     (from the dev venv, as root or a user that may run swtpm; installs pinned tools on first use)
 
 The devices are real: manufactured like `nox -s factory` (swtpm state, EK, EK certificate, printed
-code, signed manifest; tests/fleet.py), each powered on with the genuine measured boot replayed
+code, signed manifest; tests/support/fleet.py), each powered on with the genuine measured boot replayed
 into its PCRs, and registered by the device agent (tpm2-tools) against the real server process
 (`python -m secure_iot_server`: uvicorn, plain HTTP on 127.0.0.1 - registration needs no client
 certificate; the manifest is loaded into the database as the operator's upload would load it).
-For each backend the database is fresh: a SQLite file, or a throwaway PostgreSQL (tests/postgres.py)
+For each backend the database is fresh: a SQLite file, or a throwaway PostgreSQL (tests/support/postgres.py)
 with its durable defaults (fsync, synchronous commit).
 
 Figures:
@@ -47,8 +47,8 @@ from secure_iot_server.enrolment_store import EnrolmentStore  # noqa: E402
 from secure_iot_server.registration import load_manifest  # noqa: E402
 from secure_iot_server.trust import load_trust  # noqa: E402
 
-from tests.fleet import GENUINE, MIN_SECURITY_VERSION, Fleet, events_of, make_fleet  # noqa: E402
-from tests.postgres import free_port, running_postgres  # noqa: E402
+from tests.support.fleet import GENUINE, MIN_SECURITY_VERSION, Fleet, events_of, make_fleet  # noqa: E402
+from tests.support.postgres import free_port, running_postgres  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -77,9 +77,15 @@ def server(fleet: Fleet, url: str, log: Path) -> Iterator[httpx.Client]:
     trust = load_trust(fleet.trust_dir, min_security_version=MIN_SECURITY_VERSION)
     load_manifest(EnrolmentStore(url), trust, fleet.batch.manifest.read_bytes(), fleet.batch.signature.read_bytes())
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "app" / "src"), "SECURE_IOT_HOST": "127.0.0.1",
-           "SECURE_IOT_PORT": str(port), "SECURE_IOT_DB_URL": url, "SECURE_IOT_TRUST_DIR": str(fleet.trust_dir),
-           "SECURE_IOT_MIN_SECURITY_VERSION": str(MIN_SECURITY_VERSION)}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "app" / "src"),
+        "SECURE_IOT_HOST": "127.0.0.1",
+        "SECURE_IOT_PORT": str(port),
+        "SECURE_IOT_DB_URL": url,
+        "SECURE_IOT_TRUST_DIR": str(fleet.trust_dir),
+        "SECURE_IOT_MIN_SECURITY_VERSION": str(MIN_SECURITY_VERSION),
+    }
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "secure_iot_server"], env=env, stdout=out, stderr=out)  # nosec B603
         try:

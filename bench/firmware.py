@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tasks.firmware import CASES  # noqa: E402
-from tests.firmware_build import EPOCH, firmware_project  # noqa: E402  (the project the tests build in)
+from tests.support.firmware_build import EPOCH, firmware_project  # noqa: E402  (the project the tests build in)
 
 
 def run(project: Path, cache: Path, out: Path, *args: str) -> tuple[float, dict[str, Any]]:
@@ -73,8 +73,11 @@ def main() -> None:
             cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         else:
             cold1 = build(project, work / "cache-1", work / "out-cold-1")
-            shutil.copytree(work / "cache-1" / "secure-iot" / "inputs", work / "cache-2" / "secure-iot" / "inputs",
-                            copy_function=os.link)  # fmt: skip
+            shutil.copytree(
+                work / "cache-1" / "secure-iot" / "inputs",
+                work / "cache-2" / "secure-iot" / "inputs",
+                copy_function=os.link,
+            )
             cold2 = build(project, work / "cache-2", work / "out-cold-2")
             cache = work / "cache-2"
             result["cold"] = {

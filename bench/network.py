@@ -35,7 +35,7 @@ from tasks.core import runner  # noqa: E402
 from tasks.core.evidence import StageRecord  # noqa: E402
 from tasks.network.flows import parse_csv  # noqa: E402
 from tasks.network.namespaces import run_in, start_in, stop  # noqa: E402
-from tests.integration.test_network import make_fleet  # noqa: E402
+from tests.support.network_pki import make_fleet  # noqa: E402
 
 IPERF_PORT = 5201
 SECONDS = 3
@@ -44,10 +44,10 @@ SECONDS = 3
 def _iperf(ctx: Context, rec: StageRecord, state: network.State, device: str, server: str, rule: str) -> float:
     """Gbit/s from the device to the server, with ``rule`` (an nft match) accepted at the top of forward."""
     edge = state.namespace("edge")
-    run_in(ctx, rec, edge, "nft",
-           ["insert", "rule", "inet", "gateway", "forward", *rule.split(), "counter", "accept"])  # fmt: skip
-    done = run_in(ctx, rec, device, "iperf3",
-                  ["-c", server, "-p", str(IPERF_PORT), "-t", str(SECONDS), "-J"], timeout=60)  # fmt: skip
+    run_in(ctx, rec, edge, "nft", ["insert", "rule", "inet", "gateway", "forward", *rule.split(), "counter", "accept"])
+    done = run_in(
+        ctx, rec, device, "iperf3", ["-c", server, "-p", str(IPERF_PORT), "-t", str(SECONDS), "-J"], timeout=60
+    )
     return float(json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"]) / 1e9
 
 
@@ -69,8 +69,9 @@ def one_run(work: Path) -> dict[str, float]:
         attach_s = time.monotonic() - t0
         assert device.admitted and device.tunnel, (device.reason, device.tunnel_reason)
         address = str(plan.hosts["fleet-server"].address)
-        iperf = start_in(ctx, rec, state, "iperf3", state.namespace("fleet"), "iperf3",
-                         ["-s", "-B", address, "-p", str(IPERF_PORT)])  # fmt: skip
+        iperf = start_in(
+            ctx, rec, state, "iperf3", state.namespace("fleet"), "iperf3", ["-s", "-B", address, "-p", str(IPERF_PORT)]
+        )
         time.sleep(0.5)
         match = f"ip saddr {device.address} ip daddr {address} tcp dport {IPERF_PORT}"
         ipsec_gbps = _iperf(ctx, rec, state, device.namespace, address, f"iifname ipsec0 {match}")
@@ -83,8 +84,15 @@ def one_run(work: Path) -> dict[str, float]:
         checks = network.down(ctx, rec, state)
         down_s = time.monotonic() - t0
     assert all(c.passed for c in checks), checks
-    return {"up_s": up_s, "attach_s": attach_s, "tunnel_s": device.tunnel_s, "down_s": down_s,
-            "ipsec_gbps": ipsec_gbps, "plain_gbps": plain_gbps, "ipsec_share": ipsec_gbps / plain_gbps}  # fmt: skip
+    return {
+        "up_s": up_s,
+        "attach_s": attach_s,
+        "tunnel_s": device.tunnel_s,
+        "down_s": down_s,
+        "ipsec_gbps": ipsec_gbps,
+        "plain_gbps": plain_gbps,
+        "ipsec_share": ipsec_gbps / plain_gbps,
+    }
 
 
 def write_pcap(path: Path, flows: int) -> None:

@@ -84,14 +84,25 @@ def _load(url: str, seconds: float, threads: int, extra: dict[str, Any], reconne
     return sum(done)
 
 
-def checks_per_second(url: str, seconds: float, *, processes: int = 2, threads: int = 2,
-                      tls: ota.DeviceTls | None = None, reconnect: bool = False) -> float:  # fmt: skip
+def checks_per_second(
+    url: str,
+    seconds: float,
+    *,
+    processes: int = 2,
+    threads: int = 2,
+    tls: ota.DeviceTls | None = None,
+    reconnect: bool = False,
+) -> float:
     """Concurrent no-news checks: ``processes`` client processes (one Python client process is
     GIL-bound below what the server can answer) of ``threads`` keep-alive connections each."""
     extra: dict[str, Any] = {}
     if tls is not None:
-        extra = {"cert_file": str(tls.cert), "key_file": str(tls.key), "ca_certs": str(tls.server_ca),
-                 "cert_reqs": "CERT_REQUIRED"}  # fmt: skip
+        extra = {
+            "cert_file": str(tls.cert),
+            "key_file": str(tls.key),
+            "ca_certs": str(tls.server_ca),
+            "cert_reqs": "CERT_REQUIRED",
+        }
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
         counts = pool.map(_load, *zip(*[(url, seconds, threads, extra, reconnect)] * processes, strict=True))
         return round(sum(counts) / seconds, 1)
@@ -111,11 +122,15 @@ def _pair(issuer: Pair | None, name: str, directory: Path, *, server: bool = Fal
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.now(UTC)
     builder = (
-        x509.CertificateBuilder().subject_name(subject).public_key(key.public_key())
-        .issuer_name(issuer.cert.subject if issuer else subject).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .public_key(key.public_key())
+        .issuer_name(issuer.cert.subject if issuer else subject)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), True)
-    )  # fmt: skip
+    )
     if server:
         san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
         builder = builder.add_extension(san, False)
@@ -127,8 +142,9 @@ def _pair(issuer: Pair | None, name: str, directory: Path, *, server: bool = Fal
     return Pair(cert, key, directory / f"{name}.pem", directory / f"{name}.key")
 
 
-def mtls(rec: StageRecord, repo: ota.Repository, dev: ota.Device, tool: dict[str, Any], work: Path,
-         seconds: float) -> dict[str, Any]:  # fmt: skip
+def mtls(
+    rec: StageRecord, repo: ota.Repository, dev: ota.Device, tool: dict[str, Any], work: Path, seconds: float
+) -> dict[str, Any]:
     """The repository over mTLS: what enrolled devices cost the server."""
     certs = work / "certs"
     certs.mkdir(parents=True, exist_ok=True)
@@ -139,8 +155,7 @@ def mtls(rec: StageRecord, repo: ota.Repository, dev: ota.Device, tool: dict[str
     tls = ota.ServerTls(server.cert_file, server.key_file, fleet_ca.cert_file)
     with ota.serve(rec, repo.directory, work / "server-mtls" / "log", tls=tls) as url:
         t = time.monotonic()
-        got = ota.update(dev, ota.Source.https(url, device), rauc=tool["rauc"], mksquashfs=tool["mksquashfs"],
-                         rec=rec)  # fmt: skip
+        got = ota.update(dev, ota.Source.https(url, device), rauc=tool["rauc"], mksquashfs=tool["mksquashfs"], rec=rec)
         return {
             "no_news_refresh": {"result": got.result, "seconds": round(time.monotonic() - t, 3)},
             "server_timestamp_gets_per_s_keepalive": checks_per_second(url, seconds, tls=device),
@@ -165,45 +180,81 @@ def main() -> None:
         pki = ota.rauc_pki(tool["openssl"], rec, work / "keys" / "rauc")
         keys = ota.TufKeys(work / "keys" / "tuf")
         t = time.monotonic()
-        bundle = ota.bundle.build(tool["rauc"], tool["mksquashfs"], rec, pki, fit, work / "b.raucb", model="m0",
-                                  version="1.2.0", security_version=3, fit_digest="sha256:bench")  # fmt: skip
-        results["bundle"] = {"fit_bytes": fit.stat().st_size, "bundle_bytes": bundle.stat().st_size,
-                             "build_seconds": round(time.monotonic() - t, 2)}  # fmt: skip
+        bundle = ota.bundle.build(
+            tool["rauc"],
+            tool["mksquashfs"],
+            rec,
+            pki,
+            fit,
+            work / "b.raucb",
+            model="m0",
+            version="1.2.0",
+            security_version=3,
+            fit_digest="sha256:bench",
+        )
+        results["bundle"] = {
+            "fit_bytes": fit.stat().st_size,
+            "bundle_bytes": bundle.stat().st_size,
+            "build_seconds": round(time.monotonic() - t, 2),
+        }
         custom = {"firmware_version": "1.2.0", "security_version": 3, "hardware_model": "m0", "slsa_provenance": None}
         for count in (int(c) for c in args.models.split(",")):
             models = tuple(f"m{i}" for i in range(count))
             config = Config(models, "m0", {"root": 365, "targets": 90, "model": 90, "snapshot": 7, "timestamp": 1})
             repo = ota.Repository.open(work / f"repo-{count}", keys, config)
             repo.publish("m0", bundle, custom)
-            dev = ota.Device.provision(work / f"dev-{count}", model="m0", trusted_root=repo.trusted_root(),
-                                       keyring=pki.ca_cert, fit=fit, version="1.1.0", security_version=2)  # fmt: skip
+            dev = ota.Device.provision(
+                work / f"dev-{count}",
+                model="m0",
+                trusted_root=repo.trusted_root(),
+                keyring=pki.ca_cert,
+                fit=fit,
+                version="1.1.0",
+                security_version=2,
+            )
             with ota.serve(rec, repo.directory, work / f"server-{count}" / "log") as url:
                 first = Counting()
                 t = time.monotonic()
-                got = ota.update(dev, ota.Source.http(url, first), rauc=tool["rauc"], mksquashfs=tool["mksquashfs"],
-                                 rec=rec)  # fmt: skip
+                got = ota.update(
+                    dev, ota.Source.http(url, first), rauc=tool["rauc"], mksquashfs=tool["mksquashfs"], rec=rec
+                )
                 update_s = round(time.monotonic() - t, 2)
                 dev.boot_result(healthy=True)
                 again = Counting()
-                assert ota.update(dev, ota.Source.http(url, again), rauc=tool["rauc"], mksquashfs=tool["mksquashfs"],
-                                  rec=rec).result == "up-to-date"  # fmt: skip
+                assert (
+                    ota.update(
+                        dev, ota.Source.http(url, again), rauc=tool["rauc"], mksquashfs=tool["mksquashfs"], rec=rec
+                    ).result
+                    == "up-to-date"
+                )
                 t, n = time.monotonic(), 0
                 while time.monotonic() - t < args.seconds:
                     ota.update(dev, ota.Source.http(url), rauc=tool["rauc"], mksquashfs=tool["mksquashfs"], rec=rec)
                     n += 1
                 refreshes = round(n / (time.monotonic() - t), 1)
                 results[f"models={count}"] = {
-                    "genuine_update": {"result": got.result, "seconds": update_s, "bytes": first.bytes,
-                                       "files": first.urls},
+                    "genuine_update": {
+                        "result": got.result,
+                        "seconds": update_s,
+                        "bytes": first.bytes,
+                        "files": first.urls,
+                    },
                     "no_news_check": {"bytes": again.bytes, "files": again.urls},
-                    "metadata_files_bytes": {p.name: p.stat().st_size for p in sorted(repo.metadata_dir.iterdir())
-                                             if p.name in ("timestamp.json",) or p.name.startswith(
-                                                 (f"{repo.snapshot.signed.version}.snapshot",
-                                                  f"{repo.targets.signed.version}.targets",
-                                                  f"{repo.roles['model-m0'].signed.version}.model-m0"))},
+                    "metadata_files_bytes": {
+                        p.name: p.stat().st_size
+                        for p in sorted(repo.metadata_dir.iterdir())
+                        if p.name in ("timestamp.json",)
+                        or p.name.startswith(
+                            (
+                                f"{repo.snapshot.signed.version}.snapshot",
+                                f"{repo.targets.signed.version}.targets",
+                                f"{repo.roles['model-m0'].signed.version}.model-m0",
+                            )
+                        )
+                    },
                     "device_refreshes_per_s": refreshes,
                     "server_timestamp_gets_per_s": checks_per_second(url, args.seconds),
-                }  # fmt: skip
+                }
             results[f"models={count}"]["mtls"] = mtls(rec, repo, dev, tool, work / f"mtls-{count}", args.seconds)
     out = ROOT / "out" / "bench"
     out.mkdir(parents=True, exist_ok=True)

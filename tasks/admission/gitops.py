@@ -81,8 +81,15 @@ def pinned_crds(ctx: Context, rec: StageRecord) -> list[Path]:
     toolchain = engine_toolchain(ctx, module, version)
     if toolchain:  # the go command switched to it: the recorded `go` version is the host's
         rec.details["crds_go_toolchain"] = toolchain
-    done = runner.run(rec, ctx.tool("go"), ["mod", "download", "-json", f"{module}@{version}"],
-                      env=go_env(toolchain), cwd=ctx.root, timeout=1800, check=False)  # fmt: skip
+    done = runner.run(
+        rec,
+        ctx.tool("go"),
+        ["mod", "download", "-json", f"{module}@{version}"],
+        env=go_env(toolchain),
+        cwd=ctx.root,
+        timeout=1800,
+        check=False,
+    )
     try:
         info = json.loads(done.stdout)
     except ValueError as exc:
@@ -166,8 +173,12 @@ def kubeconform_check(ctx: Context, rec: StageRecord, files: list[Path]) -> Chec
     """kubeconform -strict over ``files`` with the schemas of the pinned CRDs; a kind without one fails."""
     schemas = schema_dir(pinned_crds(ctx, rec))
     location = f"{schemas}/{{{{.ResourceKind}}}}_{{{{.ResourceAPIVersion}}}}.json"
-    done = runner.run(rec, ctx.tool("kubeconform"), ["-strict", "-summary", "-output", "json", "-schema-location",
-                                                     location, *files], check=False)  # fmt: skip
+    done = runner.run(
+        rec,
+        ctx.tool("kubeconform"),
+        ["-strict", "-summary", "-output", "json", "-schema-location", location, *files],
+        check=False,
+    )
     try:
         report = json.loads(done.stdout)
     except ValueError as exc:
@@ -177,9 +188,12 @@ def kubeconform_check(ctx: Context, rec: StageRecord, files: list[Path]) -> Chec
     rec.details.setdefault("gitops", {}).update({"valid": valid, "invalid": bad})
     shown = "; ".join(f"{r.get('kind')}/{r.get('name')}: {r.get('msg')}" for r in bad)
     passed = done.returncode == 0 and not bad
-    return Check("GitOps manifests match the pinned Argo CD CRDs (kubeconform -strict)", passed,
-                 shown or f"{valid} resources valid in {len(files)} files",
-                 "every resource valid, none without a schema")  # fmt: skip
+    return Check(
+        "GitOps manifests match the pinned Argo CD CRDs (kubeconform -strict)",
+        passed,
+        shown or f"{valid} resources valid in {len(files)} files",
+        "every resource valid, none without a schema",
+    )
 
 
 def gitops_checks(ctx: Context, rec: StageRecord) -> list[Check]:
@@ -203,9 +217,13 @@ def gitops_checks(ctx: Context, rec: StageRecord) -> list[Check]:
     rec.details.setdefault("gitops", {})["source_problems"] = problems
     return [
         kubeconform_check(ctx, rec, files),
-        Check("GitOps sources pinned to commits of this repository, images by digest", not problems,
-              "; ".join(problems) or "every application pinned", "allowed repository, existing commit and path"),
-    ]  # fmt: skip
+        Check(
+            "GitOps sources pinned to commits of this repository, images by digest",
+            not problems,
+            "; ".join(problems) or "every application pinned",
+            "allowed repository, existing commit and path",
+        ),
+    ]
 
 
 def _shallow(rec: StageRecord, git: runner.Tool, root: Path) -> bool:

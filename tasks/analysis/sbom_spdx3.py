@@ -253,8 +253,12 @@ def write_spdx3(
             done.copyright += 1
         declared = str(pkg.get("licenseDeclared", ""))
         if declared not in _BLANK:
-            w.relate(element, spdx3.RelationshipType.hasDeclaredLicense, [w.licence(declared, f"{sid}-declared")],
-                     f"{sid}-hasDeclaredLicense")  # fmt: skip
+            w.relate(
+                element,
+                spdx3.RelationshipType.hasDeclaredLicense,
+                [w.licence(declared, f"{sid}-declared")],
+                f"{sid}-hasDeclaredLicense",
+            )
             if distribution_licence == "declared":
                 licence = w.licence(declared, f"{sid}-distribution")
                 w.relate(element, spdx3.RelationshipType.hasConcludedLicense, [licence], f"{sid}-hasConcludedLicense")
@@ -324,8 +328,18 @@ def _relationships(w: _Writer, doc: dict[str, Any], packages: dict[str, Any], ro
     for root in roots & packages.keys():
         members = contains.get(root) or [p for sid, p in packages.items() if sid != root]
         if members:
-            w.relate(packages[root], spdx3.RelationshipType.contains, members, f"{root}-contains",
-                     spdx3.RelationshipCompleteness.complete)  # fmt: skip
+            w.relate(
+                packages[root],
+                spdx3.RelationshipType.contains,
+                members,
+                f"{root}-contains",
+                spdx3.RelationshipCompleteness.complete,
+            )
     for sid, targets in sorted(depends.items()):
-        w.relate(packages[sid], spdx3.RelationshipType.dependsOn, targets, f"{sid}-dependsOn",
-                 spdx3.RelationshipCompleteness.noAssertion)  # fmt: skip
+        w.relate(
+            packages[sid],
+            spdx3.RelationshipType.dependsOn,
+            targets,
+            f"{sid}-dependsOn",
+            spdx3.RelationshipCompleteness.noAssertion,
+        )

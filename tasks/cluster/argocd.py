@@ -58,8 +58,12 @@ def settings() -> list[dict[str, Any]]:
 
     def labelled(kind: str, name: str, **body: Any) -> dict[str, Any]:
         labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "argocd"}
-        return {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": NAMESPACE,
-                                                             "labels": labels}, **body}  # fmt: skip
+        return {
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
+            **body,
+        }
 
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
@@ -110,30 +114,85 @@ def start(
         shutil.copyfile(script, paths["bin"] / script.name)
         os.chmod(paths["bin"] / script.name, 0o700)  # owner-only: the repo server runs as this user
     git_daemon = git_daemon_tool(rec, tools["git"])
-    search = os.pathsep.join([str(paths["bin"]), str(tools["helm"].path.parent), str(tools["git"].path.parent),
-                              "/usr/bin", "/bin"])  # fmt: skip
-    common = {"ARGOCD_FAKE_IN_CLUSTER": "true", "TMPDIR": str(paths["tmp"]), "ARGOCD_TLS_DATA_PATH": str(paths["tls"]),
-              "ARGOCD_SSH_DATA_PATH": str(paths["ssh"]), "ARGOCD_GNUPGHOME": str(paths["gnupg"]),
-              "ARGOCD_GPG_ENABLED": "false", "KUBECONFIG": str(ctx.stage_dir("cluster") / "kubeconfig")}  # fmt: skip
+    search = os.pathsep.join(
+        [str(paths["bin"]), str(tools["helm"].path.parent), str(tools["git"].path.parent), "/usr/bin", "/bin"]
+    )
+    common = {
+        "ARGOCD_FAKE_IN_CLUSTER": "true",
+        "TMPDIR": str(paths["tmp"]),
+        "ARGOCD_TLS_DATA_PATH": str(paths["tls"]),
+        "ARGOCD_SSH_DATA_PATH": str(paths["ssh"]),
+        "ARGOCD_GNUPGHOME": str(paths["gnupg"]),
+        "ARGOCD_GPG_ENABLED": "false",
+        "KUBECONFIG": str(ctx.stage_dir("cluster") / "kubeconfig"),
+    }
     host, port = REDIS.rsplit(":", 1)
     runs: dict[str, tuple[Tool, list[str], dict[str, str]]] = {
-        "redis-server": (tools["redis-server"], [
-            "--bind", host, "--port", port, "--save", "", "--appendonly", "no", "--dir", str(paths["redis"]),
-            "--set-proc-title", "no",  # keeps its cmdline, which teardown checks before a signal
-        ], {}),
-        "git-daemon": (git_daemon, [
-            "--listen=127.0.0.1", f"--port={GIT_PORT}", f"--base-path={repos}", "--export-all", "--reuseaddr",
-            "--informative-errors", "--strict-paths", str(repos / "secure-iot.git"),
-        ], {}),
-        "argocd-repo-server": (argocd, [
-            "--address", "127.0.0.1", "--port", REPO_SERVER.rsplit(":", 1)[1], "--metrics-address", "127.0.0.1",
-            "--redis", REDIS, "--loglevel", "info",
-        ], {**common, "ARGOCD_BINARY_NAME": "argocd-repo-server", "PATH": search}),
-        "argocd-application-controller": (argocd, [
-            "--kubeconfig", common["KUBECONFIG"], "--namespace", NAMESPACE, "--redis", REDIS,
-            "--repo-server", REPO_SERVER, "--loglevel", "info",
-        ], {**common, "ARGOCD_BINARY_NAME": "argocd-application-controller"}),
-    }  # fmt: skip
+        "redis-server": (
+            tools["redis-server"],
+            [
+                "--bind",
+                host,
+                "--port",
+                port,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(paths["redis"]),
+                "--set-proc-title",
+                "no",  # keeps its cmdline, which teardown checks before a signal
+            ],
+            {},
+        ),
+        "git-daemon": (
+            git_daemon,
+            [
+                "--listen=127.0.0.1",
+                f"--port={GIT_PORT}",
+                f"--base-path={repos}",
+                "--export-all",
+                "--reuseaddr",
+                "--informative-errors",
+                "--strict-paths",
+                str(repos / "secure-iot.git"),
+            ],
+            {},
+        ),
+        "argocd-repo-server": (
+            argocd,
+            [
+                "--address",
+                "127.0.0.1",
+                "--port",
+                REPO_SERVER.rsplit(":", 1)[1],
+                "--metrics-address",
+                "127.0.0.1",
+                "--redis",
+                REDIS,
+                "--loglevel",
+                "info",
+            ],
+            {**common, "ARGOCD_BINARY_NAME": "argocd-repo-server", "PATH": search},
+        ),
+        "argocd-application-controller": (
+            argocd,
+            [
+                "--kubeconfig",
+                common["KUBECONFIG"],
+                "--namespace",
+                NAMESPACE,
+                "--redis",
+                REDIS,
+                "--repo-server",
+                REPO_SERVER,
+                "--loglevel",
+                "info",
+            ],
+            {**common, "ARGOCD_BINARY_NAME": "argocd-application-controller"},
+        ),
+    }
     started: dict[str, int] = {}
     for name, (tool, args, env) in runs.items():
         started[name] = control_plane.start(rec, ip, state.netns, tool, args, paths["logs"] / f"{name}.log", env)

@@ -326,12 +326,25 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
     ip = tools["ip"]
     certs = paths.pki
     ca = pki.certificate_authority(certs)
-    api = pki.issue(ca, certs, "apiserver", "kube-apiserver", server=True, ips=(pki.LOOPBACK,),
-                    dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"))  # fmt: skip
+    api = pki.issue(
+        ca,
+        certs,
+        "apiserver",
+        "kube-apiserver",
+        server=True,
+        ips=(pki.LOOPBACK,),
+        dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
+    )
     admin = pki.issue(ca, certs, "admin", "secure-iot-admin", organization="system:masters", client=True)
     kcm = pki.issue(ca, certs, "controller-manager", "system:kube-controller-manager", client=True)
-    hook = pki.issue(ca, certs, "gatekeeper-webhook", "gatekeeper-webhook-service.gatekeeper-system.svc",
-                     server=True, ips=(pki.LOOPBACK,))  # fmt: skip
+    hook = pki.issue(
+        ca,
+        certs,
+        "gatekeeper-webhook",
+        "gatekeeper-webhook-service.gatekeeper-system.svc",
+        server=True,
+        ips=(pki.LOOPBACK,),
+    )
     sa = pki.service_account_key(certs)
     kubeconfig(paths.kubeconfig, ca, admin, "secure-iot-admin")
     kcm_config = kubeconfig(paths.root / "controller-manager.kubeconfig", ca, kcm, "system:kube-controller-manager")
@@ -342,22 +355,50 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
     launch("docker-registry", ["serve", str(registry_config(paths.root))])
     data = paths.root / "etcd"
     shutil.rmtree(data, ignore_errors=True)  # every cluster starts empty: nothing from an earlier run is trusted
-    launch("etcd", [
-        "--name", "local", "--data-dir", str(data), "--unsafe-no-fsync", "--log-level", "warn",
-        "--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
-        "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-        "--initial-cluster", "local=http://127.0.0.1:2380", "--listen-metrics-urls", "http://127.0.0.1:2381",
-    ])  # fmt: skip
-    launch("kube-apiserver", [
-        "--etcd-servers=http://127.0.0.1:2379", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-        f"--secure-port={API_PORT}", f"--tls-cert-file={api.cert}", f"--tls-private-key-file={api.key}",
-        f"--client-ca-file={ca.cert}", f"--service-account-key-file={sa.cert}",
-        f"--service-account-signing-key-file={sa.key}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=RBAC", "--endpoint-reconciler-type=none",
-        # the API server's own privileged-pod refusal off: the demo shows Gatekeeper's
-        "--allow-privileged=true",
-    ])  # fmt: skip
+    launch(
+        "etcd",
+        [
+            "--name",
+            "local",
+            "--data-dir",
+            str(data),
+            "--unsafe-no-fsync",
+            "--log-level",
+            "warn",
+            "--listen-client-urls",
+            "http://127.0.0.1:2379",
+            "--advertise-client-urls",
+            "http://127.0.0.1:2379",
+            "--listen-peer-urls",
+            "http://127.0.0.1:2380",
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:2380",
+            "--initial-cluster",
+            "local=http://127.0.0.1:2380",
+            "--listen-metrics-urls",
+            "http://127.0.0.1:2381",
+        ],
+    )
+    launch(
+        "kube-apiserver",
+        [
+            "--etcd-servers=http://127.0.0.1:2379",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={API_PORT}",
+            f"--tls-cert-file={api.cert}",
+            f"--tls-private-key-file={api.key}",
+            f"--client-ca-file={ca.cert}",
+            f"--service-account-key-file={sa.cert}",
+            f"--service-account-signing-key-file={sa.key}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--authorization-mode=RBAC",
+            "--endpoint-reconciler-type=none",
+            # the API server's own privileged-pod refusal off: the demo shows Gatekeeper's
+            "--allow-privileged=true",
+        ],
+    )
     kube_env = {"KUBECONFIG": str(paths.kubeconfig)}
     kubectl = tools["kubectl"]
     wait(
@@ -370,15 +411,23 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
         "kube-apiserver /readyz",
         paths.log("kube-apiserver"),
     )
-    launch("kube-controller-manager", [
-        f"--kubeconfig={kcm_config}", f"--authentication-kubeconfig={kcm_config}",
-        f"--authorization-kubeconfig={kcm_config}", "--bind-address=127.0.0.1", "--leader-elect=false",
-        f"--service-account-private-key-file={sa.key}", f"--root-ca-file={ca.cert}",
-        "--use-service-account-credentials=true",  # each controller its own RBAC-bound identity, as kubeadm runs it
-    ])  # fmt: skip
+    launch(
+        "kube-controller-manager",
+        [
+            f"--kubeconfig={kcm_config}",
+            f"--authentication-kubeconfig={kcm_config}",
+            f"--authorization-kubeconfig={kcm_config}",
+            "--bind-address=127.0.0.1",
+            "--leader-elect=false",
+            f"--service-account-private-key-file={sa.key}",
+            f"--root-ca-file={ca.cert}",
+            "--use-service-account-credentials=true",  # each controller its own RBAC-bound identity, as kubeadm runs it
+        ],
+    )
     gatekeeper, policy = tools["gatekeeper"], tools["policy-controller"]
-    deploy = module_file(gatekeeper, "github.com/open-policy-agent/gatekeeper/v3", gatekeeper.version,
-                         "deploy/gatekeeper.yaml")  # fmt: skip
+    deploy = module_file(
+        gatekeeper, "github.com/open-policy-agent/gatekeeper/v3", gatekeeper.version, "deploy/gatekeeper.yaml"
+    )
     manifests = gatekeeper_manifests(deploy, ca)
     webhooks = [d for d in manifests if d.get("kind") == "ValidatingWebhookConfiguration"]
     base = [d for d in manifests if d not in webhooks]  # the webhook is registered once Gatekeeper answers
@@ -388,30 +437,78 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
     for source, name in ((hook.cert, "tls.crt"), (hook.key, "tls.key")):
         atomic.write_bytes(cert_dir / name, source.read_bytes())
         os.chmod(cert_dir / name, 0o600)
-    launch("gatekeeper", [
-        f"--kubeconfig={paths.kubeconfig}", f"--port={GATEKEEPER_PORT}", f"--cert-dir={cert_dir}",
-        "--disable-cert-rotation", "--operation=webhook", "--operation=audit", "--operation=status",
-        "--operation=generate", f"--exempt-namespace={GATEKEEPER_NAMESPACE}", "--logtostderr",
-        "--disable-opa-builtin={http.send}", f"--api-cache-dir={paths.root / 'gatekeeper-cache'}",
-        "--health-addr=127.0.0.1:9090", "--metrics-addr=127.0.0.1:8887", "--prometheus-port=8888",
-    ], GATEKEEPER_ENV)  # fmt: skip
+    launch(
+        "gatekeeper",
+        [
+            f"--kubeconfig={paths.kubeconfig}",
+            f"--port={GATEKEEPER_PORT}",
+            f"--cert-dir={cert_dir}",
+            "--disable-cert-rotation",
+            "--operation=webhook",
+            "--operation=audit",
+            "--operation=status",
+            "--operation=generate",
+            f"--exempt-namespace={GATEKEEPER_NAMESPACE}",
+            "--logtostderr",
+            "--disable-opa-builtin={http.send}",
+            f"--api-cache-dir={paths.root / 'gatekeeper-cache'}",
+            "--health-addr=127.0.0.1:9090",
+            "--metrics-addr=127.0.0.1:8887",
+            "--prometheus-port=8888",
+        ],
+        GATEKEEPER_ENV,
+    )
     apply(rec, ip, netns, kubectl, kube_env, write_manifests(paths.root / "gatekeeper-webhook.yaml", webhooks))
     # ready when the API server itself can call the webhook (a dry run the webhook must judge)
-    wait(rec, ip, netns, kubectl, ["create", "configmap", "gatekeeper-probe", "-n", "default", "--dry-run=server",
-         "-o", "name"], kube_env, "the API server to reach Gatekeeper's webhook", paths.log("gatekeeper"))  # fmt: skip
+    wait(
+        rec,
+        ip,
+        netns,
+        kubectl,
+        ["create", "configmap", "gatekeeper-probe", "-n", "default", "--dry-run=server", "-o", "name"],
+        kube_env,
+        "the API server to reach Gatekeeper's webhook",
+        paths.log("gatekeeper"),
+    )
     config = module_file(
         policy, "github.com/sigstore/policy-controller", policy.version, "config/100-namespace.yaml"
     ).parent
-    apply(rec, ip, netns, kubectl, kube_env, write_manifests(paths.root / "policy-controller.yaml",
-                                                            policy_controller_manifests(config)))  # fmt: skip
-    launch("policy-controller", ["--disable-tuf"], {
-        "KUBECONFIG": str(paths.kubeconfig), "SYSTEM_NAMESPACE": POLICY_NAMESPACE,
-        "METRICS_DOMAIN": "sigstore.dev/policy", "WEBHOOK_NAME": "webhook", "POD_NAME": "policy-controller-local",
-    })  # fmt: skip
-    wait(rec, ip, netns, kubectl, ["get", "validatingwebhookconfiguration", "policy.sigstore.dev",
-         "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}"], kube_env,
-         "policy-controller to register its webhook (caBundle set)", paths.log("policy-controller"),
-         nonempty=True)  # fmt: skip
+    apply(
+        rec,
+        ip,
+        netns,
+        kubectl,
+        kube_env,
+        write_manifests(paths.root / "policy-controller.yaml", policy_controller_manifests(config)),
+    )
+    launch(
+        "policy-controller",
+        ["--disable-tuf"],
+        {
+            "KUBECONFIG": str(paths.kubeconfig),
+            "SYSTEM_NAMESPACE": POLICY_NAMESPACE,
+            "METRICS_DOMAIN": "sigstore.dev/policy",
+            "WEBHOOK_NAME": "webhook",
+            "POD_NAME": "policy-controller-local",
+        },
+    )
+    wait(
+        rec,
+        ip,
+        netns,
+        kubectl,
+        [
+            "get",
+            "validatingwebhookconfiguration",
+            "policy.sigstore.dev",
+            "-o",
+            "jsonpath={.webhooks[0].clientConfig.caBundle}",
+        ],
+        kube_env,
+        "policy-controller to register its webhook (caBundle set)",
+        paths.log("policy-controller"),
+        nonempty=True,
+    )
 
 
 def apply(rec: StageRecord, ip: Tool, netns: str, kubectl: Tool, env: dict[str, str], manifest: Path) -> None:

@@ -35,8 +35,10 @@ def ready(ctx: Context, rec: StageRecord) -> tuple[Kube, State]:
         tools = local_tools(ctx)
         dead = [n for n, pid in state.pids.items() if not control_plane.alive(pid, tools[n].path.name)]
         if dead:
-            raise ClusterError(f"the local control plane is not running ({', '.join(dead)} stopped): "
-                               "`nox -s teardown`, then `nox -s cluster`")  # fmt: skip
+            raise ClusterError(
+                f"the local control plane is not running ({', '.join(dead)} stopped): "
+                "`nox -s teardown`, then `nox -s cluster`"
+            )
         return Kube(ctx, rec, None, tools, state.cluster, netns=state.netns), state
     eng = engine(rec)
     tools = cluster_tools(ctx)
@@ -75,8 +77,17 @@ def admitted_pods(kube: Kube) -> list[str]:
     try:
         poll(f"the ReplicaSet of {admission.RELEASE} to create its pods", 60, created)
     except ClusterError as exc:
-        events = kube.kubectl("get", "events", "-n", admission.NAMESPACE, "--field-selector", "reason=FailedCreate",
-                              "-o", "jsonpath={.items[*].message}", check=False)  # fmt: skip
+        events = kube.kubectl(
+            "get",
+            "events",
+            "-n",
+            admission.NAMESPACE,
+            "--field-selector",
+            "reason=FailedCreate",
+            "-o",
+            "jsonpath={.items[*].message}",
+            check=False,
+        )
         raise ClusterError(f"{exc}; FailedCreate: {events.stdout.strip() or 'none recorded'}") from exc
     return found
 
@@ -203,8 +214,14 @@ def image_cases(ctx: Context, rec: StageRecord, image: str) -> list[admission.Ca
         atomic.write_json(path, predicate)
         admission.sign_image(rec, cosign, signer, vulnerable)
         admission.attest(rec, cosign, signer, vulnerable, {**found, "vuln": path})
-        out.append(admission.Case("signed, vuln attestation with a blocking finding", vulnerable, admit=False,
-                                  reason=r"GHSA-8q59-q68h-6hv4 \(Critical\)"))  # fmt: skip
+        out.append(
+            admission.Case(
+                "signed, vuln attestation with a blocking finding",
+                vulnerable,
+                admit=False,
+                reason=r"GHSA-8q59-q68h-6hv4 \(Critical\)",
+            )
+        )
     return out
 
 
@@ -269,8 +286,18 @@ def step_failed_create(kube: Kube, image: str) -> Check:
     seen: list[str] = []
 
     def failed() -> bool:
-        done = kube.kubectl("get", "events", "-n", admission.NAMESPACE, "--field-selector", "reason=FailedCreate",
-                            "-o", "json", check=False, record=False)  # fmt: skip
+        done = kube.kubectl(
+            "get",
+            "events",
+            "-n",
+            admission.NAMESPACE,
+            "--field-selector",
+            "reason=FailedCreate",
+            "-o",
+            "json",
+            check=False,
+            record=False,
+        )
         items = json.loads(done.stdout or "{}").get("items", []) if done.returncode == 0 else []
         seen[:] = [str(e.get("message", "")) for e in items if "demo-not-restricted" in str(e.get("involvedObject"))]
         return bool(seen)
@@ -280,7 +307,8 @@ def step_failed_create(kube: Kube, image: str) -> Check:
     except ClusterError as exc:
         return Check(name, False, str(exc))
     finally:
-        kube.kubectl("delete", "deployment", "demo-not-restricted", "-n", admission.NAMESPACE, "--wait=false",
-                     check=False)  # fmt: skip
+        kube.kubectl(
+            "delete", "deployment", "demo-not-restricted", "-n", admission.NAMESPACE, "--wait=false", check=False
+        )
     ok = any("violates PodSecurity" in m for m in seen)
     return Check(name, ok, " ".join(seen[0].split()) if seen else "no event")

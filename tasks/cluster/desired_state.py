@@ -110,8 +110,15 @@ def registry_change(mirror: Mirror, rec: StageRecord, address: str) -> str | Non
         edited = yaml.safe_load(current.read_text(encoding="utf-8"))
         edited["spec"].setdefault("parameters", {}).setdefault("registries", []).append(address)
         atomic.write_text(current, yaml.safe_dump(edited, sort_keys=False))
-        return _commit(mirror, rec, "commit", "--quiet", "--all", "--message",
-                       f"policy: allow images from {address}, the registry this pipeline pushes to")  # fmt: skip
+        return _commit(
+            mirror,
+            rec,
+            "commit",
+            "--quiet",
+            "--all",
+            "--message",
+            f"policy: allow images from {address}, the registry this pipeline pushes to",
+        )
     raise InputError(f"{path} at {pinned[:12]}: no {REGISTRIES_KIND} constraint to check the registry against")
 
 

@@ -111,9 +111,16 @@ def cluster_tools(ctx: Context, names: Sequence[str] = ("kind", "kubectl", "helm
 
 ENGINES = ("kind", "local")
 LOCAL_TOOLS = (
-    "kubectl", "helm", "ip", "docker-registry",
-    "etcd", "kube-apiserver", "kube-controller-manager", "gatekeeper", "policy-controller",
-)  # fmt: skip
+    "kubectl",
+    "helm",
+    "ip",
+    "docker-registry",
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "gatekeeper",
+    "policy-controller",
+)
 
 
 def choose_engine(rec: StageRecord, requested: str | None) -> str:

@@ -52,12 +52,21 @@ def push(
     runner.run(
         rec,
         ctx.tool("oras"),
-        ["push", *(["--plain-http"] if oci_registry.is_local(repository) else []), "--no-tty",
-         "--artifact-type", artifact_type, *[a for k, v in sorted(notes.items()) for a in ("-a", f"{k}={v}")],
-         "--export-manifest", manifest, f"{repository}:{tag}", *[f"{path.name}:{media}" for path, media in layers]],
+        [
+            "push",
+            *(["--plain-http"] if oci_registry.is_local(repository) else []),
+            "--no-tty",
+            "--artifact-type",
+            artifact_type,
+            *[a for k, v in sorted(notes.items()) for a in ("-a", f"{k}={v}")],
+            "--export-manifest",
+            manifest,
+            f"{repository}:{tag}",
+            *[f"{path.name}:{media}" for path, media in layers],
+        ],
         cwd=folders.pop(),
         timeout=600,
-    )  # fmt: skip
+    )
     body = manifest.read_bytes()
     try:
         parsed = json.loads(body)

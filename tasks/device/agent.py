@@ -43,8 +43,27 @@ class Agent:
 
     def create_ak(self) -> bytes:
         """An RSA restricted signing key under the EK; returns its TPM2B_PUBLIC."""
-        self._tpm2("createak", "-C", EK_HANDLE, "-c", "ak.ctx", "-G", "rsa", "-g", "sha256", "-s", "rsassa",
-                   "-u", "ak.pub", "-f", "tss", "-n", "ak.name", "-r", "ak.priv")  # fmt: skip
+        self._tpm2(
+            "createak",
+            "-C",
+            EK_HANDLE,
+            "-c",
+            "ak.ctx",
+            "-G",
+            "rsa",
+            "-g",
+            "sha256",
+            "-s",
+            "rsassa",
+            "-u",
+            "ak.pub",
+            "-f",
+            "tss",
+            "-n",
+            "ak.name",
+            "-r",
+            "ak.priv",
+        )
         flush(self.ctx, self.rec, self.tpm)
         return (self.work / "ak.pub").read_bytes()
 
@@ -53,8 +72,9 @@ class Agent:
         self._tpm2("startauthsession", "--policy-session", "-S", "session.ctx")
         self._tpm2("policysecret", "-S", "session.ctx", "-c", "e")
         try:
-            self._tpm2("load", "-C", EK_HANDLE, "-P", "session:session.ctx", "-u", "ak.pub", "-r", "ak.priv",
-                       "-c", "ak.ctx")  # fmt: skip
+            self._tpm2(
+                "load", "-C", EK_HANDLE, "-P", "session:session.ctx", "-u", "ak.pub", "-r", "ak.priv", "-c", "ak.ctx"
+            )
         finally:
             flush(self.ctx, self.rec, self.tpm)
 
@@ -69,8 +89,23 @@ class Agent:
         flush(self.ctx, self.rec, self.tpm)
         self._storage_root()
         try:
-            self._tpm2("create", "-C", "srk.ctx", "-G", "ecc256:ecdsa-sha256", "-g", "sha256", "-L", "key.policy",
-                       "-a", DEVICE_KEY_ATTRIBUTES, "-u", "key.pub", "-r", "key.priv")  # fmt: skip
+            self._tpm2(
+                "create",
+                "-C",
+                "srk.ctx",
+                "-G",
+                "ecc256:ecdsa-sha256",
+                "-g",
+                "sha256",
+                "-L",
+                "key.policy",
+                "-a",
+                DEVICE_KEY_ATTRIBUTES,
+                "-u",
+                "key.pub",
+                "-r",
+                "key.priv",
+            )
         finally:
             flush(self.ctx, self.rec, self.tpm)
         return (self.work / "key.pub").read_bytes()
@@ -87,8 +122,21 @@ class Agent:
         """TPM2_Certify of the device key by the AK: (TPMS_ATTEST, TPMT_SIGNATURE)."""
         self.load_device_key()
         try:
-            self._tpm2("certify", "-c", "key.ctx", "-C", "ak.ctx", "-g", "sha256", "-o", "certify.msg",
-                       "-s", "certify.sig", "-f", "tss")  # fmt: skip
+            self._tpm2(
+                "certify",
+                "-c",
+                "key.ctx",
+                "-C",
+                "ak.ctx",
+                "-g",
+                "sha256",
+                "-o",
+                "certify.msg",
+                "-s",
+                "certify.sig",
+                "-f",
+                "tss",
+            )
         finally:
             flush(self.ctx, self.rec, self.tpm)
         return (self.work / "certify.msg").read_bytes(), (self.work / "certify.sig").read_bytes()
@@ -102,8 +150,20 @@ class Agent:
         self._tpm2("startauthsession", "--policy-session", "-S", "key-session.ctx")
         try:
             self._tpm2("policypcr", "-S", "key-session.ctx", "-l", KEY_POLICY_PCRS)
-            self._tpm2("sign", "-c", "key.ctx", "-p", "session:key-session.ctx", "-g", "sha256", "-f", "plain",
-                       "-o", "signed.der", "to-sign.bin")  # fmt: skip
+            self._tpm2(
+                "sign",
+                "-c",
+                "key.ctx",
+                "-p",
+                "session:key-session.ctx",
+                "-g",
+                "sha256",
+                "-f",
+                "plain",
+                "-o",
+                "signed.der",
+                "to-sign.bin",
+            )
         finally:
             flush(self.ctx, self.rec, self.tpm)
         return (self.work / "signed.der").read_bytes()
@@ -115,8 +175,19 @@ class Agent:
         self._tpm2("startauthsession", "--policy-session", "-S", "session.ctx")
         self._tpm2("policysecret", "-S", "session.ctx", "-c", "e")
         try:
-            self._tpm2("activatecredential", "-c", "ak.ctx", "-C", EK_HANDLE, "-i", "credential.in",
-                       "-o", "credential.out", "-P", "session:session.ctx")  # fmt: skip
+            self._tpm2(
+                "activatecredential",
+                "-c",
+                "ak.ctx",
+                "-C",
+                EK_HANDLE,
+                "-i",
+                "credential.in",
+                "-o",
+                "credential.out",
+                "-P",
+                "session:session.ctx",
+            )
         finally:
             flush(self.ctx, self.rec, self.tpm)
         return (self.work / "credential.out").read_bytes()
@@ -128,7 +199,20 @@ class Agent:
 
     def quote(self, nonce: bytes) -> tuple[bytes, bytes]:
         """TPM2_Quote over PCRs 0-9 (sha256) with the server's nonce: (TPMS_ATTEST, TPMT_SIGNATURE)."""
-        self._tpm2("quote", "-c", "ak.ctx", "-l", BOOT_PCRS, "-q", nonce.hex(), "-m", "quote.msg", "-s", "quote.sig",
-                   "-g", "sha256")  # fmt: skip
+        self._tpm2(
+            "quote",
+            "-c",
+            "ak.ctx",
+            "-l",
+            BOOT_PCRS,
+            "-q",
+            nonce.hex(),
+            "-m",
+            "quote.msg",
+            "-s",
+            "quote.sig",
+            "-g",
+            "sha256",
+        )
         flush(self.ctx, self.rec, self.tpm)
         return (self.work / "quote.msg").read_bytes(), (self.work / "quote.sig").read_bytes()

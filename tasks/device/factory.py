@@ -51,8 +51,21 @@ def manufacture_one(
         cert = manufacturer.ek_certificate(maker, (home / "ek.pem").read_bytes(), device_id)
         der = cert.public_bytes(serialization.Encoding.DER)
         atomic.write_bytes(home / "ek-cert.der", der)
-        swtpm.tpm2(ctx, rec, tpm, ["nvdefine", swtpm.EK_CERT_NV_INDEX, "-C", "o", "-s", str(len(der)),
-                                   "-a", "ownerread|ownerwrite|authread|no_da"])  # fmt: skip
+        swtpm.tpm2(
+            ctx,
+            rec,
+            tpm,
+            [
+                "nvdefine",
+                swtpm.EK_CERT_NV_INDEX,
+                "-C",
+                "o",
+                "-s",
+                str(len(der)),
+                "-a",
+                "ownerread|ownerwrite|authread|no_da",
+            ],
+        )
         swtpm.tpm2(ctx, rec, tpm, ["nvwrite", swtpm.EK_CERT_NV_INDEX, "-C", "o", "-i", home / "ek-cert.der"])
     code = registration_code.new_code()
     record: dict[str, object] = {

@@ -117,8 +117,15 @@ class SlotBoot:
         return bool(self.slot) and all(c.passed for c in self.checks)
 
 
-def boot_slot(ctx: Context, rec: StageRecord, device: qemu.Device, console: Path, *,
-              references: Mapping[str, Mapping[str, Any]], timeout: float) -> SlotBoot:  # fmt: skip
+def boot_slot(
+    ctx: Context,
+    rec: StageRecord,
+    device: qemu.Device,
+    console: Path,
+    *,
+    references: Mapping[str, Mapping[str, Any]],
+    timeout: float,
+) -> SlotBoot:
     """Cold-boot the slot disk's device; healthy = the genuine checks against the reference values of
     the FIT in the slot U-Boot chose (verified, measured as expected, userland up, version booted)."""
     if device.disk is None:

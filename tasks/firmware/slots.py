@@ -60,8 +60,16 @@ class Disk:
     rec: StageRecord
 
     @classmethod
-    def create(cls, path: Path, tools: EnvTools, rec: StageRecord, slot_a: Path, *,
-               slot_b: Path | None = None, order: str = "A B") -> Disk:  # fmt: skip
+    def create(
+        cls,
+        path: Path,
+        tools: EnvTools,
+        rec: StageRecord,
+        slot_a: Path,
+        *,
+        slot_b: Path | None = None,
+        order: str = "A B",
+    ) -> Disk:
         """A new (sparse) disk: slot A holds ``slot_a``, both slots ``ATTEMPTS`` tries, ``order`` first."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")

@@ -47,39 +47,43 @@ def _hostapd_conf(state: State, port: str, ctrl: Path) -> str:
         ca_file, check_crl = bundle, "1"
     eap_users = Path(state.directory) / "eap_user"
     atomic.write_text(eap_users, "* TLS\n")
-    return "\n".join([
-        f"interface={port}",
-        "driver=wired",
-        "ieee8021x=1",
-        "eapol_version=2",
-        "eap_server=1",
-        f"eap_user_file={eap_users}",
-        f"ca_cert={ca_file}",
-        f"server_cert={identity['cert']}",
-        f"private_key={identity['key']}",
-        f"check_crl={check_crl}",
-        f"ctrl_interface={ctrl}",
-        "logger_stdout=-1",
-        "logger_stdout_level=1",
-        "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"interface={port}",
+            "driver=wired",
+            "ieee8021x=1",
+            "eapol_version=2",
+            "eap_server=1",
+            f"eap_user_file={eap_users}",
+            f"ca_cert={ca_file}",
+            f"server_cert={identity['cert']}",
+            f"private_key={identity['key']}",
+            f"check_crl={check_crl}",
+            f"ctrl_interface={ctrl}",
+            "logger_stdout=-1",
+            "logger_stdout_level=1",
+            "",
+        ]
+    )
 
 
 def _supplicant_conf(name: str, ca: Path, creds: Credentials, ctrl: Path) -> str:
-    return "\n".join([
-        f"ctrl_interface={ctrl}",
-        "ap_scan=0",
-        "network={",
-        "  key_mgmt=IEEE8021X",
-        "  eap=TLS",
-        f'  identity="{name}"',
-        f'  ca_cert="{ca}"',
-        f'  client_cert="{creds.cert}"',
-        f'  private_key="{creds.key}"',
-        "  eapol_flags=0",
-        "}",
-        "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"ctrl_interface={ctrl}",
+            "ap_scan=0",
+            "network={",
+            "  key_mgmt=IEEE8021X",
+            "  eap=TLS",
+            f'  identity="{name}"',
+            f'  ca_cert="{ca}"',
+            f'  client_cert="{creds.cert}"',
+            f'  private_key="{creds.key}"',
+            "  eapol_flags=0",
+            "}",
+            "",
+        ]
+    )
 
 
 def authorized(ctx: Context, rec: StageRecord, state: State, port: str, ctrl: Path) -> bool:

@@ -39,11 +39,25 @@ def _port(plan: Plan) -> int:
     return port
 
 
-def _call(ctx: Context, rec: StageRecord, state: State, namespace: str, creds: Credentials,
-          url: str, data: str | None = None) -> tuple[int, str]:  # fmt: skip
-    args: list[str | Path] = ["--silent", "--show-error", "--max-time", str(TIMEOUT),
-                              "--connect-timeout", str(CONNECT_TIMEOUT), "--cacert", state.identity["ca"],
-                              "--cert", creds.cert, "--key", creds.key, "--write-out", "\n%{http_code}"]  # fmt: skip
+def _call(
+    ctx: Context, rec: StageRecord, state: State, namespace: str, creds: Credentials, url: str, data: str | None = None
+) -> tuple[int, str]:
+    args: list[str | Path] = [
+        "--silent",
+        "--show-error",
+        "--max-time",
+        str(TIMEOUT),
+        "--connect-timeout",
+        str(CONNECT_TIMEOUT),
+        "--cacert",
+        state.identity["ca"],
+        "--cert",
+        creds.cert,
+        "--key",
+        creds.key,
+        "--write-out",
+        "\n%{http_code}",
+    ]
     if data is not None:
         args += ["--json", data]
     done = run_in(ctx, rec, namespace, "curl", [*args, url], check=False, timeout=TIMEOUT + 10)

@@ -55,9 +55,14 @@ def targets(plan: Plan, state: State) -> list[str]:
 def scan(ctx: Context, rec: StageRecord, plan: Plan, state: State, out: Path, ports: str = "1-65535") -> list[Check]:
     """A TCP connect scan of every host in every zone from ops; any open port not declared fails."""
     xml = out / "nmap.xml"
-    run_in(ctx, rec, state.namespace("ops"), "nmap",
-           ["-sT", "-Pn", "-n", "-T4", "--max-retries", "1", "-p", ports, "-oX", xml, *targets(plan, state)],
-           timeout=600)  # fmt: skip
+    run_in(
+        ctx,
+        rec,
+        state.namespace("ops"),
+        "nmap",
+        ["-sT", "-Pn", "-n", "-T4", "--max-retries", "1", "-p", ports, "-oX", xml, *targets(plan, state)],
+        timeout=600,
+    )
     rec.add_output(xml, "application/xml")
     found = parse_nmap(xml.read_text(encoding="utf-8"))
     declared = {(str(plan.hosts[e.host].address), e.proto, e.port): e for e in plan.exposure}

@@ -64,8 +64,9 @@ def start(ctx: Context, rec: StageRecord, plan: Plan, state: State, port: int) -
         "SECURE_IOT_TLS_KEY": state.identity["server_key"],
         "SECURE_IOT_CLIENT_CA": str(client_ca_bundle(trust, directory / "server-client-ca.pem")),
     }
-    process = start_in(ctx, rec, state, f"{HOST}:{port}", state.namespace("fleet"), PYTHON,
-                       ["-m", "secure_iot_server"], env=env)  # fmt: skip
+    process = start_in(
+        ctx, rec, state, f"{HOST}:{port}", state.namespace("fleet"), PYTHON, ["-m", "secure_iot_server"], env=env
+    )
     wait_listening(process, "tcp", port, f"the fleet server on {address}:{port}", timeout=START_TIMEOUT)
     state.listeners.append(f"{HOST}:tcp/{port}")
     state.save()

@@ -97,8 +97,13 @@ def subject(cert: Path) -> str:
 def load(ctx: Context, rec: StageRecord, namespace: str, directory: Path, connections: str) -> None:
     swanctl = directory / "swanctl.conf"
     atomic.write_text(swanctl, connections)
-    run_in(ctx, rec, namespace, "swanctl",
-           ["--load-all", "--noprompt", "--uri", f"unix://{directory}/charon.vici", "--file", swanctl])  # fmt: skip
+    run_in(
+        ctx,
+        rec,
+        namespace,
+        "swanctl",
+        ["--load-all", "--noprompt", "--uri", f"unix://{directory}/charon.vici", "--file", swanctl],
+    )
 
 
 def _selectors(plan: Plan) -> list[str]:
@@ -162,9 +167,15 @@ def connect(
     _, directory = start_charon(ctx, rec, state, f"dev-{name}", namespace, cert, key)
     load(ctx, rec, namespace, directory, connections(plan, subject(cert), edge=False))
     t0 = time.monotonic()
-    done = run_in(ctx, rec, namespace, "swanctl",
-                  ["--initiate", "--child", "broker", "--timeout", str(IKE_TIMEOUT),
-                   "--uri", f"unix://{directory}/charon.vici"], check=False, timeout=IKE_TIMEOUT + 20)  # fmt: skip
+    done = run_in(
+        ctx,
+        rec,
+        namespace,
+        "swanctl",
+        ["--initiate", "--child", "broker", "--timeout", str(IKE_TIMEOUT), "--uri", f"unix://{directory}/charon.vici"],
+        check=False,
+        timeout=IKE_TIMEOUT + 20,
+    )
     seconds = round(time.monotonic() - t0, 3)
     if done.returncode == 0:
         return True, "IKEv2 with certificates: CHILD_SA established", seconds

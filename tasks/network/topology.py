@@ -65,9 +65,14 @@ def _address(
 def start_listener(ctx: Context, rec: StageRecord, state: State, host: str, address: str, port: int) -> Process:
     """A stand-in service: ncat keeps accepting on address:port in the fleet zone."""
     process = start_in(
-        ctx, rec, state, f"listener:{host}:{port}", state.namespace("fleet"), "ncat",
+        ctx,
+        rec,
+        state,
+        f"listener:{host}:{port}",
+        state.namespace("fleet"),
+        "ncat",
         ["--listen", "--keep-open", address, str(port)],
-    )  # fmt: skip
+    )
     wait_listening(process, "tcp", port, f"listener {host}:{port}")
     state.listeners.append(f"{host}:tcp/{port}")
     state.save()
@@ -113,10 +118,21 @@ def _build(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
     ip(ctx, rec, ["-n", edge, "link", "add", DEVICE_BRIDGE, "type", "bridge"])
     ip(ctx, rec, ["-n", edge, "link", "set", DEVICE_BRIDGE, "up"])
     _address(ctx, rec, edge, DEVICE_BRIDGE, devices.gateway, devices.subnet)
-    run_in(ctx, rec, edge, "sysctl", ["-q", "-w", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0",
-                                       f"net.ipv4.conf.{DEVICE_BRIDGE}.send_redirects=0",
-                                       f"net.ipv4.conf.{DEVICE_BRIDGE}.proxy_arp=1",
-                                       f"net.ipv4.conf.{DEVICE_BRIDGE}.proxy_arp_pvlan=1"])  # fmt: skip
+    run_in(
+        ctx,
+        rec,
+        edge,
+        "sysctl",
+        [
+            "-q",
+            "-w",
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.send_redirects=0",
+            f"net.ipv4.conf.{DEVICE_BRIDGE}.send_redirects=0",
+            f"net.ipv4.conf.{DEVICE_BRIDGE}.proxy_arp=1",
+            f"net.ipv4.conf.{DEVICE_BRIDGE}.proxy_arp_pvlan=1",
+        ],
+    )
     if "internet" in plan.zones:
         internet = plan.zones["internet"]
         # the uplink ends in the edge itself (no dummy driver in every kernel): routed, never delivered
@@ -158,8 +174,15 @@ def start_probe(ctx: Context, rec: StageRecord, state: State, role: str) -> Proc
     interface, store = PROBES[role]
     flows = Path(state.directory) / store
     flows.mkdir(exist_ok=True)
-    return start_in(ctx, rec, state, role, state.namespace("edge"), "nfpcapd",
-                    ["-i", interface, "-w", flows, "-e", "10,2", "-t", "3600"])  # fmt: skip
+    return start_in(
+        ctx,
+        rec,
+        state,
+        role,
+        state.namespace("edge"),
+        "nfpcapd",
+        ["-i", interface, "-w", flows, "-e", "10,2", "-t", "3600"],
+    )
 
 
 def down(ctx: Context, rec: StageRecord, state: State) -> list[Check]:

@@ -47,8 +47,19 @@ def _env(mksquashfs: Tool) -> dict[str, str]:
     return {"PATH": f"{mksquashfs.path.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def build(rauc: Tool, mksquashfs: Tool, rec: StageRecord, pki: RaucPki, fit: Path, out: Path, *,
-          model: str, version: str, security_version: int, fit_digest: str) -> Path:  # fmt: skip
+def build(
+    rauc: Tool,
+    mksquashfs: Tool,
+    rec: StageRecord,
+    pki: RaucPki,
+    fit: Path,
+    out: Path,
+    *,
+    model: str,
+    version: str,
+    security_version: int,
+    fit_digest: str,
+) -> Path:
     """``out``: a signed verity bundle carrying ``fit``, written atomically."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".bundle-") as tmp:
@@ -57,8 +68,12 @@ def build(rauc: Tool, mksquashfs: Tool, rec: StageRecord, pki: RaucPki, fit: Pat
         shutil.copyfile(fit, content / IMAGE_NAME)
         atomic.write_text(content / "manifest.raucm", manifest(model, version, security_version, fit_digest))
         made = Path(tmp) / out.name
-        runner.run(rec, rauc, ["bundle", f"--cert={pki.signer_cert}", f"--key={pki.signer_key}", content, made],
-                   env=_env(mksquashfs))  # fmt: skip
+        runner.run(
+            rec,
+            rauc,
+            ["bundle", f"--cert={pki.signer_cert}", f"--key={pki.signer_key}", content, made],
+            env=_env(mksquashfs),
+        )
         os.replace(made, out)
     return out
 
@@ -85,8 +100,9 @@ def verify_and_extract(
     rauc: Tool, mksquashfs: Tool, rec: StageRecord, conf: Path, bundle: Path, into: Path
 ) -> Verified:
     """``rauc info`` (signature against the device keyring), then ``rauc extract`` (the verity payload)."""
-    info = runner.run(rec, rauc, [f"--conf={conf}", "info", "--output-format=json", bundle], check=False,
-                      env=_env(mksquashfs))  # fmt: skip
+    info = runner.run(
+        rec, rauc, [f"--conf={conf}", "info", "--output-format=json", bundle], check=False, env=_env(mksquashfs)
+    )
     if info.returncode != 0:
         raise VerificationError(f"rauc refused the bundle: {info.tail(2)}")
     try:

@@ -84,8 +84,18 @@ class Device:
         self.directory = directory
 
     @classmethod
-    def provision(cls, directory: Path, *, model: str, trusted_root: bytes, keyring: Path, fit: Path,
-                  version: str, security_version: int, group: str | None = None) -> Device:  # fmt: skip
+    def provision(
+        cls,
+        directory: Path,
+        *,
+        model: str,
+        trusted_root: bytes,
+        keyring: Path,
+        fit: Path,
+        version: str,
+        security_version: int,
+        group: str | None = None,
+    ) -> Device:
         """A device at the factory: slot A holds ``fit`` (good), root v1 and the update CA are its anchors."""
         dev = cls(directory)
         atomic.write_bytes(directory / "tuf" / "root.json", trusted_root)
@@ -95,8 +105,17 @@ class Device:
         atomic.write_bytes(directory / "slots" / "A" / bundle.IMAGE_NAME, fit.read_bytes())
         (directory / "slots" / "B").mkdir(parents=True, exist_ok=True)
         slot = {"version": version, "security_version": security_version, "bundle_sha256": "", "status": "good"}
-        dev.save({"model": model, "group": group, "active": "A", "primary": "A", "security_counter": security_version,
-                  "slots": {"A": slot, "B": None}, "pending": None})  # fmt: skip
+        dev.save(
+            {
+                "model": model,
+                "group": group,
+                "active": "A",
+                "primary": "A",
+                "security_counter": security_version,
+                "slots": {"A": slot, "B": None},
+                "pending": None,
+            }
+        )
         return dev
 
     @property
@@ -155,8 +174,12 @@ class Device:
             failed = state["slots"][slot]
             failed["status"] = "bad"
             state["primary"] = state["active"] = booted
-            state["last_update"] = {"result": "fell back", "slot": slot, "version": failed["version"],
-                                    "running": state["slots"][booted]["version"]}  # fmt: skip
+            state["last_update"] = {
+                "result": "fell back",
+                "slot": slot,
+                "version": failed["version"],
+                "running": state["slots"][booted]["version"],
+            }
             state["pending"] = None
         self.save(state)
         return state
@@ -174,8 +197,9 @@ def _updater(device: Device, source: Source) -> Updater:
     )
 
 
-def update(device: Device, source: Source, *, rauc: Tool, mksquashfs: Tool, rec: StageRecord,
-           boot: BootSlots | None = None) -> Outcome:  # fmt: skip
+def update(
+    device: Device, source: Source, *, rauc: Tool, mksquashfs: Tool, rec: StageRecord, boot: BootSlots | None = None
+) -> Outcome:
     """One update attempt; whatever fails, no download is left behind (a cut download restarts, never resumes)."""
     downloads = device.directory / "downloads"
     shutil.rmtree(downloads, ignore_errors=True)
@@ -185,8 +209,16 @@ def update(device: Device, source: Source, *, rauc: Tool, mksquashfs: Tool, rec:
         shutil.rmtree(downloads, ignore_errors=True)
 
 
-def _update(device: Device, source: Source, downloads: Path, *, rauc: Tool, mksquashfs: Tool,
-            rec: StageRecord, boot: BootSlots | None) -> Outcome:  # fmt: skip
+def _update(
+    device: Device,
+    source: Source,
+    downloads: Path,
+    *,
+    rauc: Tool,
+    mksquashfs: Tool,
+    rec: StageRecord,
+    boot: BootSlots | None,
+) -> Outcome:
     state = device.state
     model = state["model"]
     try:
@@ -219,8 +251,9 @@ def _update(device: Device, source: Source, downloads: Path, *, rauc: Tool, mksq
     got = partial.with_name(partial.name.removeprefix(".").removesuffix(".part"))
     os.replace(partial, got)
     try:
-        checked = bundle.verify_and_extract(rauc, mksquashfs, rec, device.directory / "rauc" / "system.conf", got,
-                                            downloads / "extract")  # fmt: skip
+        checked = bundle.verify_and_extract(
+            rauc, mksquashfs, rec, device.directory / "rauc" / "system.conf", got, downloads / "extract"
+        )
         if checked.compatible != bundle.compatible(model):
             raise UpdateRefused(f"bundle is compatible {checked.compatible!r}, device is {bundle.compatible(model)!r}")
         if checked.version != custom.get("firmware_version"):
@@ -236,8 +269,12 @@ def _update(device: Device, source: Source, downloads: Path, *, rauc: Tool, mksq
         # second step leaves BOOT_ORDER as it was: the old slot boots.
         boot.write_slot(slot, checked.image)
         boot.set_primary(slot)
-    state["slots"][slot] = {"version": checked.version, "security_version": security_version,
-                            "bundle_sha256": info.hashes["sha256"], "status": "pending"}  # fmt: skip
+    state["slots"][slot] = {
+        "version": checked.version,
+        "security_version": security_version,
+        "bundle_sha256": info.hashes["sha256"],
+        "status": "pending",
+    }
     state["primary"], state["pending"] = slot, slot
     device.save(state)
     return Outcome("installed", slot, checked.version, security_version)

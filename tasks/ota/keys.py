@@ -107,27 +107,79 @@ def rauc_pki(
         if not key.exists():
             with tempfile.TemporaryDirectory(dir=directory, prefix=".new-") as tmp:
                 fresh = Path(tmp) / key.name
-                runner.run(rec, openssl, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                          "-out", fresh])  # fmt: skip
+                runner.run(
+                    rec, openssl, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", fresh]
+                )
                 _install_new(key, fresh.read_bytes())
         _check_private(key)
     if not pki.ca_cert.exists():
         with tempfile.TemporaryDirectory(dir=directory, prefix=".new-") as tmp:
             fresh = Path(tmp) / "ca.pem"
-            runner.run(rec, openssl, ["req", "-batch", "-new", "-x509", "-key", pki.ca_key, "-out", fresh,
-                                      "-days", str(ca_days), "-subj", RAUC_CA_SUBJECT,
-                                      "-addext", "basicConstraints=critical,CA:TRUE",
-                                      "-addext", "keyUsage=critical,keyCertSign,cRLSign"])  # fmt: skip
+            runner.run(
+                rec,
+                openssl,
+                [
+                    "req",
+                    "-batch",
+                    "-new",
+                    "-x509",
+                    "-key",
+                    pki.ca_key,
+                    "-out",
+                    fresh,
+                    "-days",
+                    str(ca_days),
+                    "-subj",
+                    RAUC_CA_SUBJECT,
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            )
             os.replace(fresh, pki.ca_cert)
     if not pki.signer_cert.exists():
         with tempfile.TemporaryDirectory(dir=directory, prefix=".new-") as tmp:
             work = Path(tmp)
             (work / "ext.cnf").write_text(SIGNER_EXTENSIONS)
-            runner.run(rec, openssl, ["req", "-batch", "-new", "-key", pki.signer_key, "-subj", RAUC_SIGNER_SUBJECT,
-                                      "-out", work / "signer.csr"])  # fmt: skip
-            runner.run(rec, openssl, ["x509", "-req", "-in", work / "signer.csr", "-CA", pki.ca_cert,
-                                      "-CAkey", pki.ca_key, "-set_serial", str(int.from_bytes(os.urandom(8), "big")),
-                                      "-days", str(signer_days), "-extfile", work / "ext.cnf",
-                                      "-extensions", "signer", "-out", work / "signer.pem"])  # fmt: skip
+            runner.run(
+                rec,
+                openssl,
+                [
+                    "req",
+                    "-batch",
+                    "-new",
+                    "-key",
+                    pki.signer_key,
+                    "-subj",
+                    RAUC_SIGNER_SUBJECT,
+                    "-out",
+                    work / "signer.csr",
+                ],
+            )
+            runner.run(
+                rec,
+                openssl,
+                [
+                    "x509",
+                    "-req",
+                    "-in",
+                    work / "signer.csr",
+                    "-CA",
+                    pki.ca_cert,
+                    "-CAkey",
+                    pki.ca_key,
+                    "-set_serial",
+                    str(int.from_bytes(os.urandom(8), "big")),
+                    "-days",
+                    str(signer_days),
+                    "-extfile",
+                    work / "ext.cnf",
+                    "-extensions",
+                    "signer",
+                    "-out",
+                    work / "signer.pem",
+                ],
+            )
             os.replace(work / "signer.pem", pki.signer_cert)
     return pki

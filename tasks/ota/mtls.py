@@ -32,9 +32,12 @@ class MtlsFetcher(FetcherInterface):
     def __init__(self, tls: DeviceTls, *, timeout: float = 30.0) -> None:
         self._timeout = timeout
         self._pool = urllib3.PoolManager(
-            cert_file=str(tls.cert), key_file=str(tls.key), ca_certs=str(tls.server_ca), cert_reqs="CERT_REQUIRED",
+            cert_file=str(tls.cert),
+            key_file=str(tls.key),
+            ca_certs=str(tls.server_ca),
+            cert_reqs="CERT_REQUIRED",
             retries=urllib3.Retry(0, redirect=False),
-        )  # fmt: skip
+        )
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         try:

@@ -40,15 +40,35 @@ class ServerTls:
 def _command(directory: Path, tls: ServerTls | None) -> list[str | Path]:
     if tls is None:
         return ["-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, "0"]
-    return ["-u", "-m", "uvicorn", "tasks.ota.repository_app:app", "--host", "127.0.0.1", "--port", "0",
-            "--ssl-certfile", tls.cert, "--ssl-keyfile", tls.key, "--ssl-ca-certs", tls.client_ca,
-            "--ssl-cert-reqs", str(int(ssl.CERT_REQUIRED)), "--no-access-log", "--log-level", "info",
-            "--app-dir", ROOT]  # fmt: skip
+    return [
+        "-u",
+        "-m",
+        "uvicorn",
+        "tasks.ota.repository_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--ssl-certfile",
+        tls.cert,
+        "--ssl-keyfile",
+        tls.key,
+        "--ssl-ca-certs",
+        tls.client_ca,
+        "--ssl-cert-reqs",
+        str(int(ssl.CERT_REQUIRED)),
+        "--no-access-log",
+        "--log-level",
+        "info",
+        "--app-dir",
+        ROOT,
+    ]
 
 
 @contextmanager
-def serve(rec: StageRecord, directory: Path, log: Path, *, tls: ServerTls | None = None,
-          timeout: float = 15.0) -> Iterator[str]:  # fmt: skip
+def serve(
+    rec: StageRecord, directory: Path, log: Path, *, tls: ServerTls | None = None, timeout: float = 15.0
+) -> Iterator[str]:
     """Yields the base URL of ``directory``; the server is stopped by its PID on exit."""
     log.unlink(missing_ok=True)
     env = {"SECURE_IOT_OTA_REPOSITORY": str(directory.resolve())}

@@ -36,11 +36,21 @@ def attest_blob(
     runner.run(
         rec,
         ctx.tool("cosign"),
-        ["attest-blob", *signer.sign_flags(), "--new-bundle-format", "--bundle", bundle,
-         "--type", predicate_type, "--predicate", predicate, subject],
+        [
+            "attest-blob",
+            *signer.sign_flags(),
+            "--new-bundle-format",
+            "--bundle",
+            bundle,
+            "--type",
+            predicate_type,
+            "--predicate",
+            predicate,
+            subject,
+        ],
         env=signer.env(),
         timeout=300,
-    )  # fmt: skip
+    )
     return bundle
 
 
@@ -69,11 +79,10 @@ def verified_predicate(
     done = runner.run(
         rec,
         ctx.tool("cosign"),
-        ["verify-blob-attestation", *verify_flags(ctx, signer), "--bundle", bundle, "--type", predicate_type,
-         subject],
+        ["verify-blob-attestation", *verify_flags(ctx, signer), "--bundle", bundle, "--type", predicate_type, subject],
         check=False,
         timeout=300,
-    )  # fmt: skip
+    )
     if done.returncode != 0:
         why = done.tail(1)
         if "signatures do not match threshold" in why or "invalid signature" in why:

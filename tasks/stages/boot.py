@@ -33,11 +33,21 @@ def genuine_firmware(ctx: Context, rec: StageRecord) -> firmware.Genuine:
     signed = ctx.evidence.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE).name
     bundle = ctx.artifact(signed)
     fit = paths[FIT_MEDIA_TYPE]
-    reference = signing.verified_predicate(ctx, rec, signing.configured(ctx), fit, REFERENCE_VALUES_PREDICATE_TYPE,
-                                           bundle, remedy="rerun `nox -s firmware`")  # fmt: skip
+    reference = signing.verified_predicate(
+        ctx,
+        rec,
+        signing.configured(ctx),
+        fit,
+        REFERENCE_VALUES_PREDICATE_TYPE,
+        bundle,
+        remedy="rerun `nox -s firmware`",
+    )
     rec.add_input(bundle, SIGSTORE_BUNDLE_MEDIA_TYPE)
-    rec.details["reference_values"] = {"bundle": signed, "predicate_type": REFERENCE_VALUES_PREDICATE_TYPE,
-                                       "verified_by": signing.configured(ctx).describe()}  # fmt: skip
+    rec.details["reference_values"] = {
+        "bundle": signed,
+        "predicate_type": REFERENCE_VALUES_PREDICATE_TYPE,
+        "verified_by": signing.configured(ctx).describe(),
+    }
     return firmware.Genuine(fit, paths[BOOTLOADER_MEDIA_TYPE], paths[CONTROL_DTB_MEDIA_TYPE], reference)
 
 

@@ -69,9 +69,12 @@ def local(ctx: Context, rec: StageRecord) -> Verdict:
     root = ctx.stage_dir("cluster")
     started = control_plane.up(ctx, rec, tools, root)
     state = State(
-        cluster="local", engine="local", kubeconfig=admission.rel(ctx, started.kubeconfig), netns=started.netns,
+        cluster="local",
+        engine="local",
+        kubeconfig=admission.rel(ctx, started.kubeconfig),
+        netns=started.netns,
         pids=started.pids,
-    )  # fmt: skip
+    )
     save(ctx, state)  # recorded at once: teardown can stop what runs even if a step below fails
     kube = Kube(ctx, rec, None, tools, "local", netns=started.netns)
     return policies(ctx, rec, kube, state, f"local control plane in netns {started.netns}")
@@ -118,8 +121,16 @@ def policies(ctx: Context, rec: StageRecord, kube: Kube, state: State, where: st
     for kind_, constraint in constraints:
         poll(f"Gatekeeper to enforce {kind_} {constraint}", 180, functools.partial(enforced, kube, kind_, constraint))
     rec.add_output(save(ctx, state), STATE_MEDIA_TYPE)
-    rec.details.update({"cluster": state.cluster, "engine": state.engine, "netns": state.netns, "pids": state.pids,
-                        "charts": state.charts, "constraints": [c for _, c in constraints]})  # fmt: skip
+    rec.details.update(
+        {
+            "cluster": state.cluster,
+            "engine": state.engine,
+            "netns": state.netns,
+            "pids": state.pids,
+            "charts": state.charts,
+            "constraints": [c for _, c in constraints],
+        }
+    )
     console.print(
         f"[green]cluster: PASS[/] — {where}; Gatekeeper {GATEKEEPER.version} enforcing {len(constraints)} constraints; "
         f"policy-controller with {state.policy}; "

@@ -96,8 +96,17 @@ def device_rootfs(ctx: Context, rec: StageRecord, oscap: Tool, initramfs: Path, 
     selected = {r: v for r, v in evaluation.outcome.items() if v != "notselected"}
     applicable = {r: v for r, v in selected.items() if v != "notapplicable"}
     failed = sorted(r for r, v in applicable.items() if v == "fail")
-    rec.details.update({"subject": str(initramfs), "entries": entries, "profile": profile, "results": counts,
-                        "applicable": len(applicable), "selected": len(selected), "failed": failed})  # fmt: skip
+    rec.details.update(
+        {
+            "subject": str(initramfs),
+            "entries": entries,
+            "profile": profile,
+            "results": counts,
+            "applicable": len(applicable),
+            "selected": len(selected),
+            "failed": failed,
+        }
+    )
     atomic.write_json(out / "summary.json", rec.details)
     rec.add_output(out / "summary.json", "application/json")
     if not applicable:

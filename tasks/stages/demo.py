@@ -36,8 +36,12 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     if state.engine == "local":  # the images live in the registry the local API server reads
         cases = [c for c in image_cases(ctx, rec, signed) if not c.admit and c.name != "unsigned image"]  # step 2
         steps += [step_case(kube, n, case) for n, case in enumerate(cases)]
-    steps += [step_unprotected(kube, signed), step_privileged(kube, signed), step_by_tag(kube, repository),
-              step_failed_create(kube, signed)]  # fmt: skip
+    steps += [
+        step_unprotected(kube, signed),
+        step_privileged(kube, signed),
+        step_by_tag(kube, repository),
+        step_failed_create(kube, signed),
+    ]
     for number, step in enumerate(steps, 1):
         mark = "[green]PASS[/]" if step.passed else "[red]FAIL[/]"
         console.print(f"{mark}  {number}/{len(steps)} {escape(step.name)} — {escape(step.detail)}")

@@ -33,10 +33,15 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         runner.run(
             rec,
             ctx.tool("cosign"),
-            ["copy", "--force", *signing.registry_flags(repository), f"{repository}@{digest}",
-             f"{state.push_address}/{path}"],
+            [
+                "copy",
+                "--force",
+                *signing.registry_flags(repository),
+                f"{repository}@{digest}",
+                f"{state.push_address}/{path}",
+            ],
             timeout=600,
-        )  # fmt: skip
+        )
     # no kubelet on the local engine: nothing ever becomes Ready, so what was admitted is checked
     wait = [] if local_engine else ["--wait", "--timeout", "5m"]
     done = kube.run(

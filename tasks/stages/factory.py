@@ -43,8 +43,13 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             chained = True
         except (ValueError, TypeError, InvalidSignature):
             chained = False
-        checks.append(Check(f"{made.device_id}: EK certificate in TPM NV, issued by the manufacturer CA", chained,
-                            f"serial {cert.serial_number:x}"))  # fmt: skip
+        checks.append(
+            Check(
+                f"{made.device_id}: EK certificate in TPM NV, issued by the manufacturer CA",
+                chained,
+                f"serial {cert.serial_number:x}",
+            )
+        )
     rec.details["devices"] = [d.device_id for d in batch.devices]
     label = Table(title="registration codes: printed once, on each device's label (not stored anywhere)")
     label.add_column("device")
@@ -52,5 +57,10 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     for made in batch.devices:
         label.add_row(made.device_id, made.code)
     console.print(label)
-    return conclude(rec, f"factory: {args.devices} device(s)", checks, report=out / "report.json",
-                    document={"devices": rec.details["devices"], "manifest": batch.manifest.name})  # fmt: skip
+    return conclude(
+        rec,
+        f"factory: {args.devices} device(s)",
+        checks,
+        report=out / "report.json",
+        document={"devices": rec.details["devices"], "manifest": batch.manifest.name},
+    )

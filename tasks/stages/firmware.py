@@ -36,8 +36,9 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         "--rebuild-u-boot", action="store_true", help="build U-Boot from scratch and require the cached sha256"
     )
     args = parser.parse_args(argv)
-    built = firmware.build_firmware(ctx, rec, ctx.stage_dir("firmware"), epoch=source_date_epoch(ctx, rec),
-                           rebuild_u_boot=args.rebuild_u_boot)  # fmt: skip
+    built = firmware.build_firmware(
+        ctx, rec, ctx.stage_dir("firmware"), epoch=source_date_epoch(ctx, rec), rebuild_u_boot=args.rebuild_u_boot
+    )
     digests = {name: rec.add_output(built.path(name), media).digest for name, media in OUTPUTS.items()}
     # The golden values remote attestation and the boot stage trust: a signed statement about the FIT.
     signer = signing.configured(ctx)
@@ -52,15 +53,22 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             "min_security_version": built.release.min_security_version,
             "source_date_epoch": built.epoch,
             "kernel": {"release": built.kernel.release, "package": built.kernel.package},
-            "u_boot": {"sha256": built.u_boot.sha256, "cache_key": built.u_boot.cache_key,
-                       "from_cache": built.u_boot.cached, "build_seconds": built.u_boot.build_seconds},
+            "u_boot": {
+                "sha256": built.u_boot.sha256,
+                "cache_key": built.u_boot.cache_key,
+                "from_cache": built.u_boot.cached,
+                "build_seconds": built.u_boot.build_seconds,
+            },
             "fit_bytes": built.path(firmware.FIT_NAME).stat().st_size,
             "reference_pcrs": {k: built.reference["pcrs"][k] for k in ("8", "9")},
-            "reference_values": {"predicate_type": REFERENCE_VALUES_PREDICATE_TYPE, "bundle": bundle.name,
-                                 "signer": signer.describe()},
+            "reference_values": {
+                "predicate_type": REFERENCE_VALUES_PREDICATE_TYPE,
+                "bundle": bundle.name,
+                "signer": signer.describe(),
+            },
             "seconds": built.seconds,
         }
-    )  # fmt: skip
+    )
     console.print(
         f"[green]firmware: pass[/] — {built.release.version} (security version {built.release.security_version}), "
         f"FIT {digests[firmware.FIT_NAME]}, U-Boot {'cached' if built.u_boot.cached else 'built'}, "

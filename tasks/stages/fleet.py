@@ -22,15 +22,23 @@ def signed_change(ctx: Context, rec: StageRecord, signers: Path) -> Check:
     git = ctx.tool("git")
     dirty = runner.run(rec, git, ["status", "--porcelain", "--", "fleet/"], cwd=ctx.root, check=False).stdout.strip()
     if dirty:
-        return Check("fleet change signed", False, f"uncommitted changes in fleet/: {dirty.splitlines()[0]}",
-                     "the desired state is a signed commit")  # fmt: skip
+        return Check(
+            "fleet change signed",
+            False,
+            f"uncommitted changes in fleet/: {dirty.splitlines()[0]}",
+            "the desired state is a signed commit",
+        )
     sha = runner.run(rec, git, ["log", "-1", "--format=%H", "--", "fleet/"], cwd=ctx.root, check=False).stdout.strip()
     if not sha:
         return Check("fleet change signed", False, "fleet/ is in no commit", "the desired state is a signed commit")
     [commit] = check_range(ctx, rec, f"{sha}^!", signers, ctx.root)
     rec.details["fleet_commit"] = sha
-    return Check("fleet change signed", commit.ok, f"{sha[:12]}: {STATUS.get(commit.code, commit.code)}",
-                 "good signature by an allowed signer")  # fmt: skip
+    return Check(
+        "fleet change signed",
+        commit.ok,
+        f"{sha[:12]}: {STATUS.get(commit.code, commit.code)}",
+        "good signature by an allowed signer",
+    )
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -65,5 +73,10 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         return conclude(rec, "fleet reconcile refused", checks, report=ctx.stage_dir("fleet") / "report.json")
     checks += [Check(f"group {m.group} (wave {m.wave})", True, f"{m.result} {m.release}".strip()) for m in moves]
     rec.details["moves"] = [m.__dict__ for m in moves]
-    return conclude(rec, f"fleet of {desired.model}", checks, report=ctx.stage_dir("fleet") / "report.json",
-                    document={"moves": rec.details["moves"]})  # fmt: skip
+    return conclude(
+        rec,
+        f"fleet of {desired.model}",
+        checks,
+        report=ctx.stage_dir("fleet") / "report.json",
+        document={"moves": rec.details["moves"]},
+    )

@@ -67,8 +67,9 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     rec.details["stopped_earlier_run"] = argocd.stop_recorded(ctx)
     mirror = desired_state.create(ctx, rec, tools["git"], root)
     registry = desired_state.registry_change(mirror, rec, repository.split("/", 1)[0])
-    release = desired_state.commit_release(mirror, rec, repository, digest, f"release: {repository}@{digest}",
-                                           policies=registry)  # fmt: skip
+    release = desired_state.commit_release(
+        mirror, rec, repository, digest, f"release: {repository}@{digest}", policies=registry
+    )
     pinned = {a["metadata"]["name"]: a["spec"]["source"]["targetRevision"] for a in applications(mirror)}
     rec.details["registry_commit"] = registry  # None: the pinned policies allow this run's registry
 
@@ -91,10 +92,22 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         checks.append(refused)
         if refused.passed:
             checks.append(rolled_back(kube, mirror, rec, rec.details["unsigned_commit"], f"{repository}@{digest}"))
-    rec.details.update({"argocd": tools["argocd"].version, "release_commit": release, "image": f"{repository}@{digest}",
-                        "pinned": pinned, "netns": state.netns})  # fmt: skip
-    return conclude(rec, "Argo CD applies infra/gitops; admission decides", checks, report=root / "report.json",
-                    document={"release_commit": release, "registry_commit": registry, "pinned": pinned})  # fmt: skip
+    rec.details.update(
+        {
+            "argocd": tools["argocd"].version,
+            "release_commit": release,
+            "image": f"{repository}@{digest}",
+            "pinned": pinned,
+            "netns": state.netns,
+        }
+    )
+    return conclude(
+        rec,
+        "Argo CD applies infra/gitops; admission decides",
+        checks,
+        report=root / "report.json",
+        document={"release_commit": release, "registry_commit": registry, "pinned": pinned},
+    )
 
 
 def applications(mirror: desired_state.Mirror) -> list[dict[str, Any]]:
@@ -109,9 +122,17 @@ def established(kube: Kube, crd: str) -> bool:
 
 
 def deployed_image(kube: Kube) -> str:
-    done = kube.kubectl("get", "deployment", "-n", admission.NAMESPACE, "-l",
-                        f"app.kubernetes.io/instance={admission.RELEASE}", "-o",
-                        "jsonpath={.items[0].spec.template.spec.containers[0].image}", check=False)  # fmt: skip
+    done = kube.kubectl(
+        "get",
+        "deployment",
+        "-n",
+        admission.NAMESPACE,
+        "-l",
+        f"app.kubernetes.io/instance={admission.RELEASE}",
+        "-o",
+        "jsonpath={.items[0].spec.template.spec.containers[0].image}",
+        check=False,
+    )
     return done.stdout.strip()
 
 
@@ -129,8 +150,12 @@ def release_synced(kube: Kube, release: str, pinned: dict[str, str], repository:
     except ClusterError as exc:
         return Check("release synced by Argo CD", False, str(exc), expected)
     image = deployed_image(kube)
-    return Check("release synced by Argo CD", image == f"{repository}@{digest}",
-                 f"{what}; {len(pods)} pod(s) admitted; Deployment runs {image}", expected)  # fmt: skip
+    return Check(
+        "release synced by Argo CD",
+        image == f"{repository}@{digest}",
+        f"{what}; {len(pods)} pod(s) admitted; Deployment runs {image}",
+        expected,
+    )
 
 
 def unsigned_refused(kube: Kube, mirror: desired_state.Mirror, rec: StageRecord, unsigned: str, signed: str) -> Check:
@@ -188,5 +213,9 @@ def rolled_back(kube: Kube, mirror: desired_state.Mirror, rec: StageRecord, bad:
     except ClusterError as exc:
         return Check(name, False, str(exc), expected)
     image = deployed_image(kube)
-    return Check(name, image == signed, f"revert {revert[:12]}; {SERVER}: "
-                 f"{argocd.summary(argocd.application(kube, SERVER))}; Deployment runs {image}", expected)  # fmt: skip
+    return Check(
+        name,
+        image == signed,
+        f"revert {revert[:12]}; {SERVER}: {argocd.summary(argocd.application(kube, SERVER))}; Deployment runs {image}",
+        expected,
+    )

@@ -84,10 +84,10 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     _require_root()
     if args.action == "up":
         t0 = time.monotonic()
-        identity = network.Identity(args.ca.resolve(), args.eap_cert.resolve(), args.eap_key.resolve(),
-                                    args.crl.resolve() if args.crl else None)  # fmt: skip
-        server = network.FleetServer(args.server_trust.resolve(), args.server_cert.resolve(),
-                                     args.server_key.resolve())  # fmt: skip
+        identity = network.Identity(
+            args.ca.resolve(), args.eap_cert.resolve(), args.eap_key.resolve(), args.crl.resolve() if args.crl else None
+        )
+        server = network.FleetServer(args.server_trust.resolve(), args.server_cert.resolve(), args.server_key.resolve())
         state = network.up(ctx, rec, plan, directory, identity, server)
         rec.details.update({"prefix": state.prefix, "up_s": round(time.monotonic() - t0, 3)})
         rec.add_output(state.path, "application/json")
@@ -105,8 +105,12 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
                 raise NetworkError("--ike-cert and --ike-key go together")
             ike = network.Credentials(args.ike_cert.resolve(), args.ike_key.resolve())
         device = network.attach(ctx, rec, plan, state, args.name, creds, ike)
-        rec.details["device"] = {"name": device.name, "address": device.address, "admitted": device.admitted,
-                                 "tunnel": device.tunnel}  # fmt: skip
+        rec.details["device"] = {
+            "name": device.name,
+            "address": device.address,
+            "admitted": device.admitted,
+            "tunnel": device.tunnel,
+        }
         checks = [Check(f"{device.name}: 802.1X", device.admitted, device.reason)]
         if device.admitted and plan.needs_ipsec:
             checks.append(Check(f"{device.name}: IPsec", device.tunnel, device.tunnel_reason))
@@ -116,11 +120,21 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         calls = network.check_in(ctx, rec, plan, state, args.name, creds, args.security_version)
         rec.details["calls"] = [{"endpoint": c.endpoint, "status": c.status, "body": c.body} for c in calls]
         expected = {"GET /updates/check": 200, "POST /telemetry": 202}
-        checks = [Check(f"{args.name}: {c.endpoint}", c.status == expected[c.endpoint],
-                        f"HTTP {c.status}: {c.body[:160]}" if c.status else f"no answer: {c.body[:160]}")
-                  for c in calls]  # fmt: skip
-        return conclude(rec, f"network checkin {args.name}", checks, report=directory / f"checkin-{args.name}.json",
-                        document={"calls": rec.details["calls"]})  # fmt: skip
+        checks = [
+            Check(
+                f"{args.name}: {c.endpoint}",
+                c.status == expected[c.endpoint],
+                f"HTTP {c.status}: {c.body[:160]}" if c.status else f"no answer: {c.body[:160]}",
+            )
+            for c in calls
+        ]
+        return conclude(
+            rec,
+            f"network checkin {args.name}",
+            checks,
+            report=directory / f"checkin-{args.name}.json",
+            document={"calls": rec.details["calls"]},
+        )
     if args.action == "status":
         return conclude(
             rec, f"network {state.prefix}", network.status(ctx, rec, state), report=directory / "status.json"
@@ -131,15 +145,21 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         atomic.write_json(report, document)
         rec.add_output(report, REPORT_MEDIA_TYPE)
         checks = [
-            Check(f"{name}: flows", summary["unexplained"] == 0,
-                  f"{summary['flows']} flows, {summary['packets']} packets, {summary['unexplained']} unexplained")
+            Check(
+                f"{name}: flows",
+                summary["unexplained"] == 0,
+                f"{summary['flows']} flows, {summary['packets']} packets, {summary['unexplained']} unexplained",
+            )
             for name, summary in document["devices"].items()
-        ]  # fmt: skip
+        ]
         checks += [
-            Check(f"unexplained {f['device']} -> {f['target']} {f['proto']}/{f['port']}", False,
-                  f"{f['packets']} packets to zone {f['target_zone']}: no allow rule")
+            Check(
+                f"unexplained {f['device']} -> {f['target']} {f['proto']}/{f['port']}",
+                False,
+                f"{f['packets']} packets to zone {f['target_zone']}: no allow rule",
+            )
             for f in document["unexplained"]
-        ]  # fmt: skip
+        ]
         if not checks:
             checks = [Check("flows", True, "no device sent anything")]
         return conclude(rec, "network flow report", checks, report=ctx.stage_dir("network") / "flow-report.json")

@@ -70,7 +70,14 @@ def firmware_provenance(ctx: Context, rec: StageRecord) -> Verdict:
     atomic.write_json(out / "firmware.predicate.json", statement["predicate"])
     rec.add_output(out / "firmware.provenance.json", STATEMENT_MEDIA_TYPE)
     rec.add_output(out / "firmware.predicate.json", PREDICATE_MEDIA_TYPE)
-    rec.details.update({"subject": "firmware", "builder_id": prov.builder_id, "build_type": FIRMWARE_BUILD_TYPE,
-                        "invocation_id": prov.invocation_id, "subjects": dict(subjects)})  # fmt: skip
+    rec.details.update(
+        {
+            "subject": "firmware",
+            "builder_id": prov.builder_id,
+            "build_type": FIRMWARE_BUILD_TYPE,
+            "invocation_id": prov.invocation_id,
+            "subjects": dict(subjects),
+        }
+    )
     console.print(f"[green]provenance: pass[/] — firmware, builder {prov.builder_id}, {len(subjects)} subjects")
     return "pass"

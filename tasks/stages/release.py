@@ -52,8 +52,13 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         str(firmware["details"]["firmware_version"]),
         int(firmware["details"]["security_version"]),
     )
-    custom = {"firmware_version": version, "security_version": security_version, "hardware_model": model,
-              "fit_digest": fit_art.digest, **provenance(firmware)}  # fmt: skip
+    custom = {
+        "firmware_version": version,
+        "security_version": security_version,
+        "hardware_model": model,
+        "fit_digest": fit_art.digest,
+        **provenance(firmware),
+    }
     out = ctx.stage_dir("release")
     keys = ota.TufKeys(ctx.root / ota.KEY_DIR / "tuf")
     pki = ota.rauc_pki(ctx.tool("openssl"), rec, ctx.root / ota.KEY_DIR / "rauc")
@@ -65,23 +70,48 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         target = current
         rec.details["published"] = "unchanged (same FIT), timestamp refreshed"
     else:
-        made = ota.bundle.build(rauc, mksquashfs, rec, pki, fit, out / "bundles" / f"{model}-{version}.raucb",
-                                model=model, version=version, security_version=security_version,
-                                fit_digest=fit_art.digest)  # fmt: skip
+        made = ota.bundle.build(
+            rauc,
+            mksquashfs,
+            rec,
+            pki,
+            fit,
+            out / "bundles" / f"{model}-{version}.raucb",
+            model=model,
+            version=version,
+            security_version=security_version,
+            fit_digest=fit_art.digest,
+        )
         rec.add_output(made, RAUC_BUNDLE_MEDIA_TYPE)
         target = repo.publish(model, made, custom)
         rec.details["published"] = "new target"
     for name in ("timestamp.json", f"{repo.snapshot.signed.version}.snapshot.json"):
         rec.add_output(repo.metadata_dir / name, TUF_METADATA_MEDIA_TYPE)
-    rec.details.update({"model": model, "target": target.path, "length": target.length,
-                        "sha256": target.hashes["sha256"], "custom": target.custom,
-                        "versions": {"root": repo.root.signed.version, "targets": repo.targets.signed.version,
-                                     "snapshot": repo.snapshot.signed.version,
-                                     "timestamp": repo.timestamp.signed.version}})  # fmt: skip
+    rec.details.update(
+        {
+            "model": model,
+            "target": target.path,
+            "length": target.length,
+            "sha256": target.hashes["sha256"],
+            "custom": target.custom,
+            "versions": {
+                "root": repo.root.signed.version,
+                "targets": repo.targets.signed.version,
+                "snapshot": repo.snapshot.signed.version,
+                "timestamp": repo.timestamp.signed.version,
+            },
+        }
+    )
     # Self-check: a factory-fresh device (root v1, the update CA) takes the release through TUF and RAUC.
     wanted = {"firmware_version", "security_version", "hardware_model", "slsa_provenance"}
-    checks = [Check("custom metadata", wanted <= set(target.custom), f"{sorted(target.custom)}",
-                    "firmware version, security version, model, provenance (or its absence)")]  # fmt: skip
+    checks = [
+        Check(
+            "custom metadata",
+            wanted <= set(target.custom),
+            f"{sorted(target.custom)}",
+            "firmware version, security version, model, provenance (or its absence)",
+        )
+    ]
     sources: list[tuple[str, ota.Source | None]] = [("online", None)]
     if args.offline_bundle:
         bundle_file = out / f"offline-{model}-{version}.tar"
@@ -93,9 +123,15 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         for how, source in sources:
             device_dir = out / "devices" / how
             shutil.rmtree(device_dir, ignore_errors=True)
-            device = ota.Device.provision(device_dir, model=model, trusted_root=repo.trusted_root(1),
-                                          keyring=pki.ca_cert, fit=fit, version="factory",
-                                          security_version=0)  # fmt: skip
+            device = ota.Device.provision(
+                device_dir,
+                model=model,
+                trusted_root=repo.trusted_root(1),
+                keyring=pki.ca_cert,
+                fit=fit,
+                version="factory",
+                security_version=0,
+            )
             try:
                 got = ota.update(device, source or ota.Source.http(url), rauc=rauc, mksquashfs=mksquashfs, rec=rec)
                 passed = got.result == "installed" and got.version == version

@@ -65,9 +65,10 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         # Every SBOM the pipeline makes is one Subject; the firmware is one more (--subject firmware).
         subjects = [
             Subject("image", f"registry:{ref}", (), Root(version=ref.split("@", 1)[1], purl=oci_purl(ref))),
-            Subject("source", f"dir:{ctx.root}", (*excludes, "--source-name", "secure-iot"),
-                    Root(git_revision(ctx, rec))),
-        ]  # fmt: skip
+            Subject(
+                "source", f"dir:{ctx.root}", (*excludes, "--source-name", "secure-iot"), Root(git_revision(ctx, rec))
+            ),
+        ]
     packages, completed, spdx3_done, found = {}, {}, {}, []
     built: dict[tuple[str, str, str], Deployable] | None = None
     for subject in subjects:
@@ -80,9 +81,15 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         packages[subject.stem] = docs.record(rec)
         spdx3 = docs.spdx.with_name(f"{subject.stem}.spdx3.json")
         spdx3_done[subject.stem] = write_spdx3(
-            docs.spdx, docs.native, spdx3, producer, built, by_id, root_artifact(ctx, rec, subject.stem, ref),
+            docs.spdx,
+            docs.native,
+            spdx3,
+            producer,
+            built,
+            by_id,
+            root_artifact(ctx, rec, subject.stem, ref),
             distribution_licence=distribution_licence,
-        ).summary()  # fmt: skip
+        ).summary()
         rec.add_output(spdx3, SPDX3_MEDIA_TYPE)
         for std in standards_for(settings, subject.stem):
             document = spdx3 if std.spec == SPDX3 else docs.spdx

@@ -74,8 +74,13 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
 
 # The firmware artifact's layers, in order: deterministic files only, so the same build pushes the same
 # digest (the reference values' signed bundle is not a layer: its statement is attached instead).
-FIRMWARE_LAYERS = (FIT_MEDIA_TYPE, BOOTLOADER_MEDIA_TYPE, CONTROL_DTB_MEDIA_TYPE, INITRAMFS_MEDIA_TYPE,
-                   REFERENCE_VALUES_MEDIA_TYPE)  # fmt: skip
+FIRMWARE_LAYERS = (
+    FIT_MEDIA_TYPE,
+    BOOTLOADER_MEDIA_TYPE,
+    CONTROL_DTB_MEDIA_TYPE,
+    INITRAMFS_MEDIA_TYPE,
+    REFERENCE_VALUES_MEDIA_TYPE,
+)
 FIRMWARE_REPOSITORY = "secure-iot-firmware"
 
 
@@ -89,8 +94,15 @@ def sign_firmware(ctx: Context, rec: StageRecord, signer: signing.Signer) -> Ver
         rec.add_input(paths[media], media)
     # its signature decides, not the evidence digest
     paths[SIGSTORE_BUNDLE_MEDIA_TYPE] = ctx.artifact(ctx.evidence.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE).name)
-    signing.verified_predicate(ctx, rec, signer, paths[FIT_MEDIA_TYPE], REFERENCE_VALUES_PREDICATE_TYPE,
-                               paths[SIGSTORE_BUNDLE_MEDIA_TYPE], remedy="rerun `nox -s firmware`")  # fmt: skip
+    signing.verified_predicate(
+        ctx,
+        rec,
+        signer,
+        paths[FIT_MEDIA_TYPE],
+        REFERENCE_VALUES_PREDICATE_TYPE,
+        paths[SIGSTORE_BUNDLE_MEDIA_TYPE],
+        remedy="rerun `nox -s firmware`",
+    )
     signing.bound_to_firmware(ctx, ctx.evidence.output("firmware", FIT_MEDIA_TYPE).digest)
     timed = rego.evaluation(ctx.policy)[0]
     details = ctx.evidence.stage("firmware")["details"]
@@ -103,10 +115,12 @@ def sign_firmware(ctx: Context, rec: StageRecord, signer: signing.Signer) -> Ver
         FIRMWARE_ARTIFACT_TYPE,
         [(paths[m], m) for m in FIRMWARE_LAYERS],
         epoch=epoch,
-        annotations={"org.opencontainers.image.version": version,
-                     "vnd.secure-iot.firmware.security-version": str(details["security_version"])},
+        annotations={
+            "org.opencontainers.image.version": version,
+            "vnd.secure-iot.firmware.security-version": str(details["security_version"]),
+        },
         manifest=ctx.stage_dir("sign") / "firmware.manifest.json",
-    )  # fmt: skip
+    )
     rec.add_oci(pushed.ref, pushed.digest, MANIFEST_MEDIA_TYPE)
     cosign = ctx.tool("cosign")
     signed = sign(rec, cosign, signer, pushed.ref, ctx.stage_dir("sign") / "memo")
@@ -116,15 +130,31 @@ def sign_firmware(ctx: Context, rec: StageRecord, signer: signing.Signer) -> Ver
         attest(rec, cosign, signer, pushed.ref, att.type, att.predicate, replace=att.type in timed)
     # The same predicate the bundle signs, now about the artifact (its subject: the manifest digest,
     # whose layers name the FIT by sha256). --replace: a rerun leaves one statement.
-    attest(rec, cosign, signer, pushed.ref, REFERENCE_VALUES_PREDICATE_TYPE, paths[REFERENCE_VALUES_MEDIA_TYPE],
-           replace=True)  # fmt: skip
+    attest(
+        rec,
+        cosign,
+        signer,
+        pushed.ref,
+        REFERENCE_VALUES_PREDICATE_TYPE,
+        paths[REFERENCE_VALUES_MEDIA_TYPE],
+        replace=True,
+    )
     bundles = [sign_blob(ctx, rec, signer, path) for path in signing.blobs(ctx, "firmware")]
     for bundle in bundles:
         rec.add_output(bundle, SIGSTORE_BUNDLE_MEDIA_TYPE)
     attached = [a.type for a in todo] + [REFERENCE_VALUES_PREDICATE_TYPE]
-    rec.details.update({"subject": "firmware", "artifact": pushed.ref, "artifact_type": FIRMWARE_ARTIFACT_TYPE,
-                        "tag": version, "firmware_version": version, "signer": signer.describe(),
-                        "attached": attached, "bundles": len(bundles)})  # fmt: skip
+    rec.details.update(
+        {
+            "subject": "firmware",
+            "artifact": pushed.ref,
+            "artifact_type": FIRMWARE_ARTIFACT_TYPE,
+            "tag": version,
+            "firmware_version": version,
+            "signer": signer.describe(),
+            "attached": attached,
+            "bundles": len(bundles),
+        }
+    )
     console.print(
         f"[green]sign: pass[/] — firmware {version} as {pushed.ref}: signature{'' if signed else ' (already signed)'}"
         f" + {len(attached)} attestations; "

@@ -27,16 +27,23 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     config = ota.load_config(ctx.inside(ota.CONFIG))
     model = args.model or config.default_model
     release = ctx.evidence.stage("release")["details"]
-    repo = ota.Repository.open(ctx.stage_dir("release") / "repository", ota.TufKeys(ctx.root / ota.KEY_DIR / "tuf"),
-                               config)  # fmt: skip
+    repo = ota.Repository.open(
+        ctx.stage_dir("release") / "repository", ota.TufKeys(ctx.root / ota.KEY_DIR / "tuf"), config
+    )
     pki = ota.rauc_pki(ctx.tool("openssl"), rec, ctx.root / ota.KEY_DIR / "rauc")
     out = ctx.stage_dir("update")
     shutil.rmtree(out / "device", ignore_errors=True)
     # The factory image in slot A; the release (the same firmware, delivered as a signed bundle)
     # goes into slot B: the update path and the A/B switch, on this build's own files.
-    device = ota.Device.provision(out / "device", model=model, trusted_root=repo.trusted_root(1),
-                                  keyring=pki.ca_cert, fit=genuine.fit, version="factory",
-                                  security_version=int(release["custom"]["security_version"]))  # fmt: skip
+    device = ota.Device.provision(
+        out / "device",
+        model=model,
+        trusted_root=repo.trusted_root(1),
+        keyring=pki.ca_cert,
+        fit=genuine.fit,
+        version="factory",
+        security_version=int(release["custom"]["security_version"]),
+    )
     disk = firmware.slots.Disk.create(out / "device" / "slots.img", firmware.env_tools(ctx), rec, genuine.fit)
     qemu_device = firmware.Device(genuine.u_boot, genuine.control_dtb, None, disk.path)
     references = {"A": genuine.reference, "B": genuine.reference}
@@ -52,26 +59,52 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         return got
 
     first = boot("factory")
-    checks = [Check("factory boot: U-Boot boots slot A, healthy", (first.slot, first.healthy) == ("A", True),
-                    f"slot {first.slot or '-'}, {'healthy' if first.healthy else _failed(first)}")]  # fmt: skip
+    checks = [
+        Check(
+            "factory boot: U-Boot boots slot A, healthy",
+            (first.slot, first.healthy) == ("A", True),
+            f"slot {first.slot or '-'}, {'healthy' if first.healthy else _failed(first)}",
+        )
+    ]
     with ota.serve(rec, repo.directory, out / "server.log") as url:
         try:
-            got = ota.update(device, ota.Source.http(url), rauc=ctx.tool("rauc"), mksquashfs=ctx.tool("mksquashfs"),
-                             rec=rec, boot=disk)  # fmt: skip
+            got = ota.update(
+                device,
+                ota.Source.http(url),
+                rauc=ctx.tool("rauc"),
+                mksquashfs=ctx.tool("mksquashfs"),
+                rec=rec,
+                boot=disk,
+            )
             shown = f"{got.result} {got.version} into slot {got.slot}; boot order {disk.env()['BOOT_ORDER']}"
-            checks.append(Check("update installed into the other slot", (got.result, got.slot) == ("installed", "B"),
-                                shown, "installed into slot B, BOOT_ORDER B A"))  # fmt: skip
+            checks.append(
+                Check(
+                    "update installed into the other slot",
+                    (got.result, got.slot) == ("installed", "B"),
+                    shown,
+                    "installed into slot B, BOOT_ORDER B A",
+                )
+            )
         except ota.UpdateRefused as exc:
             checks.append(Check("update installed into the other slot", False, str(exc), "installed into slot B"))
             return _conclude(rec, out, checks, device)
     second = boot("updated")
     state = device.state
-    checks.append(Check("U-Boot boots the new slot, healthy, marked good", (second.slot, second.healthy) == ("B", True)
-                        and state["slots"]["B"]["status"] == "good" and disk.env()["BOOT_B_LEFT"] == "3",
-                        f"slot {second.slot or '-'}, {'healthy' if second.healthy else _failed(second)}, "
-                        f"BOOT_B_LEFT={disk.env()['BOOT_B_LEFT']}", "slot B, healthy, BOOT_B_LEFT=3"))  # fmt: skip
-    rec.details["boots"] = [{"slot": b.slot, "healthy": b.healthy, "seconds": b.run.seconds,
-                             "milestones_s": b.report.milestones} for b in boots]  # fmt: skip
+    checks.append(
+        Check(
+            "U-Boot boots the new slot, healthy, marked good",
+            (second.slot, second.healthy) == ("B", True)
+            and state["slots"]["B"]["status"] == "good"
+            and disk.env()["BOOT_B_LEFT"] == "3",
+            f"slot {second.slot or '-'}, {'healthy' if second.healthy else _failed(second)}, "
+            f"BOOT_B_LEFT={disk.env()['BOOT_B_LEFT']}",
+            "slot B, healthy, BOOT_B_LEFT=3",
+        )
+    )
+    rec.details["boots"] = [
+        {"slot": b.slot, "healthy": b.healthy, "seconds": b.run.seconds, "milestones_s": b.report.milestones}
+        for b in boots
+    ]
     return _conclude(rec, out, checks, device)
 
 
@@ -81,5 +114,10 @@ def _failed(boot: firmware.SlotBoot) -> str:
 
 def _conclude(rec: StageRecord, out: Path, checks: list[Check], device: ota.Device) -> Verdict:
     rec.details["device"] = device.state
-    return conclude(rec, "A/B update of the QEMU device", checks, report=out / "report.json",
-                    document={"device": device.state, "boots": rec.details.get("boots", [])})  # fmt: skip
+    return conclude(
+        rec,
+        "A/B update of the QEMU device",
+        checks,
+        report=out / "report.json",
+        document={"device": device.state, "boots": rec.details.get("boots", [])},
+    )

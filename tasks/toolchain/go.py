@@ -62,9 +62,13 @@ def via_go(pin: Pin, rec: StageRecord, scratch: Path, root: Path) -> Tool:
                 raise ToolError(f"{pin.name}: {pin.go.source}/go.mod and go.sum are required for a wrapper module")
             built = scratch / pin.binary
             runner.run(
-                rec, go, ["build", "-mod=readonly", *ldflags, "-o", built, pin.go.package],
-                env=go_env(module_toolchain(directory / "go.mod")), cwd=directory, timeout=3600,
-            )  # fmt: skip
+                rec,
+                go,
+                ["build", "-mod=readonly", *ldflags, "-o", built, pin.go.package],
+                env=go_env(module_toolchain(directory / "go.mod")),
+                cwd=directory,
+                timeout=3600,
+            )
             return store(pin, built, "go", f"{pin.go.source} ({pin.go.module})", repository_inputs(pin, root) or "")
         if not pin.go.in_throwaway_module:
             runner.run(

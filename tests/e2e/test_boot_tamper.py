@@ -14,7 +14,7 @@ import pytest
 
 from tasks.core.media_types import FIT_MEDIA_TYPE
 from tasks.firmware import measurements
-from tests.firmware_build import FirmwareProject
+from tests.support.firmware_build import FirmwareProject
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@ own: SBOM, scan, provenance, then oras pushes it as one OCI artifact that cosign
 and `verify` checks it with the image's Rego policy. Then the refusals: another signer, and a
 reference-values bundle edited after signing.
 
-Builds on the session's firmware build (tests/firmware_build.py); everything runs on copies.
+Builds on the session's firmware build (tests/support/firmware_build.py); everything runs on copies.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from tasks.core.media_types import (
     REFERENCE_VALUES_PREDICATE_TYPE,
     SIGSTORE_BUNDLE_MEDIA_TYPE,
 )
-from tests.chain import free_port
-from tests.firmware_build import FirmwareProject, resign_reference_values, with_supply_chain
+from tests.support.chain import free_port
+from tests.support.firmware_build import FirmwareProject, resign_reference_values, with_supply_chain
 
 pytestmark = pytest.mark.slow
 
@@ -80,8 +80,13 @@ def test_the_firmware_artifact_is_signed_attested_and_verified(signed: Signed) -
     assert manifest["mediaType"] == MANIFEST_MEDIA_TYPE and manifest["artifactType"] == FIRMWARE_ARTIFACT_TYPE
     layers = {layer["mediaType"]: layer["digest"] for layer in manifest["layers"]}
     firmware_outputs = {o["media_type"]: o["digest"] for o in stages["firmware"]["outputs"]}
-    for media in (FIT_MEDIA_TYPE, BOOTLOADER_MEDIA_TYPE, CONTROL_DTB_MEDIA_TYPE, INITRAMFS_MEDIA_TYPE,
-                  REFERENCE_VALUES_MEDIA_TYPE):  # fmt: skip
+    for media in (
+        FIT_MEDIA_TYPE,
+        BOOTLOADER_MEDIA_TYPE,
+        CONTROL_DTB_MEDIA_TYPE,
+        INITRAMFS_MEDIA_TYPE,
+        REFERENCE_VALUES_MEDIA_TYPE,
+    ):
         assert layers[media] == firmware_outputs[media], media
 
 

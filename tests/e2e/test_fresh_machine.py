@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import fresh_machine
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 SCRIPT = REPO / "bench" / "fresh_machine.py"
 

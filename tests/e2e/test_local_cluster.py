@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.chain import Chain
+from tests.support.chain import Chain
 
 pytestmark = [
     pytest.mark.slow,
@@ -61,8 +61,14 @@ def local_cluster(chain: Chain) -> Iterator[tuple[Chain, dict[str, Any]]]:
 def test_the_control_plane_runs_in_its_own_namespace(local_cluster: tuple[Chain, dict[str, Any]]) -> None:
     _, state = local_cluster
     assert state["engine"] == "local" and state["netns"] in namespaces()
-    assert set(state["pids"]) == {"docker-registry", "etcd", "kube-apiserver", "kube-controller-manager",
-                                  "gatekeeper", "policy-controller"}  # fmt: skip
+    assert set(state["pids"]) == {
+        "docker-registry",
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "gatekeeper",
+        "policy-controller",
+    }
     assert all(alive(pid) for pid in state["pids"].values())
     # policy-controller listens on *:8443 inside the namespace; the host's own sockets show no such port
     assert 8443 not in host_listening_ports()
@@ -119,8 +125,10 @@ def test_gitops_argo_cd_syncs_and_admission_still_decides(local_cluster: tuple[C
     assert details["argocd"] == "3.6.1" and len(details["release_commit"]) == 40
     # the chain's registry is on a free port, not the 127.0.0.1:5000 the pinned policies allow
     assert report["registry_commit"] == report["pinned"]["admission-policies"]
-    assert details["pinned"] == {"admission-policies": report["pinned"]["admission-policies"],
-                                 "secure-iot": report["pinned"]["secure-iot"]}  # fmt: skip
+    assert details["pinned"] == {
+        "admission-policies": report["pinned"]["admission-policies"],
+        "secure-iot": report["pinned"]["secure-iot"],
+    }
     # Redis, git daemon and Argo CD listen in the control plane's namespace only
     assert not {6379, 8081, 9418} & host_listening_ports()
     processes = json.loads((chain.out / "gitops" / "processes.json").read_text())

@@ -23,8 +23,8 @@ from tasks.context import Context
 from tasks.core.evidence import StageRecord
 from tasks.firmware import measurements
 from tasks.ota.repository import Config
-from tests.conftest import REPO
-from tests.firmware_build import EPOCH, FirmwareProject
+from tests.support.firmware_build import EPOCH, FirmwareProject
+from tests.support.project import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +40,13 @@ class Release:
     fit: Path
 
     def custom(self) -> dict[str, Any]:
-        return {"firmware_version": self.version, "security_version": self.security_version,
-                "hardware_model": MODEL, "slsa_provenance": None, "slsa_provenance_note": "test release"}  # fmt: skip
+        return {
+            "firmware_version": self.version,
+            "security_version": self.security_version,
+            "hardware_model": MODEL,
+            "slsa_provenance": None,
+            "slsa_provenance_note": "test release",
+        }
 
 
 @dataclass
@@ -65,8 +70,11 @@ def bench(firmware: FirmwareProject, tmp_path_factory: pytest.TempPathFactory) -
     n = firmware.out / "firmware"
     nxt = firmware.copy(work / "next")
     release = nxt.root / "firmware" / "release.toml"
-    release.write_text(release.read_text().replace('version = "1.1.0"', 'version = "1.2.0"')
-                       .replace("security_version = 2", "security_version = 3"))  # fmt: skip
+    release.write_text(
+        release.read_text()
+        .replace('version = "1.1.0"', 'version = "1.2.0"')
+        .replace("security_version = 2", "security_version = 3")
+    )
     result = nxt.run("firmware")
     assert result.returncode == 0, result.output[-4000:]
     ctx = Context.create(REPO, work / "out")
@@ -110,15 +118,30 @@ class Fleet:
         b, r = self.bench, self.bench.releases[name]
         tool = b.ctx.tool
         pki = ota.rauc_pki(tool("openssl"), b.rec, b.work / "keys" / "rauc")
-        made = ota.bundle.build(tool("rauc"), tool("mksquashfs"), b.rec, pki, r.fit, b.work / f"{name}.raucb",
-                                model=MODEL, version=r.version, security_version=r.security_version,
-                                fit_digest="sha256:" + _sha(r.fit))  # fmt: skip
+        made = ota.bundle.build(
+            tool("rauc"),
+            tool("mksquashfs"),
+            b.rec,
+            pki,
+            r.fit,
+            b.work / f"{name}.raucb",
+            model=MODEL,
+            version=r.version,
+            security_version=r.security_version,
+            fit_digest="sha256:" + _sha(r.fit),
+        )
         self.repo.publish(MODEL, made, r.custom())
 
     def update(self) -> ota.Outcome:
         tool = self.bench.ctx.tool
-        return ota.update(self.device, ota.Source.http(self.url), rauc=tool("rauc"), mksquashfs=tool("mksquashfs"),
-                          rec=self.bench.rec, boot=self.disk)  # fmt: skip
+        return ota.update(
+            self.device,
+            ota.Source.http(self.url),
+            rauc=tool("rauc"),
+            mksquashfs=tool("mksquashfs"),
+            rec=self.bench.rec,
+            boot=self.disk,
+        )
 
     def boot(self) -> fw.SlotBoot:
         """One power cycle; the result goes to the update client as the device's agent would report it."""
@@ -126,8 +149,9 @@ class Fleet:
         found = {s: self.bench.references.get(_sha_slot(self.disk, s)) for s in "AB"}
         references = {s: r for s, r in found.items() if r is not None}
         console = self.bench.work / "consoles" / f"boot-{self.boots}.log"
-        got = fw.boot_slot(self.bench.ctx, self.bench.rec, self.qemu_device, console, references=references,
-                           timeout=TIMEOUT)  # fmt: skip
+        got = fw.boot_slot(
+            self.bench.ctx, self.bench.rec, self.qemu_device, console, references=references, timeout=TIMEOUT
+        )
         if got.slot:
             self.device.boot_result(healthy=got.healthy, booted=got.slot, boot=self.disk)
         return got
@@ -147,9 +171,15 @@ def fleet(bench: Bench, tmp_path: Path) -> Iterator[Fleet]:
     pki = ota.rauc_pki(bench.ctx.tool("openssl"), bench.rec, bench.work / "keys" / "rauc")
     repo = ota.Repository.open(tmp_path / "repository", keys, CONFIG)
     n = bench.releases["N"]
-    device = ota.Device.provision(tmp_path / "device", model=MODEL, trusted_root=repo.trusted_root(1),
-                                  keyring=pki.ca_cert, fit=n.fit, version=n.version,
-                                  security_version=n.security_version)  # fmt: skip
+    device = ota.Device.provision(
+        tmp_path / "device",
+        model=MODEL,
+        trusted_root=repo.trusted_root(1),
+        keyring=pki.ca_cert,
+        fit=n.fit,
+        version=n.version,
+        security_version=n.security_version,
+    )
     disk = fw.slots.Disk.create(tmp_path / "device" / "slots.img", fw.env_tools(bench.ctx), bench.rec, n.fit)
     qemu_device = fw.Device(bench.u_boot, bench.control, None, disk.path)
     with ota.serve(bench.rec, repo.directory, tmp_path / "server" / "server.log") as url:

@@ -27,7 +27,7 @@ from tasks import ota, toolchain
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
 from tasks.ota.repository import Config
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +47,13 @@ class World:
     bundles: dict[str, Path]
 
     def custom(self, version: str, security_version: int, model: str = MODEL) -> dict[str, Any]:
-        return {"firmware_version": version, "security_version": security_version, "hardware_model": model,
-                "slsa_provenance": None, "slsa_provenance_note": "test bundle"}  # fmt: skip
+        return {
+            "firmware_version": version,
+            "security_version": security_version,
+            "hardware_model": model,
+            "slsa_provenance": None,
+            "slsa_provenance_note": "test bundle",
+        }
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +71,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         payload.write_bytes(os.urandom(1 << 16))
         out = work / f"{name}.raucb"
         return ota.bundle.build(
-            tool["rauc"], tool["mksquashfs"], rec, signer, payload, out,
-            model=model, version=version, security_version=sv, fit_digest="sha256:test",
-        )  # fmt: skip
+            tool["rauc"],
+            tool["mksquashfs"],
+            rec,
+            signer,
+            payload,
+            out,
+            model=model,
+            version=version,
+            security_version=sv,
+            fit_digest="sha256:test",
+        )
 
     bundles = {
         "1.2.0": make("v120", "1.2.0", 3),
@@ -88,8 +101,9 @@ class Case:
 
     def update(self, source: ota.Source | None = None) -> ota.Outcome:
         w = self.world
-        return ota.update(self.device, source or ota.Source.http(self.url), rauc=w.rauc, mksquashfs=w.mksquashfs,
-                          rec=w.rec)  # fmt: skip
+        return ota.update(
+            self.device, source or ota.Source.http(self.url), rauc=w.rauc, mksquashfs=w.mksquashfs, rec=w.rec
+        )
 
     def refused(self, match: str, source: ota.Source | None = None) -> None:
         before = self.device.state, self.images()
@@ -109,9 +123,15 @@ class Case:
 @pytest.fixture
 def case(world: World, tmp_path: Path) -> Iterator[Case]:
     repo = ota.Repository.open(tmp_path / "repository", world.keys, CONFIG)
-    device = ota.Device.provision(tmp_path / "device", model=MODEL, trusted_root=repo.trusted_root(1),
-                                  keyring=world.pki.ca_cert, fit=world.factory_fit, version="1.1.0",
-                                  security_version=2)  # fmt: skip
+    device = ota.Device.provision(
+        tmp_path / "device",
+        model=MODEL,
+        trusted_root=repo.trusted_root(1),
+        keyring=world.pki.ca_cert,
+        fit=world.factory_fit,
+        version="1.1.0",
+        security_version=2,
+    )
     with ota.serve(world.rec, repo.directory, tmp_path / "server" / "server.log") as url:
         yield Case(world, repo, device, url)
 
@@ -133,7 +153,11 @@ def test_unhealthy_new_slot_falls_back_and_the_counter_stays(case: Case) -> None
     case.update()
     state = case.device.boot_result(healthy=False)
     assert (state["active"], state["primary"], state["security_counter"], state["slots"]["B"]["status"]) == (
-        "A", "A", 2, "bad")  # fmt: skip
+        "A",
+        "A",
+        2,
+        "bad",
+    )
 
 
 def test_1_rollback_of_the_timestamp_is_refused(case: Case) -> None:
@@ -277,18 +301,33 @@ def test_fleet_waves_reach_group_devices_canary_first(case: Case, tmp_path: Path
 
     w = case.world
     case.repo.publish(MODEL, w.bundles["1.2.0"], {**w.custom("1.2.0", 3), "fit_digest": "sha256:" + "1" * 64})
-    desired = fleet.Desired(MODEL, (fleet.Group("canary", 1, "sha256:" + "1" * 64),
-                                    fleet.Group("fleet", 2, "sha256:" + "1" * 64)))  # fmt: skip
+    desired = fleet.Desired(
+        MODEL, (fleet.Group("canary", 1, "sha256:" + "1" * 64), fleet.Group("fleet", 2, "sha256:" + "1" * 64))
+    )
     checked: list[Path] = []
     moves = fleet.reconcile(case.repo, desired, checked.append)
     assert [(m.group, m.result) for m in moves] == [("canary", "published"), ("fleet", "waiting for wave 1")]
     assert len(checked) == 1  # the bundle went through the verify hook before it was published
-    later = ota.Device.provision(tmp_path / "fleet-device", model=MODEL, trusted_root=case.repo.trusted_root(1),
-                                 keyring=w.pki.ca_cert, fit=w.factory_fit, version="1.1.0", security_version=2,
-                                 group="fleet")  # fmt: skip
-    canary = ota.Device.provision(tmp_path / "canary-device", model=MODEL, trusted_root=case.repo.trusted_root(1),
-                                  keyring=w.pki.ca_cert, fit=w.factory_fit, version="1.1.0", security_version=2,
-                                  group="canary")  # fmt: skip
+    later = ota.Device.provision(
+        tmp_path / "fleet-device",
+        model=MODEL,
+        trusted_root=case.repo.trusted_root(1),
+        keyring=w.pki.ca_cert,
+        fit=w.factory_fit,
+        version="1.1.0",
+        security_version=2,
+        group="fleet",
+    )
+    canary = ota.Device.provision(
+        tmp_path / "canary-device",
+        model=MODEL,
+        trusted_root=case.repo.trusted_root(1),
+        keyring=w.pki.ca_cert,
+        fit=w.factory_fit,
+        version="1.1.0",
+        security_version=2,
+        group="canary",
+    )
     source = ota.Source.http(case.url)
     assert ota.update(canary, source, rauc=w.rauc, mksquashfs=w.mksquashfs, rec=w.rec).result == "installed"
     with pytest.raises(ota.UpdateRefused, match="no target qemu-virt-a57/groups/fleet/"):

@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 
 from tasks.core.errors import ToolError
-from tests.fleet import GENUINE, MIN_SECURITY_VERSION, Fleet, events_of, make_fleet, variant
+from tests.support.fleet import GENUINE, MIN_SECURITY_VERSION, Fleet, events_of, make_fleet, variant
 
 pytestmark = pytest.mark.slow
 GENUINE_BOOT = events_of(GENUINE)
@@ -94,12 +94,19 @@ def test_12_missing_key_is_quarantined_but_a_strangers_checkin_changes_nothing(f
         # a stranger: the right certificate, but a quote with another session's nonce
         issued = fleet.client.get("/attestation/nonce").json()
         attest, signature = agent.quote(b"\x00" * 32)
-        body = {"session": issued["session"], "certificate_pem": pem, "quote": base64.b64encode(attest).decode(),
-                "signature": base64.b64encode(signature).decode(),
-                "event_log": [{"pcr": p, "digest": d} for p, d in GENUINE_BOOT], "key_signature": ""}  # fmt: skip
+        body = {
+            "session": issued["session"],
+            "certificate_pem": pem,
+            "quote": base64.b64encode(attest).decode(),
+            "signature": base64.b64encode(signature).decode(),
+            "event_log": [{"pcr": p, "digest": d} for p, d in GENUINE_BOOT],
+            "key_signature": "",
+        }
         refused(fleet.client.post("/attestation/checkin", json=body), "nonce", "another nonce")
         assert fleet.states()[device_id] == ("attested", "")
         (agent.work / "key.priv").unlink()  # the device key is gone
         refused(fleet.checkin(agent, pem, GENUINE_BOOT, fresh_power_on=False), "device-key", "quarantined")
-    assert fleet.states()[device_id] == ("quarantined", "device-key: no signature by the device key "
-                                                       "(the key is missing or unusable)")  # fmt: skip
+    assert fleet.states()[device_id] == (
+        "quarantined",
+        "device-key: no signature by the device key (the key is missing or unusable)",
+    )

@@ -21,7 +21,7 @@ from secure_iot_server.attestation import Lockout
 
 from tasks.core.errors import ToolError
 from tasks.device import manufacturer
-from tests.fleet import GENUINE, MIN_SECURITY_VERSION, Fleet, events_of, make_fleet, variant
+from tests.support.fleet import GENUINE, MIN_SECURITY_VERSION, Fleet, events_of, make_fleet, variant
 
 pytestmark = pytest.mark.slow
 LOCKOUT_S = 6.0  # longer than one registration answer (AK, activation, quote, device key: ~3 s)
@@ -85,12 +85,18 @@ def test_4_quote_from_another_tpm(fleet: Fleet) -> None:
             agent.activate_credential(base64.b64decode(challenge["credential"]))
         attest, signature = agent.quote(bytes.fromhex(challenge["nonce"]))
     answer = {
-        "session": challenge["session"], "ek_certificate_pem": victim_ek, "registration_code": victim.code,
+        "session": challenge["session"],
+        "ek_certificate_pem": victim_ek,
+        "registration_code": victim.code,
         "activated_secret": base64.b64encode(os.urandom(32)).decode(),
-        "quote": base64.b64encode(attest).decode(), "signature": base64.b64encode(signature).decode(),
-        "event_log": [{"pcr": p, "digest": d} for p, d in GENUINE_BOOT], "key_public": "", "key_certify": "",
-        "key_certify_signature": "", "key_signature": "",
-    }  # fmt: skip
+        "quote": base64.b64encode(attest).decode(),
+        "signature": base64.b64encode(signature).decode(),
+        "event_log": [{"pcr": p, "digest": d} for p, d in GENUINE_BOOT],
+        "key_public": "",
+        "key_certify": "",
+        "key_certify_signature": "",
+        "key_signature": "",
+    }
     refused(fleet.client.post("/attestation/complete", json=answer), "credential-activation", "not the server")
     assert victim.device_id not in fleet.attested()
 

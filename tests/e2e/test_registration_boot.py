@@ -17,7 +17,7 @@ from typing import Any, cast
 import pytest
 
 from tasks.firmware import env_tools, qemu, slots
-from tests.fleet import Fleet, make_fleet
+from tests.support.fleet import Fleet, make_fleet
 
 pytestmark = pytest.mark.slow
 

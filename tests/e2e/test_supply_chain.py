@@ -1,6 +1,6 @@
 """The chain end to end, then the tamper matrix: real buildah, registry, syft, grype, cosign, OPA.
 
-One session-scoped chain (tests/chain.py) (build → sbom → scan → compliance → provenance → keys → sign) runs against a
+One session-scoped chain (tests/support/chain.py: build, sbom, scan, compliance, provenance, keys, sign) runs against a
 registry of its own on a free loopback port. Each tamper case then changes one thing —
 with the real cosign, against the real registry — and `verify` must fail naming it.
 """
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tasks.policy import rego
-from tests.chain import PASSWORD, Chain, copy_image, sh, variant
-from tests.conftest import REPO, pinned
+from tests.support.chain import PASSWORD, Chain, copy_image, sh, variant
+from tests.support.project import REPO, pinned
 
 pytestmark = pytest.mark.slow
 

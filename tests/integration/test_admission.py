@@ -19,7 +19,7 @@ from tasks.context import Context
 from tasks.core.evidence import EvidenceStore, StageRecord
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 from tasks.core.runner import Tool
-from tests.conftest import REPO, pinned, run_tasks
+from tests.support.project import REPO, pinned, run_tasks
 
 CHART = REPO / admission.CHART
 GATEKEEPER = REPO / admission.GATEKEEPER

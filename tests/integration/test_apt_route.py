@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import pinned, run_tasks
+from tests.support.project import pinned, run_tasks
 
 PROBE = "secure-iot-apt-probe"
 

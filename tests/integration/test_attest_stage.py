@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import run_tasks
+from tests.support.project import run_tasks
 
 
 def test_attest_without_the_signed_firmware_fails_closed(project: Path) -> None:

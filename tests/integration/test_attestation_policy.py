@@ -12,7 +12,7 @@ from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
 from tasks.policy import rego
 from tasks.policy.security_policy import load
-from tests.conftest import REPO, pinned
+from tests.support.project import REPO, pinned
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tasks.container.oci_registry import alive
-from tests.chain import free_port
-from tests.conftest import REPO, run_tasks
+from tests.support.chain import free_port
+from tests.support.project import REPO, run_tasks
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from tasks import admission, cluster
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
-from tests.conftest import REPO, pinned, run_tasks
+from tests.support.project import REPO, pinned, run_tasks
 
 SESSIONS = ("cluster", "deploy", "demo", "teardown")
 ENGINES = ("docker", "podman")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import pinned, run_tasks
+from tests.support.project import pinned, run_tasks
 
 
 def git(repo: Path, *args: str) -> str:

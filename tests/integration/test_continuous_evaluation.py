@@ -24,8 +24,8 @@ from tasks.context import Context
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import COMPLIANCE_PREDICATE_TYPE
 from tasks.policy import security_policy as policy_mod
-from tests.chain import Chain, admit, rendered
-from tests.conftest import REPO, pinned, run_tasks
+from tests.support.chain import Chain, admit, rendered
+from tests.support.project import REPO, pinned, run_tasks
 
 pytestmark = pytest.mark.slow
 

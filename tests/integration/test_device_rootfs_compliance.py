@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tasks.firmware.rootfs import Entry, initramfs
-from tests.conftest import REPO, run_tasks
+from tests.support.project import REPO, run_tasks
 
 pytestmark = pytest.mark.slow
 

@@ -29,8 +29,8 @@ from tasks.core.media_types import (
     SIGSTORE_BUNDLE_MEDIA_TYPE,
 )
 from tasks.firmware import fdt, fit, measurements
-from tests.conftest import pinned
-from tests.firmware_build import FirmwareProject, firmware_project, resign_reference_values
+from tests.support.firmware_build import FirmwareProject, firmware_project, resign_reference_values
+from tests.support.project import pinned
 
 pytestmark = pytest.mark.slow
 
@@ -138,10 +138,21 @@ def verify_reference_values(project: FirmwareProject, key: Path) -> subprocess.C
     """The offline check firmware/README.md documents, as a consumer (#14's fleet server) runs it."""
     bundle = project.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE)
     trusted_root = project.root / "infra/policies/sigstore/trusted-root-keymode.json"
-    argv = [pinned("cosign"), "verify-blob-attestation", "--bundle", bundle, "--new-bundle-format",
-            "--trusted-root", trusted_root,
-            "--key", key, "--insecure-ignore-tlog=true", "--type", REFERENCE_VALUES_PREDICATE_TYPE,
-            project.output("firmware", FIT_MEDIA_TYPE)]  # fmt: skip
+    argv = [
+        pinned("cosign"),
+        "verify-blob-attestation",
+        "--bundle",
+        bundle,
+        "--new-bundle-format",
+        "--trusted-root",
+        trusted_root,
+        "--key",
+        key,
+        "--insecure-ignore-tlog=true",
+        "--type",
+        REFERENCE_VALUES_PREDICATE_TYPE,
+        project.output("firmware", FIT_MEDIA_TYPE),
+    ]
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=False)
 
 

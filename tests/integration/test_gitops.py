@@ -10,7 +10,7 @@ import pytest
 from tasks.admission import gitops
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 pytestmark = pytest.mark.slow
 

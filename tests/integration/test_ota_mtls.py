@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from tasks import ota, toolchain
 from tasks.core.evidence import StageRecord
 from tasks.ota.repository import Config
-from tests.conftest import REPO
-from tests.unit.app.identities import ca, leaf
+from tests.support.identities import ca, leaf
+from tests.support.project import REPO
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -36,7 +36,7 @@ CONFIG = Config((MODEL,), MODEL, {"root": 365, "targets": 90, "model": 90, "snap
 def issue(
     issuer: tuple[x509.Certificate, Any], name: str, directory: Path, *, server: bool = False
 ) -> tuple[Path, Path]:
-    """A leaf the way the project's tests make them (tests/unit/app/identities.py), written as PEM files."""
+    """A leaf the way the project's tests make them (tests/support/identities.py), written as PEM files."""
     cert, key = leaf(issuer, name, server=server)
     path = pem(directory, name, cert)
     keyfile = directory / f"{name}.key"
@@ -81,10 +81,29 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     repo = ota.Repository.open(work / "repository", ota.TufKeys(work / "keys" / "tuf"), CONFIG)
     payload = work / "v120.fit"
     payload.write_bytes(os.urandom(1 << 16))
-    bundle = ota.bundle.build(tools["rauc"], tools["mksquashfs"], rec, pki, payload, work / "v120.raucb",
-                              model=MODEL, version="1.2.0", security_version=3, fit_digest="sha256:test")  # fmt: skip
-    repo.publish(MODEL, bundle, {"firmware_version": "1.2.0", "security_version": 3, "hardware_model": MODEL,
-                                 "slsa_provenance": None, "slsa_provenance_note": "test bundle"})  # fmt: skip
+    bundle = ota.bundle.build(
+        tools["rauc"],
+        tools["mksquashfs"],
+        rec,
+        pki,
+        payload,
+        work / "v120.raucb",
+        model=MODEL,
+        version="1.2.0",
+        security_version=3,
+        fit_digest="sha256:test",
+    )
+    repo.publish(
+        MODEL,
+        bundle,
+        {
+            "firmware_version": "1.2.0",
+            "security_version": 3,
+            "hardware_model": MODEL,
+            "slsa_provenance": None,
+            "slsa_provenance_note": "test bundle",
+        },
+    )
     tls = ota.ServerTls(server_cert, server_key, fleet_ca)
     with ota.serve(rec, repo.directory, work / "server" / "server.log", tls=tls) as url:
         yield World(work, rec, tools, pki, repo, url, server_ca, enrolled, stranger)
@@ -93,13 +112,25 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def device(world: World, name: str) -> ota.Device:
     fit = world.work / "factory.fit"
     fit.write_bytes(b"factory")
-    return ota.Device.provision(world.work / name, model=MODEL, trusted_root=world.repo.trusted_root(1),
-                                keyring=world.pki.ca_cert, fit=fit, version="1.1.0", security_version=2)  # fmt: skip
+    return ota.Device.provision(
+        world.work / name,
+        model=MODEL,
+        trusted_root=world.repo.trusted_root(1),
+        keyring=world.pki.ca_cert,
+        fit=fit,
+        version="1.1.0",
+        security_version=2,
+    )
 
 
 def update(world: World, dev: ota.Device, tls: ota.DeviceTls) -> ota.Outcome:
-    return ota.update(dev, ota.Source.https(world.url, tls), rauc=world.tools["rauc"],
-                      mksquashfs=world.tools["mksquashfs"], rec=world.rec)  # fmt: skip
+    return ota.update(
+        dev,
+        ota.Source.https(world.url, tls),
+        rauc=world.tools["rauc"],
+        mksquashfs=world.tools["mksquashfs"],
+        rec=world.rec,
+    )
 
 
 def test_an_enrolled_device_updates_over_mtls(world: World) -> None:
@@ -125,7 +156,11 @@ def test_no_client_certificate_no_handshake(world: World) -> None:
     with pytest.raises((urllib3.exceptions.SSLError, urllib3.exceptions.ProtocolError, ssl.SSLError)):
         pool.request("GET", f"{world.url}/metadata/timestamp.json")
     # the same request with the enrolled certificate is served: the refusal above is the missing certificate
-    enrolled = urllib3.PoolManager(cert_file=str(world.enrolled.cert), key_file=str(world.enrolled.key),
-                                   ca_certs=str(world.server_ca), cert_reqs="CERT_REQUIRED")  # fmt: skip
+    enrolled = urllib3.PoolManager(
+        cert_file=str(world.enrolled.cert),
+        key_file=str(world.enrolled.key),
+        ca_certs=str(world.server_ca),
+        cert_reqs="CERT_REQUIRED",
+    )
     assert enrolled.request("GET", f"{world.url}/metadata/timestamp.json").status == 200
     assert enrolled.request("GET", f"{world.url}/../pyproject.toml").status == 404

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, pinned
-from tests.firmware_build import FirmwareProject, built_firmware
+from tests.support.firmware_build import FirmwareProject, built_firmware
+from tests.support.project import REPO, pinned
 
 pytestmark = pytest.mark.slow
 
@@ -96,8 +96,9 @@ def test_fleet_reconciles_a_signed_desired_state_wave_by_wave(released: Firmware
     keys = {}
     for name in ("maintainer", "stranger"):
         keys[name] = tmp_path / name
-        subprocess.run([pinned("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", keys[name]],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [pinned("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", keys[name]], check=True
+        )
     pub = (tmp_path / "maintainer.pub").read_text().split()
     (root / ".github").mkdir(exist_ok=True)
     (root / ".github" / "allowed_signers").write_text(f"maintainer@example.org {pub[0]} {pub[1]}\n")

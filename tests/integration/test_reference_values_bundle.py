@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from secure_iot_server.reference_values import ReferenceValuesError, verify_bundle
 
-from tests.fleet import GENUINE, cosign_keys, cosign_verdict, sign_reference_values
+from tests.support.fleet import GENUINE, cosign_keys, cosign_verdict, sign_reference_values
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from tasks import report, toolchain
 from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.evidence import EvidenceStore, StageRecord
-from tests.report_fixture import evidence
+from tests.support.report_fixture import evidence
 
 REPO = Path(__file__).resolve().parents[2]
 

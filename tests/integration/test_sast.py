@@ -14,7 +14,7 @@ from tasks.core.errors import InputError
 from tasks.policy import sarif
 from tasks.policy.findings import Severity
 from tasks.source.sast.semgrep import rule_id
-from tests.conftest import REPO, Result, pinned, run_tasks
+from tests.support.project import REPO, Result, pinned, run_tasks
 
 PLANTED = '''\
 """Planted by the test: two real SAST findings."""

@@ -19,8 +19,8 @@ from tasks.core.runner import Tool
 from tasks.policy import gate
 from tasks.policy.findings import Finding
 from tasks.policy.security_policy import Policy, load
-from tests.conftest import REPO, pinned
-from tests.sbom_documents import REF, write
+from tests.support.project import REPO, pinned
+from tests.support.sbom_documents import REF, write
 
 
 @pytest.fixture(scope="module")

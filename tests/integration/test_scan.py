@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_tasks
+from tests.support.project import REPO, run_tasks
 
 SBOM = "tests/fixtures/grype/sbom/python-app.spdx.json"
 PYYAML = "GHSA-8q59-q68h-6hv4"

@@ -21,8 +21,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.conftest import REPO
-from tests.unit.app.identities import OPERATOR, OPERATOR_CA, ca, leaf
+from tests.support.identities import OPERATOR, OPERATOR_CA, ca, leaf
+from tests.support.project import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -66,10 +66,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     bundle = work / "client-ca.pem"
     bundle.write_bytes(b"".join(c[0].public_bytes(serialization.Encoding.PEM) for c in (OPERATOR_CA, fleet)))
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO / "app/src"), "SECURE_IOT_PORT": str(port),
-           "SECURE_IOT_DB": str(work / "fleet.db"), "SECURE_IOT_TRUST_DIR": str(trust),
-           "SECURE_IOT_TLS_CERT": str(server_cert), "SECURE_IOT_TLS_KEY": str(server_key),
-           "SECURE_IOT_CLIENT_CA": str(bundle)}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "app/src"),
+        "SECURE_IOT_PORT": str(port),
+        "SECURE_IOT_DB": str(work / "fleet.db"),
+        "SECURE_IOT_TRUST_DIR": str(trust),
+        "SECURE_IOT_TLS_CERT": str(server_cert),
+        "SECURE_IOT_TLS_KEY": str(server_key),
+        "SECURE_IOT_CLIENT_CA": str(bundle),
+    }
     log = (work / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "secure_iot_server"], env=env, stdout=log, stderr=log)  # nosec B603
     try:

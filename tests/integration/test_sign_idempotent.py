@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.chain import PASSWORD, Chain, sh, variant
-from tests.conftest import pinned
+from tests.support.chain import PASSWORD, Chain, sh, variant
+from tests.support.project import pinned
 
 pytestmark = pytest.mark.slow
 

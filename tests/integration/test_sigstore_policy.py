@@ -21,8 +21,8 @@ from tasks.core.errors import InputError, PolicyError
 from tasks.policy import rego as attestation_policy
 from tasks.policy import security_policy as policy_mod
 from tasks.policy.security_policy import Policy
-from tests.chain import admit, rendered
-from tests.conftest import REPO, pinned, run_tasks
+from tests.support.chain import admit, rendered
+from tests.support.project import REPO, pinned, run_tasks
 
 POLICY = REPO / "security-policy.yaml"
 GLOB = "127.0.0.1:5000/**"

@@ -20,7 +20,7 @@ import pytest
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord
 from tasks.toolchain.lock import current_platform, load
-from tests.conftest import REPO, run_tasks
+from tests.support.project import REPO, run_tasks
 
 HELLO = b"#!/bin/sh\necho 'hello 1.2.3'\n"
 

@@ -13,7 +13,7 @@ from tasks.catalogue import CATALOGUE, PIPELINE
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
 from tasks.source import workflows as wf
-from tests.conftest import REPO, run_tasks
+from tests.support.project import REPO, run_tasks
 
 CHECKOUT = "actions/checkout@8e8c483db84b4bee98b60c0593521ed34d9990e8 # v6.0.1"
 REQUIRED = wf.required_in_ci()

@@ -209,8 +209,11 @@ def verify_device_key(
     if not hmac.compare_digest(certified.name, key.name):
         raise Refused(step, "the AK certified another object, not this key")
     if not key.policy_bound:
-        raise Refused(step, "not a non-exportable signing key usable only through its policy "
-                            "(fixedTPM, fixedParent, sensitiveDataOrigin, sign, no userWithAuth)")  # fmt: skip
+        raise Refused(
+            step,
+            "not a non-exportable signing key usable only through its policy "
+            "(fixedTPM, fixedParent, sensitiveDataOrigin, sign, no userWithAuth)",
+        )
     if not hmac.compare_digest(key.auth_policy, expected_key_policy(build)):
         raise Refused(step, f"the key's policy is not PolicyPCR over PCRs {list(POLICY_PCRS)} of the signed build")
     return key

@@ -100,7 +100,8 @@ def checkin(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict
     except Refused as drift:
         reason = f"{drift.step}: {drift.reason}"
         store.quarantine(device_id, reason)
-        raise Quarantined(drift.step, f"device {device_id} quarantined, certificate {cert.serial_number:x} revoked: "
-                                      f"{drift.reason}") from None  # fmt: skip
+        raise Quarantined(
+            drift.step, f"device {device_id} quarantined, certificate {cert.serial_number:x} revoked: {drift.reason}"
+        ) from None
     store.checked_in(device_id, build.firmware_version, build.security_version, build.fit_sha256)
     return {"device_id": device_id, "state": "attested", "firmware": build.firmware_version}

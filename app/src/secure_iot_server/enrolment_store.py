@@ -109,9 +109,15 @@ class EnrolmentStore:
         """Attested devices with their re-attestation state (None for one registered without a device key)."""
         a, k = attested, device_keys
         query = select(
-            a.c.device_id, a.c.firmware_version, a.c.security_version, a.c.fit_sha256, a.c.registered_at,
-            k.c.state, k.c.reason, k.c.checked_at,
-        ).select_from(a.outerjoin(k, k.c.device_id == a.c.device_id))  # fmt: skip
+            a.c.device_id,
+            a.c.firmware_version,
+            a.c.security_version,
+            a.c.fit_sha256,
+            a.c.registered_at,
+            k.c.state,
+            k.c.reason,
+            k.c.checked_at,
+        ).select_from(a.outerjoin(k, k.c.device_id == a.c.device_id))
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(a.c.device_id)).mappings().all()
         return [dict(r) for r in rows]

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from tasks.admission import gitops
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 DOCS = gitops.manifests(REPO / gitops.GITOPS)
 
@@ -45,8 +45,16 @@ def test_a_foreign_repository_a_missing_path_and_a_tag_are_refused() -> None:
 
 
 def test_closed_schemas_refuse_unknown_fields_but_keep_preserved_objects_open() -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                                                    "properties": {"b": {"type": "string"}}}}}  # fmt: skip
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "properties": {"b": {"type": "string"}},
+            }
+        },
+    }
     out = gitops.closed(schema)
     assert out["additionalProperties"] is False
     assert "additionalProperties" not in out["properties"]["a"]

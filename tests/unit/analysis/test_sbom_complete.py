@@ -17,8 +17,8 @@ from tasks.analysis.sbom_complete import (
     oci_purl,
     suppliers,
 )
-from tests.conftest import REPO
-from tests.sbom_documents import REF, ROOT_ID, write
+from tests.support.project import REPO
+from tests.support.sbom_documents import REF, ROOT_ID, write
 
 PRODUCER = Producer("secure-iot project")
 ROOT = Root(version=REF.split("@")[1], purl=oci_purl(REF))

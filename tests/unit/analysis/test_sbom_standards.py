@@ -7,7 +7,7 @@ import pytest
 from tasks.analysis import sbom_conformance
 from tasks.core.errors import PolicyError
 from tasks.policy.security_policy import load
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 
 def test_each_standard_is_checked_on_the_document_sbomcheck_can_judge() -> None:

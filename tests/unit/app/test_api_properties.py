@@ -25,7 +25,7 @@ from secure_iot_server.api import create_app
 from secure_iot_server.config import Settings
 from secure_iot_server.registration import Trust
 
-from tests.unit.app.identities import OPERATOR, OPERATOR_CA, ca, with_client_certificate
+from tests.support.identities import OPERATOR, OPERATOR_CA, ca, with_client_certificate
 
 if TYPE_CHECKING:
     from schemathesis import BaseSchema, Case
@@ -35,8 +35,13 @@ CHECKS = [not_a_server_error, negative_data_rejection, status_code_conformance, 
 
 def api_schema(db: Path) -> BaseSchema:
     fleet = ca("test fleet CA")
-    trust = Trust(manufacturer_cas=[ca("test manufacturer CA")[0]], golden=[], fleet_ca_cert=fleet[0],
-                  fleet_ca_key=fleet[1], operator_cas=[OPERATOR_CA[0]])  # fmt: skip
+    trust = Trust(
+        manufacturer_cas=[ca("test manufacturer CA")[0]],
+        golden=[],
+        fleet_ca_cert=fleet[0],
+        fleet_ca_key=fleet[1],
+        operator_cas=[OPERATOR_CA[0]],
+    )
     app = create_app(Settings(db_path=db), trust=trust)
     loaded = schemathesis.openapi.from_asgi("/openapi.json", with_client_certificate(app, OPERATOR[0]))
     # An invalid request is rejected when it gets a 4xx the API uses for that (413: too large, 409:

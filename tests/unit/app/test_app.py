@@ -1,5 +1,5 @@
 """secure-iot-server: drive the real ASGI app (TestClient) against a throwaway SQLite file; the tests that
-store something run against both backends (`stored`: SQLite and a real PostgreSQL, tests/postgres.py)."""
+store something run against both backends (`stored`: SQLite and a real PostgreSQL, tests/support/postgres.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from secure_iot_server.api import create_app
 from secure_iot_server.config import Settings
 from secure_iot_server.middleware import BodySizeLimitMiddleware
 
-from tests.unit.app.identities import OPERATOR, OPERATOR_CA, with_client_certificate
+from tests.support.identities import OPERATOR, OPERATOR_CA, with_client_certificate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

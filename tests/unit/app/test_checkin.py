@@ -15,7 +15,7 @@ from secure_iot_server.config import Settings
 from secure_iot_server.enrolment_store import EnrolmentStore
 from secure_iot_server.registration import Trust
 
-from tests.unit.app.identities import ca, leaf
+from tests.support.identities import ca, leaf
 
 FLEET = ca("fleet CA")
 
@@ -28,8 +28,14 @@ def app(tmp_path: Path) -> Iterator[tuple[TestClient, EnrolmentStore]]:
 
 
 def body(session: str, certificate_pem: str) -> dict[str, Any]:
-    return {"session": session, "certificate_pem": certificate_pem, "quote": "", "signature": "",
-            "event_log": [], "key_signature": ""}  # fmt: skip
+    return {
+        "session": session,
+        "certificate_pem": certificate_pem,
+        "quote": "",
+        "signature": "",
+        "event_log": [],
+        "key_signature": "",
+    }
 
 
 def pem(cert: Any) -> str:
@@ -58,15 +64,31 @@ def test_a_fleet_certificate_of_no_enrolled_device_is_refused(app: tuple[TestCli
 
 def test_a_registration_session_is_not_a_checkin_nonce(app: tuple[TestClient, EnrolmentStore]) -> None:
     client, store = app
-    store.open_challenge({"session": "reg", "device_id": "sid-0000000001", "ak_public": b"x", "secret_sha256": b"y",
-                          "nonce": b"n" * 32, "expires_at": time.time() + 60})  # fmt: skip
+    store.open_challenge(
+        {
+            "session": "reg",
+            "device_id": "sid-0000000001",
+            "ak_public": b"x",
+            "secret_sha256": b"y",
+            "nonce": b"n" * 32,
+            "expires_at": time.time() + 60,
+        }
+    )
     response = client.post("/attestation/checkin", json=body("reg", pem(leaf(FLEET, "sid-0000000001")[0])))
     assert response.status_code == 403 and response.json()["step"] == "nonce"
 
 
 def test_expired_checkin_nonces_are_dropped(app: tuple[TestClient, EnrolmentStore]) -> None:
     client, store = app
-    store.open_challenge({"session": "old", "device_id": "checkin", "ak_public": b"", "secret_sha256": b"",
-                          "nonce": b"n" * 32, "expires_at": time.time() - 1})  # fmt: skip
+    store.open_challenge(
+        {
+            "session": "old",
+            "device_id": "checkin",
+            "ak_public": b"",
+            "secret_sha256": b"",
+            "nonce": b"n" * 32,
+            "expires_at": time.time() - 1,
+        }
+    )
     client.get("/attestation/nonce")
     assert store.take_challenge("old") is None

@@ -21,7 +21,8 @@ from secure_iot_server.enrolment_store import EnrolmentStore
 from secure_iot_server.schema import metadata
 from sqlalchemy import text
 
-from tests.postgres import REPO, free_port
+from tests.support.postgres import free_port
+from tests.support.project import REPO
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -170,8 +171,12 @@ def test_a_challenge_is_taken_once_when_answers_race(database: str) -> None:
 
 
 def test_the_server_process_refuses_to_start_on_an_unreachable_database() -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "app" / "src"), "SECURE_IOT_PORT": str(free_port()),
-           "SECURE_IOT_DB_URL": f"postgresql+psycopg://fleet:pw@127.0.0.1:{free_port()}/fleet"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "app" / "src"),
+        "SECURE_IOT_PORT": str(free_port()),
+        "SECURE_IOT_DB_URL": f"postgresql+psycopg://fleet:pw@127.0.0.1:{free_port()}/fleet",
+    }
     done = subprocess.run(  # nosec B603 - this interpreter, argv list
         [sys.executable, "-m", "secure_iot_server"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -186,8 +191,16 @@ def test_device_keys_quarantine_and_revocation(database: str) -> None:
     prepare(database)
     store = EnrolmentStore(database)
     store.enrol([enrolment("dev-1", "ek1"), enrolment("dev-2", "ek2")])
-    keyed = dict(device_id="dev-1", certificate_pem="c1", firmware_version="2", security_version=3, fit_sha256="f",
-                 ak_public=b"\x00ak", key_public=b"\x01key", certificate_serial="0a1b")  # fmt: skip
+    keyed = dict(
+        device_id="dev-1",
+        certificate_pem="c1",
+        firmware_version="2",
+        security_version=3,
+        fit_sha256="f",
+        ak_public=b"\x00ak",
+        key_public=b"\x01key",
+        certificate_serial="0a1b",
+    )
     store.attest(keyed)
     store.attest(
         dict(device_id="dev-2", certificate_pem="c2", firmware_version="2", security_version=3, fit_sha256="f")

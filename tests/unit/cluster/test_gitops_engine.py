@@ -14,7 +14,7 @@ from tasks.cluster import argocd, desired_state
 from tasks.context import Context
 from tasks.core.errors import InputError
 from tasks.toolchain.go import module_toolchain
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 SERVER = (REPO / desired_state.SERVER_APP).read_text()
 DIGEST = "sha256:" + "ab" * 32

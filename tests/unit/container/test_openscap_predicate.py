@@ -10,7 +10,7 @@ import pytest
 from tasks.container.openscap import Evaluation, predicate
 from tasks.core.errors import ToolError
 from tasks.policy import rego
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 
 def evaluation(tmp_path: Path, **outcome: str) -> Evaluation:

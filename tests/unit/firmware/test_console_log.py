@@ -9,7 +9,7 @@ import pytest
 
 from tasks.firmware import boot, console_log, tamper
 from tasks.firmware.qemu import BootRun
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "firmware"
 
@@ -30,8 +30,14 @@ def finished() -> BootRun:
 def test_a_genuine_boot_reports_its_milestones_measurements_and_pcrs(reference: dict[str, Any]) -> None:
     report = parsed("genuine")
     assert list(report.milestones) == [
-        "u-boot", "fit-measured", "signature-verified", "starting-kernel", "userland", "agent-done", "poweroff"
-    ]  # fmt: skip
+        "u-boot",
+        "fit-measured",
+        "signature-verified",
+        "starting-kernel",
+        "userland",
+        "agent-done",
+        "poweroff",
+    ]
     assert report.u_boot_digests == [e["digest"] for e in reference["event_log"]]
     assert report.signature == "sha256,rsa3072:secure-iot-fw"
     assert report.firmware == ("1.1.0", 2)

@@ -8,7 +8,7 @@ import pytest
 
 from tasks.core.errors import InputError
 from tasks.firmware import fit
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 TEMPLATE = (REPO / fit.TEMPLATE).read_text()
 RELEASE = fit.Release("1.4.0", 7, 5)

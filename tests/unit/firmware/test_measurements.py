@@ -9,7 +9,7 @@ import pytest
 
 from tasks.core.errors import InputError
 from tasks.firmware import fdt, measurements
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "firmware"
 

@@ -9,7 +9,7 @@ import pytest
 
 from tasks.core.errors import BuildError
 from tasks.firmware import rootfs
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 RECIPE = {n: (REPO / rootfs.ROOTFS / n).read_bytes() for n in ("init", "applets", "load-order")}
 RECIPE["agent"] = (REPO / rootfs.AGENT).read_bytes()

@@ -10,7 +10,7 @@ import pytest
 from tasks.core.errors import InputError
 from tasks.firmware import rootfs, sbom_tree
 from tasks.toolchain.inputs import load_inputs
-from tests.conftest import REPO
+from tests.support.project import REPO
 from tests.unit.firmware.test_rootfs import RECIPE, USERLAND
 
 
@@ -52,8 +52,10 @@ def test_a_missing_pin_is_refused() -> None:
 
 
 def test_a_member_through_an_unpacked_symlink_is_refused(tmp_path: Path) -> None:
-    entries = [rootfs.Entry("link", stat.S_IFLNK | 0o777, str(tmp_path).encode()),
-               rootfs.Entry("link/planted", stat.S_IFREG | 0o644, b"x")]  # fmt: skip
+    entries = [
+        rootfs.Entry("link", stat.S_IFLNK | 0o777, str(tmp_path).encode()),
+        rootfs.Entry("link/planted", stat.S_IFREG | 0o644, b"x"),
+    ]
     with pytest.raises(InputError, match="escapes the tree"):
         sbom_tree.unpack_newc(rootfs.cpio_newc(entries, 0), tmp_path / "tree")
     assert not (tmp_path / "planted").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasks.firmware import slots
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 FRAGMENT = (REPO / "firmware" / "u-boot" / "secure-iot.config").read_text()
 
@@ -26,8 +26,11 @@ def test_other_slot() -> None:
 def test_the_console_says_which_slot_u_boot_chose() -> None:
     from tasks.firmware import console_log
 
-    lines = [(0.2, "U-Boot 2023.01"), (0.5, "secure-iot: booting slot B, attempts left A=3 B=2"),
-             (0.9, "secure-iot: refused: bootm failed")]  # fmt: skip
+    lines = [
+        (0.2, "U-Boot 2023.01"),
+        (0.5, "secure-iot: booting slot B, attempts left A=3 B=2"),
+        (0.9, "secure-iot: refused: bootm failed"),
+    ]
     report = console_log.parse(lines)
     assert (report.slot, report.attempts_left, report.refused) == ("B", {"A": 3, "B": 2}, True)
     assert console_log.parse(lines[:1]).slot == ""  # no slot line: U-Boot chose none

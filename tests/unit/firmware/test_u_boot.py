@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasks.firmware import u_boot
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 FRAGMENT = (REPO / u_boot.FRAGMENT).read_text()
 

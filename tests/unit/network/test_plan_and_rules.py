@@ -11,7 +11,7 @@ import pytest
 from tasks.core.errors import InputError
 from tasks.network import ipsec, ruleset
 from tasks.network import plan as plan_mod
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 A = ipaddress.IPv4Address
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tasks.network import exposure, flows
 from tasks.network import plan as plan_mod
 from tasks.network.state import Device, State
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 HEADER = "ts,te,td,sa,da,sp,dp,pr,flg,fwd,stos,ipkt,ibyt\n"
 

@@ -33,8 +33,15 @@ class Loader:
 def device(tmp_path: Path) -> ota.Device:
     (tmp_path / "ca.pem").write_text("ca")
     (tmp_path / "n.fit").write_bytes(b"N")
-    dev = ota.Device.provision(tmp_path / "dev", model="m", trusted_root=b"{}", keyring=tmp_path / "ca.pem",
-                               fit=tmp_path / "n.fit", version="1.1.0", security_version=2)  # fmt: skip
+    dev = ota.Device.provision(
+        tmp_path / "dev",
+        model="m",
+        trusted_root=b"{}",
+        keyring=tmp_path / "ca.pem",
+        fit=tmp_path / "n.fit",
+        version="1.1.0",
+        security_version=2,
+    )
     state = dev.state  # as update() leaves it after installing 1.2.0 into B
     state["slots"]["B"] = {"version": "1.2.0", "security_version": 3, "bundle_sha256": "x", "status": "pending"}
     state["primary"] = state["pending"] = "B"

@@ -9,7 +9,7 @@ import pytest
 from tasks.core.errors import InputError
 from tasks.ota import fleet
 from tasks.ota.repository import load_config, role_name, target_path
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 
 def test_the_committed_config_and_desired_state_load() -> None:

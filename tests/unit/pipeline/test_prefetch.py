@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from tasks.catalogue import BUILT_FROM_SOURCE, CATALOGUE
 from tasks.toolchain import load, prefetch
 from tasks.toolchain.lock import current_platform
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 if TYPE_CHECKING:
     import pytest

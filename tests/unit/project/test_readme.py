@@ -6,7 +6,7 @@ import re
 import tomllib
 
 from tasks.catalogue import CATALOGUE, PIPELINE
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 README = (REPO / "README.md").read_text()
 

@@ -9,7 +9,7 @@ from tasks import report
 from tasks.context import Context
 from tasks.core.evidence import EvidenceStore
 from tasks.core.fingerprint import code_files
-from tests.report_fixture import evidence
+from tests.support.report_fixture import evidence
 
 
 def _report(tmp_path: Path) -> report.Report:

@@ -8,7 +8,7 @@ import pytest
 
 from tasks.core.errors import InputError
 from tasks.statements.provenance import Provenance, ResourceDescriptor, validate
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 GOOD = Provenance(
     subject_name="127.0.0.1:5000/secure-iot-server",

@@ -9,7 +9,7 @@ import pytest
 from tasks.core.errors import InputError
 from tasks.toolchain.archive import private_sources
 from tasks.toolchain.inputs import load_inputs
-from tests.conftest import REPO
+from tests.support.project import REPO
 
 SHA = "ab" * 32
 

@@ -35,7 +35,8 @@ from tasks.core.runner import Tool
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.project import REPO
+
 SERVICE_USER = "postgres"
 WAIT_S = 30.0
 

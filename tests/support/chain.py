@@ -21,7 +21,7 @@ from tasks.admission import cluster_image_policy
 from tasks.container.build import buildah_args
 from tasks.policy import security_policy as policy_mod
 from tasks.policy.security_policy import Policy
-from tests.conftest import REPO, pinned, run_tasks
+from tests.support.project import REPO, pinned, run_tasks
 
 PASSWORD = secrets.token_urlsafe(24)  # the test-only key pair is generated per run, and so is its password
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.media_types import REFERENCE_VALUES_PREDICATE_TYPE
-from tests.conftest import REPO, Result, pinned, run_tasks
+from tests.support.project import REPO, Result, pinned, run_tasks
 
 EPOCH = "1700000000"  # a fixed SOURCE_DATE_EPOCH: the copy is not a git checkout
 
@@ -31,8 +31,12 @@ class FirmwareProject:
         return self.root / "out"
 
     def run(self, *args: str, timeout: float = 3600, env: dict[str, str] | None = None) -> Result:
-        return run_tasks(*args, root=self.root, timeout=timeout,
-                         env={"SOURCE_DATE_EPOCH": EPOCH, "SECURE_IOT_OUT": str(self.out), **(env or {})})  # fmt: skip
+        return run_tasks(
+            *args,
+            root=self.root,
+            timeout=timeout,
+            env={"SOURCE_DATE_EPOCH": EPOCH, "SECURE_IOT_OUT": str(self.out), **(env or {})},
+        )
 
     def stage(self, name: str) -> dict[str, Any]:
         return dict(json.loads((self.out / "evidence.json").read_text())["stages"][name])
@@ -61,8 +65,14 @@ def firmware_project(work: Path) -> FirmwareProject:
 
 # What the supply-chain stages read besides: tool locks, VEX, schemas, the Rego policy.
 # the demo vulnerability DB is rebuilt from its workspace by tools/grype-db-builder once it ages out
-SUPPLY_CHAIN = ("requirements/tools", "vex", "schemas", "infra/policies/sigstore/rego", "tools/grype-db-builder",
-                "tests/fixtures/grype/workspace")  # fmt: skip
+SUPPLY_CHAIN = (
+    "requirements/tools",
+    "vex",
+    "schemas",
+    "infra/policies/sigstore/rego",
+    "tools/grype-db-builder",
+    "tests/fixtures/grype/workspace",
+)
 
 
 def resign_reference_values(project: FirmwareProject, keys: Path) -> None:
@@ -70,15 +80,36 @@ def resign_reference_values(project: FirmwareProject, keys: Path) -> None:
     cosign = str(pinned("cosign"))
     env = {**os.environ, "COSIGN_PASSWORD": ""}
     keys.mkdir(parents=True, exist_ok=True)
-    subprocess.run([cosign, "generate-key-pair", "--output-key-prefix", str(keys / "cosign")],
-                   env=env, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [cosign, "generate-key-pair", "--output-key-prefix", str(keys / "cosign")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     firmware = project.out / "firmware"
     bundle = firmware / "reference-values.sigstore.json"
     bundle.unlink()
-    subprocess.run([cosign, "attest-blob", "--yes", "--key", str(keys / "cosign.key"), "--tlog-upload=false",
-                    "--new-bundle-format", "--bundle", str(bundle), "--type", REFERENCE_VALUES_PREDICATE_TYPE,
-                    "--predicate", str(firmware / "reference-values.json"), str(firmware / "image.fit")],
-                   env=env, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            cosign,
+            "attest-blob",
+            "--yes",
+            "--key",
+            str(keys / "cosign.key"),
+            "--tlog-upload=false",
+            "--new-bundle-format",
+            "--bundle",
+            str(bundle),
+            "--type",
+            REFERENCE_VALUES_PREDICATE_TYPE,
+            "--predicate",
+            str(firmware / "reference-values.json"),
+            str(firmware / "image.fit"),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 def with_supply_chain(project: FirmwareProject) -> FirmwareProject:

@@ -36,8 +36,8 @@ from tasks.core.evidence import StageRecord
 from tasks.core.media_types import REFERENCE_VALUES_PREDICATE_TYPE
 from tasks.device import Agent, Batch, Manufactured, factory, manufacturer, measured_boot, running
 from tasks.firmware import console_log, measurements
-from tests.conftest import REPO, pinned
-from tests.unit.app.identities import OPERATOR, OPERATOR_CA, with_client_certificate
+from tests.support.identities import OPERATOR, OPERATOR_CA, with_client_certificate
+from tests.support.project import REPO, pinned
 
 if TYPE_CHECKING:
     from secure_iot_server.attestation import Lockout
@@ -65,17 +65,25 @@ def variant(fit: bytes, version: str, security_version: int) -> dict[str, Any]:
 
 def cosign(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # nosec B603 - argv list, the pinned binary
-        [str(pinned("cosign")), *map(str, args)], capture_output=True, text=True, check=check, timeout=60,
+        [str(pinned("cosign")), *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
         env={"COSIGN_PASSWORD": PASSWORD, "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
 
 
 def cosign_keys(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(  # nosec B603
-        [str(pinned("cosign")), "generate-key-pair"], cwd=directory, check=True, capture_output=True, timeout=60,
+        [str(pinned("cosign")), "generate-key-pair"],
+        cwd=directory,
+        check=True,
+        capture_output=True,
+        timeout=60,
         env={"COSIGN_PASSWORD": PASSWORD, "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
     return directory
 
 
@@ -83,16 +91,41 @@ def sign_reference_values(keys: Path, reference: dict[str, Any], bundle: Path) -
     """`cosign attest-blob --bundle` over the FIT's sha256, exactly as the pipeline's contract says."""
     predicate = bundle.with_suffix(".predicate.json")
     predicate.write_text(json.dumps(reference))
-    cosign("attest-blob", "--yes", "--key", keys / "cosign.key", "--tlog-upload=false",
-           "--type", REFERENCE_VALUES_PREDICATE_TYPE, "--predicate", predicate, "--bundle", bundle,
-           "--hash", reference["fit_sha256"], "firmware.fit")  # fmt: skip
+    cosign(
+        "attest-blob",
+        "--yes",
+        "--key",
+        keys / "cosign.key",
+        "--tlog-upload=false",
+        "--type",
+        REFERENCE_VALUES_PREDICATE_TYPE,
+        "--predicate",
+        predicate,
+        "--bundle",
+        bundle,
+        "--hash",
+        reference["fit_sha256"],
+        "firmware.fit",
+    )
     return bundle
 
 
 def cosign_verdict(keys: Path, bundle: Path, fit_sha256: str) -> bool:
-    done = cosign("verify-blob-attestation", "--bundle", bundle, "--key", keys / "cosign.pub",
-                  "--type", REFERENCE_VALUES_PREDICATE_TYPE, "--insecure-ignore-tlog",
-                  "--digest", fit_sha256, "--digestAlg", "sha256", check=False)  # fmt: skip
+    done = cosign(
+        "verify-blob-attestation",
+        "--bundle",
+        bundle,
+        "--key",
+        keys / "cosign.pub",
+        "--type",
+        REFERENCE_VALUES_PREDICATE_TYPE,
+        "--insecure-ignore-tlog",
+        "--digest",
+        fit_sha256,
+        "--digestAlg",
+        "sha256",
+        check=False,
+    )
     return done.returncode == 0
 
 
@@ -101,11 +134,16 @@ def fleet_ca(directory: Path) -> None:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secure-iot fleet CA")])
     now = datetime.now(UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=30)).add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     (directory / "fleet-ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (directory / "fleet-ca.key").write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -141,8 +179,10 @@ class Fleet:
 
     def challenge(self, agent: Agent, ek_pem: str | None = None, *, ak_public: bytes | None = None) -> Any:
         """A challenge for a new AK (or the one the agent already has: ``ak_public``)."""
-        body = {"ek_certificate_pem": ek_pem or agent.ek_certificate_pem(),
-                "ak_public": base64.b64encode(ak_public or agent.create_ak()).decode()}  # fmt: skip
+        body = {
+            "ek_certificate_pem": ek_pem or agent.ek_certificate_pem(),
+            "ak_public": base64.b64encode(ak_public or agent.create_ak()).decode(),
+        }
         return self.client.post("/attestation/challenge", json=body)
 
     def answer(self, agent: Agent, challenge: dict[str, Any], code: str, device_id: str, log: Events) -> dict[str, Any]:
@@ -274,8 +314,10 @@ def make_fleet(
     client = TestClient(app)  # a device: no client certificate
     operator = TestClient(with_client_certificate(app, OPERATOR[0]))
     manifest = batch.manifest.read_bytes()
-    body = {"manifest": base64.b64encode(manifest).decode(),
-            "signature": base64.b64encode(batch.signature.read_bytes()).decode()}  # fmt: skip
+    body = {
+        "manifest": base64.b64encode(manifest).decode(),
+        "signature": base64.b64encode(batch.signature.read_bytes()).decode(),
+    }
     assert client.post("/attestation/manifests", json=body).status_code == 401  # operators only
     response = operator.post("/attestation/manifests", json=body)
     assert response.status_code == 201, response.text

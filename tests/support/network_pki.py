@@ -1,0 +1,136 @@
+"""A throwaway fleet PKI for the device network (the real one comes from enrolment): a CA and its CRL, the edge's,
+the fleet server's and five devices' identities, and the fleet server's trust directory. Shared by the network tests
+and bench/network.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+BROKER = ("10.60.2.10", 8443)
+GOOD_ID = "sid-0000000001"  # the enrolled device's id: the CN the fleet server's registration gives it
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path.write_bytes(pem)
+    path.chmod(0o600)
+
+
+def _cert(
+    path: Path,
+    cn: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    signer: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool,
+    address: str | None = None,
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False)
+    )
+    if address is not None:  # the fleet server's certificate names its address in the fleet zone
+        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address(address))])
+        builder = builder.add_extension(san, critical=False)
+    cert = builder.sign(signer, hashes.SHA256())
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A throwaway fleet CA (the real one comes from #14's enrolment): CA, CRL, edge, server and device identities."""
+
+    directory: Path
+
+    @property
+    def trust(self) -> Path:
+        """The fleet server's SECURE_IOT_TRUST_DIR."""
+        return self.directory / "trust"
+
+    def cert(self, name: str) -> Path:
+        return self.directory / f"{name}.pem"
+
+    def key(self, name: str) -> Path:
+        return self.directory / f"{name}.key"
+
+
+def _enrol(directory: Path, trust: Path) -> None:
+    """dev-good's certificate as the fleet server issues it at registration (#14's code, for its public key)."""
+    from secure_iot_server.registration import issue_device_certificate
+    from secure_iot_server.trust import load_trust
+
+    key = serialization.load_pem_private_key((directory / "dev-good.key").read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    cert = issue_device_certificate(load_trust(trust), GOOD_ID, key.public_key())
+    (directory / "dev-good.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def make_fleet(directory: Path) -> Fleet:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    _write_key(directory / "ca.key", ca_key)
+    ca = _cert(directory / "ca.pem", "test fleet CA", ca_key, _name("test fleet CA"), ca_key, ca=True)
+    revoked = None
+    for name in ("edge", "dev-good", "dev-peer", "dev-spoof", "dev-revoked"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        _write_key(directory / f"{name}.key", key)
+        cert = _cert(directory / f"{name}.pem", name, key, ca.subject, ca_key, ca=False)
+        if name == "dev-revoked":
+            revoked = cert
+    rogue = ec.generate_private_key(ec.SECP256R1())  # self-signed: same name, no fleet CA behind it
+    _write_key(directory / "dev-rogue.key", rogue)
+    _cert(directory / "dev-rogue.pem", GOOD_ID, rogue, _name(GOOD_ID), rogue, ca=False)
+    assert revoked is not None
+    server = ec.generate_private_key(ec.SECP256R1())
+    _write_key(directory / "fleet-server.key", server)
+    _cert(directory / "fleet-server.pem", "fleet-server", server, ca.subject, ca_key, ca=False, address=BROKER[0])
+    trust = directory / "trust"
+    for sub in ("manufacturer-ca", "operator-ca", "reference-values"):
+        (trust / sub).mkdir(parents=True)
+    maker = ec.generate_private_key(ec.SECP256R1())
+    _cert(trust / "manufacturer-ca" / "maker.pem", "test EK CA", maker, _name("test EK CA"), maker, ca=True)
+    pipeline = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (trust / "pipeline-cosign.pub").write_bytes(
+        pipeline.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    shutil.copyfile(directory / "ca.pem", trust / "fleet-ca.pem")
+    shutil.copyfile(directory / "ca.key", trust / "fleet-ca.key")
+    _enrol(directory, trust)
+    now = dt.datetime.now(dt.UTC)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.subject)
+        .last_update(now - dt.timedelta(minutes=5))
+        .next_update(now + dt.timedelta(days=1))
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(revoked.serial_number).revocation_date(now).build()
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    (directory / "crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    return Fleet(directory)
