@@ -1,7 +1,7 @@
 """Bring the zones up and down: namespaces, veth pairs, the device bridge, addresses, rules, daemons.
 
 Zones ``edge`` (the gateway), ``fleet`` and ``ops`` are one namespace each; every device gets
-its own namespace when it is attached (tasks.network.admission). All veth ends are created
+its own namespace when it is attached (tasks.network.port_access). All veth ends are created
 inside the namespaces, so the host keeps no interface of ours and deleting the namespaces
 removes every link and rule with them.
 """

@@ -42,7 +42,7 @@ from tasks.core import atomic
 from tasks.core.errors import InputError, SigningError
 from tasks.ota.keys import TufKeys
 
-CONFIG = "ota/repository.toml"
+CONFIG = "infra/ota/repository.toml"
 ROOT_KEYS = ("root-1", "root-2", "root-3")
 ROOT_THRESHOLD = 2
 BUNDLE_NAME = "firmware.raucb"

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tasks import admission
-from tasks.admission import gitops as manifests
+from tasks.admission import manifests
 from tasks.cluster import (
     Kube,
     admitted_pods,
@@ -111,7 +111,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
 
 
 def applications(mirror: desired_state.Mirror) -> list[dict[str, Any]]:
-    docs = manifests.manifests(mirror.work / manifests.GITOPS)
+    docs = manifests.load(mirror.work / manifests.GITOPS)
     return [d for d in docs if d.get("kind") == "Application" and d["metadata"]["name"] != ROOT]
 
 

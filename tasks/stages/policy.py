@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from tasks.admission.gatekeeper import gatekeeper_checks
-from tasks.admission.gitops import gitops_checks
+from tasks.admission.manifests import gitops_checks
 from tasks.admission.policy_tester import policy_controller_checks
 from tasks.admission.subject import STAGE
 from tasks.context import Context

@@ -37,7 +37,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(
         prog="nox -s release", description="publish the firmware as a TUF-signed RAUC bundle"
     )
-    parser.add_argument("--model", help="hardware model (default: ota/repository.toml's default_model)")
+    parser.add_argument("--model", help="hardware model (default: infra/ota/repository.toml's default_model)")
     parser.add_argument("--offline-bundle", action="store_true", help="also write one file for a USB stick")
     args = parser.parse_args(argv)
     config_path = ctx.inside(ota.CONFIG)

@@ -1,4 +1,13 @@
-"""nox -s rescan"""
+"""nox -s rescan — talk 04 — continuous evaluation: re-scan what was signed, attest what is true today.
+
+An image signed last month carries the vuln scan of last month. `nox -s rescan` takes the
+SBOM the image is *attested* with (cosign verify-attestation with the project's key or
+identity — not a fresh syft run: the signed record of what shipped is what is judged),
+scans it with the current vulnerability database and the current vex/, and attests the new
+result and the VEX it applied. Both types are time-dependent (gates.verify.evaluation):
+`cosign attest --replace` leaves one statement of each, and verify and admission judge the
+newest, so a newly published blocking vulnerability bites and a newer VEX answer clears it.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +27,7 @@ from tasks.core.evidence import StageRecord, Verdict, now
 from tasks.core.media_types import COMPLIANCE_RESULT_MEDIA_TYPE, GRYPE_JSON_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
 from tasks.policy import gate
 from tasks.signing.attach import attest_replacing, openvex_of, vuln_predicate_of
-from tasks.signing.rescan import attested_sbom
+from tasks.signing.attested_sbom import attested_sbom
 
 
 def signed_images(ctx: Context, extra: Sequence[str]) -> list[str]:

@@ -20,7 +20,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         prog="nox -s update",
         description="a booted QEMU device takes the published release into its other slot and boots it (A/B)",
     )
-    parser.add_argument("--model", help="hardware model (default: ota/repository.toml's default_model)")
+    parser.add_argument("--model", help="hardware model (default: infra/ota/repository.toml's default_model)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds until an unfinished boot is stopped")
     args = parser.parse_args(argv)
     genuine = genuine_firmware(ctx, rec)  # the FIT, boot loader, control DTB; reference values verified

@@ -16,7 +16,7 @@ from .attestation import Refused
 from .checkin import checkin, nonce
 from .config import Settings
 from .database import prepare
-from .db import DeviceStore, DuplicateDeviceError
+from .device_store import DeviceStore, DuplicateDeviceError
 from .enrolment_store import EnrolmentStore
 from .identity import DEVICE, OPERATOR, peer_certificate, role_of
 from .middleware import BodySizeLimitMiddleware

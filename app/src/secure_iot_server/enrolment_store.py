@@ -1,6 +1,6 @@
 """Storage of the attestation side: enrolled devices, code attempts, open challenges, attested devices.
 
-Same database and style as db.py (SQLite file or PostgreSQL URL, Core statements). A
+Same database and style as device_store.py (SQLite file or PostgreSQL URL, Core statements). A
 registration writes its result in one transaction at the very end; a refused one writes
 nothing but its failed-code count (the lockout has to remember) and consumes its challenge.
 """

@@ -1,14 +1,14 @@
-"""What the GitOps schemas cannot say (tasks/admission/gitops.py): repository, commit pin, image digest."""
+"""What the GitOps schemas cannot say (tasks/admission/manifests.py): repository, commit pin, image digest."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from tasks.admission import gitops
+from tasks.admission import manifests
 from tests.support.project import REPO
 
-DOCS = gitops.manifests(REPO / gitops.GITOPS)
+DOCS = manifests.load(REPO / manifests.GITOPS)
 
 
 def apps() -> dict[str, dict[str, Any]]:
@@ -16,7 +16,7 @@ def apps() -> dict[str, dict[str, Any]]:
 
 
 def problems(docs: list[dict[str, Any]], exists: Any = lambda commit, path: True) -> list[str]:
-    return gitops.source_problems(docs, exists)
+    return manifests.source_problems(docs, exists)
 
 
 def test_the_committed_manifests_pin_every_application() -> None:
@@ -55,7 +55,7 @@ def test_closed_schemas_refuse_unknown_fields_but_keep_preserved_objects_open() 
             }
         },
     }
-    out = gitops.closed(schema)
+    out = manifests.closed(schema)
     assert out["additionalProperties"] is False
     assert "additionalProperties" not in out["properties"]["a"]
     assert "additionalProperties" not in schema  # the input is not changed

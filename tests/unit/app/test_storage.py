@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from secure_iot_server.api import create_app
 from secure_iot_server.config import Settings
 from secure_iot_server.database import StorageError, engine_for, head_revision, prepare
-from secure_iot_server.db import DeviceStore, DuplicateDeviceError
+from secure_iot_server.device_store import DeviceStore, DuplicateDeviceError
 from secure_iot_server.enrolment_store import EnrolmentStore
 from secure_iot_server.schema import metadata
 from sqlalchemy import text

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks.admission import gitops
+from tasks.admission import manifests
 from tasks.cluster import argocd, desired_state
 from tasks.context import Context
 from tasks.core.errors import InputError
@@ -72,7 +72,7 @@ def test_refusals_are_the_failed_resources_of_that_revision() -> None:
 
 
 def test_the_wrapper_builds_with_its_toolchain_line(tmp_path: Path) -> None:
-    assert module_toolchain(REPO / gitops.ENGINE_MODULE) == "go1.27.3"
+    assert module_toolchain(REPO / manifests.ENGINE_MODULE) == "go1.27.3"
     plain = tmp_path / "go.mod"
     plain.write_text("module x\n\ngo 1.26.0\n")
     assert module_toolchain(plain) == ""
@@ -81,14 +81,14 @@ def test_the_wrapper_builds_with_its_toolchain_line(tmp_path: Path) -> None:
 def test_a_crd_pin_other_than_the_running_argo_cd_is_refused(tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / "tools" / "argocd").mkdir(parents=True)
-    text = (REPO / gitops.ENGINE_MODULE).read_text()
-    (project / gitops.ENGINE_MODULE).write_text(text)
+    text = (REPO / manifests.ENGINE_MODULE).read_text()
+    (project / manifests.ENGINE_MODULE).write_text(text)
     ctx = Context.create(project, tmp_path / "out")
-    assert gitops.engine_toolchain(ctx, argocd.MODULE, "v3.6.1") == "go1.27.3"
+    assert manifests.engine_toolchain(ctx, argocd.MODULE, "v3.6.1") == "go1.27.3"
     with pytest.raises(InputError, match=r"argo-cd/v3@v3.5.7, tools/argocd/go.mod builds v3.6.1"):
-        gitops.engine_toolchain(ctx, argocd.MODULE, "v3.5.7")
-    (project / gitops.ENGINE_MODULE).unlink()
-    assert gitops.engine_toolchain(ctx, argocd.MODULE, "v3.5.7") == ""  # no wrapper: nothing to agree with
+        manifests.engine_toolchain(ctx, argocd.MODULE, "v3.5.7")
+    (project / manifests.ENGINE_MODULE).unlink()
+    assert manifests.engine_toolchain(ctx, argocd.MODULE, "v3.5.7") == ""  # no wrapper: nothing to agree with
 
 
 def test_the_policies_can_be_repinned_to_one_commit_only() -> None:

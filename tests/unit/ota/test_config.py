@@ -13,7 +13,7 @@ from tests.support.project import REPO
 
 
 def test_the_committed_config_and_desired_state_load() -> None:
-    config = load_config(REPO / "ota" / "repository.toml")
+    config = load_config(REPO / "infra" / "ota" / "repository.toml")
     assert config.default_model in config.models
     assert config.expiry_days["timestamp"] < config.expiry_days["snapshot"] < config.expiry_days["targets"]
     desired = fleet.load(REPO / "fleet" / "desired.toml")
@@ -45,7 +45,9 @@ def test_a_bad_desired_state_is_one_actionable_error(tmp_path: Path, text: str, 
 def test_a_default_model_outside_the_list_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "repository.toml"
     text = (
-        (REPO / "ota" / "repository.toml").read_text().replace('default_model = "qemu-virt-a57"', 'default_model = "x"')
+        (REPO / "infra" / "ota" / "repository.toml")
+        .read_text()
+        .replace('default_model = "qemu-virt-a57"', 'default_model = "x"')
     )
     path.write_text(text)
     with pytest.raises(InputError, match="default_model one of them"):

@@ -1,12 +1,8 @@
-"""Talk 04 — continuous evaluation: re-scan what was signed, attest what is true today.
+"""The SBOM an image is *attested* with, verified and bound to its digest: what a re-scan judges.
 
-An image signed last month carries the vuln scan of last month. `nox -s rescan` takes the
-SBOM the image is *attested* with (cosign verify-attestation with the project's key or
-identity — not a fresh syft run: the signed record of what shipped is what is judged),
-scans it with the current vulnerability database and the current vex/, and attests the new
-result and the VEX it applied. Both types are time-dependent (gates.verify.evaluation):
-`cosign attest --replace` leaves one statement of each, and verify and admission judge the
-newest, so a newly published blocking vulnerability bites and a newer VEX answer clears it.
+Not a fresh syft run: the signed record of what shipped is what is judged. Each attested SBOM type
+is tried in order of preference (SPDX, then CycloneDX); the newest statement that names the image's
+digest wins (`cosign attest --replace` leaves one of each).
 """
 
 from __future__ import annotations

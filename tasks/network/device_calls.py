@@ -15,10 +15,10 @@ from pathlib import Path
 from tasks.context import Context
 from tasks.core.errors import NetworkError
 from tasks.core.evidence import StageRecord
-from tasks.network.admission import Credentials
 from tasks.network.fleet_server import HOST
 from tasks.network.namespaces import run_in
 from tasks.network.plan import Plan
+from tasks.network.port_access import Credentials
 from tasks.network.state import State
 
 TIMEOUT = 10

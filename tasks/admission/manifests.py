@@ -135,7 +135,7 @@ def schema_dir(crds: Iterable[Path]) -> Path:
     return directory
 
 
-def manifests(directory: Path) -> list[dict[str, Any]]:
+def load(directory: Path) -> list[dict[str, Any]]:
     docs = []
     for path in sorted(directory.glob("*.yaml")):
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
@@ -211,7 +211,7 @@ def gitops_checks(ctx: Context, rec: StageRecord) -> list[Check]:
         found = runner.run(rec, git, ["ls-tree", "-d", "--name-only", commit, "--", path], cwd=ctx.root, check=False)
         return found.returncode == 0 and found.stdout.strip() == path.rstrip("/")
 
-    problems = source_problems(manifests(directory), exists)
+    problems = source_problems(load(directory), exists)
     if problems and _shallow(rec, git, ctx.root):  # the commits may simply not have been fetched
         problems.append("this is a shallow clone: fetch the history (git fetch --unshallow) and run again")
     rec.details.setdefault("gitops", {})["source_problems"] = problems
