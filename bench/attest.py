@@ -47,8 +47,9 @@ from secure_iot_server.enrolment_store import EnrolmentStore  # noqa: E402
 from secure_iot_server.registration import load_manifest  # noqa: E402
 from secure_iot_server.trust import load_trust  # noqa: E402
 
+from tasks.core.processes import free_port  # noqa: E402
 from tests.support.fleet import GENUINE, MIN_SECURITY_VERSION, Fleet, events_of, make_fleet  # noqa: E402
-from tests.support.postgres import free_port, running_postgres  # noqa: E402
+from tests.support.postgres import running_postgres  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -24,7 +24,8 @@ Prints one PASS/FAIL line per command with its wall time (on failure, the comman
 tail of its output) and writes out/fresh-machine/result.json. Exit code: 0 if every command
 passed and nothing was left behind, 1 otherwise, 2 if the check itself could not run.
 
-Standalone on purpose (stdlib only, does not import tasks/): it tests the project from outside.
+Standalone on purpose (stdlib only): it tests the project from outside, and takes from tasks/ only
+tasks/core/processes.py (stdlib only) for a free port.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +47,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tasks.core import processes
 
 REPO = Path(__file__).resolve().parent.parent
 SUITE = "bookworm"
@@ -181,15 +184,6 @@ def write_json_atomic(path: Path, data: object) -> None:
 def tail(path: Path, lines: int = TAIL_LINES) -> str:
     text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
     return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in AVOID_PORTS:
-            return port
 
 
 def cache_dir() -> Path:
@@ -694,7 +688,7 @@ def main(argv: Sequence[str]) -> int:
             return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the clean-up below runs
     args.repo = str(Path(args.repo).resolve())
-    report = Report(repo=args.repo, commit="", registry_port=free_port())
+    report = Report(repo=args.repo, commit="", registry_port=processes.free_port(avoid=AVOID_PORTS))
     workdir = Path(tempfile.mkdtemp(prefix="secure-iot-fresh-"))
     started = time.monotonic()
     try:

@@ -4,7 +4,7 @@ policy-controller charts, the demo steps.
 
 from __future__ import annotations
 
-from tasks.cluster import control_plane
+from tasks.cluster import control_plane, netns
 from tasks.cluster.charts import (
     CHARTS,
     GATEKEEPER,
@@ -107,6 +107,7 @@ __all__ = [
     "install_chart",
     "load",
     "local_tools",
+    "netns",
     "network",
     "poll",
     "ready",

@@ -27,12 +27,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tasks.cluster import control_plane
+from tasks.cluster import control_plane, netns, webhooks
 from tasks.cluster.errors import ClusterError
 from tasks.cluster.kube import Kube, poll
 from tasks.cluster.state import State
 from tasks.context import Context
-from tasks.core import atomic, runner
+from tasks.core import atomic, processes, runner
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
 
@@ -90,8 +90,11 @@ def stop_recorded(ctx: Context) -> dict[str, str]:
         pids = {str(n): int(p) for n, p in json.loads(path.read_text(encoding="utf-8"))["pids"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ClusterError(f"{path}: unreadable ({exc}); stop Argo CD's processes by hand, then delete it") from exc
-    ended = {name: control_plane.stop(pid, PROCESSES.get(name, name)) for name, pid in reversed(pids.items())}
-    left = [n for n, pid in pids.items() if control_plane.alive(pid, PROCESSES.get(n, n))]
+    ended = {
+        name: processes.stop_pid(pid, PROCESSES.get(name, name), grace=control_plane.STOP_GRACE_S)
+        for name, pid in reversed(pids.items())
+    }
+    left = [n for n, pid in pids.items() if processes.alive(pid, PROCESSES.get(n, n))]
     if left:
         raise ClusterError(f"{', '.join(left)} still running after SIGKILL: PIDs in {path}")
     path.unlink()
@@ -103,14 +106,14 @@ def start(
 ) -> dict[str, int]:
     """Redis, git daemon, the repo server and the controller, in the control plane's namespace."""
     ip, argocd = tools["ip"], tools["argocd"]
-    hosts = control_plane.netns_etc(state.netns) / "hosts"
+    hosts = netns.netns_etc(state.netns) / "hosts"
     atomic.write_text(hosts, f"127.0.0.1 localhost\n::1 localhost\n127.0.0.1 {GIT_HOST}\n")
     paths = {name: root / name for name in ("redis", "tls", "ssh", "gnupg", "tmp", "bin", "logs")}
     for path in paths.values():
         path.mkdir(parents=True, exist_ok=True)
     os.chmod(paths["gnupg"], 0o700)
     for relative in WRAPPERS:  # on the repo server's PATH, as in Argo CD's image
-        script = control_plane.module_file(argocd, MODULE, argocd.version, relative)
+        script = webhooks.module_file(argocd, MODULE, argocd.version, relative)
         shutil.copyfile(script, paths["bin"] / script.name)
         os.chmod(paths["bin"] / script.name, 0o700)  # owner-only: the repo server runs as this user
     git_daemon = git_daemon_tool(rec, tools["git"])
@@ -195,7 +198,7 @@ def start(
     }
     started: dict[str, int] = {}
     for name, (tool, args, env) in runs.items():
-        started[name] = control_plane.start(rec, ip, state.netns, tool, args, paths["logs"] / f"{name}.log", env)
+        started[name] = netns.start(rec, ip, state.netns, tool, args, paths["logs"] / f"{name}.log", env)
         # recorded at once: teardown stops it even if a later step fails
         atomic.write_json(record_path(ctx), {"netns": state.netns, "pids": started})
     return started

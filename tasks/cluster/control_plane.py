@@ -15,37 +15,36 @@ recorded in the cluster state and stopped by `nox -s teardown`.
 from __future__ import annotations
 
 import base64
-import json
 import os
-import secrets
 import shutil
-import signal
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from tasks.cluster import pki
-from tasks.cluster.errors import ClusterError
+from tasks.cluster.netns import apply, create_namespace, delete_namespace, namespace_name, start, wait
+from tasks.cluster.webhooks import (
+    GATEKEEPER_NAMESPACE,
+    GATEKEEPER_POD,
+    GATEKEEPER_PORT,
+    gatekeeper_manifests,
+    module_file,
+    policy_controller_manifests,
+    write_manifests,
+)
 from tasks.container import oci_registry
 from tasks.context import Context
-from tasks.core import atomic, runner
+from tasks.core import atomic, processes
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
-from tasks.toolchain.go import go_env
 
 LOCAL_TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "gatekeeper", "policy-controller")
 API_PORT = 6443
-GATEKEEPER_PORT = 8444  # policy-controller holds 8443 (its hard-wired port)
-POLICY_CONTROLLER_PORT = 8443
-GATEKEEPER_NAMESPACE = "gatekeeper-system"
-GATEKEEPER_POD = "gatekeeper-local"  # Gatekeeper looks its own Pod object up by POD_NAME
 POLICY_NAMESPACE = "cosign-system"
 IGNORE_LABEL = "admission.gatekeeper.sh/ignore"
-READY_S = 90.0
+# policy-controller takes ~a minute to drain: a demo cluster's data is thrown away, so it is not waited for
+STOP_GRACE_S = 10.0
 GATEKEEPER_ENV = {"POD_NAMESPACE": GATEKEEPER_NAMESPACE, "POD_NAME": GATEKEEPER_POD, "NAMESPACE": GATEKEEPER_NAMESPACE}
 
 
@@ -63,104 +62,6 @@ class Paths:
 
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
-
-
-def namespace_name() -> str:
-    """Unique per cluster, short enough for interface names."""
-    return f"siot-cp-{secrets.token_hex(3)}"
-
-
-# --- the network namespace ------------------------------------------------------------------
-
-
-def create_namespace(rec: StageRecord, ip: Tool, name: str) -> None:
-    runner.run(rec, ip, ["netns", "add", name])
-    runner.run(rec, ip, ["-n", name, "link", "set", "lo", "up"])
-
-
-def delete_namespace(rec: StageRecord, ip: Tool, name: str) -> bool:
-    shutil.rmtree(netns_etc(name), ignore_errors=True)
-    if name not in namespaces(ip):
-        return False
-    runner.run(rec, ip, ["netns", "delete", name])
-    return True
-
-
-def netns_etc(name: str) -> Path:
-    """/etc/netns/<name>/: files `ip netns exec` binds over /etc/ for what it starts (hosts, resolv.conf)."""
-    return Path("/etc/netns") / name
-
-
-def namespaces(ip: Tool) -> list[str]:
-    listed = runner.probe(ip, ["-json", "netns", "list"]).stdout.strip()
-    return [str(n["name"]) for n in json.loads(listed or "[]")]
-
-
-def listeners(ip: Tool, name: str) -> list[str]:
-    """Every TCP listener inside the namespace (addr:port), from the kernel's socket table."""
-    done = runner.probe(ip, ["netns", "exec", name, "cat", "/proc/net/tcp", "/proc/net/tcp6"])
-    found = []
-    for line in done.stdout.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
-            found.append(fields[1])
-    return found
-
-
-def in_namespace(ip: Tool, name: str, tool: Tool) -> tuple[Tool, list[str]]:
-    """``tool`` run inside the namespace: `ip netns exec <name> <tool>` (the argv prefix)."""
-    return ip, ["netns", "exec", name, str(tool.path)]
-
-
-# --- processes ------------------------------------------------------------------------------
-
-
-def start(
-    rec: StageRecord, ip: Tool, netns: str, tool: Tool, args: list[str], log: Path, env: dict[str, str] | None = None
-) -> int:
-    launcher, prefix = in_namespace(ip, netns, tool)
-    proc = runner.start(rec, launcher, [*prefix, *args], log=log, env=env)
-    rec.tools[tool.name] = tool.version
-    time.sleep(0.3)
-    if proc.poll() is not None:
-        raise ClusterError(f"{tool.name} exited {proc.returncode} at start: {tail(log)}")
-    return proc.pid
-
-
-def tail(log: Path, lines: int = 3) -> str:
-    try:
-        text = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return " | ".join(text[-lines:]) or "(empty log)"
-
-
-def alive(pid: int, binary: str) -> bool:
-    """``pid`` runs ``binary`` and is not a zombie (a recycled PID is never signalled)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z" and any(part.endswith(binary.encode()) for part in cmdline[:1])
-
-
-def stop(pid: int, binary: str, grace: float = 10.0) -> str:
-    """SIGTERM, then SIGKILL after ``grace`` s (policy-controller takes ~a minute to drain: a
-    demo cluster's data is thrown away, so it is not waited for)."""
-    if not alive(pid, binary):
-        return "not running"
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not alive(pid, binary):
-            return "stopped (SIGTERM)"
-        time.sleep(0.2)
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while alive(pid, binary) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return "killed (SIGKILL)" if not alive(pid, binary) else "still running"
 
 
 # --- configuration ----------------------------------------------------------------------------
@@ -190,103 +91,6 @@ def kubeconfig(path: Path, ca: pki.Pair, client: pki.Pair, user: str) -> Path:
     return path
 
 
-def module_file(tool: Tool, module: str, version: str, relative: str) -> Path:
-    """A file of a pinned Go module, from the module cache the go route filled."""
-
-    path = Path(go_env()["GOMODCACHE"]) / f"{module}@v{version}" / relative
-    if not path.is_file():
-        raise ClusterError(f"{path}: not in the Go module cache; run `nox -s tools -- --all` to build {tool.name}")
-    return path
-
-
-def documents(path: Path) -> Iterator[dict[str, Any]]:
-    for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-        if isinstance(doc, dict):
-            yield doc
-
-
-def gatekeeper_manifests(deploy_yaml: Path, ca: pki.Pair) -> list[dict[str, Any]]:
-    """Gatekeeper's own deploy/gatekeeper.yaml, made for a webhook process on 127.0.0.1: its
-    CRDs, namespace and validating webhook (clientConfig.url, our CA, failurePolicy Fail: a
-    webhook that does not answer refuses, it does not wave through)."""
-    bundle = base64.b64encode(ca.cert.read_bytes()).decode()
-    out: list[dict[str, Any]] = []
-    for doc in documents(deploy_yaml):
-        kind = doc.get("kind")
-        if kind in ("CustomResourceDefinition", "Namespace"):
-            out.append(doc)
-        elif kind == "ValidatingWebhookConfiguration":
-            for hook in doc.get("webhooks", []):
-                path = hook["clientConfig"]["service"].get("path", "/v1/admit")
-                hook["clientConfig"] = {"url": f"https://127.0.0.1:{GATEKEEPER_PORT}{path}", "caBundle": bundle}
-                hook["failurePolicy"] = "Fail"
-            out.append(doc)
-    out.append(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": GATEKEEPER_POD, "namespace": GATEKEEPER_NAMESPACE},
-            "spec": {  # never scheduled (no kubelet); restricted, as its namespace's Pod Security level demands
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": 1000,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "containers": [
-                    {
-                        "name": "manager",
-                        "image": "gatekeeper-runs-as-a-local-process",
-                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                    }
-                ],
-            },
-        }
-    )
-    return out
-
-
-def policy_controller_manifests(config_dir: Path) -> list[dict[str, Any]]:
-    """policy-controller's own config/ manifests, for a webhook process: no Deployment; the
-    `webhook` Service an ExternalName for localhost (the API server checks the certificate for
-    webhook.cosign-system.svc and dials localhost); port 8443 wherever the service is named."""
-    out: list[dict[str, Any]] = []
-    for path in sorted(config_dir.glob("*.yaml")):
-        if path.name in ("webhook.yaml", "kustomization.yaml"):
-            continue
-        for doc in documents(path):
-            if doc.get("kind") == "Service":
-                doc = {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": doc["metadata"],
-                    "spec": {
-                        "type": "ExternalName",
-                        "externalName": "localhost",
-                        "ports": [{"port": POLICY_CONTROLLER_PORT}],
-                    },
-                }
-            for service in _service_refs(doc):
-                service["port"] = POLICY_CONTROLLER_PORT
-            out.append(doc)
-    return out
-
-
-def _service_refs(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for hook in doc.get("webhooks", []) or []:
-        service = (hook.get("clientConfig") or {}).get("service")
-        if isinstance(service, dict):
-            yield service
-    conversion = ((doc.get("spec") or {}).get("conversion") or {}).get("webhook") or {}
-    service = (conversion.get("clientConfig") or {}).get("service")
-    if isinstance(service, dict):
-        yield service
-
-
-def write_manifests(path: Path, docs: list[dict[str, Any]]) -> Path:
-    atomic.write_text(path, yaml.safe_dump_all(docs, sort_keys=False))
-    return path
-
-
 def registry_config(root: Path) -> Path:
     """docker-registry inside the namespace: the host registry's storage, the same address."""
     reg = oci_registry.configured()
@@ -294,9 +98,6 @@ def registry_config(root: Path) -> Path:
     text = oci_registry.CONFIG.format(storage=reg.state / "storage", host=oci_registry.HOST, port=reg.port)
     atomic.write_text(config, text)
     return config
-
-
-# --- up and down ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -511,58 +312,12 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
     )
 
 
-def apply(rec: StageRecord, ip: Tool, netns: str, kubectl: Tool, env: dict[str, str], manifest: Path) -> None:
-    """Namespaces first, then the rest: the API server refuses objects in a namespace its
-    informers have not seen yet, so the second apply is retried for a few seconds."""
-    docs = list(documents(manifest))
-    namespaces = [d for d in docs if d.get("kind") == "Namespace"]
-    launcher, prefix = in_namespace(ip, netns, kubectl)
-    for part, docs_ in (("namespaces", namespaces), ("objects", [d for d in docs if d.get("kind") != "Namespace"])):
-        if not docs_:
-            continue
-        path = write_manifests(manifest.with_suffix(f".{part}.yaml"), docs_)
-        args: list[str | Path] = [*prefix, "apply", "--server-side", "--force-conflicts", "-f", path]
-        deadline = time.monotonic() + 30
-        while True:
-            done = runner.run(rec, launcher, args, env=env, timeout=300, check=False)
-            if done.returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise ClusterError(f"kubectl apply -f {path.name} failed: {done.tail(2)}")
-            time.sleep(1)
-
-
-def wait(
-    rec: StageRecord,
-    ip: Tool,
-    netns: str,
-    tool: Tool,
-    args: list[str],
-    env: dict[str, str],
-    what: str,
-    log: Path,
-    *,
-    nonempty: bool = False,
-) -> None:
-    launcher, prefix = in_namespace(ip, netns, tool)
-    deadline = time.monotonic() + READY_S
-    started = time.monotonic()
-    while True:
-        done = runner.probe(launcher, [*prefix, *args], env=env, timeout=20)
-        if done.returncode == 0 and (done.stdout.strip() or not nonempty):
-            rec.details.setdefault("ready_after_s", {})[what] = round(time.monotonic() - started, 1)
-            return
-        if time.monotonic() > deadline:
-            raise ClusterError(f"timed out after {READY_S:.0f}s waiting for {what}: {tail(log)}")
-        time.sleep(0.5)
-
-
 def down(rec: StageRecord, ip: Tool, netns: str, pids: dict[str, int], binaries: dict[str, str]) -> dict[str, str]:
     """Stop every recorded process by PID (last started first; ``binaries``: name -> the file name
     its /proc cmdline must start with), then remove the namespace."""
     ended = {}
     for name, pid in reversed(list(pids.items())):
-        ended[name] = stop(pid, binaries.get(name, name))
+        ended[name] = processes.stop_pid(pid, binaries.get(name, name), grace=STOP_GRACE_S)
     if netns:
         ended[f"netns {netns}"] = "removed" if delete_namespace(rec, ip, netns) else "not present"
     return ended

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from tasks import admission, signing
-from tasks.cluster import control_plane
 from tasks.cluster.engine import cluster_tools, engine, local_tools
 from tasks.cluster.errors import ClusterError
 from tasks.cluster.kube import Kube, poll
 from tasks.cluster.state import State, load, recorded_state
 from tasks.container import oci_registry
 from tasks.context import Context
-from tasks.core import atomic, runner
+from tasks.core import atomic, processes, runner
 from tasks.core.checks import Check
 from tasks.core.errors import EvidenceError
 from tasks.core.evidence import StageRecord
@@ -33,7 +32,7 @@ def ready(ctx: Context, rec: StageRecord) -> tuple[Kube, State]:
     if state is not None and state.engine == "local":
         state = recorded_state(ctx)
         tools = local_tools(ctx)
-        dead = [n for n, pid in state.pids.items() if not control_plane.alive(pid, tools[n].path.name)]
+        dead = [n for n, pid in state.pids.items() if not processes.alive(pid, tools[n].path.name)]
         if dead:
             raise ClusterError(
                 f"the local control plane is not running ({', '.join(dead)} stopped): "

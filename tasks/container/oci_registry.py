@@ -7,20 +7,16 @@ A managed background process: config, storage, log and PID file live outside the
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
-import signal
-import socket
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.context import Context
-from tasks.core import atomic, runner
+from tasks.core import atomic, processes, runner
 from tasks.core.cache import cache_root
 from tasks.core.console import console
 from tasks.core.errors import RegistryError
@@ -29,6 +25,7 @@ from tasks.core.evidence import StageRecord
 DEFAULT_PORT = 5000
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 15.0
+STOP_GRACE_S = 5.0
 
 CONFIG = """\
 version: 0.1
@@ -95,15 +92,6 @@ def ready(reg: Registry) -> bool:
         return False
 
 
-def alive(pid: int) -> bool:
-    """Running, not a zombie (a registry started by an earlier session is reaped by init, or not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def running_pid(reg: Registry) -> int | None:
     """The PID in the PID file, if that process is alive and is our registry."""
     try:
@@ -111,12 +99,7 @@ def running_pid(reg: Registry) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    return pid if alive(pid) and str(reg.config).encode() in cmdline else None
-
-
-def _port_taken(reg: Registry) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex((HOST, reg.port)) == 0
+    return pid if processes.alive(pid) and str(reg.config).encode() in cmdline else None
 
 
 def ensure_running(ctx: Context, rec: StageRecord) -> Registry:
@@ -124,7 +107,7 @@ def ensure_running(ctx: Context, rec: StageRecord) -> Registry:
     reg = configured()
     if running_pid(reg) is not None and ready(reg):
         return reg
-    if _port_taken(reg):
+    if processes.accepts(reg.port, HOST):
         raise RegistryError(
             f"{reg.address} is in use by another process; stop it (Debian's own docker-registry service: "
             "`systemctl disable --now docker-registry`) or set SECURE_IOT_REGISTRY_PORT"
@@ -133,17 +116,21 @@ def ensure_running(ctx: Context, rec: StageRecord) -> Registry:
     atomic.write_text(reg.config, CONFIG.format(storage=reg.state / "storage", host=HOST, port=reg.port))
     proc = runner.start(rec, ctx.tool("docker-registry"), ["serve", reg.config], log=reg.log)
     atomic.write_text(reg.pid_file, f"{proc.pid}\n")
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
+
+    def failed(why: str) -> Exception:
+        if why == "exited":
             reg.pid_file.unlink(missing_ok=True)
-            raise RegistryError(f"docker-registry exited {proc.returncode} at start: {_tail(reg.log)}")
-        if ready(reg):
-            console.print(f"  registry: up on {reg.address} (pid {proc.pid}, storage {reg.state / 'storage'})")
-            return reg
-        time.sleep(0.1)
-    stop(reg)
-    raise RegistryError(f"docker-registry on {reg.address} not ready after {READY_TIMEOUT_S:.0f}s: {_tail(reg.log)}")
+            return RegistryError(f"docker-registry exited {proc.returncode} at start: {processes.tail(reg.log)}")
+        stop(reg)
+        return RegistryError(
+            f"docker-registry on {reg.address} not ready after {READY_TIMEOUT_S:.0f}s: {processes.tail(reg.log)}"
+        )
+
+    processes.wait_until(
+        lambda: ready(reg), lambda: proc.poll() is None, timeout=READY_TIMEOUT_S, failed=failed, poll=0.1
+    )
+    console.print(f"  registry: up on {reg.address} (pid {proc.pid}, storage {reg.state / 'storage'})")
+    return reg
 
 
 def stop(reg: Registry) -> bool:
@@ -152,26 +139,9 @@ def stop(reg: Registry) -> bool:
     if pid is None:
         reg.pid_file.unlink(missing_ok=True)
         return False
-    os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        if not alive(pid):
-            break
-        time.sleep(0.05)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    processes.stop_pid(pid, grace=STOP_GRACE_S)
     reg.pid_file.unlink(missing_ok=True)
     return True
-
-
-def _tail(log: Path) -> str:
-    try:
-        lines = log.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return " | ".join(lines[-3:]) or "(empty log)"
 
 
 def is_local(ref: str) -> bool:

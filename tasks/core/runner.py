@@ -7,17 +7,15 @@ duration and the exit code into the current stage's evidence record.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess  # nosec B404 - the runner is the single, audited place that spawns tools
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext, suppress
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.core import progress
+from tasks.core import processes, progress
 from tasks.core.errors import ToolError
 from tasks.core.evidence import CommandRecord, StageRecord
 
@@ -217,46 +215,6 @@ def start(
     return proc
 
 
-def stop(proc: subprocess.Popen[bytes], grace: float = 3.0, *, group: bool = False) -> str:
-    """Stop a process start() returned, by its PID: SIGTERM, then SIGKILL after ``grace`` seconds.
-
-    ``group``: signal its whole process group (a process started in its own session, with the
-    children it ran: a build's compilers). Returns how it ended, for the evidence. A process that
-    already exited is only reaped.
-    """
-
-    def send(sig: signal.Signals) -> None:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
-
-    if proc.poll() is not None:
-        if group:
-            send(signal.SIGKILL)  # what the leader left behind in its group (a build's compilers)
-        return f"exited {proc.returncode}"
-    send(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-        ended = "stopped (SIGTERM)"
-    except subprocess.TimeoutExpired:
-        send(signal.SIGKILL)
-        proc.wait()
-        return "killed (SIGKILL)"
-    if group:
-        send(signal.SIGKILL)
-    return ended
-
-
-def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str, *, timeout: float, poll: float = 0.05) -> None:
-    """Wait until a process start() returned accepts TCP connections on 127.0.0.1:``port``.
-
-    Fails closed with one line if it exits first or the time runs out (``what`` names it: "swtpm").
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if proc.poll() is not None or time.monotonic() > deadline:
-            ended = f"exited {proc.returncode}" if proc.returncode is not None else f"not after {timeout:g} s"
-            raise ToolError(f"{what} did not listen on 127.0.0.1:{port} ({ended})")
-        time.sleep(poll)
+# Stopping and waiting live in tasks/core/processes.py; these names stay for the callers that say runner.*.
+stop = processes.stop
+wait_listening = processes.wait_listening

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.context import Context
-from tasks.core import atomic
+from tasks.core import atomic, processes
 from tasks.core.errors import NetworkError
 from tasks.core.evidence import StageRecord
 from tasks.network import ipsec, ruleset
-from tasks.network.namespaces import alive, ip, run_in, start_in, tail, wait_for
+from tasks.network.namespaces import ip, run_in, start_in, wait_for
 from tasks.network.plan import Plan
 from tasks.network.state import Device, Process, State
 from tasks.network.topology import DEVICE_BRIDGE
@@ -154,8 +154,8 @@ def attach(
         if _eap_failed(supplicant):
             reason = "802.1X EAP-TLS: EAP failure (certificate refused by the authenticator)"
             break
-        if not alive(hostapd.pid):
-            raise NetworkError(f"hostapd on {port} exited: {tail(Path(hostapd.log))}")
+        if not processes.alive(hostapd.pid):
+            raise NetworkError(f"hostapd on {port} exited: {processes.tail(Path(hostapd.log))}")
         time.sleep(0.2)
     if admitted:
         element = ["add", "element", "bridge", ruleset.ADMISSION_TABLE, ruleset.ADMITTED_SET, f"{{ {port} }}"]

@@ -33,9 +33,10 @@ from tasks.cluster import (
     poll,
     unsigned_image,
 )
-from tasks.cluster.control_plane import apply, documents, write_manifests
 from tasks.cluster.errors import ClusterError
+from tasks.cluster.netns import apply
 from tasks.cluster.state import recorded_state
+from tasks.cluster.webhooks import documents, write_manifests
 from tasks.context import Context
 from tasks.core.checks import Check, conclude
 from tasks.core.evidence import StageRecord, Verdict

@@ -15,10 +15,12 @@ from tasks.cluster import (
     control_plane,
     engine,
     load,
+    netns,
     state_path,
 )
 from tasks.cluster.errors import ClusterError
 from tasks.context import Context
+from tasks.core import processes
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
 
@@ -47,8 +49,8 @@ def local(ctx: Context, rec: StageRecord, state: State) -> list[str]:
     gitops = argocd.stop_recorded(ctx)  # Argo CD's processes (`gitops`) live in the same namespace
     ended = {**gitops, **control_plane.down(rec, tools["ip"], state.netns, state.pids, executables)}
     rec.details["ended"] = ended
-    left = [n for n, pid in state.pids.items() if control_plane.alive(pid, executables[n])]
-    if state.netns in control_plane.namespaces(tools["ip"]):
+    left = [n for n, pid in state.pids.items() if processes.alive(pid, executables[n])]
+    if state.netns in netns.namespaces(tools["ip"]):
         left.append(f"netns {state.netns}")
     if left:
         raise ClusterError(f"teardown left {', '.join(left)} behind: stop them by hand (PIDs in {state_path(ctx)})")

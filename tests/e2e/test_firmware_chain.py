@@ -27,7 +27,7 @@ from tasks.core.media_types import (
     REFERENCE_VALUES_PREDICATE_TYPE,
     SIGSTORE_BUNDLE_MEDIA_TYPE,
 )
-from tests.support.chain import free_port
+from tasks.core.processes import free_port
 from tests.support.firmware_build import FirmwareProject, resign_reference_values, with_supply_chain
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.container.oci_registry import alive
-from tests.support.chain import free_port
+from tasks.core.processes import alive, free_port
 from tests.support.project import REPO, run_tasks
 
 

@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tasks.core.processes import free_port
 from tests.support.identities import OPERATOR, OPERATOR_CA, ca, leaf
 from tests.support.project import REPO
 
@@ -38,12 +39,6 @@ def write_pair(directory: Path, name: str, pair: tuple[Any, Any]) -> tuple[Path,
     cert.write_bytes(pair[0].public_bytes(serialization.Encoding.PEM))
     key.write_bytes(pem_key(pair[1]))
     return cert, key
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

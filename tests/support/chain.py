@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,17 +18,12 @@ from typing import Any
 
 from tasks.admission import cluster_image_policy
 from tasks.container.build import buildah_args
+from tasks.core.processes import free_port
 from tasks.policy import security_policy as policy_mod
 from tasks.policy.security_policy import Policy
 from tests.support.project import REPO, pinned, run_tasks
 
 PASSWORD = secrets.token_urlsafe(24)  # the test-only key pair is generated per run, and so is its password
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

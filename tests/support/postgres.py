@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess  # nosec B404 - only its TimeoutExpired; processes go through tasks.core.runner
 import tempfile
 import time
@@ -30,6 +29,7 @@ from tasks import toolchain
 from tasks.core import runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
+from tasks.core.processes import free_port
 from tasks.core.runner import Tool
 
 if TYPE_CHECKING:
@@ -39,12 +39,6 @@ from tests.support.project import REPO
 
 SERVICE_USER = "postgres"
 WAIT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _as_service_user(tool: Tool, args: Sequence[str | Path]) -> tuple[Tool, list[str | Path]]:

@@ -21,7 +21,7 @@ from secure_iot_server.enrolment_store import EnrolmentStore
 from secure_iot_server.schema import metadata
 from sqlalchemy import text
 
-from tests.support.postgres import free_port
+from tasks.core.processes import free_port
 from tests.support.project import REPO
 
 if TYPE_CHECKING:
