@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def released(tmp_path_factory: pytest.TempPathFactory) -> FirmwareProject:
     project = built_firmware(tmp_path_factory.mktemp("ota-release"))
-    shutil.copytree(REPO / "ota", project.root / "ota")
+    shutil.copytree(REPO / "infra" / "ota", project.root / "infra" / "ota")
     result = project.run("release", "--offline-bundle")
     assert result.returncode == 0, result.output[-4000:]
     return project
