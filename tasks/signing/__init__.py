@@ -18,6 +18,7 @@ from tasks.signing.attach import (
     vuln_predicate,
 )
 from tasks.signing.blob_attestation import KEYMODE_TRUSTED_ROOT, attest_blob, statement_of, verified_predicate
+from tasks.signing.genuine import VerifiedFirmware, genuine_firmware, verified_firmware
 from tasks.signing.signer import (
     GITHUB_ISSUER,
     REPOSITORY_PLACEHOLDER,
@@ -38,6 +39,7 @@ __all__ = [
     "Attestation",
     "Mode",
     "Signer",
+    "VerifiedFirmware",
     "attest_blob",
     "attestations",
     "blobs",
@@ -45,6 +47,7 @@ __all__ = [
     "bound_to_image",
     "configured",
     "diagnose",
+    "genuine_firmware",
     "keyless_identity",
     "openvex_document",
     "recorded",
@@ -53,6 +56,7 @@ __all__ = [
     "statement_of",
     "statements",
     "tag_still_points_at",
+    "verified_firmware",
     "verified_predicate",
     "verify_attestation",
     "vuln_predicate",
