@@ -1,5 +1,6 @@
 """Talk 02 - Identity and signatures: the signer (key or keyless), local keys, attaching
-signatures and attestations, cosign verify.
+signatures and attestations, cosign verify, and the verified genuine firmware (the firmware
+stage's outputs with their signed reference values) that the boot, update, attest and sign stages use.
 """
 
 from __future__ import annotations
