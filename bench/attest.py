@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "app" / "src"))
 
 import httpx  # noqa: E402
 from secure_iot_server import attestation, tpm  # noqa: E402
+from secure_iot_server.config import Settings  # noqa: E402
 from secure_iot_server.database import prepare  # noqa: E402
 from secure_iot_server.enrolment_store import EnrolmentStore  # noqa: E402
 from secure_iot_server.registration import load_manifest  # noqa: E402
@@ -81,11 +82,13 @@ def server(fleet: Fleet, url: str, log: Path) -> Iterator[httpx.Client]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "app" / "src"),
-        "SECURE_IOT_HOST": "127.0.0.1",
-        "SECURE_IOT_PORT": str(port),
-        "SECURE_IOT_DB_URL": url,
-        "SECURE_IOT_TRUST_DIR": str(fleet.trust_dir),
-        "SECURE_IOT_MIN_SECURITY_VERSION": str(MIN_SECURITY_VERSION),
+        **Settings(
+            host="127.0.0.1",
+            port=port,
+            db_url=url,
+            trust_dir=fleet.trust_dir,
+            min_security_version=MIN_SECURITY_VERSION,
+        ).to_env(),
     }
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "secure_iot_server"], env=env, stdout=out, stderr=out)  # nosec B603

@@ -7,6 +7,8 @@ TPM can produce, and the server checks it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +18,13 @@ from cryptography.hazmat.primitives import serialization
 from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.evidence import StageRecord
-from tasks.device.swtpm import EK_CERT_NV_INDEX, EK_HANDLE, Tpm, flush, tpm2
+from tasks.device.tpm2 import EK_CERT_NV_INDEX, EK_HANDLE, flush, tpm2
+from tasks.firmware import swtpm
+from tasks.firmware.measurements import BANK, FIT_PCR, KEY_PCR, PCRS
+from tasks.firmware.swtpm import Tpm
 
-BOOT_PCRS = "sha256:0,1,2,3,4,5,6,7,8,9"
-KEY_POLICY_PCRS = "sha256:8,9"  # what U-Boot extends: the verifying key (8) and the FIT (9)
+BOOT_PCRS = f"{BANK}:{','.join(map(str, PCRS))}"  # sha256:0,...,9
+KEY_POLICY_PCRS = f"{BANK}:{KEY_PCR},{FIT_PCR}"  # what U-Boot extends: the verifying key and the FIT
 # The device key: born in the TPM, never leaves it (fixedTPM|fixedParent), signs, and has no
 # userWithAuth: only its PolicyPCR session authorises a signature. noda: no dictionary-attack lockout.
 DEVICE_KEY_ATTRIBUTES = "fixedtpm|fixedparent|sensitivedataorigin|sign|noda"
@@ -216,3 +221,11 @@ class Agent:
         )
         flush(self.ctx, self.rec, self.tpm)
         return (self.work / "quote.msg").read_bytes(), (self.work / "quote.sig").read_bytes()
+
+
+@contextlib.contextmanager
+def resumed(ctx: Context, rec: StageRecord, state: Path, work: Path) -> Iterator[Agent]:
+    """The agent on the device's TPM as its last measured boot left it (PCRs intact, swtpm resumed
+    from the saved volatile state); the TPM is shut down in order and stopped on the way out."""
+    with swtpm.running(ctx, rec, state, work / "swtpm.log", resume=True) as tpm:
+        yield Agent(ctx, rec, tpm, work)

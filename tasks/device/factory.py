@@ -19,8 +19,10 @@ from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import MANUFACTURING_MANIFEST_TYPE
-from tasks.device import manufacturer, registration_code, swtpm
+from tasks.device import manufacturer, registration_code
 from tasks.device.manufacturer import Manufacturer
+from tasks.device.tpm2 import EK_CERT_NV_INDEX, EK_HANDLE, tpm2
+from tasks.firmware import swtpm
 
 MODEL = "secure-iot-ref-virt-arm64"
 
@@ -47,17 +49,17 @@ def manufacture_one(
     state = home / "tpm"
     swtpm.manufacture_state(ctx, rec, state)
     with swtpm.running(ctx, rec, state, home / "swtpm.log") as tpm:
-        swtpm.tpm2(ctx, rec, tpm, ["readpublic", "-c", swtpm.EK_HANDLE, "-f", "pem", "-o", home / "ek.pem"])
+        tpm2(ctx, rec, tpm, ["readpublic", "-c", EK_HANDLE, "-f", "pem", "-o", home / "ek.pem"])
         cert = manufacturer.ek_certificate(maker, (home / "ek.pem").read_bytes(), device_id)
         der = cert.public_bytes(serialization.Encoding.DER)
         atomic.write_bytes(home / "ek-cert.der", der)
-        swtpm.tpm2(
+        tpm2(
             ctx,
             rec,
             tpm,
             [
                 "nvdefine",
-                swtpm.EK_CERT_NV_INDEX,
+                EK_CERT_NV_INDEX,
                 "-C",
                 "o",
                 "-s",
@@ -66,7 +68,7 @@ def manufacture_one(
                 "ownerread|ownerwrite|authread|no_da",
             ],
         )
-        swtpm.tpm2(ctx, rec, tpm, ["nvwrite", swtpm.EK_CERT_NV_INDEX, "-C", "o", "-i", home / "ek-cert.der"])
+        tpm2(ctx, rec, tpm, ["nvwrite", EK_CERT_NV_INDEX, "-C", "o", "-i", home / "ek-cert.der"])
     code = registration_code.new_code()
     record: dict[str, object] = {
         "device_id": device_id,

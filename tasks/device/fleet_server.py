@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,8 +27,8 @@ from tasks.core import atomic, runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.device import manufacturer
+from tasks.device.server_settings import ARGV, PYTHON, ServerSettings
 
-PYTHON = runner.Tool("python3", f"{sys.version_info.major}.{sys.version_info.minor}", Path(sys.executable), "host")
 WAIT_S = 30.0
 
 
@@ -103,19 +102,18 @@ def _free_port() -> int:
 def serving(rec: StageRecord, server: FleetServer, app_src: Path, *, min_security_version: int) -> Iterator[str]:
     """`python -m secure_iot_server` with mTLS on 127.0.0.1; yields its https URL; stopped by PID."""
     port = _free_port()
-    env = {
-        "PYTHONPATH": str(app_src),
-        "SECURE_IOT_HOST": "127.0.0.1",
-        "SECURE_IOT_PORT": str(port),
-        "SECURE_IOT_DB": str(server.home / "fleet.db"),
-        "SECURE_IOT_TRUST_DIR": str(server.trust),
-        "SECURE_IOT_MIN_SECURITY_VERSION": str(min_security_version),
-        "SECURE_IOT_TLS_CERT": str(server.home / "server.pem"),
-        "SECURE_IOT_TLS_KEY": str(server.home / "server.key"),
-        "SECURE_IOT_CLIENT_CA": str(server.home / "client-ca.pem"),
-    }
+    settings = ServerSettings(
+        host="127.0.0.1",
+        port=port,
+        db_path=server.home / "fleet.db",
+        trust_dir=server.trust,
+        min_security_version=min_security_version,
+        tls_cert=server.home / "server.pem",
+        tls_key=server.home / "server.key",
+        client_ca=server.home / "client-ca.pem",
+    )
     log = server.home / "server.log"
-    proc = runner.start(rec, PYTHON, ["-m", "secure_iot_server"], log=log, env=env)
+    proc = runner.start(rec, PYTHON, list(ARGV), log=log, env=settings.env(app_src))
     try:
         try:
             runner.wait_listening(proc, port, "the fleet server", timeout=WAIT_S, poll=0.1)

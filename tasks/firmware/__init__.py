@@ -19,7 +19,7 @@ from tasks.firmware.build import (
     Firmware,
     build_firmware,
 )
-from tasks.firmware.measurements import KEY_NAME
+from tasks.firmware.measurements import FIT_PCR, KEY_NAME, KEY_PCR, MEASURED_PCRS
 from tasks.firmware.qemu import BootRun, Device
 from tasks.firmware.tamper import CASES, Case, Genuine, tamper_checks, tampered_device
 
@@ -27,9 +27,12 @@ __all__ = [
     "CASES",
     "CONTROL_DTB_NAME",
     "FIT_NAME",
+    "FIT_PCR",
     "INITRAMFS_NAME",
     "ITS_NAME",
     "KEY_NAME",
+    "KEY_PCR",
+    "MEASURED_PCRS",
     "REFERENCE_BUNDLE_NAME",
     "REFERENCE_NAME",
     "U_BOOT_NAME",

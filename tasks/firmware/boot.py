@@ -60,14 +60,14 @@ def finished(run: qemu.BootRun, timeout: float) -> Check:
 
 
 def pcr_checks(report: BootReport, reference: Mapping[str, Any]) -> list[Check]:
-    """PCR 8 and 9 against the reference values, and 0-7 (nothing else may have measured)."""
+    """The measured PCRs (8, 9) against the reference values, and 0-7 (nothing else may have measured)."""
     expected = measurements.expected(reference)
     differs = measurements.differences(report.pcrs, reference)
     checks = [
         Check(f"PCR {i} equals the reference value", i not in differs, report.pcrs.get(i, "not reported"), expected[i])
-        for i in (8, 9)
+        for i in measurements.MEASURED_PCRS
     ]
-    others = [i for i in differs if i not in (8, 9)]
+    others = [i for i in differs if i not in measurements.MEASURED_PCRS]
     shown = ", ".join(f"PCR {i}: {differs[i]}" for i in others) or "PCRs 0-7 all zero, as expected"
     checks.append(Check("no unexplained measurement (PCRs 0-7)", not others, shown))
     return checks
@@ -80,7 +80,7 @@ def genuine_checks(run: qemu.BootRun, report: BootReport, reference: Mapping[str
         finished(run, timeout),
         Check("U-Boot did not refuse", not report.refusals, report.reason or "no refusal line"),
         Check(
-            "U-Boot measured the key and the FIT (PCR 8, 9)",
+            f"U-Boot measured the key and the FIT (PCR {measurements.KEY_PCR}, {measurements.FIT_PCR})",
             report.u_boot_digests == measurements.event_digests(reference),
             ", ".join(report.u_boot_digests) or "no digest printed",
             "the reference event log",

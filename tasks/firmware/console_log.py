@@ -11,10 +11,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from tasks.firmware.measurements import FIT_PCR
+
 # Console milestones: name -> the first line that marks it.
 MILESTONES = {
     "u-boot": re.compile(r"^U-Boot 20\d\d"),
-    "fit-measured": re.compile(r"^secure-iot: measured FIT into PCR 9"),
+    "fit-measured": re.compile(rf"^secure-iot: measured FIT into PCR {FIT_PCR}"),
     "signature-verified": re.compile(r"Verifying Hash Integrity \.\.\. sha\d+,rsa\d+:\S+\+ OK"),
     "starting-kernel": re.compile(r"Starting kernel"),
     "userland": re.compile(r"^secure-iot init: userland"),

@@ -1,8 +1,8 @@
 """Reference values: what a genuine boot of one signed build extends into the TPM, computed from its files.
 
 The event log is the boot command's (firmware/u-boot/secure-iot.config), in order:
-  PCR 8 <- sha256(rsa,modulus of the required key in the control DTB): the trust anchor U-Boot uses;
-  PCR 9 <- sha256(the whole FIT, FDT totalsize bytes): the firmware image.
+  PCR 8 (KEY_PCR) <- sha256(rsa,modulus of the required key in the control DTB): the trust anchor U-Boot uses;
+  PCR 9 (FIT_PCR) <- sha256(the whole FIT, FDT totalsize bytes): the firmware image.
 Nothing else extends PCRs 0-9 on this device (no measuring ROM or TF-A below U-Boot; IMA starts
 before the TPM driver loads), so PCRs 0-7 stay zero: any other value is an unexplained measurement.
 Pure functions over bytes: the build writes the document, the boot stage compares against it.
@@ -19,7 +19,12 @@ from tasks.core.errors import InputError
 from tasks.firmware import fdt
 
 KEY_NAME = "secure-iot-fw"  # key-name-hint in the FIT, /signature/key-<name> in the control DTB
-PCRS = range(10)
+# The PCR layout, named once: what the boot command extends (the device key's PolicyPCR, the
+# reference values and the event log a device registers with all follow it).
+KEY_PCR = 8  # the required key's modulus: the trust anchor U-Boot verifies with
+FIT_PCR = 9  # the whole FIT: the firmware image
+MEASURED_PCRS = (KEY_PCR, FIT_PCR)  # in the order the boot command extends them
+PCRS = range(10)  # what the device reports; nothing below U-Boot measures, so 0-7 stay zero
 ZERO = "00" * 32
 BANK = "sha256"
 
@@ -55,11 +60,11 @@ def events(fit: bytes, control_dtb: bytes) -> list[Event]:
         )
     return [
         Event(
-            8,
+            KEY_PCR,
             hashlib.sha256(required_key_modulus(control_dtb)).hexdigest(),
             f"U-Boot control DTB: rsa,modulus of the required key-{KEY_NAME}",
         ),
-        Event(9, hashlib.sha256(fit).hexdigest(), "FIT image (the whole file: FDT totalsize bytes)"),
+        Event(FIT_PCR, hashlib.sha256(fit).hexdigest(), "FIT image (the whole file: FDT totalsize bytes)"),
     ]
 
 

@@ -4,16 +4,13 @@ The device tree is dumped with exactly the options of the real boot (with -bios 
 running: QEMU then lists the TPM and swaps the PL061 GPIO for an ACPI GED device), so the tree
 signed into the FIT describes the machine that boots it. Both processes are started through
 the runner (their commands and PIDs in the evidence), talk over a unix socket only (-nic none),
-and are stopped by their PIDs afterwards whatever happened.
+and are stopped by their PIDs afterwards whatever happened. swtpm is started by
+tasks/firmware/swtpm.py, in every way the pipeline runs it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,13 +19,14 @@ from tasks.context import Context
 from tasks.core import runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
+from tasks.firmware import swtpm
+from tasks.firmware.swtpm import Tpm
 
 if TYPE_CHECKING:
     import subprocess  # nosec B404 - the type of what runner.start returns; nothing is spawned here
 
 FIT_ADDR = 0x48000000  # where the boot command reads a slot to (and the loader device places a FIT)
 MACHINE = ("-cpu", "cortex-a57", "-smp", "1", "-m", "1G", "-nographic", "-nic", "none", "-no-reboot")
-SOCKET_WAIT_S = 10.0
 POLL_S = 0.02
 
 
@@ -54,41 +52,10 @@ class BootRun:
     stopped: dict[str, str] = field(default_factory=dict)  # how each process ended
 
 
-@dataclass(frozen=True)
-class Tpm:
-    socket: Path
-    proc: subprocess.Popen[bytes]
-
-
-@contextlib.contextmanager
-def swtpm(ctx: Context, rec: StageRecord, log: Path, run: BootRun) -> Iterator[Tpm]:
-    """A fresh TPM 2.0 (new state) on a unix control socket; stopped by its PID on the way out."""
-    # A short private directory: a unix socket path must fit in 107 bytes, out/ may not.
-    runtime = Path(tempfile.mkdtemp(prefix="secure-iot-tpm-"))
-    try:
-        (runtime / "state").mkdir(mode=0o700)
-        sock = runtime / "swtpm.sock"
-        args = ["socket", "--tpm2", "--tpmstate", f"dir={runtime / 'state'}", "--ctrl", f"type=unixio,path={sock}"]
-        log.unlink(missing_ok=True)
-        proc = runner.start(rec, ctx.tool("swtpm"), args, log=log)
-        run.pids["swtpm"] = proc.pid
-        try:
-            deadline = time.monotonic() + SOCKET_WAIT_S
-            while not sock.exists():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise ToolError(f"swtpm did not open {sock} (exit {proc.poll()}): {_tail(log)}")
-                time.sleep(POLL_S)
-            yield Tpm(sock, proc)
-        finally:
-            run.stopped["swtpm"] = runner.stop(proc)
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
-
-
 def qemu_args(device: Device, tpm: Tpm, *, dumpdtb: Path | None = None) -> list[str]:
     machine = "virt" if dumpdtb is None else f"virt,dumpdtb={dumpdtb}"
     args = ["-machine", machine, *MACHINE, "-bios", str(device.bios)]
-    args += ["-chardev", f"socket,id=chrtpm,path={tpm.socket}", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm"]
+    args += ["-chardev", f"socket,id=chrtpm,path={tpm.control_socket}", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm"]
     args += ["-device", "tpm-tis-device,tpmdev=tpm0"]
     if device.dtb is not None:
         args += ["-dtb", str(device.dtb)]
@@ -105,7 +72,7 @@ def qemu_args(device: Device, tpm: Tpm, *, dumpdtb: Path | None = None) -> list[
 def dump_dtb(ctx: Context, rec: StageRecord, bios: Path, out: Path) -> Path:
     """QEMU's device tree for exactly the boot's options (with -bios, with the TPM present)."""
     run = BootRun()
-    with swtpm(ctx, rec, out.with_name("swtpm-dump.log"), run) as tpm:
+    with swtpm.fresh(ctx, rec, out.with_name("swtpm-dump.log"), run.pids, run.stopped) as tpm:
         args = qemu_args(Device(bios, None, None), tpm, dumpdtb=out)
         runner.run(rec, ctx.tool("qemu-system-aarch64"), args, timeout=120)
     if not out.is_file():
@@ -119,7 +86,7 @@ def boot(ctx: Context, rec: StageRecord, device: Device, raw_log: Path, *, timeo
     The console is read as it is written, so each line carries the seconds since QEMU started.
     """
     run = BootRun()
-    with swtpm(ctx, rec, raw_log.with_name("swtpm.log"), run) as tpm:
+    with swtpm.fresh(ctx, rec, raw_log.with_name("swtpm.log"), run.pids, run.stopped) as tpm:
         raw_log.unlink(missing_ok=True)
         t0 = time.monotonic()
         proc = runner.start(rec, ctx.tool("qemu-system-aarch64"), qemu_args(device, tpm), log=raw_log)
@@ -151,10 +118,3 @@ def _follow(proc: subprocess.Popen[bytes], log: Path, t0: float, timeout: float,
             time.sleep(POLL_S)
     if pending:
         run.lines.append((round(time.monotonic() - t0, 3), pending.decode(errors="replace").rstrip("\r")))
-
-
-def _tail(log: Path) -> str:
-    try:
-        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:]) or "(empty log)"
-    except OSError:
-        return "(no log)"

@@ -227,8 +227,8 @@ def tamper_checks(case: Case, run: qemu.BootRun, report: BootReport, reference: 
         ),
         Check(
             f"detected by {case.by}",
-            8 in differs and 9 in differs,
+            all(i in differs for i in measurements.MEASURED_PCRS),
             "; ".join(f"PCR {i}: {d}" for i, d in differs.items()) or "PCRs equal the reference values",
-            "PCR 8 and PCR 9 differ from the reference values",
+            f"PCR {measurements.KEY_PCR} and PCR {measurements.FIT_PCR} differ from the reference values",
         ),
     ]

@@ -1,7 +1,8 @@
 """The real fleet server (app/, uvicorn over mTLS) on its address in the fleet zone.
 
-It runs as the pipeline's own interpreter inside the fleet namespace with the trust directory
-it is given (``SECURE_IOT_TRUST_DIR``: manufacturer CA, pipeline key, fleet CA) and a server
+It runs as the pipeline's own interpreter inside the fleet namespace (the command and its
+settings: tasks/device/server_settings.py) with the trust directory it is given
+(``SECURE_IOT_TRUST_DIR``: manufacturer CA, pipeline key, fleet CA) and a server
 certificate for its address. Clients are verified against the fleet CA and the operator CAs
 of that directory, so a device's certificate gives it the device role and nothing else. Its
 database is SQLite in the state directory: the fleet-db host stays an ncat stand-in.
@@ -9,20 +10,19 @@ database is SQLite in the state directory: the fleet-db host stays an ncat stand
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.context import Context
-from tasks.core import atomic, runner
+from tasks.core import atomic
 from tasks.core.errors import NetworkError
 from tasks.core.evidence import StageRecord
+from tasks.device.server_settings import ARGV, PYTHON, ServerSettings
 from tasks.network.namespaces import start_in, wait_listening
 from tasks.network.plan import Plan
 from tasks.network.state import Process, State
 
 HOST = "fleet-server"  # the topology's host that runs the real app; every other exposure is a stand-in
-PYTHON = runner.Tool("python3", f"{sys.version_info.major}.{sys.version_info.minor}", Path(sys.executable), "host")
 START_TIMEOUT = 30.0  # uvicorn's import and TLS set-up on a shared 2-core machine
 
 
@@ -54,19 +54,17 @@ def start(ctx: Context, rec: StageRecord, plan: Plan, state: State, port: int) -
     trust = Path(state.identity["server_trust"])
     directory = Path(state.directory)
     address = str(plan.hosts[HOST].address)
-    env = {
-        "PYTHONPATH": str(ctx.root / "app" / "src"),
-        "SECURE_IOT_HOST": address,
-        "SECURE_IOT_PORT": str(port),
-        "SECURE_IOT_DB": str(directory / "fleet.db"),
-        "SECURE_IOT_TRUST_DIR": str(trust),
-        "SECURE_IOT_TLS_CERT": state.identity["server_cert"],
-        "SECURE_IOT_TLS_KEY": state.identity["server_key"],
-        "SECURE_IOT_CLIENT_CA": str(client_ca_bundle(trust, directory / "server-client-ca.pem")),
-    }
-    process = start_in(
-        ctx, rec, state, f"{HOST}:{port}", state.namespace("fleet"), PYTHON, ["-m", "secure_iot_server"], env=env
+    settings = ServerSettings(
+        host=address,
+        port=port,
+        db_path=directory / "fleet.db",
+        trust_dir=trust,
+        tls_cert=Path(state.identity["server_cert"]),
+        tls_key=Path(state.identity["server_key"]),
+        client_ca=client_ca_bundle(trust, directory / "server-client-ca.pem"),
     )
+    env = settings.env(ctx.root / "app" / "src")
+    process = start_in(ctx, rec, state, f"{HOST}:{port}", state.namespace("fleet"), PYTHON, list(ARGV), env=env)
     wait_listening(process, "tcp", port, f"the fleet server on {address}:{port}", timeout=START_TIMEOUT)
     state.listeners.append(f"{HOST}:tcp/{port}")
     state.save()

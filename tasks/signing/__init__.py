@@ -1,5 +1,6 @@
 """Talk 02 - Identity and signatures: the signer (key or keyless), local keys, attaching
-signatures and attestations, cosign verify.
+signatures and attestations, cosign verify, and the verified genuine firmware (the firmware
+stage's outputs with their signed reference values) that the boot, update, attest and sign stages use.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tasks.signing.attach import (
     vuln_predicate,
 )
 from tasks.signing.blob_attestation import KEYMODE_TRUSTED_ROOT, attest_blob, statement_of, verified_predicate
+from tasks.signing.genuine import VerifiedFirmware, genuine_firmware, verified_firmware
 from tasks.signing.signer import (
     GITHUB_ISSUER,
     REPOSITORY_PLACEHOLDER,
@@ -38,6 +40,7 @@ __all__ = [
     "Attestation",
     "Mode",
     "Signer",
+    "VerifiedFirmware",
     "attest_blob",
     "attestations",
     "blobs",
@@ -45,6 +48,7 @@ __all__ = [
     "bound_to_image",
     "configured",
     "diagnose",
+    "genuine_firmware",
     "keyless_identity",
     "openvex_document",
     "recorded",
@@ -53,6 +57,7 @@ __all__ = [
     "statement_of",
     "statements",
     "tag_still_points_at",
+    "verified_firmware",
     "verified_predicate",
     "verify_attestation",
     "vuln_predicate",

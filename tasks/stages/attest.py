@@ -10,7 +10,7 @@ app over mTLS on 127.0.0.1. Fails closed without the signed firmware and its ref
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,39 +21,25 @@ from tasks.core.errors import SigningError, ToolError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import CONSOLE_LOG_MEDIA_TYPE, SIGSTORE_BUNDLE_MEDIA_TYPE
 from tasks.device import fleet_server, measured_boot, protocol
-from tasks.firmware import console_log, qemu
-from tasks.stages.boot import genuine_firmware
 
 DEVICES = 3
 TAMPER = "flipped-byte"
 
 
 def _boot(
-    ctx: Context, rec: StageRecord, made: device.Manufactured, dev: qemu.Device, console: Path, *, full: bool
+    ctx: Context, rec: StageRecord, made: device.Manufactured, dev: firmware.Device, console: Path, *, full: bool
 ) -> list[tuple[int, str]]:
     """A real boot against the device's own TPM; the event log is what U-Boot printed as it measured."""
-
-    def args(sock: Path) -> list[str]:
-        return qemu.qemu_args(dev, qemu.Tpm(sock, None))  # type: ignore[arg-type]  # only the socket is read
-
     stop_at = measured_boot.AGENT_DONE if full else measured_boot.MEASURED
-    text = measured_boot.boot(ctx, rec, made.state, console, args, stop_at=stop_at)
+    text = measured_boot.boot(ctx, rec, made.state, console, dev, stop_at=stop_at)
     rec.add_output(console, CONSOLE_LOG_MEDIA_TYPE)
-    digests = console_log.parse((0.0, line) for line in text.splitlines()).u_boot_digests
-    return list(zip((8, 9), digests, strict=True))
-
-
-def _powered(
-    ctx: Context, rec: StageRecord, made: device.Manufactured, scratch: Path, act: Callable[[device.Agent], Any]
-) -> Any:
-    with device.running(ctx, rec, made.state, scratch / "swtpm.log", resume=True) as tpm:
-        return act(device.Agent(ctx, rec, tpm, scratch))
+    return measured_boot.event_log(text)
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s attest", description="register, re-attest and quarantine a device")
     parser.parse_args(argv)
-    genuine = genuine_firmware(ctx, rec)  # fails closed: no signed firmware, no verified reference values
+    genuine = signing.genuine_firmware(ctx, rec)  # fails closed: no signed firmware, no verified reference values
     signer = signing.configured(ctx)
     if signer.mode != "key" or not signer.public_key.is_file():
         raise SigningError(
@@ -70,7 +56,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     server = fleet_server.prepare(out / "server", maker.cert_pem, signer.public_key.read_bytes(), [bundle])
     checks: list[Check] = []
     story: dict[str, Any] = {"devices": [d.device_id for d in batch.devices], "booted": made.device_id}
-    genuine_dev = qemu.Device(genuine.u_boot, genuine.control_dtb, genuine.fit)
+    genuine_dev = firmware.Device(genuine.u_boot, genuine.control_dtb, genuine.fit)
     with fleet_server.serving(rec, server, ctx.root / "app" / "src", min_security_version=0) as url:
         dev, ops = fleet_server.client(server, url), fleet_server.client(server, url, operator=True)
         with dev, ops:
@@ -88,40 +74,38 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             )
 
             log = _boot(ctx, rec, made, genuine_dev, scratch / "console-genuine.log", full=True)
-            registered = _powered(ctx, rec, made, scratch, lambda a: protocol.register(a, dev, made.code, log))
+            with device.resumed(ctx, rec, made.state, scratch) as agent:
+                registered = protocol.register(agent, dev, made.code, log)
             ok = registered.status_code == 201
             certificate = registered.json().get("certificate_pem", "") if ok else ""
             key_bound = ok and protocol.certificate_is_for(certificate, (scratch / "key.pub").read_bytes())
             checks.append(
                 Check(
-                    "genuine boot: registered; the certificate is for the TPM key under PolicyPCR(8, 9)",
+                    "genuine boot: registered; the certificate is for the TPM key under "
+                    f"PolicyPCR({firmware.KEY_PCR}, {firmware.FIT_PCR})",
                     key_bound,
                     registered.text[:200] if not ok else "key fixedTPM|fixedParent, no userWithAuth",
                 )
             )
 
             log = _boot(ctx, rec, made, genuine_dev, scratch / "console-reboot.log", full=True)
-            again = _powered(ctx, rec, made, scratch, lambda a: protocol.checkin(a, dev, certificate, log))
+            with device.resumed(ctx, rec, made.state, scratch) as agent:
+                again = protocol.checkin(agent, dev, certificate, log)
             checks.append(Check("genuine reboot: re-attested on check-in", again.status_code == 200, again.text[:200]))
 
             case = firmware.CASES[TAMPER]
             bad = firmware.tampered_device(ctx, rec, case, genuine, out / "tamper", epoch=source_date_epoch(ctx, rec))
             log = _boot(ctx, rec, made, bad, scratch / "console-tampered.log", full=False)
 
-            def tampered(agent: device.Agent) -> tuple[str, Any, Any]:
+            with device.resumed(ctx, rec, made.state, scratch) as agent:
                 agent.load_ak()
                 try:
                     agent.sign_with_device_key(b"can this device still prove who it is?")
                     refusal = ""
                 except ToolError as exc:
                     refusal = next((line for line in str(exc).split("|") if "policy" in line), str(exc)).strip()
-                return (
-                    refusal,
-                    protocol.checkin(agent, dev, certificate, log),
-                    protocol.checkin(agent, dev, certificate, log),
-                )
-
-            refusal, quarantined, after = _powered(ctx, rec, made, scratch, tampered)
+                quarantined = protocol.checkin(agent, dev, certificate, log)
+                after = protocol.checkin(agent, dev, certificate, log)
             checks.append(
                 Check(
                     f"tampered boot ({case.what}): the TPM refuses the device key",

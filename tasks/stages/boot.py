@@ -10,45 +10,7 @@ from tasks import firmware, signing
 from tasks.context import Context, source_date_epoch
 from tasks.core.checks import conclude
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.core.media_types import (
-    BOOTLOADER_MEDIA_TYPE,
-    CONSOLE_LOG_MEDIA_TYPE,
-    CONTROL_DTB_MEDIA_TYPE,
-    FIT_MEDIA_TYPE,
-    REFERENCE_VALUES_PREDICATE_TYPE,
-    SIGSTORE_BUNDLE_MEDIA_TYPE,
-)
-
-
-def genuine_firmware(ctx: Context, rec: StageRecord) -> firmware.Genuine:
-    """The firmware stage's outputs by digest, re-hashed: a file changed since is refused. The
-    reference values are the predicate of the signed statement about the FIT, read only once cosign
-    verified it with the pipeline's key or identity: unsigned, another signer or an edit fails closed
-    (the signature decides, not the evidence digest)."""
-    paths = {}
-    for media in (FIT_MEDIA_TYPE, BOOTLOADER_MEDIA_TYPE, CONTROL_DTB_MEDIA_TYPE):
-        art = ctx.evidence.output("firmware", media)
-        paths[media] = ctx.unchanged(art.name, art.digest)
-        rec.add_input(paths[media], media)
-    signed = ctx.evidence.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE).name
-    bundle = ctx.artifact(signed)
-    fit = paths[FIT_MEDIA_TYPE]
-    reference = signing.verified_predicate(
-        ctx,
-        rec,
-        signing.configured(ctx),
-        fit,
-        REFERENCE_VALUES_PREDICATE_TYPE,
-        bundle,
-        remedy="rerun `nox -s firmware`",
-    )
-    rec.add_input(bundle, SIGSTORE_BUNDLE_MEDIA_TYPE)
-    rec.details["reference_values"] = {
-        "bundle": signed,
-        "predicate_type": REFERENCE_VALUES_PREDICATE_TYPE,
-        "verified_by": signing.configured(ctx).describe(),
-    }
-    return firmware.Genuine(fit, paths[BOOTLOADER_MEDIA_TYPE], paths[CONTROL_DTB_MEDIA_TYPE], reference)
+from tasks.core.media_types import CONSOLE_LOG_MEDIA_TYPE
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -56,7 +18,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser.add_argument("--tamper", choices=sorted(firmware.CASES), help="boot a tampered variant (pass: caught)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds until an unfinished boot is stopped")
     args = parser.parse_args(argv)
-    genuine = genuine_firmware(ctx, rec)
+    genuine = signing.genuine_firmware(ctx, rec)  # fails closed: no signed firmware, no verified reference values
     out = ctx.stage_dir("boot")
     if args.tamper is None:
         rec.details["mode"] = "genuine"

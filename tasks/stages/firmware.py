@@ -60,7 +60,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
                 "build_seconds": built.u_boot.build_seconds,
             },
             "fit_bytes": built.path(firmware.FIT_NAME).stat().st_size,
-            "reference_pcrs": {k: built.reference["pcrs"][k] for k in ("8", "9")},
+            "reference_pcrs": {k: built.reference["pcrs"][k] for k in map(str, firmware.MEASURED_PCRS)},
             "reference_values": {
                 "predicate_type": REFERENCE_VALUES_PREDICATE_TYPE,
                 "bundle": bundle.name,

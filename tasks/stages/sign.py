@@ -87,22 +87,7 @@ FIRMWARE_REPOSITORY = "secure-iot-firmware"
 def sign_firmware(ctx: Context, rec: StageRecord, signer: signing.Signer) -> Verdict:
     """The firmware stage's blobs (re-hashed) pushed as one OCI artifact by digest, signed by digest,
     and carrying the reference-values statement — only after its bundle verified."""
-    paths = {}
-    for media in FIRMWARE_LAYERS:
-        art = ctx.evidence.output("firmware", media)
-        paths[media] = ctx.unchanged(art.name, art.digest)
-        rec.add_input(paths[media], media)
-    # its signature decides, not the evidence digest
-    paths[SIGSTORE_BUNDLE_MEDIA_TYPE] = ctx.artifact(ctx.evidence.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE).name)
-    signing.verified_predicate(
-        ctx,
-        rec,
-        signer,
-        paths[FIT_MEDIA_TYPE],
-        REFERENCE_VALUES_PREDICATE_TYPE,
-        paths[SIGSTORE_BUNDLE_MEDIA_TYPE],
-        remedy="rerun `nox -s firmware`",
-    )
+    paths = signing.verified_firmware(ctx, rec, signer, FIRMWARE_LAYERS).paths
     signing.bound_to_firmware(ctx, ctx.evidence.output("firmware", FIT_MEDIA_TYPE).digest)
     timed = rego.evaluation(ctx.policy)[0]
     details = ctx.evidence.stage("firmware")["details"]

@@ -7,12 +7,11 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from tasks import firmware, ota
+from tasks import firmware, ota, signing
 from tasks.context import Context
 from tasks.core.checks import Check, conclude
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import CONSOLE_LOG_MEDIA_TYPE
-from tasks.stages.boot import genuine_firmware
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -23,7 +22,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser.add_argument("--model", help="hardware model (default: infra/ota/repository.toml's default_model)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds until an unfinished boot is stopped")
     args = parser.parse_args(argv)
-    genuine = genuine_firmware(ctx, rec)  # the FIT, boot loader, control DTB; reference values verified
+    genuine = signing.genuine_firmware(ctx, rec)  # the FIT, boot loader, control DTB; reference values verified
     config = ota.load_config(ctx.inside(ota.CONFIG))
     model = args.model or config.default_model
     release = ctx.evidence.stage("release")["details"]

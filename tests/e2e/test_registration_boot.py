@@ -9,10 +9,8 @@ refuses it (tests/e2e/test_boot_tamper.py shows the refusal), is refused by the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -22,11 +20,10 @@ from tests.support.fleet import Fleet, make_fleet
 pytestmark = pytest.mark.slow
 
 
-def boot_args(fleet: Fleet, files: Path, fit: Path, disk_path: Path) -> Callable[[Path], list[str]]:
+def boot_args(fleet: Fleet, files: Path, fit: Path, disk_path: Path) -> qemu.Device:
     """U-Boot boots ``fit`` from slot A of a fresh slot disk (tasks/firmware/slots.py)."""
     disk = slots.Disk.create(disk_path, env_tools(fleet.ctx), fleet.rec, fit)
-    device = qemu.Device(files / "u-boot.bin", files / "control.dtb", None, disk.path)
-    return lambda sock: qemu.qemu_args(device, cast("qemu.Tpm", SimpleNamespace(socket=sock)))
+    return qemu.Device(files / "u-boot.bin", files / "control.dtb", None, disk.path)
 
 
 def test_genuine_boot_registers_and_a_tampered_boot_is_refused(firmware: Any, tmp_path: Path) -> None:

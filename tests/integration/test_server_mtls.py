@@ -20,6 +20,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from secure_iot_server.config import Settings
 
 from tasks.core.processes import free_port
 from tests.support.identities import OPERATOR, OPERATOR_CA, ca, leaf
@@ -64,12 +65,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO / "app/src"),
-        "SECURE_IOT_PORT": str(port),
-        "SECURE_IOT_DB": str(work / "fleet.db"),
-        "SECURE_IOT_TRUST_DIR": str(trust),
-        "SECURE_IOT_TLS_CERT": str(server_cert),
-        "SECURE_IOT_TLS_KEY": str(server_key),
-        "SECURE_IOT_CLIENT_CA": str(bundle),
+        **Settings(
+            port=port,
+            db_path=work / "fleet.db",
+            trust_dir=trust,
+            tls_cert=server_cert,
+            tls_key=server_key,
+            client_ca=bundle,
+        ).to_env(),
     }
     log = (work / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "secure_iot_server"], env=env, stdout=log, stderr=log)  # nosec B603

@@ -34,8 +34,8 @@ from tasks.context import Context
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import REFERENCE_VALUES_PREDICATE_TYPE
-from tasks.device import Agent, Batch, Manufactured, factory, manufacturer, measured_boot, running
-from tasks.firmware import console_log, measurements
+from tasks.device import Agent, Batch, Manufactured, factory, manufacturer, measured_boot, resumed, running
+from tasks.firmware import measurements, qemu
 from tests.support.identities import OPERATOR, OPERATOR_CA, with_client_certificate
 from tests.support.project import REPO, pinned
 
@@ -261,9 +261,7 @@ class Fleet:
                 edit(body)
             return self.client.post("/attestation/complete", json=body)
 
-    def register_booted(
-        self, device: Manufactured, qemu_args: Callable[[Path], list[str]], *, full_boot: bool = True
-    ) -> tuple[Any, str]:
+    def register_booted(self, device: Manufactured, machine: qemu.Device, *, full_boot: bool = True) -> tuple[Any, str]:
         """Boot the firmware in QEMU against the device's own TPM, then register with the boot's event log.
 
         The event log is what U-Boot's boot command printed as it measured (PCR 8, then PCR 9).
@@ -271,11 +269,9 @@ class Fleet:
         scratch = self.work / "agent" / device.device_id
         scratch.mkdir(parents=True, exist_ok=True)
         stop_at = measured_boot.AGENT_DONE if full_boot else measured_boot.MEASURED
-        text = measured_boot.boot(self.ctx, self.rec, device.state, scratch / "console.log", qemu_args, stop_at=stop_at)
-        digests = console_log.parse((0.0, line) for line in text.splitlines()).u_boot_digests
-        log = list(zip((8, 9), digests, strict=True))
-        with running(self.ctx, self.rec, device.state, scratch / "swtpm.log", resume=True) as tpm:
-            agent = Agent(self.ctx, self.rec, tpm, scratch)
+        text = measured_boot.boot(self.ctx, self.rec, device.state, scratch / "console.log", machine, stop_at=stop_at)
+        log = measured_boot.event_log(text)
+        with resumed(self.ctx, self.rec, device.state, scratch) as agent:
             first = self.challenge(agent)
             if first.status_code != 200:
                 return first, text

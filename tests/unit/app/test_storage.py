@@ -174,8 +174,7 @@ def test_the_server_process_refuses_to_start_on_an_unreachable_database() -> Non
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO / "app" / "src"),
-        "SECURE_IOT_PORT": str(free_port()),
-        "SECURE_IOT_DB_URL": f"postgresql+psycopg://fleet:pw@127.0.0.1:{free_port()}/fleet",
+        **Settings(port=free_port(), db_url=f"postgresql+psycopg://fleet:pw@127.0.0.1:{free_port()}/fleet").to_env(),
     }
     done = subprocess.run(  # nosec B603 - this interpreter, argv list
         [sys.executable, "-m", "secure_iot_server"], env=env, capture_output=True, text=True, timeout=60, check=False
