@@ -23,7 +23,7 @@ from tasks.core.errors import EvidenceError
 from tasks.core.evidence import StageRecord
 from tasks.core.image_ref import ImageRef
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE
-from tasks.core.recorded import BuiltImage
+from tasks.core.recorded import BuiltImage, ImageBuild
 from tasks.core.runner import Completed
 
 DEMO_UNPROTECTED_NAMESPACE = "secure-iot-demo-unprotected"
@@ -171,7 +171,7 @@ def step_unprotected(kube: Kube, image: str) -> Check:
 
 def unsigned_image(ctx: Context, built: str) -> str:
     """The build's base image: built by the pipeline, in the registry, never signed."""
-    base = BuiltImage.read(ctx.evidence).base_image
+    base = ImageBuild.read(ctx.evidence).base_image
     if base is None or str(base) == built:
         raise EvidenceError("the build evidence names no base image to use as the unsigned image: rerun `nox -s build`")
     return str(base)

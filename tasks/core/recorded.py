@@ -116,7 +116,19 @@ def _path(within: str, key: str) -> str:
 
 @dataclass(frozen=True)
 class BuiltImage(Recorded, record="build"):
-    """`nox -s build`: the image it pushed (by digest), the tag it pushed it under, what it was made from."""
+    """`nox -s build`: the image it pushed, by digest (its manifest output: all most readers need)."""
+
+    image: ImageRef
+
+    @classmethod
+    def of(cls, rec: Record) -> Self:
+        return cls(rec.pushed())
+
+
+@dataclass(frozen=True)
+class ImageBuild(Recorded, record="build"):
+    """`nox -s build`, all of it: the image, the tag it pushed it under, what and where it was built from
+    (for the provenance, and for verify's check that the tag still names the digest)."""
 
     image: ImageRef
     tag: str

@@ -12,7 +12,7 @@ from tasks.core.checks import Check, conclude
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.image_ref import ImageRef
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE, REFERENCE_VALUES_PREDICATE_TYPE
-from tasks.core.recorded import BuiltImage, SignedFirmware
+from tasks.core.recorded import ImageBuild, SignedFirmware
 from tasks.policy import rego
 from tasks.signing.verify import (
     signed_statement_present,
@@ -42,7 +42,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     elif args.image:
         image, tag = ImageRef.parse(args.image, what="--image"), ""
     else:
-        built = BuiltImage.read(ctx.evidence)
+        built = ImageBuild.read(ctx.evidence)
         image, tag = built.image, built.tag
     ref, repository, digest = str(image), image.repository, image.digest
     signer = signing.configured(ctx)

@@ -23,7 +23,7 @@ from tasks.core import atomic, runner
 from tasks.core.errors import EvidenceError, InputError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import PREDICATE_TYPE, STATEMENT_TYPE
-from tasks.core.recorded import BuiltFirmware, BuiltImage
+from tasks.core.recorded import BuiltFirmware, ImageBuild
 
 BUILD_TYPE = "urn:secure-iot:slsa:buildtype:nox-buildah:v1"
 FIRMWARE_BUILD_TYPE = "urn:secure-iot:slsa:buildtype:nox-firmware:v1"  # `nox -s firmware` (docs/slsa/build-type.md)
@@ -188,7 +188,7 @@ def from_firmware_evidence(ctx: Context, rec: StageRecord, subjects: list[tuple[
 
 def from_evidence(ctx: Context, rec: StageRecord) -> Provenance:
     build = ctx.evidence.stage("build")
-    built = BuiltImage.read(ctx.evidence)
+    built = ImageBuild.read(ctx.evidence)
     revision = built.revision
     deps = [ResourceDescriptor(f"git+{built.source_url}@{git_ref(ctx, rec)}", {"gitCommit": revision})]
     if built.base_image:

@@ -14,6 +14,7 @@ from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 from tasks.core.recorded import (
     BuiltFirmware,
     BuiltImage,
+    ImageBuild,
     MalformedRecord,
     PublishedRelease,
     Scanned,
@@ -66,15 +67,23 @@ def store(tmp_path: Path) -> EvidenceStore:
 
 def test_the_built_image(store: EvidenceStore) -> None:
     record(store, "build", BUILD, (IMAGE, DIGEST))
-    built = BuiltImage.read(store)
+    built = ImageBuild.read(store)
     assert built.image == ImageRef.parse(IMAGE) and str(built.image) == IMAGE
     assert (built.tag, built.base_image, built.base_source) == ("3f2c1a0", ImageRef.parse(BASE), "mmdebstrap")
     assert (built.source_date_epoch, built.source_url) == (1700000000, "urn:secure-iot:local")
+    assert BuiltImage.read(store) == BuiltImage(built.image)
+
+
+def test_most_readers_need_only_the_pushed_manifest(store: EvidenceStore) -> None:
+    record(store, "build", {}, (IMAGE, DIGEST))  # what a test's build record holds
+    assert BuiltImage.read(store).image == ImageRef.parse(IMAGE)
+    with pytest.raises(MalformedRecord, match=r"has nothing as details.tag"):
+        ImageBuild.read(store)
 
 
 def test_a_base_not_by_digest_is_none(store: EvidenceStore) -> None:
     record(store, "build", {**BUILD, "base_image": "debian:bookworm"}, (IMAGE, DIGEST))
-    assert BuiltImage.read(store).base_image is None
+    assert ImageBuild.read(store).base_image is None
 
 
 def test_no_build_says_which_stage_to_run(store: EvidenceStore) -> None:
@@ -100,7 +109,7 @@ def test_a_malformed_build_fails_closed(
 ) -> None:
     record(store, "build", details, pushed)
     with pytest.raises(EvidenceError, match="build") as refused:
-        BuiltImage.read(store)
+        ImageBuild.read(store)
     assert says in str(refused.value) and "\n" not in str(refused.value)
     if pushed is not None:
         assert isinstance(refused.value, MalformedRecord) and "rerun `nox -s build`" in str(refused.value)
