@@ -86,7 +86,7 @@ class Record:
         art = self.evidence.output(self.name, MANIFEST_MEDIA_TYPE)
         image = self.image(art.name, "its manifest output")
         if image.digest != art.digest:
-            raise self.malformed(f"names {art.name} with digest {art.digest}")
+            raise self.malformed(f"names {art.name} but records its digest as {art.digest}")
         return image
 
 

@@ -98,7 +98,7 @@ def test_no_build_says_which_stage_to_run(store: EvidenceStore) -> None:
     ("details", "pushed", "says"),
     [
         (BUILD, ("127.0.0.1:5000/secure-iot-app:latest", DIGEST), "not an image by digest"),  # a tag
-        (BUILD, (IMAGE, BASE_DIGEST), f"with digest {BASE_DIGEST}"),  # name and digest disagree
+        (BUILD, (IMAGE, BASE_DIGEST), f"records its digest as {BASE_DIGEST}"),  # name and digest disagree
         (BUILD, None, "recorded no output of type"),  # nothing pushed
         ({k: v for k, v in BUILD.items() if k != "tag"}, (IMAGE, DIGEST), "has nothing as details.tag"),
         ({**BUILD, "source_date_epoch": "1700000000"}, (IMAGE, DIGEST), "details.source_date_epoch, not of type int"),
