@@ -25,6 +25,7 @@ from tasks.core.checks import Check
 from tasks.core.console import console
 from tasks.core.errors import EvidenceError, PolicyError, ToolError
 from tasks.core.evidence import StageRecord
+from tasks.core.image_ref import ImageRef
 from tasks.core.media_types import (
     CIP_MEDIA_TYPE,
     COMPLIANCE_RESULT_MEDIA_TYPE,
@@ -33,6 +34,7 @@ from tasks.core.media_types import (
     PREDICATE_MEDIA_TYPE,
     SPDX_MEDIA_TYPE,
 )
+from tasks.core.recorded import BuiltImage
 from tasks.core.repository import source_repository
 from tasks.core.runner import Tool
 from tasks.policy import rego
@@ -287,7 +289,7 @@ def signed_build(ctx: Context) -> tuple[str | None, str]:
     if os.environ.get("SECURE_IOT_SIGNING", "key") != "key":
         return None, "keyless signing: the offline checks need key-mode signatures (the project key pair)"
     try:
-        image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).name
+        image = str(BuiltImage.read(ctx.evidence).image)
     except EvidenceError as exc:
         return None, f"no built image to test ({exc})"
     if "sign" not in ctx.evidence.load()["stages"]:
@@ -351,7 +353,7 @@ def policy_controller_checks(ctx: Context, rec: StageRecord) -> list[Check]:
     checks, results = [], []
     for case in cases(ctx, rec, reg, signer, image):
         if case.image != image:  # the fixtures this run pushed
-            rec.add_oci(case.image, case.image.split("@", 1)[1], MANIFEST_MEDIA_TYPE)
+            rec.add_oci(case.image, ImageRef.parse(case.image).digest, MANIFEST_MEDIA_TYPE)
         decision = policy_tester(ctx, rec, tester, cip, case.image)
         check = judge(case, decision)
         checks.append(check)

@@ -12,7 +12,8 @@ from tasks.core.checks import Check
 from tasks.core.console import console
 from tasks.core.errors import EvidenceError
 from tasks.core.evidence import StageRecord
-from tasks.core.media_types import DIGEST, MANIFEST_MEDIA_TYPE
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE
+from tasks.core.recorded import BuiltImage, MalformedRecord
 
 STAGE = "policy"
 
@@ -63,17 +64,17 @@ class Image:
 def image_under_test(ctx: Context, rec: StageRecord) -> Image:
     """The digest the build stage pushed; a fixed test digest (said so) when there is none."""
     try:
-        built = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
+        built = BuiltImage.read(ctx.evidence).image
+    except MalformedRecord:
+        raise  # a build recorded, but not an image by digest: no fixed digest stands in for it
     except EvidenceError as exc:
         console.print(
             f"  [yellow]no passing build in the evidence ({escape(str(exc))}): "
             f"rendering with the fixed test digest {TEST_DIGEST}[/]"
         )
         return Image(REPOSITORY, TEST_DIGEST, f"fixed test digest (no build evidence: {exc})")
-    if not DIGEST.match(built.digest):
-        raise EvidenceError(f"build evidence names {built.name} with a malformed digest {built.digest!r}")
-    rec.add_oci(built.name, built.digest, MANIFEST_MEDIA_TYPE, output=False)
-    return Image(REPOSITORY, built.digest, f"build evidence ({built.name})")
+    rec.add_oci(str(built), built.digest, MANIFEST_MEDIA_TYPE, output=False)
+    return Image(REPOSITORY, built.digest, f"build evidence ({built})")
 
 
 def rel(ctx: Context, path: Path) -> str:

@@ -4,7 +4,7 @@ with grype, the vulnerability database.
 
 from __future__ import annotations
 
-from tasks.analysis.sbom import SOURCE_EXCLUDES, SYFT_ENV, check_document, generate, image_ref
+from tasks.analysis.sbom import SOURCE_EXCLUDES, SYFT_ENV, check_document, generate
 from tasks.analysis.scan import GRYPE_DEFAULT_IGNORES, findings, grype_config, vex_documents
 from tasks.analysis.vulndb import (
     BUILDER_DIR,
@@ -37,7 +37,6 @@ __all__ = [
     "generate",
     "grype_config",
     "grype_env",
-    "image_ref",
     "prepare",
     "report_status",
     "source",

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tasks.context import Context
 from tasks.core import runner
-from tasks.core.errors import InputError, ToolError
+from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
-from tasks.core.media_types import CYCLONEDX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, SPDX_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
+from tasks.core.media_types import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
 
 # syft's native JSON keeps the source (image digest) grype needs to match VEX products.
 # The text of Python distributions' METADATA rides along in syft-json: sbom_complete reads a
@@ -27,14 +27,6 @@ SYFT_ENV = {
 }
 # Paths the source SBOM leaves out: outputs, caches and VCS metadata, not source.
 SOURCE_EXCLUDES = ("./out", "./.git", "./.nox", "./.venv", "./**/__pycache__", "./.mypy_cache", "./.ruff_cache")
-
-
-def image_ref(ctx: Context) -> str:
-    """The image the build stage pushed, by digest."""
-    art = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
-    if "@sha256:" not in art.name:
-        raise InputError(f"build evidence names {art.name}, not an image by digest")
-    return art.name
 
 
 def check_document(path: Path, kind: str) -> int:

@@ -41,6 +41,7 @@ from spdx_tools.spdx.writer.write_anything import write_file
 
 from tasks.core import atomic
 from tasks.core.errors import InputError, PolicyError
+from tasks.core.image_ref import ImageRef
 from tasks.policy.security_policy import Policy
 
 OCI_LICENSES_LABEL = "org.opencontainers.image.licenses"
@@ -118,9 +119,9 @@ def declared_license(native: Path) -> str:
 
 def oci_purl(ref: str) -> str:
     """``host/repo@sha256:…`` → the package URL of that image, by digest (purl spec, type oci)."""
-    repository, digest = ref.split("@", 1)
-    name = repository.rsplit("/", 1)[-1]
-    return f"pkg:oci/{name}@{quote(digest)}?repository_url={quote(repository, safe='/:')}"
+    image = ImageRef.parse(ref)
+    name = image.repository.rsplit("/", 1)[-1]
+    return f"pkg:oci/{name}@{quote(image.digest)}?repository_url={quote(image.repository, safe='/:')}"
 
 
 @dataclass

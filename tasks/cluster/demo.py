@@ -20,7 +20,9 @@ from tasks.core import atomic, processes, runner
 from tasks.core.checks import Check
 from tasks.core.errors import EvidenceError
 from tasks.core.evidence import StageRecord
-from tasks.core.media_types import DIGEST, MANIFEST_MEDIA_TYPE
+from tasks.core.image_ref import ImageRef
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE
+from tasks.core.recorded import BuiltImage, ImageBuild
 from tasks.core.runner import Completed
 
 DEMO_UNPROTECTED_NAMESPACE = "secure-iot-demo-unprotected"
@@ -54,12 +56,11 @@ def ready(ctx: Context, rec: StageRecord) -> tuple[Kube, State]:
     return kube, state
 
 
-def built_image(ctx: Context, rec: StageRecord) -> tuple[str, str]:
-    image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
-    if "@sha256:" not in image.name or not DIGEST.match(image.digest):
-        raise EvidenceError(f"build evidence names {image.name}: not an image by digest")
-    rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
-    return image.name.split("@", 1)[0], image.digest
+def built_image(ctx: Context, rec: StageRecord) -> ImageRef:
+    """The image the build stage pushed (by digest), recorded as this stage's input."""
+    image = BuiltImage.read(ctx.evidence).image
+    rec.add_oci(str(image), image.digest, MANIFEST_MEDIA_TYPE, output=False)
+    return image
 
 
 def admitted_pods(kube: Kube) -> list[str]:
@@ -169,10 +170,10 @@ def step_unprotected(kube: Kube, image: str) -> Check:
 
 def unsigned_image(ctx: Context, built: str) -> str:
     """The build's base image: built by the pipeline, in the registry, never signed."""
-    for art in ctx.evidence.stage("build").get("inputs", []):
-        if art.get("kind") == "oci" and art.get("media_type") == MANIFEST_MEDIA_TYPE and art["name"] != built:
-            return str(art["name"])
-    raise EvidenceError("the build evidence names no base image to use as the unsigned image")
+    base = ImageBuild.read(ctx.evidence).base_image
+    if base is None or str(base) == built:
+        raise EvidenceError("the build evidence names no base image to use as the unsigned image: rerun `nox -s build`")
+    return str(base)
 
 
 # --- the full demo (both engines): policy-controller's refusals, Gatekeeper's, FailedCreate --------

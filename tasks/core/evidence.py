@@ -106,6 +106,13 @@ class StageRecord:
         return data
 
 
+def command_for(record: str) -> str:
+    """The nox command that writes record ``record``: ``sign:firmware`` is `nox -s sign -- --subject firmware`
+    (tasks.pipeline.record_name, read backwards)."""
+    stage, _, subject = record.partition(":")
+    return f"nox -s {stage}" + (f" -- --subject {subject}" if subject else "")
+
+
 def not_covered_notes(rec: Mapping[str, Any]) -> list[str]:
     """What a recorded stage could not check (details.not_covered: a language no SAST scanner reads)."""
     gaps = (rec.get("details") or {}).get("not_covered") or []
@@ -164,7 +171,7 @@ class EvidenceStore:
         """The last record of stage ``name``; fails closed when it never passed."""
         rec = self.load()["stages"].get(name)
         if rec is None:
-            raise EvidenceError(f"no evidence of stage '{name}' in {self.path}: run `nox -s {name}` first")
+            raise EvidenceError(f"no evidence of stage '{name}' in {self.path}: run `{command_for(name)}` first")
         if rec.get("verdict") != "pass":
             raise EvidenceError(f"stage '{name}' did not pass (verdict {rec.get('verdict')}): fix it before this stage")
         return dict(rec)

@@ -20,18 +20,19 @@ from typing import Any
 from tasks.context import Context
 from tasks.core import atomic, runner
 from tasks.core.errors import SigningError
-from tasks.core.evidence import StageRecord
+from tasks.core.evidence import StageRecord, command_for
+from tasks.core.image_ref import ATTESTATION_SUFFIX, SIGNATURE_SUFFIX, ImageRef
 from tasks.core.media_types import (
     COMPLIANCE_RESULT_MEDIA_TYPE,
     CYCLONEDX_MEDIA_TYPE,
     FIT_MEDIA_TYPE,
     GRYPE_JSON_MEDIA_TYPE,
-    MANIFEST_MEDIA_TYPE,
     OPENVEX_MEDIA_TYPE,
     PREDICATE_MEDIA_TYPE,
     SPDX_MEDIA_TYPE,
     SYFT_JSON_MEDIA_TYPE,
 )
+from tasks.core.recorded import BuiltImage, Scanned
 from tasks.core.runner import Tool
 from tasks.policy import rego
 from tasks.signing import verified
@@ -54,14 +55,13 @@ def record_of(stage: str, subject: str) -> str:
 
 def vuln_predicate(ctx: Context, subject: str = "image") -> dict[str, Any]:
     """cosign's vuln predicate around the grype result the scan stage gated on."""
-    scan = ctx.evidence.stage(record_of("scan", subject))
+    scan = Scanned.read(ctx.evidence, record_of("scan", subject))
     result = json.loads(recorded(ctx, record_of("scan", subject), GRYPE_JSON_MEDIA_TYPE).read_text(encoding="utf-8"))
-    grype = str(scan["tools"].get("grype", ""))
-    return vuln_predicate_of(result, grype, scan["details"].get("db", {}), scan["started"], scan["finished"])
+    return vuln_predicate_of(result, scan.grype, scan.db_source, scan.db_built, scan.started, scan.finished)
 
 
 def vuln_predicate_of(
-    result: dict[str, Any], grype_version: str, db: dict[str, Any], started: str, finished: str
+    result: dict[str, Any], grype_version: str, db_source: str, db_built: str, started: str, finished: str
 ) -> dict[str, Any]:
     """cosign's vuln predicate around a grype result; ``finished`` (scanFinishedOn) orders the
     statements of this time-dependent type (gates.verify.evaluation)."""
@@ -70,7 +70,7 @@ def vuln_predicate_of(
         "scanner": {
             "uri": "pkg:golang/github.com/anchore/grype",
             "version": grype_version,
-            "db": {"uri": f"grype-db:{db.get('source', '')}", "version": db.get("built", "")},
+            "db": {"uri": f"grype-db:{db_source}", "version": db_built},
             "result": {k: result.get(k) for k in ("matches", "ignoredMatches", "source", "distro") if k in result},
         },
         "metadata": {"scanStartedOn": started, "scanFinishedOn": finished},
@@ -85,7 +85,7 @@ def openvex_document(ctx: Context, subject: str = "image", digest: str = "") -> 
         for art in scan.get("inputs", [])
         if art["media_type"] == OPENVEX_MEDIA_TYPE
     ]
-    return openvex_of(documents, digest or ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).digest, scan["finished"])
+    return openvex_of(documents, digest or BuiltImage.read(ctx.evidence).image.digest, scan["finished"])
 
 
 def openvex_of(documents: list[Path], image_digest: str, timestamp: str) -> dict[str, Any]:
@@ -186,14 +186,13 @@ def already_attached(
     ``memo_dir``, its answer reused while the registry serves the same .att manifest, verified.py)."""
     argv = ["verify-attestation", *signer.verify_flags(), *registry_flags(ref), "--type", rego.cosign_type(kind), ref]
     if memo_dir is not None:
-        suffix = verified.ATTESTATION_SUFFIX
-        done = verified.cosign_verify(rec, cosign, signer, argv, ref, suffix, memo_dir, timeout=300)
+        done = verified.cosign_verify(rec, cosign, signer, argv, ref, ATTESTATION_SUFFIX, memo_dir, timeout=300)
     else:
         done = runner.run(rec, cosign, argv, env=signer.env(), check=False, timeout=300)
     if done.returncode != 0:
         return False  # nothing of this type verifies: attach
     wanted = _folded(json.loads(predicate.read_text(encoding="utf-8")))
-    digest = ref.split("@sha256:", 1)[-1]
+    digest = ImageRef.parse(ref).hex
     for line in done.stdout.splitlines():
         if not line.strip().startswith("{"):
             continue
@@ -212,10 +211,10 @@ def already_signed(rec: StageRecord, cosign: Tool, signer: Signer, ref: str, mem
     repository and digest, no annotations) is attached already: `cosign verify` with the signer's own
     verify flags (its answer reused while the registry serves the same .sig manifest, verified.py)."""
     argv = ["verify", *signer.verify_flags(), *registry_flags(ref), ref]
-    done = verified.cosign_verify(rec, cosign, signer, argv, ref, verified.SIGNATURE_SUFFIX, memo_dir, timeout=300)
+    done = verified.cosign_verify(rec, cosign, signer, argv, ref, SIGNATURE_SUFFIX, memo_dir, timeout=300)
     if done.returncode != 0:
         return False  # none verifies: sign
-    repository, digest = ref.split("@", 1)
+    image = ImageRef.parse(ref)
     try:
         payloads = json.loads(done.stdout)
     except ValueError:
@@ -223,8 +222,8 @@ def already_signed(rec: StageRecord, cosign: Tool, signer: Signer, ref: str, mem
     for payload in payloads if isinstance(payloads, list) else []:
         critical = payload.get("critical", {}) if isinstance(payload, dict) else {}
         if (
-            critical.get("image", {}).get("docker-manifest-digest") == digest
-            and critical.get("identity", {}).get("docker-reference") == repository
+            critical.get("image", {}).get("docker-manifest-digest") == image.digest
+            and critical.get("identity", {}).get("docker-reference") == image.repository
             and not payload.get("optional")
         ):
             return True
@@ -248,10 +247,9 @@ def bound_to_firmware(ctx: Context, fit_digest: str) -> None:
     for stage in ("sbom:firmware", "provenance:firmware"):
         made_from = {i["digest"] for i in ctx.evidence.stage(stage)["inputs"] if i["media_type"] == FIT_MEDIA_TYPE}
         if made_from != {fit_digest}:
-            command = stage.replace(":firmware", " -- --subject firmware")
             raise SigningError(
                 f"the {stage} record is about FIT {', '.join(sorted(made_from)) or 'none'}, not the firmware being "
-                f"signed ({fit_digest}); rerun `nox -s {command}` after `nox -s firmware`"
+                f"signed ({fit_digest}); rerun `{command_for(stage)}` after `nox -s firmware`"
             )
     sbom = ctx.evidence.output("sbom:firmware", SYFT_JSON_MEDIA_TYPE).digest
     scanned = {

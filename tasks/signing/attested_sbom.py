@@ -14,6 +14,7 @@ from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.errors import SigningError
 from tasks.core.evidence import StageRecord
+from tasks.core.image_ref import ImageRef
 from tasks.core.media_types import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE
 from tasks.signing.signer import Signer
 from tasks.signing.verify import statements, verify_statements
@@ -24,7 +25,7 @@ SBOM_TYPES = {"spdxjson": SPDX_MEDIA_TYPE, "cyclonedx": CYCLONEDX_MEDIA_TYPE}
 
 def attested_sbom(ctx: Context, rec: StageRecord, signer: Signer, ref: str, workdir: Path) -> tuple[Path, str]:
     """The image's signed SBOM (its newest statement naming the digest), written for grype."""
-    digest = ref.split("@sha256:", 1)[1]
+    digest = ImageRef.parse(ref).hex
     tried = []
     for kind, media_type in SBOM_TYPES.items():
         done = verify_statements(ctx, rec, ref, kind, signer)

@@ -24,19 +24,16 @@ from pathlib import Path
 from tasks.container import oci_registry
 from tasks.core import atomic, memo, runner
 from tasks.core.evidence import StageRecord, now
+from tasks.core.image_ref import ImageRef
 from tasks.core.runner import Tool
 from tasks.signing.signer import Signer
 
-SIGNATURE_SUFFIX = ".sig"
-ATTESTATION_SUFFIX = ".att"
-
 
 def attached_manifest(ref: str, suffix: str) -> str | None:
-    """The digest of the manifest under cosign's tag for ``ref``'s signatures or attestations."""
-    repository, _, digest = ref.partition("@")
-    if not digest.startswith("sha256:"):
-        return None
-    return oci_registry.manifest_digest(repository, digest.replace(":", "-") + suffix)
+    """The digest of the manifest under cosign's tag for ``ref``'s signatures or attestations
+    (``suffix``: image_ref.SIGNATURE_SUFFIX or ATTESTATION_SUFFIX)."""
+    image = ImageRef.maybe(ref)
+    return oci_registry.manifest_digest(image.repository, image.cosign_tag(suffix)) if image else None
 
 
 def _memo_key(cosign: Tool, argv: Sequence[str], manifest: str) -> str:

@@ -20,6 +20,7 @@ from tasks.context import Context
 from tasks.core import runner
 from tasks.core.checks import Check
 from tasks.core.evidence import StageRecord
+from tasks.core.image_ref import ATTESTATION_SUFFIX, SIGNATURE_SUFFIX, ImageRef
 from tasks.policy import rego
 from tasks.signing import verified
 from tasks.signing.signer import Signer, registry_flags
@@ -79,7 +80,7 @@ def diagnose(ctx: Context, rec: StageRecord, ref: str, predicate_type: str) -> s
     attached = [s for s in statements(done.stdout) if str(s.get("predicateType", "")).startswith(predicate_type)]
     if not attached:
         return f"missing: no {predicate_type} attestation is attached to the image"
-    digest = ref.split("@sha256:", 1)[1]
+    digest = ImageRef.parse(ref).hex
     subjects = sorted({str(d.get("digest", {}).get("sha256", "")) for s in attached for d in s.get("subject", [])})
     if digest not in subjects:
         return (
@@ -92,15 +93,13 @@ def verify_statements(ctx: Context, rec: StageRecord, ref: str, kind: str, signe
     """`cosign verify-attestation --type kind`: the signed statements on stdout (exit 0), or why not
     (cosign's earlier answer when the registry serves the same attestations: tasks/signing/verified.py)."""
     argv = ["verify-attestation", *signer.verify_flags(), *registry_flags(ref), "--type", rego.cosign_type(kind), ref]
-    return verified.cosign_verify(
-        rec, ctx.tool("cosign"), signer, argv, ref, verified.ATTESTATION_SUFFIX, memo_dir(ctx)
-    )
+    return verified.cosign_verify(rec, ctx.tool("cosign"), signer, argv, ref, ATTESTATION_SUFFIX, memo_dir(ctx))
 
 
 def verify_signature(ctx: Context, rec: StageRecord, ref: str, signer: Signer) -> runner.Completed:
     """`cosign verify`: the image's signature by the expected key or identity (remembered like the above)."""
     argv = ["verify", *signer.verify_flags(), *registry_flags(ref), ref]
-    return verified.cosign_verify(rec, ctx.tool("cosign"), signer, argv, ref, verified.SIGNATURE_SUFFIX, memo_dir(ctx))
+    return verified.cosign_verify(rec, ctx.tool("cosign"), signer, argv, ref, SIGNATURE_SUFFIX, memo_dir(ctx))
 
 
 def memo_dir(ctx: Context) -> Path:

@@ -10,8 +10,8 @@ from tasks.container.build import Built, build_app, build_base, source_url
 from tasks.context import Context, git_revision, source_date_epoch
 from tasks.core import atomic
 from tasks.core.console import console
-from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.image_ref import ImageRef
 from tasks.core.media_types import DEPLOYABLES_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
 
 
@@ -20,13 +20,12 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser.add_argument("--base", help="a pinned upstream base image BY DIGEST instead of the Debian-built one")
     parser.add_argument("--rebuild-base", action="store_true", help="rebuild the base rootfs even if cached")
     args = parser.parse_args(argv)
-    if args.base and "@sha256:" not in args.base:
-        raise InputError(f"--base {args.base}: a base image must be given by digest (name@sha256:...)")
+    upstream = ImageRef.parse(args.base, what="--base") if args.base else None
     dest = oci_registry.destination(ctx, rec)
     epoch = source_date_epoch(ctx, rec)
     revision = git_revision(ctx, rec)
-    if args.base:
-        base = Built(args.base, args.base.split("@", 1)[1], "")
+    if upstream:
+        base = Built(str(upstream), upstream.digest, "")
         rec.details["base_source"] = "upstream"
     else:
         base = build_base(ctx, rec, dest, epoch, rebuild=args.rebuild_base)

@@ -14,6 +14,7 @@ from tasks.core.console import console, error_line
 from tasks.core.errors import InputError, PolicyError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import COMPLIANCE_RESULT_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
+from tasks.core.recorded import BuiltImage
 from tasks.core.runner import Tool
 from tasks.firmware.unpack import unpack_initramfs
 
@@ -40,10 +41,10 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         oscap.data_file(str(settings["datastream"]))
     if args.device_rootfs is not None:
         return device_rootfs(ctx, rec, oscap, args.device_rootfs.resolve(), profile)
-    image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
-    rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
+    image = BuiltImage.read(ctx.evidence).image
+    rec.add_oci(str(image), image.digest, MANIFEST_MEDIA_TYPE, output=False)
     out = ctx.stage_dir("compliance")
-    evaluation = evaluate(ctx, rec, oscap, image.name, out)
+    evaluation = evaluate(ctx, rec, oscap, str(image), out)
     results, html = evaluation.results, evaluation.report
     rec.add_output(results, "application/xml")
     rec.add_output(html, "text/html")

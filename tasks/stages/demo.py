@@ -29,8 +29,8 @@ from tasks.core.evidence import StageRecord, Verdict
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     argparse.ArgumentParser(prog="nox -s demo", description="the talk's admission demo, step by step").parse_args(argv)
     kube, state = ready(ctx, rec)
-    repository, digest = built_image(ctx, rec)
-    signed = f"{repository}@{digest}"
+    image = built_image(ctx, rec)
+    repository, signed = image.repository, str(image)
     unsigned = unsigned_image(ctx, signed)
     steps: list[Check] = [step_signed(kube, signed), step_unsigned(kube, unsigned)]
     if state.engine == "local":  # the images live in the registry the local API server reads

@@ -22,7 +22,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         prog="nox -s deploy", description="the chart, by digest, into the protected namespace"
     ).parse_args(argv)
     kube, state = ready(ctx, rec)
-    repository, digest = built_image(ctx, rec)
+    image = built_image(ctx, rec)
+    repository, digest = image.repository, image.digest
     local = oci_registry.configured()
     if not repository.startswith(f"{local.address}/"):
         raise InputError(f"{repository}: deploy copies from the local registry {local.address} only")

@@ -40,7 +40,7 @@ from tasks.cluster.webhooks import documents, write_manifests
 from tasks.context import Context
 from tasks.core.checks import Check, conclude
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.core.media_types import DIGEST
+from tasks.core.image_ref import ImageRef
 
 ROOT, POLICIES, SERVER = manifests.ROOT_APP, "admission-policies", "secure-iot"
 SYNC_S = 180.0
@@ -59,7 +59,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             "gitops runs Argo CD's controller and repo server as processes beside the local engine's API server: "
             "`nox -s teardown`, then `nox -s cluster -- --engine local`"
         )
-    repository, digest = built_image(ctx, rec)
+    image = built_image(ctx, rec)
+    repository, digest = image.repository, image.digest
     unsigned = unsigned_image(ctx, f"{repository}@{digest}")
     tools = cluster_tools(ctx, TOOLS)
     kube = Kube(ctx, rec, None, tools, state.cluster, netns=state.netns)
@@ -163,9 +164,10 @@ def unsigned_refused(kube: Kube, mirror: desired_state.Mirror, rec: StageRecord,
     """A commit naming an image that was never signed: synced by Argo CD, refused by policy-controller."""
     name = "a commit naming an unsigned image: refused at admission"
     expected = f"the {SERVER} sync fails with {DENIED!r}; the signed release keeps running"
-    repository, digest = unsigned.split("@", 1)
-    if not DIGEST.match(digest):
+    never_signed = ImageRef.maybe(unsigned)
+    if never_signed is None:
         return Check(name, False, f"{unsigned}: not an image by digest", expected)
+    repository, digest = never_signed.repository, never_signed.digest
     bad = desired_state.commit_release(mirror, rec, repository, digest, f"release: {unsigned} (never signed)")
     rec.details["unsigned_commit"] = bad
     argocd.refresh(kube, ROOT)

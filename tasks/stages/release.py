@@ -19,6 +19,7 @@ from tasks.core.media_types import (
     STATEMENT_MEDIA_TYPE,
     TUF_METADATA_MEDIA_TYPE,
 )
+from tasks.core.recorded import BuiltFirmware
 
 NO_PROVENANCE = "the firmware stage's evidence carries no SLSA provenance for this FIT; none is claimed"
 
@@ -48,10 +49,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     fit_art = ctx.evidence.output("firmware", FIT_MEDIA_TYPE)
     fit = ctx.unchanged(fit_art.name, fit_art.digest)
     rec.add_input(fit, FIT_MEDIA_TYPE)
-    version, security_version = (
-        str(firmware["details"]["firmware_version"]),
-        int(firmware["details"]["security_version"]),
-    )
+    built = BuiltFirmware.read(ctx.evidence)
+    version, security_version = built.firmware_version, built.security_version
     custom = {
         "firmware_version": version,
         "security_version": security_version,

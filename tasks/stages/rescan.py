@@ -24,7 +24,9 @@ from tasks.core import atomic
 from tasks.core.checks import Check, conclude
 from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord, Verdict, now
+from tasks.core.image_ref import ImageRef
 from tasks.core.media_types import COMPLIANCE_RESULT_MEDIA_TYPE, GRYPE_JSON_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
+from tasks.core.recorded import SignedImage
 from tasks.policy import gate
 from tasks.signing.attach import attest_replacing, openvex_of, vuln_predicate_of
 from tasks.signing.attested_sbom import attested_sbom
@@ -32,14 +34,11 @@ from tasks.signing.attested_sbom import attested_sbom
 
 def signed_images(ctx: Context, extra: Sequence[str]) -> list[str]:
     """The images to re-scan: --image ones, else the one the sign stage signed (by digest)."""
-    for ref in extra:
-        if "@sha256:" not in ref:
-            raise InputError(f"--image {ref}: give the image by digest (name@sha256:...)")
     if extra:
-        return list(dict.fromkeys(extra))
+        return list(dict.fromkeys(str(ImageRef.parse(ref, what="--image")) for ref in extra))
     if "sign" not in ctx.evidence.load()["stages"]:
         raise InputError("no signed image in the evidence: run `nox -s sign`, or pass --image name@sha256:...")
-    return [str(ctx.evidence.stage("sign")["details"]["image"])]
+    return [str(SignedImage.read(ctx.evidence).image)]
 
 
 def reevaluate(ctx: Context, rec: StageRecord, signer: signing.Signer, ref: str, work: Path) -> Check:
@@ -82,7 +81,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     vex = vex_documents(ctx, rec)
     checks: list[Check] = []
     for ref in images:
-        digest = ref.split("@", 1)[1]
+        digest = ImageRef.parse(ref).digest
         work = ctx.stage_dir("rescan") / digest.replace(":", "-")[:19]
         work.mkdir(parents=True, exist_ok=True)
         oci_registry.ensure_for(ctx, rec, ref)
@@ -92,7 +91,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         result = run_grype(ctx, rec, grype, sbom, vex, {"json": work / "grype.json"}, db.source, max_age)
         finished = now()
         rec.add_output(work / "grype.json", GRYPE_JSON_MEDIA_TYPE)
-        predicate = vuln_predicate_of(result, grype.version, db.as_json(), started, finished)
+        predicate = vuln_predicate_of(result, grype.version, db.source, db.built, started, finished)
         predicates = {"vuln": work / "vuln.predicate.json", "openvex": work / "openvex.json"}
         atomic.write_json(predicates["vuln"], predicate)
         atomic.write_json(predicates["openvex"], openvex_of(vex, digest, finished))

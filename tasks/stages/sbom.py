@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from tasks import toolchain
-from tasks.analysis.sbom import SOURCE_EXCLUDES, Documents, generate, image_ref
+from tasks.analysis.sbom import SOURCE_EXCLUDES, Documents, generate
 from tasks.analysis.sbom_complete import (
     Producer,
     Root,
@@ -30,6 +30,7 @@ from tasks.core import atomic, runner
 from tasks.core.console import console
 from tasks.core.errors import EvidenceError, VerificationError
 from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.image_ref import ImageRef
 from tasks.core.media_types import (
     DEPLOYABLES_MEDIA_TYPE,
     FIT_MEDIA_TYPE,
@@ -38,6 +39,7 @@ from tasks.core.media_types import (
     REPORT_MEDIA_TYPE,
     SPDX3_MEDIA_TYPE,
 )
+from tasks.core.recorded import BuiltFirmware, BuiltImage
 from tasks.firmware.sbom_tree import sbom_tree
 from tasks.policy import Finding, gate
 from tasks.policy.findings import findings_table
@@ -58,13 +60,14 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     if args.subject == "firmware":
         ref, subjects = firmware_subject(ctx, rec)
     else:
-        ref = image_ref(ctx)
+        image = BuiltImage.read(ctx.evidence).image  # pushed by digest, never a tag
+        ref = str(image)
         oci_registry.ensure_for(ctx, rec, ref)
-        rec.add_oci(ref, ref.split("@", 1)[1], MANIFEST_MEDIA_TYPE, output=False)
+        rec.add_oci(ref, image.digest, MANIFEST_MEDIA_TYPE, output=False)
         excludes = [arg for path in SOURCE_EXCLUDES for arg in ("--exclude", path)]
         # Every SBOM the pipeline makes is one Subject; the firmware is one more (--subject firmware).
         subjects = [
-            Subject("image", f"registry:{ref}", (), Root(version=ref.split("@", 1)[1], purl=oci_purl(ref))),
+            Subject("image", f"registry:{ref}", (), Root(version=image.digest, purl=oci_purl(ref))),
             Subject(
                 "source", f"dir:{ctx.root}", (*excludes, "--source-name", "secure-iot"), Root(git_revision(ctx, rec))
             ),
@@ -119,7 +122,8 @@ def root_artifact(ctx: Context, rec: StageRecord, stem: str, ref: str) -> RootAr
 
 def image_artifact(ctx: Context, rec: StageRecord, ref: str) -> RootArtifact:
     """The image's deployable form: its manifest as the registry serves it, checked against the digest."""
-    repository, digest = ref.split("@", 1)
+    image = ImageRef.parse(ref)
+    repository, digest = image.repository, image.digest
     done = runner.run(
         rec, ctx.tool("skopeo"), ["inspect", "--raw", *oci_registry.tls_flags(ref), f"docker://{ref}"], timeout=120
     )
@@ -138,7 +142,6 @@ def firmware_artifact(ctx: Context) -> RootArtifact:
 
 def firmware_subject(ctx: Context, rec: StageRecord) -> tuple[str, list[Subject]]:
     """The firmware stage's initramfs unpacked, plus its pinned Debian components (firmware.sbom_tree)."""
-    build = ctx.evidence.stage("firmware")["details"]
     initramfs = ctx.evidence.output("firmware", INITRAMFS_MEDIA_TYPE)
     fit = ctx.evidence.output("firmware", FIT_MEDIA_TYPE)
     rec.add_input(ctx.unchanged(initramfs.name, initramfs.digest), INITRAMFS_MEDIA_TYPE)
@@ -146,7 +149,7 @@ def firmware_subject(ctx: Context, rec: StageRecord) -> tuple[str, list[Subject]
     inputs = load_inputs(toolchain.lock_path(ctx.root))
     tree = ctx.stage_dir("sbom") / "firmware-tree"
     sbom_tree(ctx.artifact(initramfs.name).read_bytes(), inputs, tree)
-    version = str(build["firmware_version"])
+    version = BuiltFirmware.read(ctx.evidence).firmware_version
     name = "secure-iot-firmware"
     extra = ("--source-name", name, "--source-version", version)
     root = Root(version=version, purl=f"pkg:generic/{name}@{version}?checksum={fit.digest}")

@@ -9,7 +9,6 @@ from tasks import signing
 from tasks.container import oci_artifact, oci_registry
 from tasks.context import Context
 from tasks.core.console import console
-from tasks.core.errors import SigningError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import (
     BOOTLOADER_MEDIA_TYPE,
@@ -22,6 +21,7 @@ from tasks.core.media_types import (
     REFERENCE_VALUES_PREDICATE_TYPE,
     SIGSTORE_BUNDLE_MEDIA_TYPE,
 )
+from tasks.core.recorded import BuiltFirmware, BuiltImage
 from tasks.policy import rego
 from tasks.signing.attach import attest, attestations, blobs, bound_to_image, sign, sign_blob
 
@@ -33,32 +33,26 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     signer = signing.configured(ctx)
     if args.subject == "firmware":
         return sign_firmware(ctx, rec, signer)
-    image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
-    if "@sha256:" not in image.name:
-        raise SigningError(f"{image.name}: refusing to sign anything but an image by digest")
+    image = BuiltImage.read(ctx.evidence).image  # by digest: nothing else is signed
     bound_to_image(ctx, image.digest)
     todo = attestations(ctx)
     timed = rego.evaluation(ctx.policy)[0]
-    oci_registry.ensure_for(ctx, rec, image.name)
+    oci_registry.ensure_for(ctx, rec, str(image))
     cosign = ctx.tool("cosign")
-    rec.add_oci(image.name, image.digest, MANIFEST_MEDIA_TYPE, output=False)
+    rec.add_oci(str(image), image.digest, MANIFEST_MEDIA_TYPE, output=False)
     memo = ctx.stage_dir("sign") / "memo"
-    signed = sign(rec, cosign, signer, image.name, memo)
+    signed = sign(rec, cosign, signer, str(image), memo)
     for att in todo:
         rec.add_input(att.predicate, "application/json")
         # a time-dependent type's newer statement replaces the older (authorities-policy.rego)
-        attest(rec, cosign, signer, image.name, att.type, att.predicate, replace=att.type in timed, memo_dir=memo)
+        attest(rec, cosign, signer, str(image), att.type, att.predicate, replace=att.type in timed, memo_dir=memo)
     bundles = [sign_blob(ctx, rec, signer, path) for path in blobs(ctx)]
     for bundle in bundles:
         rec.add_output(bundle, "application/vnd.dev.sigstore.bundle.v0.3+json")
-    repository, digest = image.name.split("@", 1)
-    tags = {
-        "signature": f"{repository}:{digest.replace(':', '-')}.sig",
-        "attestations": f"{repository}:{digest.replace(':', '-')}.att",
-    }
+    tags = {"signature": image.tagged(image.signature_tag), "attestations": image.tagged(image.attestation_tag)}
     rec.details.update(
         {
-            "image": image.name,
+            "image": str(image),
             "signer": signer.describe(),
             "attached": [a.type for a in todo],
             "where": tags,
@@ -67,7 +61,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     )
     console.print(
         f"[green]sign: pass[/] — signature{'' if signed else ' (already signed)'} + {len(todo)} attestations on "
-        f"{image.name}; {len(bundles)} blob bundles"
+        f"{image}; {len(bundles)} blob bundles"
     )
     return "pass"
 
@@ -90,8 +84,8 @@ def sign_firmware(ctx: Context, rec: StageRecord, signer: signing.Signer) -> Ver
     paths = signing.verified_firmware(ctx, rec, signer, FIRMWARE_LAYERS).paths
     signing.bound_to_firmware(ctx, ctx.evidence.output("firmware", FIT_MEDIA_TYPE).digest)
     timed = rego.evaluation(ctx.policy)[0]
-    details = ctx.evidence.stage("firmware")["details"]
-    version, epoch = str(details["firmware_version"]), int(details["source_date_epoch"])
+    built = BuiltFirmware.read(ctx.evidence)
+    version, epoch = built.firmware_version, built.source_date_epoch
     pushed = oci_artifact.push(
         ctx,
         rec,
@@ -102,7 +96,7 @@ def sign_firmware(ctx: Context, rec: StageRecord, signer: signing.Signer) -> Ver
         epoch=epoch,
         annotations={
             "org.opencontainers.image.version": version,
-            "vnd.secure-iot.firmware.security-version": str(details["security_version"]),
+            "vnd.secure-iot.firmware.security-version": str(built.security_version),
         },
         manifest=ctx.stage_dir("sign") / "firmware.manifest.json",
     )

@@ -12,6 +12,7 @@ from tasks.context import Context
 from tasks.core.checks import Check, conclude
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import CONSOLE_LOG_MEDIA_TYPE
+from tasks.core.recorded import PublishedRelease
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -25,7 +26,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     genuine = signing.genuine_firmware(ctx, rec)  # the FIT, boot loader, control DTB; reference values verified
     config = ota.load_config(ctx.inside(ota.CONFIG))
     model = args.model or config.default_model
-    release = ctx.evidence.stage("release")["details"]
+    release = PublishedRelease.read(ctx.evidence)
     repo = ota.Repository.open(
         ctx.stage_dir("release") / "repository", ota.TufKeys(ctx.root / ota.KEY_DIR / "tuf"), config
     )
@@ -41,7 +42,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         keyring=pki.ca_cert,
         fit=genuine.fit,
         version="factory",
-        security_version=int(release["custom"]["security_version"]),
+        security_version=release.security_version,
     )
     disk = firmware.slots.Disk.create(out / "device" / "slots.img", firmware.env_tools(ctx), rec, genuine.fit)
     qemu_device = firmware.Device(genuine.u_boot, genuine.control_dtb, None, disk.path)

@@ -9,9 +9,10 @@ from tasks import signing
 from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core.checks import Check, conclude
-from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
+from tasks.core.image_ref import ImageRef
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE, REFERENCE_VALUES_PREDICATE_TYPE
+from tasks.core.recorded import ImageBuild, SignedFirmware
 from tasks.policy import rego
 from tasks.signing.verify import (
     signed_statement_present,
@@ -35,17 +36,15 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     args = parser.parse_args(argv)
     extra: list[str] = []
     if args.subject == "firmware":
-        signed = ctx.evidence.stage("sign:firmware")["details"]
-        ref, tag = ctx.evidence.output("sign:firmware", MANIFEST_MEDIA_TYPE).name, str(signed.get("tag", ""))
+        signed = SignedFirmware.read(ctx.evidence)
+        image, tag = signed.artifact, signed.tag
         extra = [REFERENCE_VALUES_PREDICATE_TYPE]  # the golden values ride on the artifact too
     elif args.image:
-        if "@sha256:" not in args.image:
-            raise InputError(f"--image {args.image}: give the image by digest (name@sha256:...)")
-        ref, tag = args.image, ""
+        image, tag = ImageRef.parse(args.image, what="--image"), ""
     else:
-        ref = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).name
-        tag = str(ctx.evidence.stage("build")["details"].get("tag", ""))
-    repository, digest = ref.split("@", 1)
+        built = ImageBuild.read(ctx.evidence)
+        image, tag = built.image, built.tag
+    ref, repository, digest = str(image), image.repository, image.digest
     signer = signing.configured(ctx)
     oci_registry.ensure_for(ctx, rec, ref)
     rec.add_oci(ref, digest, MANIFEST_MEDIA_TYPE, output=False)

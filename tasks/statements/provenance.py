@@ -22,7 +22,8 @@ from tasks.context import Context, git_revision
 from tasks.core import atomic, runner
 from tasks.core.errors import EvidenceError, InputError
 from tasks.core.evidence import StageRecord
-from tasks.core.media_types import MANIFEST_MEDIA_TYPE, PREDICATE_TYPE, STATEMENT_TYPE
+from tasks.core.media_types import PREDICATE_TYPE, STATEMENT_TYPE
+from tasks.core.recorded import BuiltFirmware, ImageBuild
 
 BUILD_TYPE = "urn:secure-iot:slsa:buildtype:nox-buildah:v1"
 FIRMWARE_BUILD_TYPE = "urn:secure-iot:slsa:buildtype:nox-firmware:v1"  # `nox -s firmware` (docs/slsa/build-type.md)
@@ -150,7 +151,7 @@ def from_firmware_evidence(ctx: Context, rec: StageRecord, subjects: list[tuple[
     [inputs.*], the config fragment, the .its template, the rootfs recipe — plus tools.lock and the
     toolchain it ran (cross compiler, mkimage, dtc …) by version and sha256."""
     build = ctx.evidence.stage("firmware")
-    details = build["details"]
+    built = BuiltFirmware.read(ctx.evidence)
     revision = git_revision(ctx, rec)
     deps = [ResourceDescriptor(f"git+{source_url()}@{git_ref(ctx, rec)}", {"gitCommit": revision})]
     for art in build.get("inputs", []):
@@ -175,10 +176,10 @@ def from_firmware_evidence(ctx: Context, rec: StageRecord, subjects: list[tuple[
             "release": "firmware/release.toml",
         },
         internal_parameters={
-            "sourceDateEpoch": details.get("source_date_epoch"),
-            "firmwareVersion": details.get("firmware_version"),
-            "securityVersion": details.get("security_version"),
-            "uBootCacheKey": details.get("u_boot", {}).get("cache_key"),
+            "sourceDateEpoch": built.source_date_epoch,
+            "firmwareVersion": built.firmware_version,
+            "securityVersion": built.security_version,
+            "uBootCacheKey": built.u_boot_cache_key,
         },
         resolved_dependencies=deps,
         **run_details(build),
@@ -187,14 +188,11 @@ def from_firmware_evidence(ctx: Context, rec: StageRecord, subjects: list[tuple[
 
 def from_evidence(ctx: Context, rec: StageRecord) -> Provenance:
     build = ctx.evidence.stage("build")
-    details = build["details"]
-    image = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE)
-    repository, digest = image.name.split("@", 1)
-    revision = details.get("revision", "unknown")
-    deps = [ResourceDescriptor(f"git+{details.get('source_url')}@{git_ref(ctx, rec)}", {"gitCommit": revision})]
-    base = details.get("base_image", "")
-    if "@sha256:" in base:
-        deps.append(ResourceDescriptor(base.split("@", 1)[0], {"sha256": base.split("@sha256:", 1)[1]}, "base-image"))
+    built = ImageBuild.read(ctx.evidence)
+    revision = built.revision
+    deps = [ResourceDescriptor(f"git+{built.source_url}@{git_ref(ctx, rec)}", {"gitCommit": revision})]
+    if built.base_image:
+        deps.append(ResourceDescriptor(built.base_image.repository, {"sha256": built.base_image.hex}, "base-image"))
     for lock in LOCKS:
         path = ctx.inside(lock)
         if not path.is_file():
@@ -207,18 +205,18 @@ def from_evidence(ctx: Context, rec: StageRecord) -> Provenance:
         if art.get("kind") == "file"
     ]
     return Provenance(
-        subject_name=repository,
-        subject_digest=digest.removeprefix("sha256:"),
+        subject_name=built.image.repository,
+        subject_digest=built.image.hex,
         external_parameters={
-            "repository": details.get("source_url"),
+            "repository": built.source_url,
             "ref": git_ref(ctx, rec),
             "commit": revision,
             "session": "build",
             "containerfile": "app/Containerfile",
         },
         internal_parameters={
-            "sourceDateEpoch": details.get("source_date_epoch"),
-            "baseSource": details.get("base_source"),
+            "sourceDateEpoch": built.source_date_epoch,
+            "baseSource": built.base_source,
             "isolation": "oci",
             "network": "none",
         },
