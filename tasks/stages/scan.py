@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tasks.analysis import vulndb
 from tasks.analysis.scan import findings, run_grype, vex_documents
@@ -15,6 +16,11 @@ from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import GRYPE_JSON_MEDIA_TYPE, SARIF_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
 from tasks.policy import gate
+
+
+def stale(ctx: Context, record: Mapping[str, Any]) -> str | None:
+    """For the pipeline's up-to-date check: the DB the scan used must still be young enough."""
+    return vulndb.outdated(ctx.policy, record)
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:

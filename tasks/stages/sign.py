@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tasks import signing
 from tasks.container import oci_artifact, oci_registry
@@ -24,6 +25,12 @@ from tasks.core.media_types import (
 )
 from tasks.policy import rego
 from tasks.signing.attach import attest, attestations, blobs, bound_to_image, sign, sign_blob
+
+
+def stale(ctx: Context, record: Mapping[str, Any]) -> str | None:
+    """For the pipeline's up-to-date check: the firmware artifact `--subject firmware` pushed must
+    still be in the registry, by digest and tag (the image's run pushes nothing: no OCI output)."""
+    return oci_registry.unserved(record)
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
