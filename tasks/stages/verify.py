@@ -9,9 +9,8 @@ from tasks import signing
 from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core.checks import Check, conclude
-from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.core.media_types import MANIFEST_MEDIA_TYPE, REFERENCE_VALUES_PREDICATE_TYPE
+from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 from tasks.policy import rego
 from tasks.signing.verify import (
     signed_statement_present,
@@ -19,6 +18,7 @@ from tasks.signing.verify import (
     verify_attestation,
     verify_signature,
 )
+from tasks.subjects import IMAGE, SUBJECTS
 
 IMAGE_ONLY = ("compliance",)  # attestation types that describe an image's root filesystem
 
@@ -28,23 +28,13 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser.add_argument("--image", help="verify this image (name@sha256:...) instead of the build stage's")
     parser.add_argument(
         "--subject",
-        choices=("image", "firmware"),
-        default="image",
+        choices=tuple(SUBJECTS),
+        default=IMAGE.names.name,
         help="firmware: the OCI artifact `sign -- --subject firmware` pushed; the same checks and policy",
     )
     args = parser.parse_args(argv)
-    extra: list[str] = []
-    if args.subject == "firmware":
-        signed = ctx.evidence.stage("sign:firmware")["details"]
-        ref, tag = ctx.evidence.output("sign:firmware", MANIFEST_MEDIA_TYPE).name, str(signed.get("tag", ""))
-        extra = [REFERENCE_VALUES_PREDICATE_TYPE]  # the golden values ride on the artifact too
-    elif args.image:
-        if "@sha256:" not in args.image:
-            raise InputError(f"--image {args.image}: give the image by digest (name@sha256:...)")
-        ref, tag = args.image, ""
-    else:
-        ref = ctx.evidence.output("build", MANIFEST_MEDIA_TYPE).name
-        tag = str(ctx.evidence.stage("build")["details"].get("tag", ""))
+    subject = SUBJECTS[args.subject]
+    ref, tag, extra = subject.signed(ctx, args.image)
     repository, digest = ref.split("@", 1)
     signer = signing.configured(ctx)
     oci_registry.ensure_for(ctx, rec, ref)
@@ -64,18 +54,18 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     )
     values = rego.params(ctx.policy, digest)
     required = [str(k) for k in ctx.policy.gate("verify").settings.get("required_attestations", [])]
-    if args.subject == "firmware":  # OpenSCAP evaluates the image's root filesystem; the firmware has none signed
+    if not subject.names.rootfs:  # OpenSCAP evaluates the image's root filesystem; the firmware has none signed
         rec.details["not_required"] = {k: "image only (an OpenSCAP result)" for k in required if k in IMAGE_ONLY}
         required = [k for k in required if k not in IMAGE_ONLY]
     for kind in required:
         checks.append(verify_attestation(ctx, rec, ref, kind, signer, values))
     checks += [signed_statement_present(ctx, rec, ref, kind, signer) for kind in extra]
-    rec.details["image" if args.subject == "image" else "artifact"] = ref
+    rec.details[subject.verified_as] = ref
     document = {"image": ref, "signer": signer.describe()}
     return conclude(
         rec,
         f"verify {ref}",
         checks,
-        report=ctx.stage_dir("verify") / ("report.json" if args.subject == "image" else "firmware.report.json"),
+        report=ctx.stage_dir("verify") / subject.names.file("report.json"),
         document=document,
     )
