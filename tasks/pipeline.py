@@ -5,8 +5,10 @@ imported when it runs, so importing the pipeline loads no tool wrapper.
 
 A stage that passed records an input fingerprint (tasks/core/fingerprint.py). On a re-run, a
 stage whose fingerprint is unchanged, whose outputs re-hash to what it recorded and whose
-time- or world-dependent facts still hold (waivers not expired, vulnerability DB young enough,
-the registry still serving its image by digest and tag) is "up to date" and runs no tool.
+time- or world-dependent facts still hold (waivers not expired; and what only the stage knows
+to check, through the `stale(ctx, record)` its module may export: the vulnerability DB young
+enough for `scan`, the registry still serving by digest and tag what `build` and `sign` pushed)
+is "up to date" and runs no tool. The pipeline imports no domain package to decide that.
 Stages whose answer depends on the outside world each time (ALWAYS_RUN) always run.
 `--force` (`nox -s X -- --force`, `nox -- --force`, or SECURE_IOT_FORCE=1) runs anyway.
 """
@@ -25,9 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.analysis import vulndb
 from tasks.catalogue import BUILT_FROM_SOURCE, CATALOGUE, PIPELINE
-from tasks.container import oci_registry
 from tasks.context import Context
 from tasks.core import fingerprint, runner
 from tasks.core.console import console, summary_table
@@ -38,6 +38,9 @@ from tasks.toolchain import lock_path, prefetch
 from tasks.toolchain.apt import installed_deb
 
 Body = Callable[[Context, StageRecord, Sequence[str]], Verdict]
+# A stage module's optional `stale(ctx, record)`: why its earlier passing `record` no longer holds
+# for a reason the fingerprint cannot see (the world changed, not the inputs), or None.
+StaleCheck = Callable[[Context, Mapping[str, Any]], "str | None"]
 
 FORCE_FLAG = "--force"
 # Their answer depends on time or the world each time (signatures and attestations still in the
@@ -55,6 +58,13 @@ class Stage:
     proves: str
     body: Body
     module: str = ""
+
+    def stale(self, ctx: Context, record: Mapping[str, Any]) -> str | None:
+        """The stage module's own `stale(ctx, record)`, found by name as `run` is; None without one."""
+        if not self.module:
+            return None
+        check: StaleCheck | None = getattr(importlib.import_module(self.module), "stale", None)
+        return check(ctx, record) if check is not None else None
 
 
 def stage(name: str) -> Stage:
@@ -160,17 +170,10 @@ def why_stale(ctx: Context, st: Stage, evidence: Mapping[str, Any], argv: Sequen
                 {**art, "digest": fingerprint.file_digest(name if name.is_absolute() else ctx.artifact(name))}
             )
     for out in prev.get("outputs", []):
-        if out.get("kind") == "oci":
-            tag = str(prev.get("details", {}).get("tag", ""))
-            if not oci_registry.serves(str(out["name"]), str(out["digest"]), tag):
-                return f"the registry does not serve {out['name']} (and tag {tag or '-'}) any more"
-        elif fingerprint.file_digest(ctx.artifact(str(out["name"]))) != out.get("digest"):
+        if out.get("kind") != "oci" and fingerprint.file_digest(ctx.artifact(str(out["name"]))) != out.get("digest"):
             return f"{out['name']} changed since it was recorded"
-    db = prev.get("details", {}).get("db")
-    if isinstance(db, dict) and db.get("built"):
-        built = dt.datetime.fromisoformat(str(db["built"]).replace("Z", "+00:00"))
-        if (dt.datetime.now(dt.UTC) - built).total_seconds() / 3600 > vulndb.max_age_hours(ctx.policy):
-            return "the vulnerability DB it used is older than the policy allows"
+    if (why := st.stale(ctx, prev)) is not None:
+        return why
     now_fp = stage_fingerprint(ctx, st, {**prev, "inputs": current}, argv)
     if now_fp != prev["details"]["fingerprint"]:
         return "an input, tool pin, the policy, its code or a waiver's expiry changed"

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,17 @@ def build_demo(ctx: Context, rec: StageRecord) -> Path:
 def max_age_hours(policy: Policy) -> int:
     """How old the DB may be before a scan refuses it (gates.dependencies.max_db_age_hours)."""
     return int(policy.gate("dependencies").settings.get("max_db_age_hours", 120))
+
+
+def outdated(policy: Policy, record: Mapping[str, Any]) -> str | None:
+    """Why a scan's earlier run no longer holds though nothing it read changed: the DB it used
+    has grown older than the policy allows since (None without a recorded DB build date)."""
+    db = record.get("details", {}).get("db")
+    if isinstance(db, dict) and db.get("built"):
+        built = dt.datetime.fromisoformat(str(db["built"]).replace("Z", "+00:00"))
+        if (dt.datetime.now(dt.UTC) - built).total_seconds() / 3600 > max_age_hours(policy):
+            return "the vulnerability DB it used is older than the policy allows"
+    return None
 
 
 def prepare(ctx: Context, rec: StageRecord, grype: Tool, max_age_hours: int) -> DbStatus:

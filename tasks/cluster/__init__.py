@@ -1,10 +1,10 @@
-"""Talk 09/10 - A cluster to admit into: the kind engine, kubectl wiring, Gatekeeper and
-policy-controller charts, the demo steps.
+"""Talk 09/10 - A cluster to admit into: its `Engine` (kind or local; tasks/cluster/engines.py),
+kubectl wiring, Gatekeeper and policy-controller charts, the demo steps.
 """
 
 from __future__ import annotations
 
-from tasks.cluster import control_plane, netns
+from tasks.cluster import control_plane, engines, netns
 from tasks.cluster.charts import (
     CHARTS,
     GATEKEEPER,
@@ -26,7 +26,6 @@ from tasks.cluster.demo import (
     denial,
     dry_run,
     image_cases,
-    ready,
     step_by_tag,
     step_case,
     step_failed_create,
@@ -42,12 +41,13 @@ from tasks.cluster.engine import (
     LOCAL_TOOLS,
     NODE_IMAGE,
     RFC1918,
-    Engine,
+    ContainerEngine,
     choose_engine,
     cluster_tools,
-    engine,
+    container_engine,
     local_tools,
 )
+from tasks.cluster.engines import Engine
 from tasks.cluster.errors import ClusterError
 from tasks.cluster.kube import Kube, enforced, exists, poll
 from tasks.cluster.registry_wiring import (
@@ -84,6 +84,7 @@ __all__ = [
     "RFC1918",
     "Chart",
     "ClusterError",
+    "ContainerEngine",
     "Engine",
     "Kube",
     "State",
@@ -94,12 +95,13 @@ __all__ = [
     "cluster_policy",
     "cluster_tools",
     "connect_registry",
+    "container_engine",
     "control_plane",
     "demo_pod",
     "denial",
     "dry_run",
     "enforced",
-    "engine",
+    "engines",
     "exists",
     "fetch_chart",
     "gatekeeper_policies",
@@ -110,7 +112,6 @@ __all__ = [
     "netns",
     "network",
     "poll",
-    "ready",
     "recorded_state",
     "registry_container",
     "save",

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from tasks import admission, signing
-from tasks.cluster.engine import cluster_tools, engine, local_tools
 from tasks.cluster.errors import ClusterError
 from tasks.cluster.kube import Kube, poll
-from tasks.cluster.state import State, load, recorded_state
 from tasks.container import oci_registry
 from tasks.context import Context
-from tasks.core import atomic, processes, runner
+from tasks.core import atomic, runner
 from tasks.core.checks import Check
 from tasks.core.errors import EvidenceError
 from tasks.core.evidence import StageRecord
@@ -26,34 +24,6 @@ from tasks.core.recorded import BuiltImage, ImageBuild
 from tasks.core.runner import Completed
 
 DEMO_UNPROTECTED_NAMESPACE = "secure-iot-demo-unprotected"
-
-
-def ready(ctx: Context, rec: StageRecord) -> tuple[Kube, State]:
-    """deploy/demo prerequisites: engine, tools, and the cluster `cluster` made, still running."""
-    state = load(ctx)
-    if state is not None and state.engine == "local":
-        state = recorded_state(ctx)
-        tools = local_tools(ctx)
-        dead = [n for n, pid in state.pids.items() if not processes.alive(pid, tools[n].path.name)]
-        if dead:
-            raise ClusterError(
-                f"the local control plane is not running ({', '.join(dead)} stopped): "
-                "`nox -s teardown`, then `nox -s cluster`"
-            )
-        return Kube(ctx, rec, None, tools, state.cluster, netns=state.netns), state
-    eng = engine(rec)
-    tools = cluster_tools(ctx)
-    state = recorded_state(ctx)
-    kube = Kube(ctx, rec, eng, tools, state.cluster)
-    if state.cluster not in kube.clusters():
-        raise ClusterError(f"no kind cluster {state.cluster!r} is running: run `nox -s cluster` first")
-    running = kube.run("engine", ["inspect", "--format", "{{.State.Running}}", state.registry_container], check=False)
-    if running.stdout.strip() != "true":
-        raise ClusterError(
-            f"the registry container {state.registry_container[:12]} is not running: run `nox -s cluster`"
-        )
-    kube.export_kubeconfig()
-    return kube, state
 
 
 def built_image(ctx: Context, rec: StageRecord) -> ImageRef:

@@ -61,7 +61,9 @@ RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12",
 
 
 @dataclass(frozen=True)
-class Engine:
+class ContainerEngine:
+    """Docker or Podman, which runs kind's nodes (not the cluster engine: tasks/cluster/engines.py)."""
+
     tool: Tool
 
     @property
@@ -72,7 +74,7 @@ class Engine:
         return {"KIND_EXPERIMENTAL_PROVIDER": "podman"} if self.name == "podman" else {}
 
 
-def engine(rec: StageRecord) -> Engine:
+def container_engine(rec: StageRecord) -> ContainerEngine:
     """Docker or Podman, installed and answering; SECURE_IOT_CONTAINER_ENGINE picks one."""
     wanted = os.environ.get("SECURE_IOT_CONTAINER_ENGINE", "")
     if wanted not in ("", "docker", "podman"):
@@ -91,7 +93,7 @@ def engine(rec: StageRecord) -> Engine:
         done = runner.run(rec, probe, ["info", "--format", fmt], check=False, timeout=60)
         version = done.stdout.strip()
         if done.returncode == 0 and version:
-            return Engine(Tool(name, version, binary, route="host"))
+            return ContainerEngine(Tool(name, version, binary, route="host"))
         failures.append(f"`{name} info` failed: {done.tail(1) or f'exit {done.returncode}'}")
     raise ClusterError(
         f"container engine not running: {'; '.join(failures)}; start it "
@@ -131,7 +133,7 @@ def choose_engine(rec: StageRecord, requested: str | None) -> str:
     if wanted:
         return wanted
     try:
-        engine(rec)
+        container_engine(rec)
     except ClusterError as exc:
         rec.details["engine_fallback"] = f"local: {exc}"
         return "local"

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.cluster.engine import Engine
+from tasks.cluster.engine import ContainerEngine
 from tasks.cluster.errors import ClusterError
 from tasks.context import Context
 from tasks.core import runner
@@ -25,7 +25,7 @@ class Kube:
 
     ctx: Context
     rec: StageRecord
-    engine: Engine | None
+    engine: ContainerEngine | None
     tools: dict[str, Tool]
     cluster: str
     netns: str = ""

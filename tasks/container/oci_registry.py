@@ -12,8 +12,10 @@ import http.client
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tasks.context import Context
 from tasks.core import atomic, processes, runner
@@ -192,6 +194,16 @@ def serves(ref: str, digest: str, tag: str = "") -> bool:
         finally:
             connection.close()
     return True
+
+
+def unserved(record: Mapping[str, Any]) -> str | None:
+    """Why a stage's earlier run no longer holds because of the registry: the first image it
+    pushed (an OCI output) that is not served any more by digest and by the tag it recorded."""
+    tag = str(record.get("details", {}).get("tag", ""))
+    for out in record.get("outputs", []):
+        if out.get("kind") == "oci" and not serves(str(out["name"]), str(out["digest"]), tag):
+            return f"the registry does not serve {out['name']} (and tag {tag or '-'}) any more"
+    return None
 
 
 MANIFEST_ACCEPT = ", ".join(

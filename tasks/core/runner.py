@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.core import processes, progress
+from tasks.core import progress
 from tasks.core.errors import ToolError
 from tasks.core.evidence import CommandRecord, StageRecord
 
@@ -213,8 +213,3 @@ def start(
     rec.tools[tool.name] = tool.version
     rec.commands.append(CommandRecord([tool.name, *map(str, args)], tool.name, tool.version, 0, 0.0))
     return proc
-
-
-# Stopping and waiting live in tasks/core/processes.py; these names stay for the callers that say runner.*.
-stop = processes.stop
-wait_listening = processes.wait_listening

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tasks.core import atomic, runner
+from tasks.core import atomic, processes, runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.device import manufacturer
@@ -116,13 +116,13 @@ def serving(rec: StageRecord, server: FleetServer, app_src: Path, *, min_securit
     proc = runner.start(rec, PYTHON, list(ARGV), log=log, env=settings.env(app_src))
     try:
         try:
-            runner.wait_listening(proc, port, "the fleet server", timeout=WAIT_S, poll=0.1)
+            processes.wait_listening(proc, port, "the fleet server", timeout=WAIT_S, poll=0.1)
         except ToolError as exc:
             tail = log.read_text(errors="replace")[-400:] if log.exists() else ""
             raise ToolError(f"{exc}: {tail}") from None
         yield f"https://localhost:{port}"
     finally:
-        rec.details.setdefault("fleet_server", []).append({"pid": proc.pid, "stopped": runner.stop(proc)})
+        rec.details.setdefault("fleet_server", []).append({"pid": proc.pid, "stopped": processes.stop(proc)})
 
 
 def client(server: FleetServer, url: str, *, operator: bool = False) -> httpx.Client:

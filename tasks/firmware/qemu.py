@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tasks.context import Context
-from tasks.core import runner
+from tasks.core import processes, runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.firmware import swtpm
@@ -94,7 +94,7 @@ def boot(ctx: Context, rec: StageRecord, device: Device, raw_log: Path, *, timeo
         try:
             _follow(proc, raw_log, t0, timeout, run)
         finally:
-            run.stopped["qemu"] = runner.stop(proc, grace=1.0)
+            run.stopped["qemu"] = processes.stop(proc, grace=1.0)
         run.exit_code, run.seconds = proc.returncode, round(time.monotonic() - t0, 3)
     return run
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tasks.context import Context
-from tasks.core import runner
+from tasks.core import processes, runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 
@@ -96,7 +96,7 @@ def fresh(ctx: Context, rec: StageRecord, log: Path, pids: dict[str, int], stopp
             _wait_for_socket(proc, sock, log)
             yield Tpm(proc.pid, socket=sock)
         finally:
-            stopped["swtpm"] = runner.stop(proc)
+            stopped["swtpm"] = processes.stop(proc)
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
 
@@ -121,7 +121,7 @@ def measured(ctx: Context, rec: StageRecord, state: Path, log: Path) -> Iterator
             runner.run(rec, ioctl, ["--unix", str(sock), "-s"], timeout=30)
             proc.wait(10)
         finally:
-            runner.stop(proc)
+            processes.stop(proc)
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
 
@@ -152,14 +152,14 @@ def running(ctx: Context, rec: StageRecord, state: Path, log: Path, *, resume: b
     args += ["--ctrl", f"type=tcp,port={port + 1},bindaddr=127.0.0.1", "--flags", flags]
     proc = runner.start(rec, ctx.tool("swtpm"), args, log=log)
     try:
-        runner.wait_listening(proc, port, "swtpm", timeout=WAIT_S, poll=0.02)
+        processes.wait_listening(proc, port, "swtpm", timeout=WAIT_S, poll=0.02)
         tpm = Tpm(proc.pid, port=port)
         yield tpm
         # An orderly TPM2_Shutdown before power-off: without it the next power-on counts a
         # dictionary-attack strike and after a few cycles refuses every DA-protected key.
         runner.run(rec, ctx.tool("tpm2"), ["shutdown"], env=tpm.env, timeout=30)
     finally:
-        rec.details.setdefault("swtpm", []).append({"pid": proc.pid, "stopped": runner.stop(proc)})
+        rec.details.setdefault("swtpm", []).append({"pid": proc.pid, "stopped": processes.stop(proc)})
 
 
 def _start_on_socket(ctx: Context, rec: StageRecord, state: Path, sock: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.core import runner
+from tasks.core import processes, runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 
@@ -89,4 +89,4 @@ def serve(
                 time.sleep(0.05)
         yield f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
     finally:
-        rec.details.setdefault("servers", []).append(runner.stop(proc))
+        rec.details.setdefault("servers", []).append(processes.stop(proc))

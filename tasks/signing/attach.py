@@ -34,6 +34,7 @@ from tasks.core.media_types import (
 )
 from tasks.core.recorded import BuiltImage, Scanned
 from tasks.core.runner import Tool
+from tasks.core.subject import IMAGE_NAMES, SubjectNames
 from tasks.policy import rego
 from tasks.signing import verified
 from tasks.signing.signer import Signer, registry_flags
@@ -48,15 +49,10 @@ class Attestation:
     predicate: Path
 
 
-def record_of(stage: str, subject: str) -> str:
-    """The evidence key of ``stage`` run for ``subject`` (tasks.pipeline.record_name)."""
-    return stage if subject == "image" else f"{stage}:{subject}"
-
-
-def vuln_predicate(ctx: Context, subject: str = "image") -> dict[str, Any]:
+def vuln_predicate(ctx: Context, subject: SubjectNames = IMAGE_NAMES) -> dict[str, Any]:
     """cosign's vuln predicate around the grype result the scan stage gated on."""
-    scan = Scanned.read(ctx.evidence, record_of("scan", subject))
-    result = json.loads(recorded(ctx, record_of("scan", subject), GRYPE_JSON_MEDIA_TYPE).read_text(encoding="utf-8"))
+    scan = Scanned.read(ctx.evidence, subject.record("scan"))
+    result = json.loads(recorded(ctx, subject.record("scan"), GRYPE_JSON_MEDIA_TYPE).read_text(encoding="utf-8"))
     return vuln_predicate_of(result, scan.grype, scan.db_source, scan.db_built, scan.started, scan.finished)
 
 
@@ -77,9 +73,9 @@ def vuln_predicate_of(
     }
 
 
-def openvex_document(ctx: Context, subject: str = "image", digest: str = "") -> dict[str, Any]:
+def openvex_document(ctx: Context, subject: SubjectNames = IMAGE_NAMES, digest: str = "") -> dict[str, Any]:
     """The VEX statements the scan applied, merged into one OpenVEX document."""
-    scan = ctx.evidence.stage(record_of("scan", subject))
+    scan = ctx.evidence.stage(subject.record("scan"))
     documents = [
         ctx.unchanged(art["name"], art["digest"])
         for art in scan.get("inputs", [])
@@ -104,33 +100,33 @@ def openvex_of(documents: list[Path], image_digest: str, timestamp: str) -> dict
     }
 
 
-def attestations(ctx: Context, subject: str = "image", digest: str = "") -> list[Attestation]:
+def attestations(ctx: Context, subject: SubjectNames = IMAGE_NAMES, digest: str = "") -> list[Attestation]:
     """The predicates to attach to ``subject`` (the image, or the firmware artifact ``digest``)."""
     out = ctx.stage_dir("sign")
-    prefix = "" if subject == "image" else f"{subject}."
-    atomic.write_json(out / f"{prefix}vuln.predicate.json", vuln_predicate(ctx, subject))
-    atomic.write_json(out / f"{prefix}openvex.json", openvex_document(ctx, subject, digest))
-    sbom, provenance = record_of("sbom", subject), record_of("provenance", subject)
+    vuln, openvex = out / subject.file("vuln.predicate.json"), out / subject.file("openvex.json")
+    atomic.write_json(vuln, vuln_predicate(ctx, subject))
+    atomic.write_json(openvex, openvex_document(ctx, subject, digest))
+    sbom, provenance = subject.record("sbom"), subject.record("provenance")
     todo = [
         Attestation("spdxjson", recorded(ctx, sbom, SPDX_MEDIA_TYPE)),
         Attestation("cyclonedx", recorded(ctx, sbom, CYCLONEDX_MEDIA_TYPE)),
         Attestation("slsaprovenance1", recorded(ctx, provenance, PREDICATE_MEDIA_TYPE)),
-        Attestation("vuln", out / f"{prefix}vuln.predicate.json"),
-        Attestation("openvex", out / f"{prefix}openvex.json"),
+        Attestation("vuln", vuln),
+        Attestation("openvex", openvex),
     ]
     # the OpenSCAP result is about the image's root filesystem; not run: verify names the missing attestation
-    if subject == "image" and "compliance" in ctx.evidence.load()["stages"]:
+    if subject.rootfs and "compliance" in ctx.evidence.load()["stages"]:
         todo.append(Attestation("compliance", recorded(ctx, "compliance", COMPLIANCE_RESULT_MEDIA_TYPE)))
     return todo
 
 
-def blobs(ctx: Context, subject: str = "image") -> list[Path]:
+def blobs(ctx: Context, subject: SubjectNames = IMAGE_NAMES) -> list[Path]:
     """Every file artifact of the earlier stages (by the evidence), to be bundled."""
     paths = []
     for stage in ("sbom", "scan", "provenance", "compliance"):
-        if stage == "compliance" and (subject != "image" or stage not in ctx.evidence.load()["stages"]):
+        if stage == "compliance" and (not subject.rootfs or stage not in ctx.evidence.load()["stages"]):
             continue  # not run (it is not required to sign); run but failed is refused below
-        outputs = ctx.evidence.stage(record_of(stage, subject))["outputs"]
+        outputs = ctx.evidence.stage(subject.record(stage))["outputs"]
         paths += [ctx.unchanged(o["name"], o["digest"]) for o in outputs if o.get("kind") == "file"]
     return [p for p in paths if not p.name.endswith(BUNDLE_SUFFIX)]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tasks.container import deployables, oci_registry
 from tasks.container.build import Built, build_app, build_base, source_url
@@ -13,6 +14,11 @@ from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.image_ref import ImageRef
 from tasks.core.media_types import DEPLOYABLES_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
+
+
+def stale(ctx: Context, record: Mapping[str, Any]) -> str | None:
+    """For the pipeline's up-to-date check: the image pushed by digest, and its tag, must still be in the registry."""
+    return oci_registry.unserved(record)
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:

@@ -9,8 +9,8 @@ from rich.markup import escape
 
 from tasks.cluster import (
     built_image,
+    engines,
     image_cases,
-    ready,
     step_by_tag,
     step_case,
     step_failed_create,
@@ -28,12 +28,12 @@ from tasks.core.evidence import StageRecord, Verdict
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     argparse.ArgumentParser(prog="nox -s demo", description="the talk's admission demo, step by step").parse_args(argv)
-    kube, state = ready(ctx, rec)
+    engine, kube, state = engines.ready(ctx, rec)
     image = built_image(ctx, rec)
     repository, signed = image.repository, str(image)
     unsigned = unsigned_image(ctx, signed)
     steps: list[Check] = [step_signed(kube, signed), step_unsigned(kube, unsigned)]
-    if state.engine == "local":  # the images live in the registry the local API server reads
+    if engine.reads_pipeline_registry:  # the policy-tester's images are in that registry
         cases = [c for c in image_cases(ctx, rec, signed) if not c.admit and c.name != "unsigned image"]  # step 2
         steps += [step_case(kube, n, case) for n, case in enumerate(cases)]
     steps += [

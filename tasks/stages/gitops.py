@@ -29,6 +29,7 @@ from tasks.cluster import (
     built_image,
     cluster_tools,
     desired_state,
+    engines,
     exists,
     poll,
     unsigned_image,
@@ -54,7 +55,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         prog="nox -s gitops", description="Argo CD syncs infra/gitops into the local cluster; admission still decides"
     ).parse_args(argv)
     state = recorded_state(ctx)
-    if state.engine != "local":
+    if not engines.recorded(state).hosts_processes:
         raise ClusterError(
             "gitops runs Argo CD's controller and repo server as processes beside the local engine's API server: "
             "`nox -s teardown`, then `nox -s cluster -- --engine local`"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tasks.analysis import vulndb
 from tasks.analysis.scan import findings, run_grype, vex_documents
@@ -15,20 +16,27 @@ from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import GRYPE_JSON_MEDIA_TYPE, SARIF_MEDIA_TYPE, SYFT_JSON_MEDIA_TYPE
 from tasks.policy import gate
+from tasks.subjects import IMAGE, SUBJECTS
+
+
+def stale(ctx: Context, record: Mapping[str, Any]) -> str | None:
+    """For the pipeline's up-to-date check: the DB the scan used must still be young enough."""
+    return vulndb.outdated(ctx.policy, record)
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s scan", description="grype over the image SBOM, VEX, gate")
     parser.add_argument("--sbom", type=Path, help="scan this SBOM instead of the sbom stage's image SBOM")
-    parser.add_argument("--subject", choices=("image", "firmware"), default="image", help="whose SBOM to scan")
+    parser.add_argument("--subject", choices=tuple(SUBJECTS), default=IMAGE.names.name, help="whose SBOM to scan")
     parser.add_argument(
         "--allow-missing-db",
         action="store_true",
         help="opt out: skip the scan when no usable vulnerability DB exists (recorded)",
     )
     args = parser.parse_args(argv)
+    subject = SUBJECTS[args.subject].names
     max_age = vulndb.max_age_hours(ctx.policy)
-    sbom_stage = "sbom" if args.subject == "image" else f"sbom:{args.subject}"  # pipeline.record_name
+    sbom_stage = subject.record("sbom")
     sbom = (
         ctx.inside(args.sbom) if args.sbom else ctx.artifact(ctx.evidence.output(sbom_stage, SYFT_JSON_MEDIA_TYPE).name)
     )
@@ -51,7 +59,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         console.print(f"[yellow]scan: skipped[/] — {reason} (opt-out recorded)")
         return "skipped"
     out = ctx.stage_dir("scan")
-    stem = "grype" if args.subject == "image" else f"{args.subject}.grype"
+    stem = subject.file("grype")
     json_out, sarif_out = out / f"{stem}.json", out / f"{stem}.sarif"
     outputs = {"json": json_out, "sarif": sarif_out}
     result = run_grype(ctx, rec, grype, sbom, vex_documents(ctx, rec), outputs, db.source, max_age)
@@ -60,7 +68,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     found, ignored = findings(result)
     outcome = gate.evaluate("dependencies", found, ctx.policy)
     summary = {"db": db.as_json(), "gate": outcome.summary(), "vex_ignored": ignored, "matches": len(found)}
-    summary_path = out / ("summary.json" if args.subject == "image" else f"{args.subject}.summary.json")
+    summary_path = out / subject.file("summary.json")
     atomic.write_json(summary_path, summary)
     rec.add_output(summary_path, "application/json")
     rec.details.update(summary)

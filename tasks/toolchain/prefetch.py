@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tasks.core import runner
+from tasks.core import processes
 from tasks.core.console import console
 from tasks.toolchain.lock import load
 from tasks.toolchain.resolve import lock_path
@@ -69,4 +69,4 @@ def background(root: Path, out: Path, names: Sequence[str]) -> Iterator[subproce
     try:
         yield child
     finally:
-        runner.stop(child, grace=10.0, group=True)  # with its go builds, which share its group
+        processes.stop(child, grace=10.0, group=True)  # with its go builds, which share its group

@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from tasks import toolchain
-from tasks.core import runner
+from tasks.core import processes, runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.core.processes import free_port
@@ -88,15 +88,15 @@ def running_postgres(
             yield url.rsplit("/", 1)[0] + f"/{database}"
         finally:
             dispose_engines()
-            # SIGINT is postgres' fast shutdown (SIGTERM, runner.stop's, waits for clients to leave).
+            # SIGINT is postgres' fast shutdown (SIGTERM, processes.stop's, waits for clients to leave).
             # runuser does not pass SIGINT on, so it goes to the postmaster we started, by the PID
-            # it wrote into its data dir; runner.stop then reaps runuser (or stops what is left).
+            # it wrote into its data dir; processes.stop then reaps runuser (or stops what is left).
             postmaster = data / "postmaster.pid"
             if proc.poll() is None and postmaster.is_file():
                 os.kill(int(postmaster.read_text().split()[0]), signal.SIGINT)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(10)
-            rec.details.setdefault("postgres", []).append({"pid": proc.pid, "stopped": runner.stop(proc, grace=10)})
+            rec.details.setdefault("postgres", []).append({"pid": proc.pid, "stopped": processes.stop(proc, grace=10)})
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
