@@ -28,15 +28,18 @@ POLL_S = 0.05
 KILL_WAIT_S = 5.0  # after SIGKILL: how long to wait for the kernel to take the process away
 
 
-def alive(pid: int, binary: str | None = None) -> bool:
+def alive(pid: int, binary: str | None = None, *, exiting: bool = False) -> bool:
     """``pid`` runs and is not a zombie; with ``binary``, its argv[0] ends with it (a recycled PID that
-    now runs something else is not ours)."""
+    now runs something else is not ours). ``exiting``: a process that has released its memory on the
+    way out (an empty command line, not yet a zombie) still counts as running."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0] if binary is not None else b""
     except (OSError, IndexError):
         return False
-    return state != "Z" and (binary is None or argv0.endswith(binary.encode()))
+    if state == "Z":
+        return False
+    return binary is None or argv0.endswith(binary.encode()) or (exiting and not argv0)
 
 
 def reap(pid: int) -> None:
@@ -54,7 +57,7 @@ def _gone_within(pid: int, binary: str | None, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while True:
         reap(pid)
-        if not alive(pid, binary):
+        if not alive(pid, binary, exiting=True):  # gone, or its PID now runs something else
             return True
         if time.monotonic() >= deadline:
             return False
