@@ -181,3 +181,18 @@ def free_port(avoid: Container[int] = ()) -> int:
             port = int(probe.getsockname()[1])
         if port not in avoid:
             return port
+
+
+def free_port_pair() -> int:
+    """A port on 127.0.0.1 free now together with the next one (swtpm's server and control channel)."""
+    for _ in range(50):
+        port = free_port()
+        if port >= 65535:
+            continue
+        with socket.socket() as second:
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise ToolError("found no two adjacent free ports on 127.0.0.1")

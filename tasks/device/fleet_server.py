@@ -10,7 +10,6 @@ certificate are made per run with `cryptography`.
 from __future__ import annotations
 
 import contextlib
-import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,16 +91,10 @@ def prepare(home: Path, manufacturer_ca: bytes, pipeline_key: bytes, reference_b
     return server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serving(rec: StageRecord, server: FleetServer, app_src: Path, *, min_security_version: int) -> Iterator[str]:
     """`python -m secure_iot_server` with mTLS on 127.0.0.1; yields its https URL; stopped by PID."""
-    port = _free_port()
+    port = processes.free_port()
     settings = ServerSettings(
         host="127.0.0.1",
         port=port,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -126,27 +125,11 @@ def measured(ctx: Context, rec: StageRecord, state: Path, log: Path) -> Iterator
         shutil.rmtree(runtime, ignore_errors=True)
 
 
-def _free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-        if port >= 65535:
-            continue
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise ToolError("swtpm: found no two adjacent free ports on 127.0.0.1")
-
-
 @contextlib.contextmanager
 def running(ctx: Context, rec: StageRecord, state: Path, log: Path, *, resume: bool = False) -> Iterator[Tpm]:
     """swtpm on the device's state (server + control on 127.0.0.1): powered on with TPM2_Startup(CLEAR),
     or, with ``resume``, carrying on from the volatile state a boot saved (PCRs as the boot left them)."""
-    port = _free_port_pair()
+    port = processes.free_port_pair()
     args = ["socket", "--tpm2", "--tpmstate", f"dir={state}", "--server", f"type=tcp,port={port},bindaddr=127.0.0.1"]
     flags = "not-need-init" if resume else "not-need-init,startup-clear"
     args += ["--ctrl", f"type=tcp,port={port + 1},bindaddr=127.0.0.1", "--flags", flags]
@@ -171,12 +154,5 @@ def _wait_for_socket(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> No
     deadline = time.monotonic() + SOCKET_WAIT_S
     while not sock.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise ToolError(f"swtpm did not open {sock} (exit {proc.poll()}): {_tail(log)}")
+            raise ToolError(f"swtpm did not open {sock} (exit {proc.poll()}): {processes.tail(log)}")
         time.sleep(POLL_S)
-
-
-def _tail(log: Path) -> str:
-    try:
-        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:]) or "(empty log)"
-    except OSError:
-        return "(no log)"

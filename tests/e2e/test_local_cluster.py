@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tasks.core import processes
 from tests.support.chain import Chain
 
 pytestmark = [
@@ -20,14 +21,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the local engine makes a network namespace: needs root"),
 ]
 LOCAL = {"SECURE_IOT_CLUSTER_ENGINE": "local"}
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def host_listening_ports() -> set[int]:
@@ -69,7 +62,7 @@ def test_the_control_plane_runs_in_its_own_namespace(local_cluster: tuple[Chain,
         "gatekeeper",
         "policy-controller",
     }
-    assert all(alive(pid) for pid in state["pids"].values())
+    assert all(processes.alive(pid) for pid in state["pids"].values())
     # policy-controller listens on *:8443 inside the namespace; the host's own sockets show no such port
     assert 8443 not in host_listening_ports()
 
@@ -131,8 +124,8 @@ def test_gitops_argo_cd_syncs_and_admission_still_decides(local_cluster: tuple[C
     }
     # Redis, git daemon and Argo CD listen in the control plane's namespace only
     assert not {6379, 8081, 9418} & host_listening_ports()
-    processes = json.loads((chain.out / "gitops" / "processes.json").read_text())
-    assert processes["netns"] == state["netns"] and all(alive(pid) for pid in processes["pids"].values())
+    gitops = json.loads((chain.out / "gitops" / "processes.json").read_text())
+    assert gitops["netns"] == state["netns"] and all(processes.alive(pid) for pid in gitops["pids"].values())
 
 
 def test_teardown_leaves_nothing(chain: Chain, local_cluster: tuple[Chain, dict[str, Any]]) -> None:
@@ -140,7 +133,7 @@ def test_teardown_leaves_nothing(chain: Chain, local_cluster: tuple[Chain, dict[
     _, state = local_cluster
     code, output = chain.run("teardown", env=LOCAL)
     assert code == 0, output[-3000:]
-    assert not any(alive(pid) for pid in state["pids"].values())
+    assert not any(processes.alive(pid) for pid in state["pids"].values())
     assert not (chain.out / "gitops" / "processes.json").exists()  # Argo CD's processes were stopped first
     assert not Path(f"/etc/netns/{state['netns']}").exists()
     assert state["netns"] not in namespaces()

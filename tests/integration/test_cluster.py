@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 from tasks import admission, cluster
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
+from tasks.core.processes import free_port
 from tasks.core.runner import Tool
 from tests.support.project import REPO, pinned, run_tasks
 
@@ -91,9 +91,7 @@ def test_a_tool_that_cannot_be_installed_is_one_line(tmp_path: Path, monkeypatch
 
 
 def test_no_network_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as sock:  # a loopback port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a loopback port nobody listens on
     monkeypatch.setattr(cluster.charts, "IMAGE_REGISTRIES", {f"https://127.0.0.1:{port}/v2/": "the test registry"})
     with pytest.raises(cluster.ClusterError) as caught:
         cluster.network(())
