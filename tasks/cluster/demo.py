@@ -141,7 +141,7 @@ def step_unprotected(kube: Kube, image: str) -> Check:
 def unsigned_image(ctx: Context, built: str) -> str:
     """The build's base image: built by the pipeline, in the registry, never signed."""
     base = ImageBuild.read(ctx.evidence).base_image
-    if base is None or str(base) == built:
+    if str(base) == built:
         raise EvidenceError("the build evidence names no base image to use as the unsigned image: rerun `nox -s build`")
     return str(base)
 

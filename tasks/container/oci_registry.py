@@ -28,6 +28,7 @@ DEFAULT_PORT = 5000
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 15.0
 STOP_GRACE_S = 5.0
+BINARY = "docker-registry"  # its name in tools.lock and its executable's (argv[0] ends with it)
 
 CONFIG = """\
 version: 0.1
@@ -101,7 +102,7 @@ def running_pid(reg: Registry) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    return pid if processes.alive(pid) and str(reg.config).encode() in cmdline else None
+    return pid if processes.alive(pid, BINARY) and str(reg.config).encode() in cmdline else None
 
 
 def ensure_running(ctx: Context, rec: StageRecord) -> Registry:
@@ -116,7 +117,7 @@ def ensure_running(ctx: Context, rec: StageRecord) -> Registry:
         )
     (reg.state / "storage").mkdir(parents=True, exist_ok=True)
     atomic.write_text(reg.config, CONFIG.format(storage=reg.state / "storage", host=HOST, port=reg.port))
-    proc = runner.start(rec, ctx.tool("docker-registry"), ["serve", reg.config], log=reg.log)
+    proc = runner.start(rec, ctx.tool(BINARY), ["serve", reg.config], log=reg.log)
     atomic.write_text(reg.pid_file, f"{proc.pid}\n")
 
     def failed(why: str) -> Exception:
@@ -141,7 +142,7 @@ def stop(reg: Registry) -> bool:
     if pid is None:
         reg.pid_file.unlink(missing_ok=True)
         return False
-    processes.stop_pid(pid, grace=STOP_GRACE_S)
+    processes.stop_pid(pid, BINARY, grace=STOP_GRACE_S)  # never a recycled PID running something else
     reg.pid_file.unlink(missing_ok=True)
     return True
 

@@ -17,7 +17,14 @@ from tasks.core.errors import InputError
 SIGNATURE_SUFFIX = ".sig"
 ATTESTATION_SUFFIX = ".att"
 
-_REFERENCE = re.compile(r"(?P<repository>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})")
+# The distribution reference grammar (distribution/reference): an optional registry host[:port],
+# lowercase path components, and a tag only beside the digest (the digest decides; the tag stays in
+# the repository as written); so no flag-like leading "-", no whitespace or control characters.
+_HOST_PART = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_REPOSITORY = rf"(?:{_HOST_PART}(?:\.{_HOST_PART})*(?::[0-9]+)?/)?{_PATH_PART}(?:/{_PATH_PART})*(?::{_TAG})?"
+_REFERENCE = re.compile(rf"(?P<repository>{_REPOSITORY})@(?P<digest>sha256:[0-9a-f]{{64}})")
 
 
 @dataclass(frozen=True)

@@ -128,13 +128,14 @@ def wait_until(
 ) -> None:
     """Poll until ``ready()``; raise ``failed("exited")`` as soon as the process is no longer
     ``running()``, ``failed("timeout")`` after ``timeout`` seconds. ``failed`` builds the one-line
-    error the caller's domain raises (a ToolError, a NetworkError, ...)."""
+    error the caller's domain raises (a ToolError, a NetworkError, ...). A process that exited is
+    never ready: whatever answers on its port then is someone else's (a squatter that won the bind)."""
     deadline = time.monotonic() + timeout
     while True:
-        if ready():
-            return
         if not running():
             raise failed("exited")
+        if ready():
+            return
         if time.monotonic() > deadline:
             raise failed("timeout")
         time.sleep(poll)

@@ -50,9 +50,12 @@ class Record:
             raise self.malformed(f"has {shown} as {path}, not of type {kind.__name__}")
         return value
 
-    def text(self, key: str, *, within: str = "") -> str:
-        """``details[key]`` (or ``details[within][key]``), a string."""
-        return self._typed(self.section(within), key, str, _path(within, key))
+    def text(self, key: str, *, within: str = "", empty: bool = True) -> str:
+        """``details[key]`` (or ``details[within][key]``), a string; ``empty=False``: a non-empty one."""
+        value = self._typed(self.section(within), key, str, _path(within, key))
+        if not value and not empty:
+            raise self.malformed(f"has an empty {_path(within, key)}")
+        return value
 
     def integer(self, key: str, *, within: str = "") -> int:
         """``details[key]`` (or ``details[within][key]``), an integer."""
@@ -82,11 +85,22 @@ class Record:
             raise self.malformed(f"names {value!r} as {where}, not an image by digest") from exc
 
     def pushed(self) -> ImageRef:
-        """The record's OCI manifest output, by digest: what the stage pushed."""
-        art = self.evidence.output(self.name, MANIFEST_MEDIA_TYPE)
-        image = self.image(art.name, "its manifest output")
-        if image.digest != art.digest:
-            raise self.malformed(f"names {art.name} but records its digest as {art.digest}")
+        """The record's OCI manifest output, by digest: what the stage pushed (from the same read of
+        the record as its details, so a tag and an image never come from two different runs)."""
+        outputs = self.data.get("outputs")
+        manifests = [
+            out
+            for out in (outputs if isinstance(outputs, list) else [])
+            if isinstance(out, Mapping) and out.get("media_type") == MANIFEST_MEDIA_TYPE
+        ]
+        if not manifests:
+            raise EvidenceError(f"stage '{self.name}' recorded no output of type {MANIFEST_MEDIA_TYPE}")
+        name, digest = manifests[0].get("name"), manifests[0].get("digest")
+        if not isinstance(name, str) or not isinstance(digest, str):
+            raise self.malformed("has a manifest output without a name and digest")
+        image = self.image(name, "its manifest output")
+        if image.digest != digest:
+            raise self.malformed(f"names {name} but records its digest as {digest}")
         return image
 
 
@@ -136,18 +150,18 @@ class ImageBuild(Recorded, record="build"):
     revision: str
     source_url: str
     source_date_epoch: int
-    base_image: ImageRef | None  # the base by digest; None when the record names none by digest
+    base_image: ImageRef  # the base it was built on, by digest (built here, or --base's)
 
     @classmethod
     def of(cls, rec: Record) -> Self:
         return cls(
             image=rec.pushed(),
-            tag=rec.text("tag"),
+            tag=rec.text("tag", empty=False),  # verify checks the tag still names the digest
             base_source=rec.text("base_source"),
             revision=rec.text("revision"),
             source_url=rec.text("source_url"),
             source_date_epoch=rec.integer("source_date_epoch"),
-            base_image=ImageRef.maybe(rec.text("base_image")),
+            base_image=rec.image(rec.text("base_image"), "details.base_image"),
         )
 
 
@@ -190,7 +204,7 @@ class SignedFirmware(Recorded, record="sign:firmware"):
 
     @classmethod
     def of(cls, rec: Record) -> Self:
-        return cls(rec.pushed(), rec.text("tag"))
+        return cls(rec.pushed(), rec.text("tag", empty=False))
 
 
 @dataclass(frozen=True)

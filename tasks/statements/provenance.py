@@ -191,8 +191,7 @@ def from_evidence(ctx: Context, rec: StageRecord) -> Provenance:
     built = ImageBuild.read(ctx.evidence)
     revision = built.revision
     deps = [ResourceDescriptor(f"git+{built.source_url}@{git_ref(ctx, rec)}", {"gitCommit": revision})]
-    if built.base_image:
-        deps.append(ResourceDescriptor(built.base_image.repository, {"sha256": built.base_image.hex}, "base-image"))
+    deps.append(ResourceDescriptor(built.base_image.repository, {"sha256": built.base_image.hex}, "base-image"))
     for lock in LOCKS:
         path = ctx.inside(lock)
         if not path.is_file():

@@ -43,6 +43,13 @@ def test_registry_and_path(text: str, registry: str, path: str) -> None:
         f"127.0.0.1:5000/app@sha512:{HEX}{HEX}",  # another algorithm
         f"@sha256:{HEX}",  # no repository
         f"127.0.0.1:5000/app@sha256:{HEX} ",  # trailing text
+        f"-app@sha256:{HEX}",  # read as a flag by the tool it is handed to
+        f"--insecure/app@sha256:{HEX}",
+        f"127.0.0.1:5000/App@sha256:{HEX}",  # the grammar's paths are lowercase
+        f"127.0.0.1:5000/a\x1b[2Jpp@sha256:{HEX}",  # a control character (a terminal escape)
+        f"127.0.0.1:5000/app\x00@sha256:{HEX}",
+        f"127.0.0.1:5000/app@evil@sha256:{HEX}",  # two @
+        f"127.0.0.1:5000//app@sha256:{HEX}",  # an empty path component
         "",
     ],
 )

@@ -53,7 +53,10 @@ def test_wait_until_names_why_it_gave_up() -> None:
     def failed(why: str) -> Exception:
         return NetworkError(f"daemon {why}")
 
-    processes.wait_until(lambda: True, lambda: False, timeout=1, failed=failed)  # ready wins
+    processes.wait_until(lambda: True, lambda: True, timeout=1, failed=failed)
+    # exited is never ready: what answers on its port then is another process (one that won the bind)
+    with pytest.raises(NetworkError, match="daemon exited"):
+        processes.wait_until(lambda: True, lambda: False, timeout=5, failed=failed)
     with pytest.raises(NetworkError, match="daemon exited"):
         processes.wait_until(lambda: False, lambda: False, timeout=5, failed=failed)
     started = time.monotonic()

@@ -81,9 +81,11 @@ def test_most_readers_need_only_the_pushed_manifest(store: EvidenceStore) -> Non
         ImageBuild.read(store)
 
 
-def test_a_base_not_by_digest_is_none(store: EvidenceStore) -> None:
-    record(store, "build", {**BUILD, "base_image": "debian:bookworm"}, (IMAGE, DIGEST))
-    assert ImageBuild.read(store).base_image is None
+@pytest.mark.parametrize("base", ["debian:bookworm", ""])
+def test_a_base_not_by_digest_is_refused_not_left_out_of_the_provenance(store: EvidenceStore, base: str) -> None:
+    record(store, "build", {**BUILD, "base_image": base}, (IMAGE, DIGEST))
+    with pytest.raises(MalformedRecord, match=r"as details.base_image, not an image by digest: rerun `nox -s build`"):
+        ImageBuild.read(store)
 
 
 def test_no_build_says_which_stage_to_run(store: EvidenceStore) -> None:
@@ -101,6 +103,7 @@ def test_no_build_says_which_stage_to_run(store: EvidenceStore) -> None:
         (BUILD, (IMAGE, BASE_DIGEST), f"records its digest as {BASE_DIGEST}"),  # name and digest disagree
         (BUILD, None, "recorded no output of type"),  # nothing pushed
         ({k: v for k, v in BUILD.items() if k != "tag"}, (IMAGE, DIGEST), "has nothing as details.tag"),
+        ({**BUILD, "tag": ""}, (IMAGE, DIGEST), "has an empty details.tag"),  # would skip verify's tag check
         ({**BUILD, "source_date_epoch": "1700000000"}, (IMAGE, DIGEST), "details.source_date_epoch, not of type int"),
     ],
 )
@@ -150,9 +153,10 @@ def test_the_signed_firmware_names_the_subject_command(store: EvidenceStore) -> 
     artifact = f"127.0.0.1:5000/secure-iot-firmware@{DIGEST}"
     record(store, "sign:firmware", {"tag": "1.4.0"}, (artifact, DIGEST))
     assert SignedFirmware.read(store) == SignedFirmware(ImageRef.parse(artifact), "1.4.0")
-    record(store, "sign:firmware", {}, (artifact, DIGEST))
-    with pytest.raises(MalformedRecord, match=r"rerun `nox -s sign -- --subject firmware`"):
-        SignedFirmware.read(store)
+    for details in ({}, {"tag": ""}):
+        record(store, "sign:firmware", details, (artifact, DIGEST))
+        with pytest.raises(MalformedRecord, match=r"rerun `nox -s sign -- --subject firmware`"):
+            SignedFirmware.read(store)
 
 
 def test_the_published_release(store: EvidenceStore) -> None:
