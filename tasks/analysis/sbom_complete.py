@@ -28,7 +28,7 @@ from email.parser import HeaderParser
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
@@ -39,9 +39,9 @@ from spdx_tools.spdx.parser.jsonlikedict.license_expression_parser import Licens
 from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.writer.write_anything import write_file
 
+from tasks.analysis.sbom_subject import Root
 from tasks.core import atomic
 from tasks.core.errors import InputError, PolicyError
-from tasks.core.image_ref import ImageRef
 from tasks.policy.security_policy import Policy
 
 OCI_LICENSES_LABEL = "org.opencontainers.image.licenses"
@@ -87,26 +87,6 @@ class Supplier:
         return f"Organization: {self.name}" + (f" ({self.email})" if self.email else "")
 
 
-@dataclass(frozen=True)
-class Root:
-    """The component an SBOM describes: what the producer knows of it (empty: keep syft's)."""
-
-    version: str = ""
-    purl: str = ""
-    license: str = ""  # an SPDX licence expression the artifact declares (OCI licenses label)
-
-
-@dataclass(frozen=True)
-class Subject:
-    """One SBOM the pipeline makes: its file stem, what syft scans (``registry:ref@digest``,
-    ``dir:path``, ``file:blob``), syft's extra arguments and what the producer knows of it."""
-
-    stem: str
-    source: str
-    extra: tuple[str, ...]
-    root: Root
-
-
 def declared_license(native: Path) -> str:
     """The licence the scanned image declares in its ``org.opencontainers.image.licenses`` label."""
     try:
@@ -115,13 +95,6 @@ def declared_license(native: Path) -> str:
         raise InputError(f"{native}: unreadable syft JSON ({exc})") from exc
     labels = (doc.get("source") or {}).get("metadata", {}).get("labels") or {}
     return str(labels.get(OCI_LICENSES_LABEL, "")).strip()
-
-
-def oci_purl(ref: str) -> str:
-    """``host/repo@sha256:…`` → the package URL of that image, by digest (purl spec, type oci)."""
-    image = ImageRef.parse(ref)
-    name = image.repository.rsplit("/", 1)[-1]
-    return f"pkg:oci/{name}@{quote(image.digest)}?repository_url={quote(image.repository, safe='/:')}"
 
 
 @dataclass

@@ -34,6 +34,7 @@ from urllib.parse import unquote
 from spdx_python_model import v3_0_1 as spdx3
 
 from tasks.analysis.sbom_complete import Producer, Supplier
+from tasks.analysis.sbom_subject import RootArtifact
 from tasks.container.deployables import DEB, WHEEL, Deployable, normalise
 from tasks.core import atomic
 from tasks.core.errors import InputError
@@ -41,15 +42,6 @@ from tasks.core.errors import InputError
 _ACTOR = re.compile(r"^(?P<kind>Organization|Person|Tool):\s*(?P<name>[^()]*?)\s*(?:\((?P<email>[^()]*)\))?\s*$")
 _BLANK = {"", "NOASSERTION", "NONE"}
 COPYRIGHT_DIR = "/usr/share/doc/"
-
-
-@dataclass(frozen=True)
-class RootArtifact:
-    """The deployable form of the root component (the image manifest, the FIT), when known."""
-
-    filename: str
-    sha512: str
-    purpose: str  # software_SoftwarePurpose of the file: container | firmware
 
 
 @dataclass

@@ -9,7 +9,6 @@ from dataclasses import replace
 from tasks.analysis.sbom import Documents, generate
 from tasks.analysis.sbom_complete import (
     Producer,
-    Root,
     Supplier,
     complete_cyclonedx,
     complete_spdx,
@@ -18,6 +17,7 @@ from tasks.analysis.sbom_complete import (
 )
 from tasks.analysis.sbom_conformance import SPDX3, check, standards_for
 from tasks.analysis.sbom_spdx3 import write_spdx3
+from tasks.analysis.sbom_subject import Root
 from tasks.container.build import source_url
 from tasks.container.deployables import Deployable
 from tasks.context import Context

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from tasks import signing
-from tasks.analysis.sbom_complete import Subject as SbomSubject
-from tasks.analysis.sbom_spdx3 import RootArtifact
+from tasks.analysis.sbom_subject import RootArtifact
+from tasks.analysis.sbom_subject import Subject as SbomSubject
 from tasks.container.deployables import Deployable
 from tasks.context import Context
 from tasks.core.evidence import StageRecord, Verdict

@@ -6,8 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from tasks import signing, toolchain
-from tasks.analysis.sbom_complete import Root, Subject
-from tasks.analysis.sbom_spdx3 import RootArtifact
+from tasks.analysis.sbom_subject import Root, RootArtifact, Subject
 from tasks.container import oci_artifact, oci_registry
 from tasks.container.deployables import Deployable
 from tasks.context import Context

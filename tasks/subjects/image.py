@@ -6,8 +6,7 @@ import hashlib
 
 from tasks import signing
 from tasks.analysis.sbom import SOURCE_EXCLUDES
-from tasks.analysis.sbom_complete import Root, Subject, oci_purl
-from tasks.analysis.sbom_spdx3 import RootArtifact
+from tasks.analysis.sbom_subject import Root, RootArtifact, Subject, oci_purl
 from tasks.container import deployables, oci_registry
 from tasks.container.deployables import Deployable
 from tasks.context import Context, git_revision

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks.analysis.sbom_complete import Producer, Root, complete_spdx, oci_purl, suppliers
+from tasks.analysis.sbom_complete import Producer, complete_spdx, suppliers
 from tasks.analysis.sbom_conformance import check, standard
-from tasks.analysis.sbom_spdx3 import RootArtifact, write_spdx3
+from tasks.analysis.sbom_spdx3 import write_spdx3
+from tasks.analysis.sbom_subject import Root, RootArtifact, oci_purl
 from tasks.container import deployables
 from tasks.core.errors import PolicyError
 from tasks.core.evidence import StageRecord

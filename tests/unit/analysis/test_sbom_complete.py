@@ -10,13 +10,12 @@ import jsonschema
 
 from tasks.analysis.sbom_complete import (
     Producer,
-    Root,
     complete_cyclonedx,
     complete_spdx,
     declared_license,
-    oci_purl,
     suppliers,
 )
+from tasks.analysis.sbom_subject import Root, oci_purl
 from tests.support.project import REPO
 from tests.support.sbom_documents import REF, ROOT_ID, write
 

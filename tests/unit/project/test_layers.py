@@ -27,6 +27,20 @@ def test_every_module_imports_alone_in_a_fresh_interpreter(module: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+# What only the sbom stage needs: spdx-tools and cyclonedx's JSON-schema validator cost seconds of
+# import (jsonschema builds a grammar at import), paid on every stage run that loads them.
+SBOM_LIBRARIES = ("spdx_tools", "cyclonedx", "jsonschema", "spdx_python_model")
+
+
+@pytest.mark.parametrize("stage", ["sign", "verify", "scan", "provenance", "boot", "attest", "update"])
+def test_a_stage_that_only_names_an_sbom_does_not_load_the_sbom_libraries(stage: str) -> None:
+    code = f"import sys, tasks.stages.{stage}; print(' '.join(n for n in {SBOM_LIBRARIES!r} if n in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = done.stdout.split()
+    assert loaded == [], f"tasks.stages.{stage} loads {loaded}: name SBOMs through tasks/analysis/sbom_subject.py"
+
+
 def test_no_import_inside_a_function_without_a_reason() -> None:
     unexplained = []
     for path in sorted((REPO / "tasks").rglob("*.py")):
