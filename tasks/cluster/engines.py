@@ -16,6 +16,7 @@ from tasks.cluster.local_engine import LocalEngine
 from tasks.cluster.state import State, load
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
+from tasks.core.image_ref import ImageRef
 
 
 class Engine(Protocol):
@@ -43,10 +44,10 @@ class Engine(Protocol):
     def ready(self, ctx: Context, rec: StageRecord) -> tuple[Kube, State]:
         """The recorded cluster, checked still running, for deploy and demo."""
 
-    def publish(self, ctx: Context, rec: StageRecord, state: State, repository: str, digest: str) -> None:
+    def publish(self, ctx: Context, rec: StageRecord, state: State, image: ImageRef) -> None:
         """Make the signed image (with its .sig and .att tags) pullable inside the cluster."""
 
-    def deployed(self, kube: Kube, rec: StageRecord, repository: str, digest: str) -> str:
+    def deployed(self, kube: Kube, rec: StageRecord, image: ImageRef) -> str:
         """After helm installed the release: what the cluster runs, in words (fails if nothing)."""
 
     def down(self, ctx: Context, rec: StageRecord, state: State | None) -> list[str]:

@@ -14,6 +14,7 @@ from tasks.context import Context
 from tasks.core import runner
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord
+from tasks.core.image_ref import ImageRef
 
 
 class KindEngine:
@@ -72,25 +73,24 @@ class KindEngine:
         kube.export_kubeconfig()
         return kube, state
 
-    def publish(self, ctx: Context, rec: StageRecord, state: State, repository: str, digest: str) -> None:
+    def publish(self, ctx: Context, rec: StageRecord, state: State, image: ImageRef) -> None:
         """kind's nodes pull from the registry container: the image, .sig and .att tags copied there."""
-        path = repository.split("/", 1)[1]
         runner.run(
             rec,
             ctx.tool("cosign"),
             [
                 "copy",
                 "--force",
-                *signing.registry_flags(repository),
-                f"{repository}@{digest}",
-                f"{state.push_address}/{path}",
+                *signing.registry_flags(image.repository),
+                str(image),
+                f"{state.push_address}/{image.path}",
             ],
             timeout=600,
         )
 
-    def deployed(self, kube: Kube, rec: StageRecord, repository: str, digest: str) -> str:
+    def deployed(self, kube: Kube, rec: StageRecord, image: ImageRef) -> str:
         """helm waited for the rollout: the admitted pods run."""
-        return f"{admission.RELEASE} runs {repository}@{digest} in namespace {admission.NAMESPACE}"
+        return f"{admission.RELEASE} runs {image} in namespace {admission.NAMESPACE}"
 
     def down(self, ctx: Context, rec: StageRecord, state: State | None) -> list[str]:
         eng = container_engine(rec)

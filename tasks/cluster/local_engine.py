@@ -13,6 +13,7 @@ from tasks.cluster.state import State, load, recorded_state, save, state_path
 from tasks.context import Context
 from tasks.core import processes
 from tasks.core.evidence import StageRecord
+from tasks.core.image_ref import ImageRef
 
 
 class LocalEngine:
@@ -55,10 +56,10 @@ class LocalEngine:
             )
         return Kube(ctx, rec, None, tools, state.cluster, netns=state.netns), state
 
-    def publish(self, ctx: Context, rec: StageRecord, state: State, repository: str, digest: str) -> None:
+    def publish(self, ctx: Context, rec: StageRecord, state: State, image: ImageRef) -> None:
         """Nothing to copy: the API server's webhooks read the pipeline's registry itself."""
 
-    def deployed(self, kube: Kube, rec: StageRecord, repository: str, digest: str) -> str:
+    def deployed(self, kube: Kube, rec: StageRecord, image: ImageRef) -> str:
         """No kubelet: the pods the webhooks admitted exist, Pending."""
         pods = admitted_pods(kube)
         rec.details["pods"] = pods

@@ -119,6 +119,17 @@ def not_covered_notes(rec: Mapping[str, Any]) -> list[str]:
     return [f"not covered: {', '.join(map(str, gaps))}"] if gaps else []
 
 
+def output_of(record: Mapping[str, Any], stage: str, media_type: str, where: Path) -> Artifact:
+    """The first output with ``media_type`` in ``record`` (stage ``stage``'s, read from ``where``)."""
+    try:
+        for out in record["outputs"]:
+            if out["media_type"] == media_type:
+                return Artifact(out["name"], out["digest"], out["media_type"], out["kind"])
+    except (KeyError, TypeError) as exc:
+        raise EvidenceError(f"{where}: stage '{stage}' has a malformed outputs list ({exc})") from exc
+    raise EvidenceError(f"stage '{stage}' recorded no output of type {media_type}")
+
+
 class EvidenceStore:
     """Reads and updates out/evidence.json, one stage record at a time."""
 
@@ -178,13 +189,7 @@ class EvidenceStore:
 
     def output(self, stage: str, media_type: str) -> Artifact:
         """The first output of ``stage`` with ``media_type``, as an Artifact."""
-        try:
-            for out in self.stage(stage)["outputs"]:
-                if out["media_type"] == media_type:
-                    return Artifact(out["name"], out["digest"], out["media_type"], out["kind"])
-        except (KeyError, TypeError) as exc:
-            raise EvidenceError(f"{self.path}: stage '{stage}' has a malformed outputs list ({exc})") from exc
-        raise EvidenceError(f"stage '{stage}' recorded no output of type {media_type}")
+        return output_of(self.stage(stage), stage, media_type, self.path)
 
     @contextlib.contextmanager
     def open_stage(self, name: str, root: Path) -> Iterator[StageRecord]:

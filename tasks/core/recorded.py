@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self, TypeVar
 
 from tasks.core.errors import EvidenceError, InputError
-from tasks.core.evidence import EvidenceStore, command_for
+from tasks.core.evidence import EvidenceStore, command_for, output_of
 from tasks.core.image_ref import ImageRef
 from tasks.core.media_types import MANIFEST_MEDIA_TYPE
 
@@ -87,20 +87,10 @@ class Record:
     def pushed(self) -> ImageRef:
         """The record's OCI manifest output, by digest: what the stage pushed (from the same read of
         the record as its details, so a tag and an image never come from two different runs)."""
-        outputs = self.data.get("outputs")
-        manifests = [
-            out
-            for out in (outputs if isinstance(outputs, list) else [])
-            if isinstance(out, Mapping) and out.get("media_type") == MANIFEST_MEDIA_TYPE
-        ]
-        if not manifests:
-            raise EvidenceError(f"stage '{self.name}' recorded no output of type {MANIFEST_MEDIA_TYPE}")
-        name, digest = manifests[0].get("name"), manifests[0].get("digest")
-        if not isinstance(name, str) or not isinstance(digest, str):
-            raise self.malformed("has a manifest output without a name and digest")
-        image = self.image(name, "its manifest output")
-        if image.digest != digest:
-            raise self.malformed(f"names {name} but records its digest as {digest}")
+        art = output_of(self.data, self.name, MANIFEST_MEDIA_TYPE, self.evidence.path)
+        image = self.image(art.name, "its manifest output")
+        if image.digest != art.digest:
+            raise self.malformed(f"names {art.name} but records its digest as {art.digest}")
         return image
 
 

@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,8 +150,7 @@ def _start_on_socket(ctx: Context, rec: StageRecord, state: Path, sock: Path, lo
 
 
 def _wait_for_socket(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> None:
-    deadline = time.monotonic() + SOCKET_WAIT_S
-    while not sock.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise ToolError(f"swtpm did not open {sock} (exit {proc.poll()}): {processes.tail(log)}")
-        time.sleep(POLL_S)
+    def failed(why: str) -> Exception:
+        return ToolError(f"swtpm did not open {sock} ({why}, exit {proc.poll()}): {processes.tail(log)}")
+
+    processes.wait_until(sock.exists, lambda: proc.poll() is None, timeout=SOCKET_WAIT_S, failed=failed, poll=POLL_S)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import ssl
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,18 +74,18 @@ def serve(
     proc = runner.start(rec, PYTHON, _command(directory, tls), log=log, env=env)
     (log.parent / "server.pid").write_text(f"{proc.pid}\n")
     try:
-        deadline = time.monotonic() + timeout
-        port = None
-        while port is None:
+        serving: list[int] = []
+
+        def announced() -> bool:
             found = SERVING.search(log.read_text() if log.exists() else "")
-            if found:
-                port = int(found.group(1) or found.group(2))
-            elif proc.poll() is not None or time.monotonic() > deadline:
-                raise ToolError(
-                    f"the repository server did not start: {log.read_text()[-300:] if log.exists() else ''}"
-                )
-            else:
-                time.sleep(0.05)
+            serving.extend([int(found.group(1) or found.group(2))] if found else [])
+            return bool(serving)
+
+        def failed(why: str) -> Exception:
+            return ToolError(f"the repository server did not start ({why}): {processes.tail(log)}")
+
+        processes.wait_until(announced, lambda: proc.poll() is None, timeout=timeout, failed=failed)
+        port = serving[0]
         yield f"{'http' if tls is None else 'https'}://127.0.0.1:{port}"
     finally:
         rec.details.setdefault("servers", []).append(processes.stop(proc))

@@ -22,12 +22,11 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     ).parse_args(argv)
     engine, kube, state = engines.ready(ctx, rec)
     image = built_image(ctx, rec)
-    repository, digest = image.repository, image.digest
     local = oci_registry.configured()
-    if not repository.startswith(f"{local.address}/"):
-        raise InputError(f"{repository}: deploy copies from the local registry {local.address} only")
+    if image.registry != local.address:
+        raise InputError(f"{image.repository}: deploy copies from the local registry {local.address} only")
     oci_registry.ensure_running(ctx, rec)
-    engine.publish(ctx, rec, state, repository, digest)
+    engine.publish(ctx, rec, state, image)
     done = kube.run(
         "helm",
         [
@@ -38,18 +37,18 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             "--namespace",
             admission.NAMESPACE,
             "--set-string",
-            f"image.repository={repository}",
+            f"image.repository={image.repository}",
             "--set-string",
-            f"image.digest={digest}",
+            f"image.digest={image.digest}",
             *engine.helm_wait,
         ],
         check=False,
         timeout=600,
     )
-    rec.details.update({"image": f"{repository}@{digest}", "namespace": admission.NAMESPACE})
+    rec.details.update({"image": str(image), "namespace": admission.NAMESPACE})
     if done.returncode != 0:
         rec.reason = f"helm upgrade --install {admission.RELEASE} failed: {done.tail(2)}"
         console.print(f"[red]deploy: FAIL[/] — {escape(rec.reason)}")
         return "fail"
-    console.print(f"[green]deploy: PASS[/] — {engine.deployed(kube, rec, repository, digest)}")
+    console.print(f"[green]deploy: PASS[/] — {engine.deployed(kube, rec, image)}")
     return "pass"
