@@ -20,6 +20,7 @@ from tasks.core import runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.firmware import console_log, qemu, swtpm
+from tasks.firmware.boot import with_slot_disk
 from tasks.firmware.measurements import MEASURED_PCRS
 
 if TYPE_CHECKING:
@@ -43,7 +44,9 @@ def boot(
     stop_at: re.Pattern[str] = AGENT_DONE,
     timeout: float = 120.0,
 ) -> str:
-    """Boot once; the console text is returned (and kept in ``console``); the TPM state keeps the PCRs."""
+    """Boot once; the console text is returned (and kept in ``console``); the TPM state keeps the PCRs.
+    A machine given only a FIT boots it from a fresh slot disk beside the console (slot A)."""
+    machine = with_slot_disk(ctx, rec, machine, console.with_name(console.stem + ".slots.img"))
     with swtpm.measured(ctx, rec, state, console.with_name("swtpm-boot.log")) as tpm:
         console.unlink(missing_ok=True)
         # -no-shutdown: the guest's power-off pauses QEMU instead of ending it, so the TPM stays up

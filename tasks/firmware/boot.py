@@ -32,9 +32,7 @@ def cold_boot(
 
     A device given only a FIT gets a fresh slot disk beside the console with the FIT in slot A.
     """
-    if device.disk is None and device.fit is not None:
-        disk = slots.Disk.create(console.with_name("slots.img"), env_tools(ctx), rec, device.fit)
-        device = qemu.Device(device.bios, device.dtb, device.fit, disk.path)
+    device = with_slot_disk(ctx, rec, device, console.with_name("slots.img"))
     raw = console.with_name(console.name + ".raw")
     run = qemu.boot(ctx, rec, device, raw, timeout=timeout)
     atomic.write_text(console, "".join(f"[{t:8.3f}] {line}\n" for t, line in run.lines))
@@ -44,6 +42,15 @@ def cold_boot(
         | {"seconds": run.seconds, "timed_out": run.timed_out}
     )
     return run, console_log.parse(run.lines)
+
+
+def with_slot_disk(ctx: Context, rec: StageRecord, device: qemu.Device, disk: Path) -> qemu.Device:
+    """The device as it boots: a device given only a FIT gets a fresh slot disk at ``disk`` with the FIT
+    in slot A (every boot reads its FIT from a slot; a device without one is refused by U-Boot)."""
+    if device.disk is not None or device.fit is None:
+        return device
+    made = slots.Disk.create(disk, env_tools(ctx), rec, device.fit)
+    return qemu.Device(device.bios, device.dtb, device.fit, made.path)
 
 
 def env_tools(ctx: Context) -> slots.EnvTools:
