@@ -1,4 +1,5 @@
-"""The device agent's TPM work with tpm2-tools: EK certificate, AK, credential activation, measured boot, quote.
+"""The device agent's TPM work with tpm2-tools: EK certificate, AK, credential activation, measured boot, quote,
+the device key under PolicyAuthorize and the anti-rollback counter (key_policy.py).
 
 Runs on the host against the device's own swtpm (the guest initramfs has no tpm2-tools; see
 README). The agent never decides anything: it answers the server's challenge with what only its
@@ -17,16 +18,18 @@ from cryptography.hazmat.primitives import serialization
 
 from tasks.context import Context
 from tasks.core import atomic
+from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
+from tasks.device.key_policy import MAX_RAISE, POLICY_PCRS, ROLLBACK_COUNTER, Approval, operand
 from tasks.device.tpm2 import EK_CERT_NV_INDEX, EK_HANDLE, flush, tpm2
 from tasks.firmware import swtpm
-from tasks.firmware.measurements import BANK, FIT_PCR, KEY_PCR, PCRS
+from tasks.firmware.measurements import BANK, PCRS
 from tasks.firmware.swtpm import Tpm
 
 BOOT_PCRS = f"{BANK}:{','.join(map(str, PCRS))}"  # sha256:0,...,9
-KEY_POLICY_PCRS = f"{BANK}:{KEY_PCR},{FIT_PCR}"  # what U-Boot extends: the verifying key and the FIT
 # The device key: born in the TPM, never leaves it (fixedTPM|fixedParent), signs, and has no
-# userWithAuth: only its PolicyPCR session authorises a signature. noda: no dictionary-attack lockout.
+# userWithAuth: only a policy session approved by the policy authority (key_policy.py) authorises a
+# signature. noda: no dictionary-attack lockout.
 DEVICE_KEY_ATTRIBUTES = "fixedtpm|fixedparent|sensitivedataorigin|sign|noda"
 
 
@@ -87,11 +90,23 @@ class Agent:
         """The owner hierarchy's storage root key (ECC P-256, default template): the same key on every power-on."""
         self._tpm2("createprimary", "-C", "o", "-g", "sha256", "-G", "ecc256", "-c", "srk.ctx")
 
-    def create_device_key(self) -> bytes:
-        """The device key, created in the TPM under the SRK with PolicyPCR over the PCRs as booted now
-        (the server checks that digest against the signed build's); returns its TPM2B_PUBLIC."""
-        self._tpm2("createpolicy", "--policy-pcr", "-l", KEY_POLICY_PCRS, "-L", "key.policy")
-        flush(self.ctx, self.rec, self.tpm)
+    def _authority(self, authority: Path) -> None:
+        """The policy authority's public key loaded into the owner hierarchy (a ticket from a key in the
+        null hierarchy would not satisfy PolicyAuthorize): authority.ctx and its TPM name, authority.name."""
+        self._tpm2(
+            "loadexternal", "-C", "o", "-G", "rsa", "-u", authority, "-c", "authority.ctx", "-n", "authority.name"
+        )
+
+    def create_device_key(self, authority: Path) -> bytes:
+        """The device key, created in the TPM under the SRK with PolicyAuthorize by ``authority`` (its
+        public key, PEM): usable under any approval the authority signs, and no other; returns its
+        TPM2B_PUBLIC (the server checks its authPolicy against the authority's key)."""
+        try:
+            self._authority(authority)
+            self._tpm2("startauthsession", "-S", "trial.ctx")
+            self._tpm2("policyauthorize", "-S", "trial.ctx", "-L", "key.policy", "-n", "authority.name")
+        finally:
+            flush(self.ctx, self.rec, self.tpm)
         self._storage_root()
         try:
             self._tpm2(
@@ -146,15 +161,52 @@ class Agent:
             flush(self.ctx, self.rec, self.tpm)
         return (self.work / "certify.msg").read_bytes(), (self.work / "certify.sig").read_bytes()
 
-    def sign_with_device_key(self, data: bytes) -> bytes:
-        """ECDSA-SHA256 (DER) by the device key, authorised by a PolicyPCR session: the TPM refuses
-        (TPM_RC_POLICY_FAIL, a ToolError here) unless PCRs 8 and 9 are what the key was bound to."""
+    def sign_with_device_key(self, data: bytes, approval: Approval, authority: Path) -> bytes:
+        """ECDSA-SHA256 (DER) by the device key, authorised by ``approval``: the TPM checks the authority's
+        signature over it (a ticket), then PolicyPCR and PolicyNV must reproduce the approved digest and
+        PolicyAuthorize turns it into the key's policy. The TPM refuses (a ToolError here) unless PCRs 8
+        and 9 are the approved build's and the rollback counter has not moved past its security version."""
         self.load_device_key()
         atomic.write_bytes(self.work / "to-sign.bin", data)
-        (self.work / "signed.der").unlink(missing_ok=True)
+        atomic.write_bytes(self.work / "approved.policy", approval.policy)
+        atomic.write_bytes(self.work / "approved.sig", approval.signature)
+        atomic.write_bytes(self.work / "at-most.bin", operand(approval.counter_at_most))
+        for name in ("signed.der", "approved.ticket"):
+            (self.work / name).unlink(missing_ok=True)
+        try:
+            self._authority(authority)
+            self._tpm2(
+                "verifysignature",
+                "-c",
+                "authority.ctx",
+                "-g",
+                "sha256",
+                "-m",
+                "approved.policy",
+                "-s",
+                "approved.sig",
+                "-f",
+                "rsassa",
+                "-t",
+                "approved.ticket",
+            )
+        finally:
+            flush(self.ctx, self.rec, self.tpm)
         self._tpm2("startauthsession", "--policy-session", "-S", "key-session.ctx")
         try:
-            self._tpm2("policypcr", "-S", "key-session.ctx", "-l", KEY_POLICY_PCRS)
+            self._tpm2("policypcr", "-S", "key-session.ctx", "-l", POLICY_PCRS)
+            self._tpm2("policynv", "-S", "key-session.ctx", "-C", "o", "-i", "at-most.bin", ROLLBACK_COUNTER, "ule")
+            self._tpm2(
+                "policyauthorize",
+                "-S",
+                "key-session.ctx",
+                "-i",
+                "approved.policy",
+                "-n",
+                "authority.name",
+                "-t",
+                "approved.ticket",
+            )
             self._tpm2(
                 "sign",
                 "-c",
@@ -172,6 +224,21 @@ class Agent:
         finally:
             flush(self.ctx, self.rec, self.tpm)
         return (self.work / "signed.der").read_bytes()
+
+    def rollback_counter(self) -> int:
+        self._tpm2("nvread", "-C", "o", "-s", "8", "-o", "counter.bin", ROLLBACK_COUNTER)
+        return int.from_bytes((self.work / "counter.bin").read_bytes(), "big")
+
+    def raise_rollback_counter(self, security_version: int) -> int:
+        """After a build is marked good: the counter raised to its security version (never lowered; one
+        TPM2_NV_Increment at a time). Every approval for an older security version fails from then on."""
+        value = self.rollback_counter()
+        if security_version - value > MAX_RAISE:
+            raise ToolError(f"counter at {value}: refusing to raise it by more than {MAX_RAISE} to {security_version}")
+        while value < security_version:
+            self._tpm2("nvincrement", "-C", "o", ROLLBACK_COUNTER)
+            value = self.rollback_counter()
+        return value
 
     def activate_credential(self, credential: bytes) -> bytes:
         """TPM2_ActivateCredential with the EK (policy: endorsement secret): the server's secret, if ours."""

@@ -1,5 +1,6 @@
-"""The factory: per device a TPM (swtpm state, real EK) with a manufacturer-signed EK certificate in its NV,
-a registration code printed once, and a manufacturing record in a manifest the manufacturer signs.
+"""The factory: per device a TPM (swtpm state, real EK) with a manufacturer-signed EK certificate in its NV
+and the anti-rollback counter (key_policy.py), a registration code printed once, and a manufacturing
+record in a manifest the manufacturer signs.
 
 What leaves the factory for the fleet server is the signed manifest and the CA *certificate*;
 the code's only other trace is its salted scrypt hash in the manifest.
@@ -19,7 +20,7 @@ from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import MANUFACTURING_MANIFEST_TYPE
-from tasks.device import manufacturer, registration_code
+from tasks.device import key_policy, manufacturer, registration_code
 from tasks.device.manufacturer import Manufacturer
 from tasks.device.tpm2 import EK_CERT_NV_INDEX, EK_HANDLE, tpm2
 from tasks.firmware import swtpm
@@ -69,6 +70,7 @@ def manufacture_one(
             ],
         )
         tpm2(ctx, rec, tpm, ["nvwrite", EK_CERT_NV_INDEX, "-C", "o", "-i", home / "ek-cert.der"])
+        key_policy.define_counter(ctx, rec, tpm)  # the anti-rollback counter every key approval names
     code = registration_code.new_code()
     record: dict[str, object] = {
         "device_id": device_id,

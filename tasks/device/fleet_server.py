@@ -69,13 +69,16 @@ class FleetServer:
         return self.home / "trust"
 
 
-def prepare(home: Path, manufacturer_ca: bytes, pipeline_key: bytes, reference_bundles: list[Path]) -> FleetServer:
+def prepare(
+    home: Path, manufacturer_ca: bytes, pipeline_key: bytes, policy_authority: bytes, reference_bundles: list[Path]
+) -> FleetServer:
     server = FleetServer(home)
     trust = server.trust
     for sub in ("manufacturer-ca", "operator-ca", "reference-values"):
         (trust / sub).mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(trust / "manufacturer-ca" / "manufacturer.pem", manufacturer_ca)
     atomic.write_bytes(trust / "pipeline-cosign.pub", pipeline_key)
+    atomic.write_bytes(trust / "device-policy.pub", policy_authority)
     for n, bundle in enumerate(reference_bundles):
         atomic.write_bytes(trust / "reference-values" / f"build-{n}.sigstore.json", bundle.read_bytes())
     fleet, operators, tls = (manufacturer.create(n) for n in ("secure-iot fleet", "secure-iot operators", "server"))

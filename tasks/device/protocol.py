@@ -2,9 +2,10 @@
 
 Registration (POST /attestation/challenge, then /attestation/complete) and re-attestation (GET
 /attestation/nonce, then POST /attestation/checkin), each answered with what only this device's
-TPM can produce. The TPM-bound device key signs the server's nonce through a PolicyPCR session; a
-TPM that refuses that policy (other firmware booted) leaves the signature empty, and the server
-decides what that means.
+TPM can produce. The TPM-bound device key signs the server's nonce through a policy session
+satisfied with the booted build's approval (key_policy.py); a TPM that refuses it (other firmware
+booted, or the rollback counter past that build) leaves the signature empty, and the server decides
+what that means.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tasks.core.errors import ToolError
 from tasks.device.agent import Agent
+from tasks.device.key_policy import KeyUse
 
 if TYPE_CHECKING:
     import httpx
@@ -36,14 +38,14 @@ def certificate_is_for(certificate_pem: str, key_public: bytes) -> bool:
     return len(key_public) > 68 and point == b"\x04" + x + y
 
 
-def _key_signature(agent: Agent, nonce: bytes) -> bytes:
+def key_signature(agent: Agent, nonce: bytes, use: KeyUse) -> bytes:
     try:
-        return agent.sign_with_device_key(nonce)
+        return agent.sign_with_device_key(nonce, use.approval, use.authority)
     except ToolError:
-        return b""  # TPM_RC_POLICY_FAIL (PCRs not the genuine boot's) or no key
+        return b""  # TPM_RC_POLICY_FAIL (PCRs not the approved build's, counter past it) or no key
 
 
-def register(agent: Agent, client: httpx.Client, code: str, event_log: Events) -> httpx.Response:
+def register(agent: Agent, client: httpx.Client, code: str, event_log: Events, use: KeyUse) -> httpx.Response:
     """Challenge (EK certificate, new AK), activation, quote, device key created + certified + signing."""
     body = {"ek_certificate_pem": agent.ek_certificate_pem(), "ak_public": b64(agent.create_ak())}
     first = client.post("/attestation/challenge", json=body)
@@ -53,7 +55,7 @@ def register(agent: Agent, client: httpx.Client, code: str, event_log: Events) -
     secret = agent.activate_credential(base64.b64decode(challenge["credential"]))
     nonce = bytes.fromhex(challenge["nonce"])
     attest, signature = agent.quote(nonce)
-    key_public = agent.create_device_key()
+    key_public = agent.create_device_key(use.authority)
     certify, certify_signature = agent.certify_device_key()
     answer = {
         "session": challenge["session"],
@@ -66,12 +68,13 @@ def register(agent: Agent, client: httpx.Client, code: str, event_log: Events) -
         "key_public": b64(key_public),
         "key_certify": b64(certify),
         "key_certify_signature": b64(certify_signature),
-        "key_signature": b64(_key_signature(agent, nonce)),
+        "key_approval": use.approval.policy.hex(),
+        "key_signature": b64(key_signature(agent, nonce, use)),
     }
     return client.post("/attestation/complete", json=answer)
 
 
-def checkin(agent: Agent, client: httpx.Client, certificate_pem: str, event_log: Events) -> httpx.Response:
+def checkin(agent: Agent, client: httpx.Client, certificate_pem: str, event_log: Events, use: KeyUse) -> httpx.Response:
     """Re-attestation after a power-on: the AK loaded again, a fresh quote, the nonce signed by the device key."""
     agent.load_ak()
     issued = client.get("/attestation/nonce")
@@ -86,6 +89,7 @@ def checkin(agent: Agent, client: httpx.Client, certificate_pem: str, event_log:
         "quote": b64(attest),
         "signature": b64(signature),
         "event_log": [{"pcr": p, "digest": d} for p, d in event_log],
-        "key_signature": b64(_key_signature(agent, nonce)),
+        "key_approval": use.approval.policy.hex(),
+        "key_signature": b64(key_signature(agent, nonce, use)),
     }
     return client.post("/attestation/checkin", json=body)

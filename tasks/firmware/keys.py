@@ -26,6 +26,30 @@ KEY_BITS = 3072
 SUBJECT = "/CN=secure-iot firmware signing"
 
 
+def rsa_private_key(ctx: Context, rec: StageRecord, key: Path, bits: int, what: str) -> Path:
+    """An RSA private key at ``key``, made with openssl if absent (0600, linked in: never overwritten);
+    an existing one is kept as it is, after a mode check."""
+    if key.exists():
+        if stat.S_IMODE(key.stat().st_mode) & 0o077:
+            raise SigningError(f"{key} is readable by group or others; chmod 600 it (it is never rewritten)")
+        return key
+    key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=key.parent, prefix=".new-") as tmp:
+        fresh = Path(tmp) / key.name
+        runner.run(
+            rec,
+            ctx.tool("openssl"),
+            ["genpkey", "-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{bits}", "-out", fresh],
+        )
+        os.chmod(fresh, 0o600)
+        try:
+            os.link(fresh, key)  # fails if a key appeared meanwhile: never overwrite one
+        except FileExistsError as exc:
+            raise SigningError(f"{key} appeared while a new key was made; the existing one is kept") from exc
+    console.print(f"  {what}: made {key} (RSA-{bits}, 0600)")
+    return key
+
+
 def key_dir(ctx: Context) -> Path:
     return ctx.root / KEY_DIR
 
@@ -35,21 +59,7 @@ def signing_key(ctx: Context, rec: StageRecord, keydir: Path, *, subject: str = 
     keydir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key, crt = keydir / f"{KEY_NAME}.key", keydir / f"{KEY_NAME}.crt"
     openssl = ctx.tool("openssl")
-    if key.exists():
-        if stat.S_IMODE(key.stat().st_mode) & 0o077:
-            raise SigningError(f"{key} is readable by group or others; chmod 600 it (it is never rewritten)")
-    else:
-        with tempfile.TemporaryDirectory(dir=keydir, prefix=".new-") as tmp:
-            fresh = Path(tmp) / key.name
-            runner.run(
-                rec, openssl, ["genpkey", "-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{KEY_BITS}", "-out", fresh]
-            )
-            os.chmod(fresh, 0o600)
-            try:
-                os.link(fresh, key)  # fails if a key appeared meanwhile: never overwrite one
-            except FileExistsError as exc:
-                raise SigningError(f"{key} appeared while a new key was made; the existing one is kept") from exc
-        console.print(f"  firmware key: made {key} (RSA-{KEY_BITS}, 0600)")
+    rsa_private_key(ctx, rec, key, KEY_BITS, "firmware key")
     if not crt.exists():
         with tempfile.TemporaryDirectory(dir=keydir, prefix=".new-") as tmp:
             fresh = Path(tmp) / crt.name

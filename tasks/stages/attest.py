@@ -1,7 +1,8 @@
 """nox -s attest: the field story on real parts, from the signed firmware to a quarantined device.
 
 Manufacture 3 devices; boot one with the signed firmware (QEMU against its own swtpm); register it
-with its printed code (its device key created in the TPM under PolicyPCR, certified by the AK);
+with its printed code (its device key created in the TPM under PolicyAuthorize by the policy
+authority, used with this build's approval, certified by the AK);
 boot it again and re-attest; boot it with a tampered FIT: the TPM refuses the device key, and the
 check-in quarantines it (certificate revoked, refused from then on). The fleet server is the real
 app over mTLS on 127.0.0.1. Fails closed without the signed firmware and its reference values.
@@ -20,7 +21,7 @@ from tasks.core.checks import Check, conclude
 from tasks.core.errors import SigningError, ToolError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import CONSOLE_LOG_MEDIA_TYPE, SIGSTORE_BUNDLE_MEDIA_TYPE
-from tasks.device import fleet_server, measured_boot, protocol
+from tasks.device import fleet_server, key_policy, measured_boot, protocol
 
 DEVICES = 3
 TAMPER = "flipped-byte"
@@ -47,13 +48,19 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             "cosign public key; run `nox -s keys firmware` (local key mode)"
         )
     bundle = ctx.artifact(ctx.evidence.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE).name)
+    authority = ctx.root / key_policy.AUTHORITY_DIR / "authority.pub"
+    if not authority.is_file():
+        raise SigningError(f"{authority}: no policy authority public key; run `nox -s firmware` (it makes the key)")
+    use = key_policy.KeyUse(authority, key_policy.Approval.of(genuine.reference))
     out = ctx.stage_dir("attest")
     maker = device.manufacturer_for(out / "factory")
     batch = device.manufacture(ctx, rec, out / "factory", DEVICES, maker)
     made = batch.devices[0]
     scratch = out / "agent" / made.device_id
     scratch.mkdir(parents=True, exist_ok=True)
-    server = fleet_server.prepare(out / "server", maker.cert_pem, signer.public_key.read_bytes(), [bundle])
+    server = fleet_server.prepare(
+        out / "server", maker.cert_pem, signer.public_key.read_bytes(), authority.read_bytes(), [bundle]
+    )
     checks: list[Check] = []
     story: dict[str, Any] = {"devices": [d.device_id for d in batch.devices], "booted": made.device_id}
     genuine_dev = firmware.Device(genuine.u_boot, genuine.control_dtb, genuine.fit)
@@ -75,14 +82,15 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
 
             log = _boot(ctx, rec, made, genuine_dev, scratch / "console-genuine.log", full=True)
             with device.resumed(ctx, rec, made.state, scratch) as agent:
-                registered = protocol.register(agent, dev, made.code, log)
+                registered = protocol.register(agent, dev, made.code, log, use)
             ok = registered.status_code == 201
             certificate = registered.json().get("certificate_pem", "") if ok else ""
             key_bound = ok and protocol.certificate_is_for(certificate, (scratch / "key.pub").read_bytes())
             checks.append(
                 Check(
-                    "genuine boot: registered; the certificate is for the TPM key under "
-                    f"PolicyPCR({firmware.KEY_PCR}, {firmware.FIT_PCR})",
+                    "genuine boot: registered; the certificate is for the TPM key under PolicyAuthorize by the "
+                    f"policy authority (this build's approval: PolicyPCR({firmware.KEY_PCR}, {firmware.FIT_PCR}) "
+                    "+ the rollback counter)",
                     key_bound,
                     registered.text[:200] if not ok else "key fixedTPM|fixedParent, no userWithAuth",
                 )
@@ -90,7 +98,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
 
             log = _boot(ctx, rec, made, genuine_dev, scratch / "console-reboot.log", full=True)
             with device.resumed(ctx, rec, made.state, scratch) as agent:
-                again = protocol.checkin(agent, dev, certificate, log)
+                again = protocol.checkin(agent, dev, certificate, log, use)
             checks.append(Check("genuine reboot: re-attested on check-in", again.status_code == 200, again.text[:200]))
 
             case = firmware.CASES[TAMPER]
@@ -100,16 +108,18 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             with device.resumed(ctx, rec, made.state, scratch) as agent:
                 agent.load_ak()
                 try:
-                    agent.sign_with_device_key(b"can this device still prove who it is?")
+                    agent.sign_with_device_key(b"can this device still prove who it is?", use.approval, authority)
                     refusal = ""
                 except ToolError as exc:
-                    refusal = next((line for line in str(exc).split("|") if "policy" in line), str(exc)).strip()
-                quarantined = protocol.checkin(agent, dev, certificate, log)
-                after = protocol.checkin(agent, dev, certificate, log)
+                    lines = str(exc).split("|")
+                    refusal = next((line for line in lines if "policyauthorize" in line.lower()), str(exc)).strip()
+                quarantined = protocol.checkin(agent, dev, certificate, log, use)
+                after = protocol.checkin(agent, dev, certificate, log, use)
             checks.append(
                 Check(
-                    f"tampered boot ({case.what}): the TPM refuses the device key",
-                    "policy check failed" in refusal,
+                    f"tampered boot ({case.what}): the TPM refuses the device key (this build's approval "
+                    "does not match the PCRs: PolicyAuthorize fails)",
+                    "policyauthorize" in refusal.lower(),
                     refusal[:200] or "the TPM signed: the key is not bound to the boot",
                 )
             )

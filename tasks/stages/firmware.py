@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from tasks import firmware, signing
 from tasks.context import Context, source_date_epoch
+from tasks.core import atomic
 from tasks.core.console import console
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import (
@@ -19,6 +20,7 @@ from tasks.core.media_types import (
     REFERENCE_VALUES_PREDICATE_TYPE,
     SIGSTORE_BUNDLE_MEDIA_TYPE,
 )
+from tasks.device import key_policy
 
 OUTPUTS = {
     firmware.FIT_NAME: FIT_MEDIA_TYPE,
@@ -39,6 +41,11 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     built = firmware.build_firmware(
         ctx, rec, ctx.stage_dir("firmware"), epoch=source_date_epoch(ctx, rec), rebuild_u_boot=args.rebuild_u_boot
     )
+    # The device-key approval of this build (PolicyPCR of its PCRs 8/9 + the rollback counter), signed by
+    # the policy authority, goes into the reference values: the cosign attestation below covers it too.
+    approval = key_policy.approve(ctx, rec, built.reference, key_policy.authority(ctx, rec))
+    built.reference["key_approval"] = approval.document()
+    atomic.write_json(built.path(firmware.REFERENCE_NAME), built.reference)
     digests = {name: rec.add_output(built.path(name), media).digest for name, media in OUTPUTS.items()}
     # The golden values remote attestation and the boot stage trust: a signed statement about the FIT.
     signer = signing.configured(ctx)
@@ -61,6 +68,11 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             },
             "fit_bytes": built.path(firmware.FIT_NAME).stat().st_size,
             "reference_pcrs": {k: built.reference["pcrs"][k] for k in map(str, firmware.MEASURED_PCRS)},
+            "key_approval": {
+                "policy": approval.policy.hex(),
+                "counter_at_most": approval.counter_at_most,
+                "authority": f"{key_policy.AUTHORITY_DIR}/authority.pub",
+            },
             "reference_values": {
                 "predicate_type": REFERENCE_VALUES_PREDICATE_TYPE,
                 "bundle": bundle.name,

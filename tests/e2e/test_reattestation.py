@@ -1,9 +1,13 @@
 """Issue #14: the TPM-bound device key and re-attestation on check-in, with real swtpm TPMs, tpm2-tools
 and the real app.
 
-11 tampered boot -> the device key is unusable (the TPM refuses its PolicyPCR: TPM_RC_POLICY_FAIL)
+11 tampered boot -> the device key is unusable (the genuine build's approval does not match the PCRs:
+   the TPM refuses PolicyAuthorize)
 12 re-attestation drift (tampered firmware, downgrade, missing key) -> quarantined with the reason the
    operator sees, the certificate revoked and refused from then on
+#29 a signed update keeps the device attested with the same key and certificate; once the new build is
+   marked good (the TPM counter raised), booting the old one is refused by the TPM and by the server
+   (step "rollback", not a quarantine), and the new build checks in again
 A stranger's check-in (no valid quote of the enrolled AK) changes nothing.
 """
 
@@ -23,11 +27,13 @@ pytestmark = pytest.mark.slow
 GENUINE_BOOT = events_of(GENUINE)
 TAMPERED_BOOT = events_of(variant(b"a FIT with one flipped byte", "1.1.0", 2))
 OLD_BOOT = events_of(variant(b"firmware 1.0.0, superseded", "1.0.0", MIN_SECURITY_VERSION - 1))
+UPDATE = variant(b"firmware 1.2.0, the next signed release", "1.2.0", 3)
+UPDATED_BOOT = events_of(UPDATE)
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    yield make_fleet(tmp_path_factory.mktemp("fleet"), devices=3)
+    yield make_fleet(tmp_path_factory.mktemp("fleet"), devices=4, golden=(UPDATE,))
 
 
 def registered(fleet: Fleet, n: int) -> tuple[str, str]:
@@ -64,8 +70,9 @@ def test_11_tampered_boot_key_unusable_12_drift_quarantined_and_cert_refused(fle
     device_id, pem = fleet.devices[0].device_id, fleet.attested_certificate(fleet.devices[0].device_id)
     with fleet.power_on(fleet.devices[0], TAMPERED_BOOT) as agent:
         agent.load_ak()
-        with pytest.raises(ToolError, match="policy check failed"):
-            agent.sign_with_device_key(b"any challenge")
+        use = fleet.key_use(GENUINE_BOOT)  # the genuine build's approval: all a tampered device can present
+        with pytest.raises(ToolError, match="policyauthorize"):
+            agent.sign_with_device_key(b"any challenge", use.approval, use.authority)
         body = refused(
             fleet.checkin(agent, pem, TAMPERED_BOOT, fresh_power_on=False), "reference-values", "quarantined"
         )
@@ -100,6 +107,7 @@ def test_12_missing_key_is_quarantined_but_a_strangers_checkin_changes_nothing(f
             "quote": base64.b64encode(attest).decode(),
             "signature": base64.b64encode(signature).decode(),
             "event_log": [{"pcr": p, "digest": d} for p, d in GENUINE_BOOT],
+            "key_approval": fleet.key_use(GENUINE_BOOT).approval.policy.hex(),
             "key_signature": "",
         }
         refused(fleet.client.post("/attestation/checkin", json=body), "nonce", "another nonce")
@@ -110,3 +118,24 @@ def test_12_missing_key_is_quarantined_but_a_strangers_checkin_changes_nothing(f
         "quarantined",
         "device-key: no signature by the device key (the key is missing or unusable)",
     )
+
+
+def test_29_an_update_keeps_the_key_and_certificate_and_a_rollback_is_refused(fleet: Fleet) -> None:
+    device = fleet.devices[3]
+    device_id, pem = registered(fleet, 3)
+    with fleet.power_on(device, UPDATED_BOOT) as agent:  # N+1 installed and booted (pending)
+        updated = fleet.checkin(agent, pem, UPDATED_BOOT)
+    assert updated.status_code == 200, updated.text
+    assert updated.json() == {"device_id": device_id, "state": "attested", "firmware": "1.2.0"}
+    with fleet.power_on(device, UPDATED_BOOT) as agent:  # N+1 marked good: the counter follows it
+        assert agent.raise_rollback_counter(UPDATE["security_version"]) == 3
+    with fleet.power_on(device, GENUINE_BOOT) as agent:  # N again: a genuine, signed, older build
+        use = fleet.key_use(GENUINE_BOOT)
+        with pytest.raises(ToolError, match="policynv"):
+            agent.sign_with_device_key(b"any challenge", use.approval, use.authority)
+        body = refused(fleet.checkin(agent, pem, GENUINE_BOOT, fresh_power_on=False), "rollback", "older than")
+    assert "security version 3" in body["detail"] and "rollback counter" in body["detail"]
+    assert fleet.states()[device_id] == ("attested", "")  # refused, not quarantined: N+1 recovers it
+    with fleet.power_on(device, UPDATED_BOOT) as agent:
+        again = fleet.checkin(agent, pem, UPDATED_BOOT)
+    assert again.status_code == 200, again.text

@@ -95,6 +95,7 @@ def test_4_quote_from_another_tpm(fleet: Fleet) -> None:
         "key_public": "",
         "key_certify": "",
         "key_certify_signature": "",
+        "key_approval": "",
         "key_signature": "",
     }
     refused(fleet.client.post("/attestation/complete", json=answer), "credential-activation", "not the server")

@@ -23,6 +23,11 @@ from tests.support.fleet import GENUINE, cosign_keys, cosign_verdict, sign_refer
 pytestmark = pytest.mark.slow
 
 
+# The key approval's own checks (its digest, the authority's signature) are key_policy's, tested in
+# tests/integration/test_key_policy_tpm.py; here it only has to be present and well-formed.
+APPROVED = GENUINE | {"key_approval": {"policy": "00" * 32, "signature": "", "counter_at_most": 2}}
+
+
 def server_verdict(keys: Path, bundle: Path) -> bool:
     key = serialization.load_pem_public_key((keys / "cosign.pub").read_bytes())
     assert isinstance(key, ec.EllipticCurvePublicKey)
@@ -49,8 +54,8 @@ def edit_statement(bundle: Path, change: Callable[[dict[str, Any]], None]) -> Pa
 
 def test_server_and_cosign_agree_on_genuine_and_edited_bundles(tmp_path: Path) -> None:
     pipeline, other = cosign_keys(tmp_path / "pipeline"), cosign_keys(tmp_path / "other")
-    genuine = sign_reference_values(pipeline, GENUINE, tmp_path / "genuine.sigstore.json")
-    foreign = sign_reference_values(other, GENUINE, tmp_path / "foreign.sigstore.json")
+    genuine = sign_reference_values(pipeline, APPROVED, tmp_path / "genuine.sigstore.json")
+    foreign = sign_reference_values(other, APPROVED, tmp_path / "foreign.sigstore.json")
 
     def lower_version(s: dict[str, Any]) -> None:
         s["predicate"]["security_version"] = 99

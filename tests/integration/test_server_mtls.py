@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from secure_iot_server.config import Settings
 
 from tasks.core.processes import free_port
+from tests.support.fleet import policy_authority
 from tests.support.identities import OPERATOR, OPERATOR_CA, ca, leaf
 from tests.support.project import REPO
 
@@ -54,6 +55,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     (trust / "pipeline-cosign.pub").write_bytes(
         pipeline.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
+    _, authority = policy_authority(work)
+    (trust / "device-policy.pub").write_bytes(authority.read_bytes())
     fleet = ca("fleet CA")
     write_pair(trust, "fleet-ca", fleet)
     server_ca = ca("server CA")

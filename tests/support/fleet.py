@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from secure_iot_server.api import create_app
@@ -35,6 +35,7 @@ from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import REFERENCE_VALUES_PREDICATE_TYPE
 from tasks.device import Agent, Batch, Manufactured, factory, manufacturer, measured_boot, resumed, running
+from tasks.device.key_policy import Approval, KeyUse, approve
 from tasks.firmware import measurements, qemu
 from tests.support.identities import OPERATOR, OPERATOR_CA, with_client_certificate
 from tests.support.project import REPO, pinned
@@ -129,6 +130,20 @@ def cosign_verdict(keys: Path, bundle: Path, fit_sha256: str) -> bool:
     return done.returncode == 0
 
 
+def policy_authority(directory: Path, name: str = "device-policy") -> tuple[Path, Path]:
+    """A policy authority for a test fleet: an RSA-2048 pair (private 0600, public PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private, public = directory / f"{name}.key", directory / f"{name}.pub"
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    private.chmod(0o600)
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return private, public
+
+
 def fleet_ca(directory: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secure-iot fleet CA")])
@@ -162,10 +177,18 @@ class Fleet:
     client: TestClient
     db: Path
     operator: TestClient
+    authority: Path  # the policy authority's public key (PEM), provisioned on every device
+    approvals: dict[tuple[tuple[int, str], ...], Approval]  # each signed build's, by its event log
 
     @property
     def devices(self) -> list[Manufactured]:
         return self.batch.devices
+
+    def key_use(self, log: Events) -> KeyUse:
+        """The approval a device booted into ``log`` presents: that build's, or (a boot no build
+        matches: tampered) the genuine build's, the best an attacker holding every approval can do."""
+        genuine = self.approvals[tuple(events_of(GENUINE))]
+        return KeyUse(self.authority, self.approvals.get(tuple(log), genuine))
 
     @contextlib.contextmanager
     def power_on(self, device: Manufactured, boot: Events) -> Iterator[Agent]:
@@ -189,12 +212,13 @@ class Fleet:
         secret = agent.activate_credential(base64.b64decode(challenge["credential"]))
         nonce = bytes.fromhex(challenge["nonce"])
         attest, signature = agent.quote(nonce)
-        key_public = agent.create_device_key()
+        use = self.key_use(log)
+        key_public = agent.create_device_key(use.authority)
         certify, certify_signature = agent.certify_device_key()
         try:
-            key_signature = agent.sign_with_device_key(nonce)
+            key_signature = agent.sign_with_device_key(nonce, use.approval, use.authority)
         except ToolError:
-            key_signature = b""  # the PCRs are not what the key was bound to: the TPM refused
+            key_signature = b""  # the PCRs are not the approval's (or the counter moved past it): the TPM refused
         return {
             "session": challenge["session"],
             "ek_certificate_pem": agent.ek_certificate_pem(),
@@ -206,6 +230,7 @@ class Fleet:
             "key_public": base64.b64encode(key_public).decode(),
             "key_certify": base64.b64encode(certify).decode(),
             "key_certify_signature": base64.b64encode(certify_signature).decode(),
+            "key_approval": use.approval.policy.hex(),
             "key_signature": base64.b64encode(key_signature).decode(),
         }
 
@@ -217,8 +242,9 @@ class Fleet:
         issued = self.client.get("/attestation/nonce").json()
         nonce = bytes.fromhex(issued["nonce"])
         attest, signature = agent.quote(nonce)
+        use = self.key_use(log)
         try:
-            key_signature = agent.sign_with_device_key(nonce)
+            key_signature = agent.sign_with_device_key(nonce, use.approval, use.authority)
         except ToolError:
             key_signature = b""
         body = {
@@ -227,6 +253,7 @@ class Fleet:
             "quote": base64.b64encode(attest).decode(),
             "signature": base64.b64encode(signature).decode(),
             "event_log": [{"pcr": p, "digest": d} for p, d in log],
+            "key_approval": use.approval.policy.hex(),
             "key_signature": base64.b64encode(key_signature).decode(),
         }
         return self.client.post("/attestation/checkin", json=body)
@@ -297,12 +324,17 @@ def make_fleet(
     (trust_dir / "manufacturer-ca" / "acme.pem").write_bytes(maker.cert_pem)
     keys = cosign_keys(work / "pipeline-keys")
     (trust_dir / "pipeline-cosign.pub").write_bytes((keys / "cosign.pub").read_bytes())
+    authority_key, authority = policy_authority(work / "pipeline-keys")
+    (trust_dir / "device-policy.pub").write_bytes(authority.read_bytes())
     (trust_dir / "reference-values").mkdir()
-    sign_reference_values(keys, GENUINE, trust_dir / "reference-values" / "genuine.sigstore.json")
     old = variant(b"firmware 1.0.0, superseded", "1.0.0", MIN_SECURITY_VERSION - 1)
-    sign_reference_values(keys, old, trust_dir / "reference-values" / "old.sigstore.json")
-    for n, reference in enumerate(golden):
-        sign_reference_values(keys, reference, trust_dir / "reference-values" / f"build-{n}.sigstore.json")
+    builds = {"genuine": GENUINE, "old": old} | {f"build-{n}": reference for n, reference in enumerate(golden)}
+    approvals = {}
+    for name, reference in builds.items():
+        approval = approve(ctx, rec, reference, authority_key)
+        approvals[tuple(events_of(reference))] = approval
+        approved = reference | {"key_approval": approval.document()}
+        sign_reference_values(keys, approved, trust_dir / "reference-values" / f"{name}.sigstore.json")
     fleet_ca(trust_dir)
     db = work / "fleet.db"
     trust = load_trust(trust_dir, min_security_version=MIN_SECURITY_VERSION, lockout=lockout)
@@ -318,4 +350,4 @@ def make_fleet(
     response = operator.post("/attestation/manifests", json=body)
     assert response.status_code == 201, response.text
     assert response.json() == {"enrolled": devices}
-    return Fleet(ctx, rec, work, trust_dir, keys, batch, maker, client, db, operator)
+    return Fleet(ctx, rec, work, trust_dir, keys, batch, maker, client, db, operator, authority, approvals)

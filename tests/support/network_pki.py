@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 BROKER = ("10.60.2.10", 8443)
@@ -115,6 +115,10 @@ def make_fleet(directory: Path) -> Fleet:
     pipeline = ec.generate_private_key(ec.SECP256R1()).public_key()
     (trust / "pipeline-cosign.pub").write_bytes(
         pipeline.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    authority = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    (trust / "device-policy.pub").write_bytes(
+        authority.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     shutil.copyfile(directory / "ca.pem", trust / "fleet-ca.pem")
     shutil.copyfile(directory / "ca.key", trust / "fleet-ca.key")

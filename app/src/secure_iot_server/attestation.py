@@ -11,11 +11,14 @@ them in the order below and writes the enrolment only after the last one passed:
   7 verify_reference_values    every measured component equals a signed build's reference values
   8 verify_security_version    that build is not below the fleet's minimum security version
   9 verify_device_key          the device key lives in that TPM (TPM2_Certify by the AK), cannot leave it,
-                               and is usable only under a PolicyPCR of that build's measured boot
- 10 verify_key_possession      the device key signed this session's nonce (so the PCRs were genuine just now)
+                               and is usable only through PolicyAuthorize by the fleet's policy authority
+                               (key_policy.py): an approval per signed build, PolicyPCR + the rollback counter
+ 10 verify_approval_used       the approval the device says it used is the one for the build it booted
+ 11 verify_key_possession      the device key signed this session's nonce (so the PCRs were that build's
+                               just now, and its TPM counter had not moved past that build)
 
-Re-attestation on check-in (checkin.py) runs 4-8 and 10 again against the AK and device key
-enrolled at registration.
+Re-attestation on check-in (checkin.py) runs 4-8, 10 and 11 again against the AK and device key
+enrolled at registration, and refuses a build older than the one the device last attested on.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from . import tpm
 from .reference_values import Golden
 
 BOOT_PCRS = tuple(range(10))  # what the quote must cover: everything the boot chain may extend
-# What the device key's PolicyPCR binds it to: the PCRs U-Boot extends (8: the verifying key, 9: the FIT).
+# What each build's key approval (key_policy.py) binds the device key to: the PCRs U-Boot extends
+# (8: the verifying key, 9: the FIT).
 # tpm2-tools 5.4 selects at most 8 PCRs in a policy; PCRs 0-7 are never extended on this device.
 POLICY_PCRS = (8, 9)
 ZERO = bytes(32)
@@ -187,16 +191,11 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def expected_key_policy(build: Golden) -> bytes:
-    """The PolicyPCR digest a genuine device key carries: computed from the signed build's event log."""
-    values = replay(list(build.events))
-    return tpm.policy_pcr_digest(POLICY_PCRS, values)
-
-
 def verify_device_key(
-    ak: tpm.PublicKey, key_public: bytes, certify: bytes, certify_signature: bytes, build: Golden
+    ak: tpm.PublicKey, key_public: bytes, certify: bytes, certify_signature: bytes, key_policy: bytes
 ) -> tpm.DeviceKey:
-    """Step 9: TPM2_Certify by the activated AK names exactly this key, which is bound to the genuine boot."""
+    """Step 9: TPM2_Certify by the activated AK names exactly this key, usable only through ``key_policy``
+    (PolicyAuthorize by the fleet's policy authority, key_policy.py)."""
     step = "device-key"
     try:
         key = tpm.parse_ecc_public(key_public)
@@ -214,13 +213,27 @@ def verify_device_key(
             "not a non-exportable signing key usable only through its policy "
             "(fixedTPM, fixedParent, sensitiveDataOrigin, sign, no userWithAuth)",
         )
-    if not hmac.compare_digest(key.auth_policy, expected_key_policy(build)):
-        raise Refused(step, f"the key's policy is not PolicyPCR over PCRs {list(POLICY_PCRS)} of the signed build")
+    if not hmac.compare_digest(key.auth_policy, key_policy):
+        raise Refused(step, "the key's policy is not PolicyAuthorize by the fleet's policy authority")
     return key
 
 
+def verify_approval_used(build: Golden, used_hex: str) -> None:
+    """Step 10: the device says which approval it presented to its TPM; it must be the booted build's."""
+    try:
+        used = bytes.fromhex(used_hex)
+    except ValueError:
+        raise Refused("device-key", "key_approval is not hex") from None
+    if not hmac.compare_digest(used, build.approval):
+        raise Refused(
+            "device-key",
+            f"the key approval used ({used_hex[:16]}) is not the one for firmware {build.firmware_version}, "
+            "the build it booted",
+        )
+
+
 def verify_key_possession(key: ec.EllipticCurvePublicKey, nonce: bytes, signature: bytes) -> None:
-    """Step 10: the device key signed the server's nonce (ECDSA-SHA256, DER), so it is usable right now."""
+    """Step 11: the device key signed the server's nonce (ECDSA-SHA256, DER), so it is usable right now."""
     if not signature:
         raise Refused("device-key", "no signature by the device key (the key is missing or unusable)")
     try:

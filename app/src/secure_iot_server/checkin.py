@@ -1,15 +1,19 @@
 """Periodic re-attestation: an enrolled device checks in with a fresh quote, and drift quarantines it.
 
 device -> GET /attestation/nonce                       -> {session, nonce}
-device -> POST /attestation/checkin {session, certificate_pem, quote, signature, event_log, key_signature}
+device -> POST /attestation/checkin {session, certificate_pem, quote, signature, event_log, key_approval,
+                                     key_signature}
 
 Who is asking is settled first, and a failure there changes nothing (a stranger cannot quarantine
 a device): the certificate is the fleet CA's, current, not revoked, and the one issued at
 registration; the quote is signed by the AK enrolled with it and carries this session's nonce.
 From then on the report provably comes from that device's TPM, and any drift quarantines it:
 the event log does not replay to the quoted PCRs, the measurements are no signed build's, the
-build is below the fleet minimum, or the TPM-bound device key did not sign the nonce (missing, or
-unusable because the PCRs are not the genuine boot's). Quarantine = state `quarantined` with the
+build is below the fleet minimum, the key approval the device used is not its booted build's, or the
+TPM-bound device key did not sign the nonce (missing, or unusable because the PCRs are not the
+genuine boot's). A genuine but older signed build than the device last attested on is a rollback:
+refused with that reason, not quarantined (the TPM's counter already refuses its key; booting the
+newer build again recovers it). Quarantine = state `quarantined` with the
 reason, and the certificate revoked (refused from then on). Nothing else changes.
 """
 
@@ -26,6 +30,7 @@ from . import attestation, tpm
 from .attestation import Refused
 from .enrolment_store import QUARANTINED, EnrolmentStore
 from .identity import issued_by
+from .reference_values import Golden
 from .registration import CHALLENGE_SECONDS, Trust, b64
 
 CHECKIN = "checkin"  # a check-in session: no AK, no credential
@@ -76,6 +81,26 @@ def device_of(
     return device_id, enrolled, cert
 
 
+def _quarantine(store: EnrolmentStore, device_id: str, cert: x509.Certificate, drift: Refused) -> Quarantined:
+    store.quarantine(device_id, f"{drift.step}: {drift.reason}")
+    return Quarantined(
+        drift.step, f"device {device_id} quarantined, certificate {cert.serial_number:x} revoked: {drift.reason}"
+    )
+
+
+def verify_no_rollback(store: EnrolmentStore, device_id: str, build: Golden) -> None:
+    """A signed build older than the one this device last attested on is refused, not quarantined: the
+    device is genuine but rolled back (its TPM counter already refuses the key: it cannot authenticate
+    anywhere until it boots the newer build again)."""
+    last = store.attested_security_version(device_id)
+    if last is not None and build.security_version < last:
+        raise Refused(
+            "rollback",
+            f"booted firmware {build.firmware_version} (security version {build.security_version}) is older than "
+            f"security version {last} this device attested on; its TPM rollback counter refuses the device key",
+        )
+
+
 def checkin(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict[str, Any]:
     pending = store.take_challenge(str(answer["session"]))
     if pending is None or pending["device_id"] != CHECKIN:
@@ -88,20 +113,22 @@ def checkin(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict
         ak, b64(answer["quote"], "quote", "quote-signature"), b64(answer["signature"], "signature", "quote-signature")
     )
     attestation.verify_nonce(quote, pending["nonce"], pending["expires_at"], time.time())
-    # The report is the device's own from here: drift quarantines.
+    # The report is the device's own from here: drift quarantines (a rollback to a build the fleet
+    # still accepts is refused with its reason instead).
     try:
         event_log = [(int(e["pcr"]), str(e["digest"]).lower()) for e in answer["event_log"]]
         attestation.verify_pcr_digest(quote, event_log)
         build = attestation.verify_reference_values(event_log, trust.golden)
         attestation.verify_security_version(build, trust.min_security_version)
+    except Refused as drift:
+        raise _quarantine(store, device_id, cert, drift) from None
+    verify_no_rollback(store, device_id, build)
+    try:
+        attestation.verify_approval_used(build, str(answer["key_approval"]))
         key = tpm.parse_ecc_public(enrolled["key_public"])
         signature = b64(answer["key_signature"], "key_signature", "device-key") if answer["key_signature"] else b""
         attestation.verify_key_possession(key.key, pending["nonce"], signature)
     except Refused as drift:
-        reason = f"{drift.step}: {drift.reason}"
-        store.quarantine(device_id, reason)
-        raise Quarantined(
-            drift.step, f"device {device_id} quarantined, certificate {cert.serial_number:x} revoked: {drift.reason}"
-        ) from None
+        raise _quarantine(store, device_id, cert, drift) from None
     store.checked_in(device_id, build.firmware_version, build.security_version, build.fit_sha256)
     return {"device_id": device_id, "state": "attested", "firmware": build.firmware_version}

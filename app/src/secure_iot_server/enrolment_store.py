@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from .attestation import Enrolment
 from .database import engine_for, insert
@@ -134,6 +134,14 @@ class EnrolmentStore:
             row = conn.execute(select(device_keys).where(device_keys.c.device_id == device_id)).mappings().first()
         return _plain(row)
 
+    def attested_security_version(self, device_id: str) -> int | None:
+        """The security version of the build the device last attested on (registration or check-in)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(attested.c.security_version).where(attested.c.device_id == device_id)
+            ).scalar_one_or_none()
+        return None if value is None else int(value)
+
     def checked_in(self, device_id: str, firmware_version: str, security_version: int, fit_sha256: str) -> None:
         """A passed re-attestation: the measured firmware and the time, nothing else."""
         with self.engine.begin() as conn:
@@ -169,6 +177,12 @@ class EnrolmentStore:
         query = select(revocations).where(revocations.c.certificate_serial == certificate_serial)
         with self.engine.connect() as conn:
             return _plain(conn.execute(query).mappings().first())
+
+    def revocation_marker(self) -> tuple[int, str]:
+        """(how many, the latest revoked_at): what changes whenever the revocation list does."""
+        with self.engine.connect() as conn:
+            count, latest = conn.execute(select(func.count(), func.max(revocations.c.revoked_at))).one()
+        return int(count), str(latest or "")
 
     def revocations(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

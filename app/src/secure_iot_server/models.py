@@ -108,6 +108,9 @@ class CompleteIn(BaseModel):
         max_length=1024, description="TPM2_Certify's TPMS_ATTEST of the device key by the AK, base64"
     )
     key_certify_signature: str = Field(max_length=1024, description="TPMT_SIGNATURE of key_certify, base64")
+    key_approval: str = Field(
+        max_length=64, description="hex: the approved policy digest the device presented to its TPM (key_policy.py)"
+    )
     key_signature: str = Field(max_length=256, description="the device key's ECDSA (DER) over the nonce, base64")
 
 
@@ -120,6 +123,9 @@ class CheckinIn(BaseModel):
     quote: str = Field(max_length=1024, description="TPMS_ATTEST, base64")
     signature: str = Field(max_length=1024, description="TPMT_SIGNATURE, base64")
     event_log: list[Event] = Field(max_length=64)
+    key_approval: str = Field(
+        max_length=64, description="hex: the approved policy digest the device presented to its TPM (key_policy.py)"
+    )
     key_signature: str = Field(
         max_length=256, description="the device key's ECDSA (DER) over the nonce, base64; empty if the key is unusable"
     )

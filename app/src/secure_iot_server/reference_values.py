@@ -4,8 +4,9 @@ A Sigstore bundle as `cosign attest-blob --bundle` writes it (the legacy form wi
 base64Signature holding the DSSE envelope, or a v0.3 bundle with a dsseEnvelope), whose payload
 is an in-toto Statement: predicateType = the reference-values URN, subject = the FIT by sha256,
 predicate = the firmware build's reference values (firmware_version, security_version,
-fit_sha256, event_log, pcrs). The DSSE signature (PAE) is checked against the pinned pipeline
-public key before anything inside is read; a firmware nobody signed never becomes golden.
+fit_sha256, event_log, pcrs, and key_approval: the device-key approval for this build, checked
+by key_policy.py). The DSSE signature (PAE) is checked against the pinned pipeline public key
+before anything inside is read; a firmware nobody signed never becomes golden.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Golden:
     firmware_version: str
     security_version: int
     events: tuple[tuple[int, str], ...]
+    approval: bytes = b""  # the device-key policy digest the policy authority approved for this build
+    approval_signature: bytes = b""  # its RSASSA-SHA256 signature (key_policy.verify_approval checks both)
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -91,8 +94,16 @@ def _golden(statement: dict[str, Any]) -> Golden:
     try:
         fit = str(predicate["fit_sha256"])
         events = tuple((int(e["pcr"]), str(e["digest"])) for e in predicate["event_log"])
-        golden = Golden(fit, str(predicate["firmware_version"]), int(predicate["security_version"]), events)
-    except (KeyError, TypeError, ValueError) as exc:
+        approved = predicate["key_approval"]
+        golden = Golden(
+            fit,
+            str(predicate["firmware_version"]),
+            int(predicate["security_version"]),
+            events,
+            bytes.fromhex(str(approved["policy"])),
+            base64.b64decode(str(approved["signature"]), validate=True),
+        )
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise ReferenceValuesError(f"predicate: missing or malformed {exc}") from None
     if subjects != [fit] or not SHA256_HEX.match(fit):
         raise ReferenceValuesError(f"statement: subject {subjects} is not the predicate's FIT sha256 {fit}")

@@ -4,11 +4,13 @@ device -> POST /attestation/challenge {ek_certificate_pem, ak_public}
 server:   step 1 (EK certificate), AK is a restricted TPM signing key,
           MakeCredential(EK from the certificate, AK name, secret) + a fresh nonce
 device:   ActivateCredential in its TPM, quote PCRs 0-9 with the nonce, measured-boot event log;
-          the device key created in the TPM under PolicyPCR(8, 9), certified by the AK (TPM2_Certify),
-          and the nonce signed with it (through a PolicyPCR session)
+          the device key created in the TPM under PolicyAuthorize by the fleet's policy authority,
+          certified by the AK (TPM2_Certify), and the nonce signed with it (a policy session satisfied
+          with the booted build's approval: PolicyPCR(8, 9) + the rollback counter, key_policy.py)
 device -> POST /attestation/complete {session, registration_code, activated_secret, quote, signature,
-                                      event_log, key_public, key_certify, key_certify_signature, key_signature}
-server:   steps 1-10 (attestation.py), then the enrolment and a device certificate from the fleet CA for
+                                      event_log, key_public, key_certify, key_certify_signature,
+                                      key_approval, key_signature}
+server:   steps 1-11 (attestation.py), then the enrolment and a device certificate from the fleet CA for
           the TPM-bound key's public key
 """
 
@@ -31,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import attestation, tpm
+from . import attestation, key_policy, tpm
 from .attestation import Lockout, Refused
 from .enrolment_store import EnrolmentStore
 from .reference_values import Golden
@@ -49,6 +51,7 @@ class Trust:
     golden: list[Golden]
     fleet_ca_cert: x509.Certificate
     fleet_ca_key: ec.EllipticCurvePrivateKey
+    policy_authority: rsa.RSAPublicKey  # approves each build's device-key policy (key_policy.py)
     min_security_version: int = 0
     lockout: Lockout = field(default_factory=Lockout)
     operator_cas: list[x509.Certificate] = field(default_factory=list)
@@ -142,7 +145,7 @@ def challenge(store: EnrolmentStore, trust: Trust, ek_certificate_pem: str, ak_p
 
 
 def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict[str, Any]:
-    """Steps 1-8 in order; the enrolment is written only after all passed."""
+    """Steps 1-11 in order; the enrolment is written only after all passed."""
     pending = store.take_challenge(str(answer["session"]))
     if pending is None:
         raise Refused("nonce", "unknown or already answered session (a challenge is single-use)")
@@ -181,8 +184,9 @@ def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dic
         key_public,
         b64(answer["key_certify"], "key_certify", "device-key"),
         b64(answer["key_certify_signature"], "key_certify_signature", "device-key"),
-        build,
+        key_policy.key_policy(trust.policy_authority),
     )
+    attestation.verify_approval_used(build, str(answer["key_approval"]))
     attestation.verify_key_possession(
         key.key, pending["nonce"], b64(answer["key_signature"], "key_signature", "device-key")
     )

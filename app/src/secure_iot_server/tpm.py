@@ -282,3 +282,46 @@ def policy_pcr_digest(pcrs: tuple[int, ...], values: dict[int, bytes]) -> bytes:
     H(0^32 || TPM_CC_PolicyPCR || TPML_PCR_SELECTION || H(selected PCR values in index order))."""
     pcr_digest = hashlib.sha256(b"".join(values[i] for i in sorted(pcrs))).digest()
     return hashlib.sha256(bytes(32) + struct.pack(">I", TPM_CC_POLICY_PCR) + pcr_selection(pcrs) + pcr_digest).digest()
+
+
+TPM_CC_POLICY_NV = 0x00000149
+TPM_CC_POLICY_AUTHORIZE = 0x0000016A
+TPM_EO_UNSIGNED_LE = 0x0009  # PolicyNV: the NV contents <= operandB, unsigned
+# TPMA_OBJECT tpm2-tools' `loadexternal -G rsa` gives an external RSA public key (measured with
+# tpm2-tools 5.4 on swtpm): userWithAuth|sign|decrypt; scheme and symmetric NULL; exponent explicit.
+EXTERNAL_RSA_ATTRIBUTES = USER_WITH_AUTH | SIGN | DECRYPT
+# TPMA_NV of the anti-rollback counter as the factory defines it (nt=counter|ownerread|ownerwrite|
+# authread|authwrite|no_da) once it has been written (TPMA_NV_WRITTEN): its name enters PolicyNV.
+NV_COUNTER_ATTRIBUTES = 0x22060016
+NV_COUNTER_SIZE = 8
+
+
+def external_rsa_name(key: rsa.RSAPublicKey) -> bytes:
+    """The TPM name of an RSA public key loaded with `tpm2 loadexternal -G rsa`: sha256 of its TPMT_PUBLIC."""
+    numbers = key.public_numbers()
+    modulus = numbers.n.to_bytes((key.key_size + 7) // 8, "big")
+    public = (
+        struct.pack(">HHIH", TPM_ALG_RSA, TPM_ALG_SHA256, EXTERNAL_RSA_ATTRIBUTES, 0)
+        + struct.pack(">HHHI", TPM_ALG_NULL, TPM_ALG_NULL, key.key_size, numbers.e)
+        + struct.pack(">H", len(modulus))
+        + modulus
+    )
+    return struct.pack(">H", TPM_ALG_SHA256) + hashlib.sha256(public).digest()
+
+
+def nv_name(index: int, attributes: int, size: int) -> bytes:
+    """The name of an NV index with no authPolicy: sha256 of its TPMS_NV_PUBLIC (Part 2 §13.5)."""
+    public = struct.pack(">IHIHH", index, TPM_ALG_SHA256, attributes, 0, size)
+    return struct.pack(">H", TPM_ALG_SHA256) + hashlib.sha256(public).digest()
+
+
+def policy_nv_digest(previous: bytes, name: bytes, operand: bytes, operation: int, offset: int = 0) -> bytes:
+    """TPM2_PolicyNV (Part 3 §23.9): H(previous || CC || H(operandB || offset || operation) || nvIndex name)."""
+    args = hashlib.sha256(operand + struct.pack(">HH", offset, operation)).digest()
+    return hashlib.sha256(previous + struct.pack(">I", TPM_CC_POLICY_NV) + args + name).digest()
+
+
+def policy_authorize_digest(authority_name: bytes, policy_ref: bytes = b"") -> bytes:
+    """TPM2_PolicyAuthorize (Part 3 §23.16) from a fresh session: H(H(0^32 || CC || keySign name) || policyRef)."""
+    inner = hashlib.sha256(bytes(32) + struct.pack(">I", TPM_CC_POLICY_AUTHORIZE) + authority_name).digest()
+    return hashlib.sha256(inner + policy_ref).digest()

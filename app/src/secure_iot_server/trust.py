@@ -2,7 +2,10 @@
 
 manufacturer-ca/*.pem             manufacturer CAs: EK certificates and manufacturing manifests
 pipeline-cosign.pub               the pipeline's cosign public key (reference values are signed with it)
-reference-values/*.sigstore.json  reference-values attestations; each verified, or the server won't start
+device-policy.pub                 the policy authority's RSA public key: it approves each build's device-key
+                                  policy (key_policy.py); every device key must be PolicyAuthorize by it
+reference-values/*.sigstore.json  reference-values attestations; each verified (its key approval too),
+                                  or the server won't start
 fleet-ca.pem, fleet-ca.key        the fleet CA that issues device certificates
 """
 
@@ -12,8 +15,9 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from . import key_policy
 from .attestation import Lockout
 from .reference_values import ReferenceValuesError, verify_bundle
 from .registration import Trust
@@ -32,10 +36,13 @@ def load_trust(directory: Path, *, min_security_version: int = 0, lockout: Locko
     pipeline_key = serialization.load_pem_public_key((directory / "pipeline-cosign.pub").read_bytes())
     if not isinstance(pipeline_key, ec.EllipticCurvePublicKey):
         raise TrustError("pipeline-cosign.pub: expected cosign's ECDSA P-256 public key")
+    authority = _policy_authority(directory / "device-policy.pub")
     golden = []
     for bundle in sorted((directory / "reference-values").glob("*.sigstore.json")):
         try:
-            golden.append(verify_bundle(bundle.read_bytes(), pipeline_key))
+            build = verify_bundle(bundle.read_bytes(), pipeline_key)
+            key_policy.verify_approval(build, authority)
+            golden.append(build)
         except ReferenceValuesError as exc:
             raise TrustError(f"{bundle.name}: {exc}") from None
     fleet_key = serialization.load_pem_private_key((directory / "fleet-ca.key").read_bytes(), password=None)
@@ -45,4 +52,14 @@ def load_trust(directory: Path, *, min_security_version: int = 0, lockout: Locko
     operators = [
         x509.load_pem_x509_certificate(p.read_bytes()) for p in sorted((directory / "operator-ca").glob("*.pem"))
     ]
-    return Trust(cas, golden, fleet_cert, fleet_key, min_security_version, lockout or Lockout(), operators)
+    return Trust(cas, golden, fleet_cert, fleet_key, authority, min_security_version, lockout or Lockout(), operators)
+
+
+def _policy_authority(path: Path) -> rsa.RSAPublicKey:
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise TrustError(f"{path.name}: the policy authority's public key is required ({exc})") from None
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size != key_policy.AUTHORITY_BITS:
+        raise TrustError(f"{path.name}: expected an RSA-{key_policy.AUTHORITY_BITS} public key")
+    return key

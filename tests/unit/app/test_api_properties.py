@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import schemathesis
+from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     negative_data_rejection,
@@ -40,6 +41,7 @@ def api_schema(db: Path) -> BaseSchema:
         golden=[],
         fleet_ca_cert=fleet[0],
         fleet_ca_key=fleet[1],
+        policy_authority=rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key(),
         operator_cas=[OPERATOR_CA[0]],
     )
     app = create_app(Settings(db_path=db), trust=trust)

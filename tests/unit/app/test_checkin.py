@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from secure_iot_server.api import create_app
 from secure_iot_server.config import Settings
@@ -18,11 +19,14 @@ from secure_iot_server.registration import Trust
 from tests.support.identities import ca, leaf
 
 FLEET = ca("fleet CA")
+AUTHORITY = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[tuple[TestClient, EnrolmentStore]]:
-    trust = Trust(manufacturer_cas=[], golden=[], fleet_ca_cert=FLEET[0], fleet_ca_key=FLEET[1])
+    trust = Trust(
+        manufacturer_cas=[], golden=[], fleet_ca_cert=FLEET[0], fleet_ca_key=FLEET[1], policy_authority=AUTHORITY
+    )
     db = tmp_path / "fleet.db"
     yield TestClient(create_app(Settings(db_path=db), trust=trust, operator_cas=[])), EnrolmentStore(db)
 
@@ -34,6 +38,7 @@ def body(session: str, certificate_pem: str) -> dict[str, Any]:
         "quote": "",
         "signature": "",
         "event_log": [],
+        "key_approval": "",
         "key_signature": "",
     }
 
