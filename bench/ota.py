@@ -47,6 +47,7 @@ from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher  # noqa: E402
 from tasks import ota, toolchain  # noqa: E402
 from tasks.core.evidence import StageRecord  # noqa: E402
 from tasks.ota.repository import Config  # noqa: E402
+from tests.support.identities import crl  # noqa: E402
 
 
 class Counting(Urllib3Fetcher):
@@ -152,7 +153,9 @@ def mtls(
     server = _pair(server_ca, "server", certs, server=True)
     enrolled = _pair(fleet_ca, "device", certs)
     device = ota.DeviceTls(enrolled.cert_file, enrolled.key_file, server_ca.cert_file)
-    tls = ota.ServerTls(server.cert_file, server.key_file, fleet_ca.cert_file)
+    revocations = certs / "fleet-ca.crl.pem"  # checked on every handshake (tasks/ota/repository_server.py)
+    revocations.write_bytes(crl((fleet_ca.cert, fleet_ca.key), [], number=1))
+    tls = ota.ServerTls(server.cert_file, server.key_file, fleet_ca.cert_file, revocations)
     with ota.serve(rec, repo.directory, work / "server-mtls" / "log", tls=tls) as url:
         t = time.monotonic()
         got = ota.update(dev, ota.Source.https(url, device), rauc=tool["rauc"], mksquashfs=tool["mksquashfs"], rec=rec)

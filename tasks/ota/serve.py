@@ -1,17 +1,18 @@
 """The update repository on 127.0.0.1, on a port the kernel picks, stopped by PID.
 
 Plain: Python's own http.server (the interpreter running the pipeline). With ``ServerTls``: HTTPS
-for enrolled devices only - uvicorn (the fleet server's ASGI server) running
-tasks/ota/repository_app.py over the directory, with ``--ssl-cert-reqs 2`` (CERT_REQUIRED)
-against the fleet CA that issues device certificates at registration (#14): a device without one
-fails the handshake and gets no metadata at all. TUF's signatures still protect the content;
-mTLS decides who may even see which releases exist. The first line naming the port is awaited.
+for enrolled, unrevoked devices only - uvicorn (the fleet server's ASGI server) running
+tasks/ota/repository_app.py over the directory (tasks/ota/repository_server.py), requiring a
+client certificate from the fleet CA that issues device certificates at registration (#14) and
+not on the fleet CA's current CRL (tasks/device/revocations.py keeps it fresh): a device without one, or a
+quarantined one, fails the handshake and gets no metadata at all. TUF's signatures still protect
+the content; mTLS decides who may even see which releases exist. The first line naming the port
+is awaited.
 """
 
 from __future__ import annotations
 
 import re
-import ssl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,39 +30,19 @@ ROOT = Path(__file__).resolve().parents[2]  # the checkout whose tasks/ package 
 
 @dataclass(frozen=True)
 class ServerTls:
-    """The server's certificate and key, and the CA whose certificates are the enrolled devices'."""
+    """The server's certificate and key, the CA whose certificates are the enrolled devices', and that
+    CA's CRL (PEM; read again whenever the file changes)."""
 
     cert: Path
     key: Path
     client_ca: Path
+    crl: Path
 
 
 def _command(directory: Path, tls: ServerTls | None) -> list[str | Path]:
     if tls is None:
         return ["-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, "0"]
-    return [
-        "-u",
-        "-m",
-        "uvicorn",
-        "tasks.ota.repository_app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--ssl-certfile",
-        tls.cert,
-        "--ssl-keyfile",
-        tls.key,
-        "--ssl-ca-certs",
-        tls.client_ca,
-        "--ssl-cert-reqs",
-        str(int(ssl.CERT_REQUIRED)),
-        "--no-access-log",
-        "--log-level",
-        "info",
-        "--app-dir",
-        ROOT,
-    ]
+    return ["-u", "-m", "tasks.ota.repository_server", tls.cert, tls.key, tls.client_ca, tls.crl]
 
 
 @contextmanager
@@ -70,7 +51,7 @@ def serve(
 ) -> Iterator[str]:
     """Yields the base URL of ``directory``; the server is stopped by its PID on exit."""
     log.unlink(missing_ok=True)
-    env = {"SECURE_IOT_OTA_REPOSITORY": str(directory.resolve())}
+    env = {"SECURE_IOT_OTA_REPOSITORY": str(directory.resolve()), "PYTHONPATH": str(ROOT)}
     proc = runner.start(rec, PYTHON, _command(directory, tls), log=log, env=env)
     (log.parent / "server.pid").write_text(f"{proc.pid}\n")
     try:

@@ -1,8 +1,11 @@
-"""The update repository over mTLS (issue #15): uvicorn requiring a client certificate from the fleet CA.
+"""The update repository over mTLS (issues #15, #29): uvicorn requiring a client certificate from the
+fleet CA that is not on the fleet CA's current CRL.
 
 An enrolled device (its certificate issued by the fleet CA, as registration does) updates through
 python-tuf and RAUC; a device whose certificate another CA issued, and a client with none, get no
-metadata at all (the handshake fails) and the device is unchanged.
+metadata at all (the handshake fails) and the device is unchanged. A quarantined device (its
+certificate on the CRL) is refused from the first handshake after that CRL is in place; a CRL past
+its nextUpdate, or one another CA signed, refuses everyone.
 """
 
 from __future__ import annotations
@@ -11,21 +14,20 @@ import os
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 import urllib3
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tasks import ota, toolchain
 from tasks.core.evidence import StageRecord
 from tasks.ota.repository import Config
-from tests.support.identities import ca, leaf
+from tests.support.identities import ca, crl, leaf
 from tests.support.project import REPO
-
-if TYPE_CHECKING:
-    from cryptography import x509
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +65,9 @@ class World:
     server_ca: Path
     enrolled: ota.DeviceTls
     stranger: ota.DeviceTls
+    quarantined: ota.DeviceTls
+    fleet: tuple[x509.Certificate, Any]
+    crl: Path
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +83,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server_cert, server_key = issue(server, "repository", certs, server=True)
     enrolled = ota.DeviceTls(*issue(fleet, "device-0001", certs), server_ca)
     stranger = ota.DeviceTls(*issue(other, "device-0002", certs), server_ca)
+    quarantined = ota.DeviceTls(*issue(fleet, "device-0003", certs), server_ca)
+    revocations = certs / "fleet-ca.crl.pem"
+    revocations.write_bytes(crl(fleet, [], number=1))
     repo = ota.Repository.open(work / "repository", ota.TufKeys(work / "keys" / "tuf"), CONFIG)
     payload = work / "v120.fit"
     payload.write_bytes(os.urandom(1 << 16))
@@ -104,9 +112,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "slsa_provenance_note": "test bundle",
         },
     )
-    tls = ota.ServerTls(server_cert, server_key, fleet_ca)
+    tls = ota.ServerTls(server_cert, server_key, fleet_ca, revocations)
     with ota.serve(rec, repo.directory, work / "server" / "server.log", tls=tls) as url:
-        yield World(work, rec, tools, pki, repo, url, server_ca, enrolled, stranger)
+        yield World(work, rec, tools, pki, repo, url, server_ca, enrolled, stranger, quarantined, fleet, revocations)
 
 
 def device(world: World, name: str) -> ota.Device:
@@ -164,3 +172,41 @@ def test_no_client_certificate_no_handshake(world: World) -> None:
     )
     assert enrolled.request("GET", f"{world.url}/metadata/timestamp.json").status == 200
     assert enrolled.request("GET", f"{world.url}/../pyproject.toml").status == 404
+
+
+def fetches(world: World, tls: ota.DeviceTls) -> bool:
+    """One GET of the timestamp with ``tls``'s certificate: served (True) or refused in the handshake."""
+    pool = urllib3.PoolManager(
+        cert_file=str(tls.cert), key_file=str(tls.key), ca_certs=str(world.server_ca), cert_reqs="CERT_REQUIRED"
+    )
+    try:
+        return pool.request("GET", f"{world.url}/metadata/timestamp.json", retries=False).status == 200
+    except (urllib3.exceptions.SSLError, urllib3.exceptions.ProtocolError, ssl.SSLError):
+        return False
+
+
+def test_a_quarantined_device_is_refused_from_the_next_handshake(world: World) -> None:
+    assert fetches(world, world.quarantined)
+    revoked = x509.load_pem_x509_certificate(world.quarantined.cert.read_bytes())
+    world.crl.write_bytes(crl(world.fleet, [revoked], number=2))
+    assert not fetches(world, world.quarantined)
+    dev = device(world, "quarantined")
+    before = dev.state
+    with pytest.raises(ota.UpdateRefused, match=r"download failed.*root\.json"):
+        update(world, dev, world.quarantined)
+    assert dev.state == before
+    assert fetches(world, world.enrolled)  # the others are served as before
+
+
+def test_a_stale_or_foreign_crl_refuses_everyone(world: World) -> None:
+    current = world.crl.read_bytes()
+    try:
+        world.crl.write_bytes(crl(world.fleet, [], number=3, valid_for=timedelta(minutes=-1)))
+        assert not fetches(world, world.enrolled)
+        world.crl.write_bytes(crl(ca("someone else's CA"), [], number=4))
+        assert not fetches(world, world.enrolled)
+        world.crl.unlink()
+        assert not fetches(world, world.enrolled)
+    finally:
+        world.crl.write_bytes(current)
+    assert fetches(world, world.enrolled)

@@ -67,3 +67,25 @@ def with_client_certificate(app: Any, cert: x509.Certificate | None) -> Any:
 
 OPERATOR_CA = ca("test operator CA")
 OPERATOR = leaf(OPERATOR_CA, "operator alice")
+
+
+def crl(
+    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+    revoked: list[x509.Certificate],
+    *,
+    number: int,
+    valid_for: timedelta = timedelta(minutes=5),
+) -> bytes:
+    """A PEM CRL as the fleet server publishes one (CRL number, nextUpdate); negative ``valid_for``: stale."""
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer[0].subject)
+        .last_update(min(now, now + valid_for) - timedelta(minutes=1))
+        .next_update(now + valid_for)
+        .add_extension(x509.CRLNumber(number), critical=False)
+    )
+    for cert in revoked:
+        entry = x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now).build()
+        builder = builder.add_revoked_certificate(entry)
+    return builder.sign(issuer[1], hashes.SHA256()).public_bytes(serialization.Encoding.PEM)

@@ -15,6 +15,7 @@ from . import __version__
 from .attestation import Refused
 from .checkin import checkin, nonce
 from .config import Settings
+from .crl import CRL_MEDIA_TYPE, Publisher
 from .database import prepare
 from .device_store import DeviceStore, DuplicateDeviceError
 from .enrolment_store import EnrolmentStore
@@ -237,6 +238,19 @@ def create_app(
     def attested_devices(_: Operator) -> list[dict[str, Any]]:
         """Every enrolled device with its state (attested / quarantined) and, if quarantined, why."""
         return enrolments.attested()
+
+    crl = Publisher(enrolments, trust) if trust is not None else None
+
+    @app.get(
+        "/attestation/crl",
+        response_class=Response,
+        responses=ATTESTATION | {200: {"content": {CRL_MEDIA_TYPE: {}}, "description": "DER X.509 CRL"}},
+    )
+    def revocation_list() -> Response:
+        """The fleet CA's CRL (DER, valid CRL_SECONDS): the revoked device certificates, for the other doors."""
+        if crl is None:
+            raise HTTPException(503, "attestation is not configured (SECURE_IOT_TRUST_DIR)")
+        return Response(crl.current(), media_type=CRL_MEDIA_TYPE)
 
     @app.get("/attestation/revocations", responses=OPERATOR_ONLY | STORED)
     def revoked_certificates(_: Operator) -> list[dict[str, Any]]:
