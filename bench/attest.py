@@ -49,7 +49,7 @@ from secure_iot_server.registration import load_manifest  # noqa: E402
 from secure_iot_server.trust import load_trust  # noqa: E402
 
 from tasks.core.processes import free_port  # noqa: E402
-from tests.support.fleet import GENUINE, MIN_SECURITY_VERSION, Fleet, events_of, make_fleet  # noqa: E402
+from tests.support.fleet import GENUINE, MIN_SECURITY_VERSION, MODEL, Fleet, events_of, make_fleet  # noqa: E402
 from tests.support.postgres import running_postgres  # noqa: E402
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def verify(sample: Sample, golden: list[Golden]) -> None:
     quote = attestation.verify_quote_signature(tpm.parse_public(ak_public), quote_bytes, signature)
     attestation.verify_nonce(quote, nonce, time.time() + 60, time.time())
     attestation.verify_pcr_digest(quote, event_log)
-    build = attestation.verify_reference_values(event_log, golden)
+    build = attestation.verify_reference_values(event_log, golden, MODEL)
     attestation.verify_security_version(build, MIN_SECURITY_VERSION)
 
 

@@ -163,10 +163,12 @@ class BuiltFirmware(Recorded, record="firmware"):
     security_version: int
     source_date_epoch: int
     u_boot_cache_key: str
+    hardware_model: str
 
     @classmethod
     def of(cls, rec: Record) -> Self:
         return cls(
+            hardware_model=rec.text("hardware_model"),
             firmware_version=rec.text("firmware_version"),
             security_version=rec.integer("security_version"),
             source_date_epoch=rec.integer("source_date_epoch"),

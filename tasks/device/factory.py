@@ -25,8 +25,6 @@ from tasks.device.manufacturer import Manufacturer
 from tasks.device.tpm2 import EK_CERT_NV_INDEX, EK_HANDLE, tpm2
 from tasks.firmware import swtpm
 
-MODEL = "secure-iot-ref-virt-arm64"
-
 
 @dataclass(frozen=True)
 class Manufactured:
@@ -43,7 +41,7 @@ class Batch:
 
 
 def manufacture_one(
-    ctx: Context, rec: StageRecord, maker: Manufacturer, directory: Path
+    ctx: Context, rec: StageRecord, maker: Manufacturer, directory: Path, model: str
 ) -> tuple[Manufactured, dict[str, object]]:
     device_id = f"sid-{secrets.token_hex(5)}"
     home = directory / "devices" / device_id
@@ -74,18 +72,19 @@ def manufacture_one(
     code = registration_code.new_code()
     record: dict[str, object] = {
         "device_id": device_id,
-        "model": MODEL,
+        "model": model,
         "ek_certificate_pem": cert.public_bytes(serialization.Encoding.PEM).decode(),
         "registration_code": registration_code.hashed(code),
     }
     return Manufactured(device_id, state, code), record
 
 
-def manufacture(ctx: Context, rec: StageRecord, directory: Path, count: int, maker: Manufacturer) -> Batch:
-    """``count`` devices and one manifest (its exact bytes signed with the manufacturer CA's key)."""
+def manufacture(ctx: Context, rec: StageRecord, directory: Path, count: int, maker: Manufacturer, model: str) -> Batch:
+    """``count`` devices of hardware ``model`` and one manifest (its exact bytes signed with the manufacturer
+    CA's key): the model is what the fleet server judges each device's boots against."""
     made, records = [], []
     for _ in range(count):
-        device, record = manufacture_one(ctx, rec, maker, directory)
+        device, record = manufacture_one(ctx, rec, maker, directory, model)
         made.append(device)
         records.append(record)
     document = {

@@ -19,6 +19,7 @@ from tasks.firmware.build import (
     Firmware,
     build_firmware,
 )
+from tasks.firmware.fit import RELEASE, parse_release
 from tasks.firmware.measurements import FIT_PCR, KEY_NAME, KEY_PCR, MEASURED_PCRS
 from tasks.firmware.qemu import BootRun, Device
 from tasks.firmware.tamper import CASES, Case, Genuine, tamper_checks, tampered_device
@@ -35,6 +36,7 @@ __all__ = [
     "MEASURED_PCRS",
     "REFERENCE_BUNDLE_NAME",
     "REFERENCE_NAME",
+    "RELEASE",
     "U_BOOT_NAME",
     "BootRun",
     "Case",
@@ -47,6 +49,7 @@ __all__ = [
     "cold_boot",
     "env_tools",
     "genuine_checks",
+    "parse_release",
     "slots",
     "tamper_checks",
     "tampered_device",

@@ -104,7 +104,7 @@ def build_firmware(ctx: Context, rec: StageRecord, out: Path, *, epoch: int, reb
         )
         clock.lap("initramfs, FIT, control DTB")
         reference = measurements.reference_values(
-            signed.read_bytes(), control.read_bytes(), release.version, release.security_version
+            signed.read_bytes(), control.read_bytes(), release.version, release.security_version, release.hardware_model
         )
         atomic.write_json(work / REFERENCE_NAME, reference)
         atomic.write_bytes(work / U_BOOT_NAME, boot_loader.binary.read_bytes())

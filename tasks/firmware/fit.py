@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import string
 import tempfile
@@ -28,6 +29,7 @@ from tasks.firmware.measurements import KEY_NAME
 TEMPLATE = "firmware/fit/image.its.in"
 RELEASE = "firmware/release.toml"
 BOOTARGS = "console=ttyAMA0 rdinit=/init panic=-1"  # panic: reset (QEMU -no-reboot exits), never hang
+MODEL_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")  # as the OTA repository names its per-model roles
 SEEDS = ("kaslr-seed", "rng-seed")  # random on every QEMU start: removed for a reproducible FIT
 # The .its names its data relative to itself: the rendered file says the same on every machine.
 PAYLOAD = {"kernel": "kernel.gz", "fdt": "kernel.dtb", "ramdisk": "initramfs.cpio.gz"}
@@ -38,6 +40,7 @@ class Release:
     version: str
     security_version: int
     min_security_version: int  # what the control DTB is provisioned with
+    hardware_model: str  # the board this build is for: its reference values are judged only for this model
 
 
 def parse_release(text: str, where: str = RELEASE) -> Release:
@@ -52,7 +55,10 @@ def parse_release(text: str, where: str = RELEASE) -> Release:
     for key, value in numbers.items():
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
             raise InputError(f"{where}: {key}: expected an integer 0..2^32-1")
-    return Release(version, int(data["security_version"]), int(data["min_security_version"]))
+    model = data.get("hardware_model")
+    if not isinstance(model, str) or not MODEL_ID.fullmatch(model):
+        raise InputError(f"{where}: hardware_model: expected a model id like qemu-virt-a57 ([a-z0-9-], 1-64)")
+    return Release(version, int(data["security_version"]), int(data["min_security_version"]), model)
 
 
 def render_its(template: str, release: Release, kernel_release: str) -> str:

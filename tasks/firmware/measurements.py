@@ -75,10 +75,13 @@ def expected_pcrs(log: list[Event]) -> dict[int, str]:
     return pcrs
 
 
-def reference_values(fit: bytes, control_dtb: bytes, firmware_version: str, security_version: int) -> dict[str, Any]:
+def reference_values(
+    fit: bytes, control_dtb: bytes, firmware_version: str, security_version: int, hardware_model: str
+) -> dict[str, Any]:
     """The reference-values document of one signed build (JSON)."""
     log = events(fit, control_dtb)
     return {
+        "hardware_model": hardware_model,
         "firmware_version": firmware_version,
         "security_version": security_version,
         "fit_sha256": hashlib.sha256(fit).hexdigest(),

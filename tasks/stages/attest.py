@@ -54,7 +54,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     use = key_policy.KeyUse(authority, key_policy.Approval.of(genuine.reference))
     out = ctx.stage_dir("attest")
     maker = device.manufacturer_for(out / "factory")
-    batch = device.manufacture(ctx, rec, out / "factory", DEVICES, maker)
+    batch = device.manufacture(ctx, rec, out / "factory", DEVICES, maker, str(genuine.reference["hardware_model"]))
     made = batch.devices[0]
     scratch = out / "agent" / made.device_id
     scratch.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from rich.table import Table
 
-from tasks import device
+from tasks import device, firmware
 from tasks.context import Context
 from tasks.core.checks import Check, conclude
 from tasks.core.console import console
@@ -22,12 +22,14 @@ MAX_DEVICES = 100
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s factory", description="manufacture devices (swtpm TPMs, EK certs)")
     parser.add_argument("--devices", type=int, default=3, help=f"how many devices (1-{MAX_DEVICES})")
+    parser.add_argument("--model", help=f"hardware model (default: {firmware.RELEASE}'s hardware_model)")
     args = parser.parse_args(argv)
     if not 1 <= args.devices <= MAX_DEVICES:
         parser.error(f"--devices must be 1-{MAX_DEVICES}")
     out = ctx.stage_dir("factory")
     maker = device.manufacturer_for(out)
-    batch = device.manufacture(ctx, rec, out, args.devices, maker)
+    model = args.model or firmware.parse_release(ctx.inside(firmware.RELEASE).read_text()).hardware_model
+    batch = device.manufacture(ctx, rec, out, args.devices, maker, model)
     rec.add_output(out / "manufacturer-ca.pem", PEM_CERTIFICATE_MEDIA_TYPE)
     rec.add_output(batch.manifest, MANUFACTURING_MANIFEST_MEDIA_TYPE)
     rec.add_output(batch.signature)

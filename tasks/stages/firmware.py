@@ -55,6 +55,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     rec.add_output(bundle, SIGSTORE_BUNDLE_MEDIA_TYPE)
     rec.details.update(
         {
+            "hardware_model": built.release.hardware_model,
             "firmware_version": built.release.version,
             "security_version": built.release.security_version,
             "min_security_version": built.release.min_security_version,

@@ -10,6 +10,7 @@ from typing import Any
 from tasks import ota
 from tasks.context import Context
 from tasks.core.checks import Check, conclude
+from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import (
     FIT_MEDIA_TYPE,
@@ -50,6 +51,11 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     fit = ctx.unchanged(fit_art.name, fit_art.digest)
     rec.add_input(fit, FIT_MEDIA_TYPE)
     built = BuiltFirmware.read(ctx.evidence)
+    if built.hardware_model != model:
+        raise InputError(
+            f"the firmware was built for model {built.hardware_model} ({fit_art.name}); refusing to publish it "
+            f"for model {model}: build it for that model (firmware/release.toml hardware_model)"
+        )
     version, security_version = built.firmware_version, built.security_version
     custom = {
         "firmware_version": version,

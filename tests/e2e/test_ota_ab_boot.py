@@ -92,7 +92,7 @@ def bench(firmware: FirmwareProject, tmp_path_factory: pytest.TempPathFactory) -
     }
     references = {
         _sha(r.fit): measurements.reference_values(
-            r.fit.read_bytes(), control.read_bytes(), r.version, r.security_version
+            r.fit.read_bytes(), control.read_bytes(), r.version, r.security_version, MODEL
         )
         for r in releases.values()
     }

@@ -5,6 +5,8 @@ and the real app.
    the TPM refuses PolicyAuthorize)
 12 re-attestation drift (tampered firmware, downgrade, missing key) -> quarantined with the reason the
    operator sees, the certificate revoked and refused from then on
+#29 a device is judged only against its enrolled model's builds: another board's signed firmware
+   (with that build's own valid approval) does not register it
 #29 a signed update keeps the device attested with the same key and certificate; once the new build is
    marked good (the TPM counter raised), booting the old one is refused by the TPM and by the server
    (step "rollback", not a quarantine), and the new build checks in again
@@ -29,11 +31,12 @@ TAMPERED_BOOT = events_of(variant(b"a FIT with one flipped byte", "1.1.0", 2))
 OLD_BOOT = events_of(variant(b"firmware 1.0.0, superseded", "1.0.0", MIN_SECURITY_VERSION - 1))
 UPDATE = variant(b"firmware 1.2.0, the next signed release", "1.2.0", 3)
 UPDATED_BOOT = events_of(UPDATE)
+OTHER_MODEL = variant(b"firmware 1.2.0 for another board", "1.2.0", 3, model="other-board")
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    yield make_fleet(tmp_path_factory.mktemp("fleet"), devices=4, golden=(UPDATE,))
+    yield make_fleet(tmp_path_factory.mktemp("fleet"), devices=5, golden=(UPDATE, OTHER_MODEL))
 
 
 def registered(fleet: Fleet, n: int) -> tuple[str, str]:
@@ -139,3 +142,11 @@ def test_29_an_update_keeps_the_key_and_certificate_and_a_rollback_is_refused(fl
     with fleet.power_on(device, UPDATED_BOOT) as agent:
         again = fleet.checkin(agent, pem, UPDATED_BOOT)
     assert again.status_code == 200, again.text
+
+
+def test_29_another_models_signed_build_does_not_register_a_device(fleet: Fleet) -> None:
+    device = fleet.devices[4]
+    response = fleet.register(device, boot=events_of(OTHER_MODEL))  # its own approval: the TPM signs
+    body = refused(response, "reference-values", "for model other-board")
+    assert "enrolled as model" in body["detail"]
+    assert device.device_id not in fleet.attested()

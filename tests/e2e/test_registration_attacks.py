@@ -122,7 +122,7 @@ def test_7_unsigned_or_tampered_firmware(fleet: Fleet) -> None:
 
 def test_8_signed_firmware_below_the_minimum_security_version(fleet: Fleet) -> None:
     device = fleet.devices[0]
-    refused(fleet.register(device, boot=OLD_BOOT), "security-version", f"< fleet minimum {MIN_SECURITY_VERSION}")
+    refused(fleet.register(device, boot=OLD_BOOT), "security-version", f"< minimum {MIN_SECURITY_VERSION} for model")
     assert device.device_id not in fleet.attested()
 
 

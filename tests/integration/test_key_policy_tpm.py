@@ -55,6 +55,7 @@ def events(reference: Reference) -> list[tuple[int, str]]:
 def golden(reference: Reference, approval: Approval) -> Golden:
     return Golden(
         "00" * 32,
+        "test-board",
         str(reference["firmware_version"]),
         int(str(reference["security_version"])),
         tuple(events(reference)),

@@ -36,7 +36,7 @@ from tasks.core.evidence import StageRecord
 from tasks.core.media_types import REFERENCE_VALUES_PREDICATE_TYPE
 from tasks.device import Agent, Batch, Manufactured, factory, manufacturer, measured_boot, resumed, running
 from tasks.device.key_policy import Approval, KeyUse, approve
-from tasks.firmware import measurements, qemu
+from tasks.firmware import RELEASE, measurements, parse_release, qemu
 from tests.support.identities import OPERATOR, OPERATOR_CA, with_client_certificate
 from tests.support.project import REPO, pinned
 
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 PASSWORD = secrets.token_urlsafe(24)  # the test-only cosign key pair is made per run, and so is its password
 GENUINE: dict[str, Any] = json.loads((REPO / "tests/fixtures/firmware/reference-values.json").read_text())
 MIN_SECURITY_VERSION = 2
+MODEL = parse_release((REPO / RELEASE).read_text()).hardware_model  # what the fleet's devices are enrolled as
 Events = list[tuple[int, str]]
 
 
@@ -53,11 +54,11 @@ def events_of(reference: dict[str, Any]) -> Events:
     return [(int(e["pcr"]), str(e["digest"])) for e in reference["event_log"]]
 
 
-def variant(fit: bytes, version: str, security_version: int) -> dict[str, Any]:
-    """Reference values of another FIT (same trust anchor in PCR 8), PCRs recomputed."""
+def variant(fit: bytes, version: str, security_version: int, model: str = MODEL) -> dict[str, Any]:
+    """Reference values of another FIT (same trust anchor in PCR 8) for ``model``, PCRs recomputed."""
     doc: dict[str, Any] = copy.deepcopy(GENUINE)
     digest = hashlib.sha256(fit).hexdigest()
-    doc.update(firmware_version=version, security_version=security_version, fit_sha256=digest)
+    doc.update(firmware_version=version, security_version=security_version, fit_sha256=digest, hardware_model=model)
     doc["event_log"][1]["digest"] = digest
     log = [measurements.Event(e["pcr"], e["digest"], e["what"]) for e in doc["event_log"]]
     doc["pcrs"] = {str(i): v for i, v in measurements.expected_pcrs(log).items()}
@@ -318,7 +319,7 @@ def make_fleet(
     rec = StageRecord(stage="fleet-test", root=REPO)
     ctx.bind(rec)
     maker = manufacturer.create("ACME Devices")
-    batch = factory.manufacture(ctx, rec, work / "factory", devices, maker)
+    batch = factory.manufacture(ctx, rec, work / "factory", devices, maker, MODEL)
     trust_dir = work / "trust"
     (trust_dir / "manufacturer-ca").mkdir(parents=True)
     (trust_dir / "manufacturer-ca" / "acme.pem").write_bytes(maker.cert_pem)

@@ -8,8 +8,9 @@ them in the order below and writes the enrolment only after the last one passed:
   4 verify_quote_signature     the quote is signed by that AK
   5 verify_nonce               the quote carries this session's nonce (fresh, single-use)
   6 verify_pcr_digest          the quoted PCR digest equals the replay of the event log
-  7 verify_reference_values    every measured component equals a signed build's reference values
-  8 verify_security_version    that build is not below the fleet's minimum security version
+  7 verify_reference_values    every measured component equals a signed build's reference values, and that
+                               build is for the hardware model the device was enrolled as
+  8 verify_security_version    that build is not below the minimum security version for that model
   9 verify_device_key          the device key lives in that TPM (TPM2_Certify by the AK), cannot leave it,
                                and is usable only through PolicyAuthorize by the fleet's policy authority
                                (key_policy.py): an approval per signed build, PolicyPCR + the rollback counter
@@ -168,22 +169,30 @@ def verify_pcr_digest(quote: tpm.Quote, event_log: list[tuple[int, str]]) -> Non
         raise Refused("pcr-digest", "the quoted PCR digest is not the replay of the event log")
 
 
-def verify_reference_values(event_log: list[tuple[int, str]], golden: list[Golden]) -> Golden:
-    """Step 7: the whole measured boot is exactly one signed build's (no unsigned or tampered firmware)."""
-    for build in golden:
-        if tuple(event_log) == build.events:
+def verify_reference_values(event_log: list[tuple[int, str]], golden: list[Golden], model: str) -> Golden:
+    """Step 7: the whole measured boot is exactly one signed build's, and a build for this device's model."""
+    matches = [build for build in golden if tuple(event_log) == build.events]
+    for build in matches:
+        if build.hardware_model == model:
             return build
+    if matches:
+        other = matches[0]
+        raise Refused(
+            "reference-values",
+            f"measurements are firmware {other.firmware_version} for model {other.hardware_model}; "
+            f"this device is enrolled as model {model}",
+        )
     measured = ", ".join(f"PCR {i}: {d[:12]}" for i, d in event_log)
     raise Refused("reference-values", f"measurements ({measured}) match no signed firmware build")
 
 
 def verify_security_version(build: Golden, minimum: int) -> None:
-    """Step 8: no rollback to a signed but superseded firmware."""
+    """Step 8: no rollback to a signed but superseded firmware (the minimum for the build's model)."""
     if build.security_version < minimum:
         raise Refused(
             "security-version",
             f"firmware {build.firmware_version} has security version {build.security_version} "
-            f"< fleet minimum {minimum}",
+            f"< minimum {minimum} for model {build.hardware_model}",
         )
 
 

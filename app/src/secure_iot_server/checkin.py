@@ -8,13 +8,14 @@ Who is asking is settled first, and a failure there changes nothing (a stranger 
 a device): the certificate is the fleet CA's, current, not revoked, and the one issued at
 registration; the quote is signed by the AK enrolled with it and carries this session's nonce.
 From then on the report provably comes from that device's TPM, and any drift quarantines it:
-the event log does not replay to the quoted PCRs, the measurements are no signed build's, the
-build is below the fleet minimum, the key approval the device used is not its booted build's, or the
-TPM-bound device key did not sign the nonce (missing, or unusable because the PCRs are not the
-genuine boot's). A genuine but older signed build than the device last attested on is a rollback:
-refused with that reason, not quarantined (the TPM's counter already refuses its key; booting the
-newer build again recovers it). Quarantine = state `quarantined` with the
-reason, and the certificate revoked (refused from then on). Nothing else changes.
+the event log does not replay to the quoted PCRs, the measurements are no signed build's for the
+device's enrolled model, the build is below that model's minimum, the key approval the device used
+is not its booted build's, or the TPM-bound device key did not sign the nonce (missing, or unusable
+because the PCRs are not the genuine boot's). A genuine but older signed build than the device last
+attested on is a rollback: refused with that reason, not quarantined (the TPM's counter already
+refuses its key; booting the newer build again recovers it). Quarantine = state `quarantined` with
+the reason, and the certificate revoked (refused from then on and listed on the fleet CA's CRL,
+crl.py). Nothing else changes.
 """
 
 from __future__ import annotations
@@ -118,8 +119,9 @@ def checkin(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict
     try:
         event_log = [(int(e["pcr"]), str(e["digest"]).lower()) for e in answer["event_log"]]
         attestation.verify_pcr_digest(quote, event_log)
-        build = attestation.verify_reference_values(event_log, trust.golden)
-        attestation.verify_security_version(build, trust.min_security_version)
+        model = store.model_of(device_id)
+        build = attestation.verify_reference_values(event_log, trust.golden, model)
+        attestation.verify_security_version(build, trust.minimum_for(model))
     except Refused as drift:
         raise _quarantine(store, device_id, cert, drift) from None
     verify_no_rollback(store, device_id, build)

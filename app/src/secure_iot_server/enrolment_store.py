@@ -134,6 +134,11 @@ class EnrolmentStore:
             row = conn.execute(select(device_keys).where(device_keys.c.device_id == device_id)).mappings().first()
         return _plain(row)
 
+    def model_of(self, device_id: str) -> str:
+        """The hardware model the signed manufacturing manifest enrolled the device as."""
+        with self.engine.connect() as conn:
+            return str(conn.execute(select(enrolments.c.model).where(enrolments.c.device_id == device_id)).scalar_one())
+
     def attested_security_version(self, device_id: str) -> int | None:
         """The security version of the build the device last attested on (registration or check-in)."""
         with self.engine.connect() as conn:

@@ -3,7 +3,7 @@
 A Sigstore bundle as `cosign attest-blob --bundle` writes it (the legacy form with a
 base64Signature holding the DSSE envelope, or a v0.3 bundle with a dsseEnvelope), whose payload
 is an in-toto Statement: predicateType = the reference-values URN, subject = the FIT by sha256,
-predicate = the firmware build's reference values (firmware_version, security_version,
+predicate = the firmware build's reference values (hardware_model, firmware_version, security_version,
 fit_sha256, event_log, pcrs, and key_approval: the device-key approval for this build, checked
 by key_policy.py). The DSSE signature (PAE) is checked against the pinned pipeline public key
 before anything inside is read; a firmware nobody signed never becomes golden.
@@ -37,6 +37,7 @@ class Golden:
     """One signed build's measured boot: the (PCR, digest) events and the versions it declares."""
 
     fit_sha256: str
+    hardware_model: str  # the board the build is for: a device is judged only against its model's builds
     firmware_version: str
     security_version: int
     events: tuple[tuple[int, str], ...]
@@ -97,6 +98,7 @@ def _golden(statement: dict[str, Any]) -> Golden:
         approved = predicate["key_approval"]
         golden = Golden(
             fit,
+            str(predicate["hardware_model"]),
             str(predicate["firmware_version"]),
             int(predicate["security_version"]),
             events,

@@ -52,9 +52,13 @@ class Trust:
     fleet_ca_cert: x509.Certificate
     fleet_ca_key: ec.EllipticCurvePrivateKey
     policy_authority: rsa.RSAPublicKey  # approves each build's device-key policy (key_policy.py)
-    min_security_version: int = 0
+    min_security_version: int = 0  # the fleet's floor; a model's own minimum may be higher
     lockout: Lockout = field(default_factory=Lockout)
     operator_cas: list[x509.Certificate] = field(default_factory=list)
+    model_minimums: dict[str, int] = field(default_factory=dict)  # hardware model -> its minimum security version
+
+    def minimum_for(self, model: str) -> int:
+        return max(self.min_security_version, self.model_minimums.get(model, 0))
 
 
 class ManifestError(ValueError):
@@ -176,8 +180,8 @@ def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dic
     attestation.verify_nonce(quote, pending["nonce"], pending["expires_at"], time.time())
     event_log = [(int(e["pcr"]), str(e["digest"]).lower()) for e in answer["event_log"]]
     attestation.verify_pcr_digest(quote, event_log)
-    build = attestation.verify_reference_values(event_log, trust.golden)
-    attestation.verify_security_version(build, trust.min_security_version)
+    build = attestation.verify_reference_values(event_log, trust.golden, enrolment.model)
+    attestation.verify_security_version(build, trust.minimum_for(enrolment.model))
     key_public = b64(answer["key_public"], "key_public", "device-key")
     key = attestation.verify_device_key(
         ak,

@@ -7,10 +7,13 @@ device-policy.pub                 the policy authority's RSA public key: it appr
 reference-values/*.sigstore.json  reference-values attestations; each verified (its key approval too),
                                   or the server won't start
 fleet-ca.pem, fleet-ca.key        the fleet CA that issues device certificates
+models.toml (optional)            per hardware model, its minimum security version:
+                                  [models.qemu-virt-a57] min_security_version = 3
 """
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from cryptography import x509
@@ -52,7 +55,24 @@ def load_trust(directory: Path, *, min_security_version: int = 0, lockout: Locko
     operators = [
         x509.load_pem_x509_certificate(p.read_bytes()) for p in sorted((directory / "operator-ca").glob("*.pem"))
     ]
-    return Trust(cas, golden, fleet_cert, fleet_key, authority, min_security_version, lockout or Lockout(), operators)
+    minimums = model_minimums(directory / "models.toml")
+    return Trust(
+        cas, golden, fleet_cert, fleet_key, authority, min_security_version, lockout or Lockout(), operators, minimums
+    )
+
+
+def model_minimums(path: Path) -> dict[str, int]:
+    """models.toml's per-model minimum security versions (none if the file is absent)."""
+    if not path.exists():
+        return {}
+    try:
+        models = tomllib.loads(path.read_text()).get("models", {})
+        minimums = {str(name): int(table["min_security_version"]) for name, table in models.items()}
+    except (tomllib.TOMLDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise TrustError(f"{path.name}: expected [models.<model>] min_security_version = <n> ({exc})") from None
+    if any(n < 0 for n in minimums.values()):
+        raise TrustError(f"{path.name}: a minimum security version is negative")
+    return minimums
 
 
 def _policy_authority(path: Path) -> rsa.RSAPublicKey:

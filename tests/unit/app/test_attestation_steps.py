@@ -8,9 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from secure_iot_server import attestation, tpm
 from secure_iot_server.attestation import Refused
 from secure_iot_server.reference_values import Golden
+from secure_iot_server.registration import Trust
+from secure_iot_server.trust import TrustError, model_minimums
+
+from tests.support.identities import ca
 
 CAPTURED = json.loads((Path(__file__).parents[2] / "fixtures" / "tpm" / "quote.json").read_text())
 AK = bytes.fromhex(CAPTURED["ak_tpm2b_public"])
@@ -18,6 +23,7 @@ QUOTE = bytes.fromhex(CAPTURED["quote_tpms_attest"])
 SIGNATURE = bytes.fromhex(CAPTURED["quote_tpmt_signature"])
 NONCE = bytes.fromhex(CAPTURED["nonce"])
 ABC = hashlib.sha256(b"abc").hexdigest()
+AUTHORITY = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
 
 
 def test_ak_public_area_name_and_attributes() -> None:
@@ -56,13 +62,26 @@ def test_other_nonce_expired_challenge_and_edited_log_are_refused() -> None:
 
 
 def test_reference_values_and_security_version() -> None:
-    build = Golden("f" * 64, "1.1.0", 2, ((9, ABC),))
-    assert attestation.verify_reference_values([(9, ABC)], [build]) is build
+    build = Golden("f" * 64, "board-a", "1.1.0", 2, ((9, ABC),))
+    assert attestation.verify_reference_values([(9, ABC)], [build], "board-a") is build
     with pytest.raises(Refused, match="match no signed firmware build"):
-        attestation.verify_reference_values([(9, ABC), (9, ABC)], [build])
+        attestation.verify_reference_values([(9, ABC), (9, ABC)], [build], "board-a")
+    with pytest.raises(Refused, match="for model board-a; this device is enrolled as model board-b"):
+        attestation.verify_reference_values([(9, ABC)], [build], "board-b")
     attestation.verify_security_version(build, 2)
-    with pytest.raises(Refused, match="< fleet minimum 3"):
+    with pytest.raises(Refused, match="< minimum 3 for model board-a"):
         attestation.verify_security_version(build, 3)
+
+
+def test_a_models_minimum_raises_the_fleets_floor_for_that_model_only(tmp_path: Path) -> None:
+    trust = Trust([], [], *ca("fleet CA"), AUTHORITY, min_security_version=2)
+    trust.model_minimums = {"board-a": 4}
+    assert (trust.minimum_for("board-a"), trust.minimum_for("board-b")) == (4, 2)
+    (tmp_path / "models.toml").write_text("[models.board-a]\nmin_security_version = 4\n")
+    assert model_minimums(tmp_path / "models.toml") == {"board-a": 4}
+    (tmp_path / "models.toml").write_text("[models.board-a]\nminimum = 4\n")
+    with pytest.raises(TrustError, match="min_security_version"):
+        model_minimums(tmp_path / "models.toml")
 
 
 def test_kdfa_is_the_spec_counter_mode() -> None:

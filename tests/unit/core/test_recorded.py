@@ -37,6 +37,7 @@ BUILD = {
     "source_url": "urn:secure-iot:local",
 }
 FIRMWARE = {
+    "hardware_model": "qemu-virt-a57",
     "firmware_version": "1.4.0",
     "security_version": 3,
     "source_date_epoch": 1700000000,
@@ -120,7 +121,7 @@ def test_a_malformed_build_fails_closed(
 
 def test_the_built_firmware(store: EvidenceStore) -> None:
     record(store, "firmware", FIRMWARE)
-    assert BuiltFirmware.read(store) == BuiltFirmware("1.4.0", 3, 1700000000, "k" * 16)
+    assert BuiltFirmware.read(store) == BuiltFirmware("1.4.0", 3, 1700000000, "k" * 16, "qemu-virt-a57")
 
 
 @pytest.mark.parametrize(

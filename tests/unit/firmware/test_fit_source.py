@@ -11,7 +11,7 @@ from tasks.firmware import fit
 from tests.support.project import REPO
 
 TEMPLATE = (REPO / fit.TEMPLATE).read_text()
-RELEASE = fit.Release("1.4.0", 7, 5)
+RELEASE = fit.Release("1.4.0", 7, 5, "qemu-virt-a57")
 
 
 def test_every_placeholder_is_filled_and_the_data_is_named_relative() -> None:
@@ -25,7 +25,9 @@ def test_every_placeholder_is_filled_and_the_data_is_named_relative() -> None:
 
 def test_rendering_is_a_pure_function_of_its_inputs() -> None:
     assert fit.render_its(TEMPLATE, RELEASE, "r") == fit.render_its(TEMPLATE, RELEASE, "r")
-    assert fit.render_its(TEMPLATE, RELEASE, "r") != fit.render_its(TEMPLATE, fit.Release("1.4.1", 7, 5), "r")
+    assert fit.render_its(TEMPLATE, RELEASE, "r") != fit.render_its(
+        TEMPLATE, fit.Release("1.4.1", 7, 5, "qemu-virt-a57"), "r"
+    )
 
 
 def test_an_unknown_placeholder_is_an_error() -> None:
@@ -45,6 +47,8 @@ def test_the_repository_release_is_valid_and_bootable() -> None:
         ('version = "1.0"\nsecurity_version = 1\nmin_security_version = true', "min_security_version"),
         ('version = "a \\"b"\nsecurity_version = 1\nmin_security_version = 1', "version"),
         ("version = ", "not valid TOML"),
+        ('version = "1.0"\nsecurity_version = 1\nmin_security_version = 1', "hardware_model"),
+        ('hardware_model = "A B"\nversion = "1.0"\nsecurity_version = 1\nmin_security_version = 1', "hardware_model"),
     ],
 )
 def test_a_bad_release_file_names_its_field(text: str, field: str) -> None:

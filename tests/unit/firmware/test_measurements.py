@@ -39,7 +39,7 @@ def test_extend_is_sha256_of_old_value_and_digest() -> None:
 def test_pcr9_is_the_fit_extended_into_zero_and_pcr8_the_key_modulus() -> None:
     modulus = bytes(range(256)) + bytes(range(128))  # 384 bytes: RSA-3072
     image, control = fit(), control_dtb(modulus, 3072)
-    doc = measurements.reference_values(image, control, "1.2.3", 4)
+    doc = measurements.reference_values(image, control, "1.2.3", 4, "qemu-virt-a57")
     fit_digest = hashlib.sha256(image).hexdigest()
     assert doc["pcrs"]["9"] == hashlib.sha256(bytes(32) + hashlib.sha256(image).digest()).hexdigest()
     assert doc["pcrs"]["8"] == measurements.extend(measurements.ZERO, hashlib.sha256(modulus).hexdigest())
