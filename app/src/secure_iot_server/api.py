@@ -34,6 +34,7 @@ from .models import (
     fingerprint,
 )
 from .registration import ManifestError, Trust, challenge, complete, load_manifest
+from .telemetry_store import KEEP, TelemetryStore
 from .trust import load_trust
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ def create_app(
     prepare(settings.database, migrate=settings.db_migrate)  # StorageError: fail closed before serving
     store = DeviceStore(settings.database)
     enrolments = EnrolmentStore(settings.database)
+    reports = TelemetryStore(settings.database)
     if trust is None and settings.trust_dir is not None:
         trust = load_trust(settings.trust_dir, min_security_version=settings.min_security_version)
     if operator_cas is None:
@@ -178,8 +180,15 @@ def create_app(
 
     @app.post("/telemetry", status_code=202, responses=BODY | DEVICE_ONLY | STORED)
     def telemetry(device: Device, body: TelemetryIn) -> dict[str, Any]:
-        """A device's telemetry: accepted and attributed to the certificate's device (not stored yet)."""
-        return {"device": device, "accepted": body.model_dump()}
+        """A device's telemetry: stored under the certificate's device (its newest KEEP reports are kept)."""
+        return {"device": device, "stored": reports.add(device, body.model_dump())}
+
+    @app.get("/devices/{device_id}/telemetry", responses=OPERATOR_ONLY | STORED)
+    def device_telemetry(
+        device_id: DeviceId, _: Operator, limit: Annotated[int, Query(ge=1, le=KEEP)] = 20
+    ) -> list[dict[str, Any]]:
+        """A device's newest telemetry reports, newest first (an unknown device has none)."""
+        return reports.recent(device_id, limit)
 
     def trusted() -> Trust:
         if trust is None:

@@ -87,3 +87,14 @@ revocations = Table(
     Column("reason", Text, nullable=False),
     Column("revoked_at", Text, nullable=False),
 )
+
+# Revision 0003: telemetry, stored per device and bounded (telemetry_store.py keeps the newest reports).
+telemetry = Table(
+    "telemetry",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", Text, nullable=False, index=True),
+    Column("received_at", Text, nullable=False),
+    Column("uptime_s", Integer, nullable=False),
+    Column("firmware_version", Text, nullable=False),
+)

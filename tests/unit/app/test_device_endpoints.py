@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi.testclient import TestClient
 from secure_iot_server.api import create_app
 from secure_iot_server.config import Settings
+from secure_iot_server.telemetry_store import KEEP
 
 from tests.support.identities import OPERATOR, OPERATOR_CA, ca, leaf, with_client_certificate
 
@@ -37,8 +38,25 @@ def test_a_device_checks_for_updates_and_sends_telemetry(tmp_path: Path) -> None
         assert device.get("/updates/check", params={"security_version": 3}).json()["update_required"] is False
         sent = device.post("/telemetry", json=TELEMETRY)
         assert sent.status_code == 202
-        assert sent.json() == {"device": "sid-0000000007", "accepted": TELEMETRY}
+        assert sent.json()["device"] == "sid-0000000007"
+        assert {k: sent.json()["stored"][k] for k in TELEMETRY} == TELEMETRY
         assert device.post("/telemetry", json={**TELEMETRY, "shell": "rm -rf /"}).status_code == 422
+
+
+def test_telemetry_is_stored_bounded_per_device_and_read_by_operators(tmp_path: Path) -> None:
+    other = leaf(FLEET_CA, "sid-0000000008")
+    with TestClient(app_as(tmp_path, DEVICE[0])) as device:
+        for uptime in range(KEEP + 5):
+            assert device.post("/telemetry", json={**TELEMETRY, "uptime_s": uptime}).status_code == 202
+    with TestClient(app_as(tmp_path, other[0])) as neighbour:
+        neighbour.post("/telemetry", json=TELEMETRY)
+    with TestClient(app_as(tmp_path, OPERATOR[0])) as operator:
+        newest = operator.get("/devices/sid-0000000007/telemetry", params={"limit": KEEP}).json()
+        assert [r["uptime_s"] for r in newest] == list(range(KEEP + 4, 4, -1))  # the newest KEEP, newest first
+        assert len(operator.get("/devices/sid-0000000008/telemetry").json()) == 1  # its own, not the other's
+        assert operator.get("/devices/sid-0000000007/telemetry", params={"limit": KEEP + 1}).status_code == 422
+    with TestClient(app_as(tmp_path, DEVICE[0])) as device:
+        assert device.get("/devices/sid-0000000007/telemetry").status_code == 403  # operators only
 
 
 def test_device_endpoints_refuse_anonymous_operator_and_unknown_callers(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from secure_iot_server.database import StorageError, engine_for, head_revision, 
 from secure_iot_server.device_store import DeviceStore, DuplicateDeviceError
 from secure_iot_server.enrolment_store import EnrolmentStore
 from secure_iot_server.schema import metadata
+from secure_iot_server.telemetry_store import KEEP, TelemetryStore
 from sqlalchemy import text
 
 from tasks.core.processes import free_port
@@ -231,3 +232,15 @@ def test_device_keys_quarantine_and_revocation(database: str) -> None:
     store.drop_expired("checkin", 100.0)
     assert store.take_challenge("old") is None
     assert store.take_challenge("new") is not None
+
+
+def test_telemetry_keeps_each_devices_newest_reports(database: str) -> None:
+    """Bounded per device on both backends: the insert and the trim are one transaction."""
+    prepare(database)
+    store = TelemetryStore(database)
+    for uptime in range(KEEP + 3):
+        store.add("sid-a", {"uptime_s": uptime, "firmware_version": "1.1.0"})
+    store.add("sid-b", {"uptime_s": 7, "firmware_version": "1.2.0"})
+    kept = store.recent("sid-a", KEEP + 10)
+    assert len(kept) == KEEP and kept[0]["uptime_s"] == KEEP + 2 and kept[-1]["uptime_s"] == 3
+    assert [r["uptime_s"] for r in store.recent("sid-b", 5)] == [7]
