@@ -90,6 +90,31 @@ def test_11_tampered_boot_key_unusable_12_drift_quarantined_and_cert_refused(fle
         refused(fleet.checkin(agent, pem, GENUINE_BOOT), "device-certificate", "revoked")
 
 
+def test_29_an_operator_releases_a_reflashed_device_which_registers_afresh(fleet: Fleet) -> None:
+    """After test_11: device 0 is quarantined. Only an operator releases it; it then registers again
+    (new key, new certificate), the old certificate stays revoked, and the release is audited."""
+    device = fleet.devices[0]
+    old_pem = fleet.attested_certificate(device.device_id)
+    path = f"/attestation/devices/{device.device_id}/release"
+    assert fleet.client.post(path, json={"note": "re-flashed"}).status_code == 401  # a device cannot
+    released = fleet.operator.post(path, json={"note": "re-flashed from the factory image, inspected"})
+    assert released.status_code == 200, released.text
+    assert released.json()["quarantine_reason"].startswith("reference-values:")
+    assert fleet.operator.post(path, json={"note": "again"}).status_code == 409  # no longer quarantined
+    again = fleet.register(device, boot=GENUINE_BOOT)
+    assert again.status_code == 201, again.text
+    new_pem = again.json()["certificate_pem"]
+    assert new_pem != old_pem
+    with fleet.power_on(device, GENUINE_BOOT) as agent:
+        assert fleet.checkin(agent, new_pem, GENUINE_BOOT).status_code == 200
+        refused(fleet.checkin(agent, old_pem, GENUINE_BOOT), "device-certificate", "revoked")
+    audit = fleet.operator.get("/attestation/releases").json()
+    assert [(a["device_id"], a["note"]) for a in audit] == [
+        (device.device_id, "re-flashed from the factory image, inspected")
+    ]
+    assert audit[0]["released_by"].startswith("CN=")
+
+
 def test_12_downgrade_below_the_minimum_is_quarantined(fleet: Fleet) -> None:
     device_id, pem = registered(fleet, 1)
     with fleet.power_on(fleet.devices[1], OLD_BOOT) as agent:

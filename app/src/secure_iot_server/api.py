@@ -18,7 +18,7 @@ from .config import Settings
 from .crl import CRL_MEDIA_TYPE, Publisher
 from .database import prepare
 from .device_store import DeviceStore, DuplicateDeviceError
-from .enrolment_store import EnrolmentStore
+from .enrolment_store import EnrolmentStore, NotQuarantined
 from .identity import DEVICE, OPERATOR, peer_certificate, role_of
 from .middleware import BodySizeLimitMiddleware
 from .models import (
@@ -30,6 +30,7 @@ from .models import (
     DeviceIn,
     DeviceOut,
     ManifestIn,
+    ReleaseIn,
     TelemetryIn,
     fingerprint,
 )
@@ -260,6 +261,23 @@ def create_app(
         if crl is None:
             raise HTTPException(503, "attestation is not configured (SECURE_IOT_TRUST_DIR)")
         return Response(crl.current(), media_type=CRL_MEDIA_TYPE)
+
+    @app.post(
+        "/attestation/devices/{device_id}/release",
+        responses=BODY | OPERATOR_ONLY | ATTESTATION | {409: {"description": "the device is not quarantined"}},
+    )
+    def release_device(device_id: DeviceId, body: ReleaseIn, operator: Operator) -> dict[str, Any]:
+        """After a quarantined device is re-flashed: unclaim it so it registers afresh (new key, new
+        certificate; the old one stays revoked). Audited: who, when, why, and the quarantine it ends."""
+        try:
+            return enrolments.release(device_id, operator, body.note)
+        except NotQuarantined:
+            raise HTTPException(409, f"device '{device_id}' is not quarantined") from None
+
+    @app.get("/attestation/releases", responses=OPERATOR_ONLY | STORED)
+    def quarantine_releases(_: Operator) -> list[dict[str, Any]]:
+        """The audit trail of releases from quarantine."""
+        return enrolments.releases()
 
     @app.get("/attestation/revocations", responses=OPERATOR_ONLY | STORED)
     def revoked_certificates(_: Operator) -> list[dict[str, Any]]:

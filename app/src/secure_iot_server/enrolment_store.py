@@ -14,12 +14,16 @@ from sqlalchemy import delete, func, select, update
 
 from .attestation import Enrolment
 from .database import engine_for, insert
-from .schema import attested, challenges, code_attempts, device_keys, enrolments, revocations
+from .schema import attested, challenges, code_attempts, device_keys, enrolments, quarantine_releases, revocations
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 ATTESTED, QUARANTINED = "attested", "quarantined"
+
+
+class NotQuarantined(Exception):
+    """Only a quarantined device can be released."""
 
 
 class EnrolmentStore:
@@ -177,6 +181,38 @@ class EnrolmentStore:
                 certificate_serial=serial, device_id=device_id, reason=reason, revoked_at=now
             )
             conn.execute(revoke.on_conflict_do_nothing())
+
+    def release(self, device_id: str, operator: str, note: str) -> dict[str, Any]:
+        """An operator releases a quarantined device after re-flashing it: its enrolment is unclaimed again
+        (AK, device key and attested record dropped: it must register afresh, with its printed code, a new
+        key and a new certificate); the revoked certificate stays revoked; who, when, why is recorded.
+        Raises NotQuarantined for a device that is not quarantined (attested, unregistered or unknown)."""
+        now = datetime.now(UTC).isoformat()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(device_keys.c.state, device_keys.c.reason, device_keys.c.certificate_serial).where(
+                    device_keys.c.device_id == device_id
+                )
+            ).first()
+            if row is None or row.state != QUARANTINED:
+                raise NotQuarantined(device_id)
+            audit = {
+                "device_id": device_id,
+                "released_by": operator,
+                "released_at": now,
+                "note": note,
+                "quarantine_reason": row.reason,
+                "revoked_serial": row.certificate_serial,
+            }
+            conn.execute(quarantine_releases.insert().values(**audit))
+            conn.execute(delete(device_keys).where(device_keys.c.device_id == device_id))
+            conn.execute(delete(attested).where(attested.c.device_id == device_id))
+        return audit
+
+    def releases(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(quarantine_releases).order_by(quarantine_releases.c.id)).mappings().all()
+        return [dict(r) for r in rows]
 
     def revocation(self, certificate_serial: str) -> dict[str, Any] | None:
         query = select(revocations).where(revocations.c.certificate_serial == certificate_serial)

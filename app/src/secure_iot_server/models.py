@@ -131,6 +131,13 @@ class CheckinIn(BaseModel):
     )
 
 
+class ReleaseIn(BaseModel):
+    """An operator's release of a quarantined device: why (re-flashed, inspected), kept in the audit trail."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=500)
+
+
 class TelemetryIn(BaseModel):
     """A device's periodic report; small and closed (unknown fields are refused)."""
 

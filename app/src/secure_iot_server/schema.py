@@ -98,3 +98,16 @@ telemetry = Table(
     Column("uptime_s", Integer, nullable=False),
     Column("firmware_version", Text, nullable=False),
 )
+
+# Revision 0004: the audit trail of operators releasing devices from quarantine.
+quarantine_releases = Table(
+    "quarantine_releases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", Text, nullable=False),
+    Column("released_by", Text, nullable=False),
+    Column("released_at", Text, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("quarantine_reason", Text, nullable=False),
+    Column("revoked_serial", Text, nullable=False),
+)

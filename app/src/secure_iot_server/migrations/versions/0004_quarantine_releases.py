@@ -1,0 +1,33 @@
+"""The audit trail of operators releasing quarantined devices (enrolment_store.release).
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    text = sa.Text()
+    op.create_table(
+        "quarantine_releases",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("device_id", text, nullable=False),
+        sa.Column("released_by", text, nullable=False),
+        sa.Column("released_at", text, nullable=False),
+        sa.Column("note", text, nullable=False),
+        sa.Column("quarantine_reason", text, nullable=False),
+        sa.Column("revoked_serial", text, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("quarantine_releases")
