@@ -8,6 +8,7 @@ does; the counter is the factory's. Each refusal is the TPM's own.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -155,3 +156,13 @@ def test_an_approval_signed_by_another_key_is_refused_by_the_tpm_and_the_server(
     assert isinstance(refused, str) and "verifysignature" in refused.lower(), refused
     with pytest.raises(ValueError, match="not signed by the fleet's policy authority"):
         server_policy.verify_approval(golden(world.n, stranger), world.authority)
+
+
+def test_an_approval_that_is_not_the_builds_is_refused(world: World) -> None:
+    """A widened approval (another build's PCRs, or a higher counter bound), even when the authority
+    signed it, is not this build's: the server recomputes it from the signed values."""
+    with pytest.raises(ValueError, match="is not PolicyPCR"):
+        server_policy.verify_approval(golden(world.n, world.approvals["n1"]), world.authority)
+    wider = golden(world.n, world.approvals["n"])
+    with pytest.raises(ValueError, match="is not PolicyPCR"):
+        server_policy.verify_approval(dataclasses.replace(wider, security_version=999), world.authority)
