@@ -13,7 +13,12 @@ with its durable defaults (fsync, synchronous commit).
 
 Figures:
 - registration latency = the challenge and complete round trips as the device sees them (HTTP
-  included), without the TPM's own time (AK creation, ActivateCredential, quote - measured apart);
+  included), without the TPM's own time (AK creation, ActivateCredential, quote, the device key
+  under PolicyAuthorize and its approved signature - measured apart);
+- check-in = each registered device powered on again and checking in through the device's own
+  protocol (a quote, the nonce signed by the device key with the build's approval): the server's
+  share (nonce + check-in round trips), check-ins per second of that share with one client, and
+  the whole check-in with the TPM's work;
 - quote verifications/s = the server's quote checks (AK public parse, quote signature, nonce,
   PCR digest = event-log replay, reference values of a signed build, minimum security version)
   on the quotes the devices just made, in 2 processes for ``--seconds``.
@@ -49,6 +54,7 @@ from secure_iot_server.registration import load_manifest  # noqa: E402
 from secure_iot_server.trust import load_trust  # noqa: E402
 
 from tasks.core.processes import free_port  # noqa: E402
+from tasks.device import protocol  # noqa: E402
 from tests.support.fleet import GENUINE, MIN_SECURITY_VERSION, MODEL, Fleet, events_of, make_fleet  # noqa: E402
 from tests.support.postgres import running_postgres  # noqa: E402
 
@@ -110,9 +116,9 @@ def server(fleet: Fleet, url: str, log: Path) -> Iterator[httpx.Client]:
             proc.wait(10)
 
 
-def register_all(fleet: Fleet, client: httpx.Client) -> tuple[list[float], list[float], list[Sample]]:
-    """Every device once: (server ms per registration, TPM ms per registration, recorded quotes)."""
-    server_ms, tpm_ms, samples = [], [], []
+def register_all(fleet: Fleet, client: httpx.Client) -> tuple[list[float], list[float], list[Sample], dict[str, str]]:
+    """Every device once: (server ms per registration, TPM ms per registration, recorded quotes, certificates)."""
+    server_ms, tpm_ms, samples, certificates = [], [], [], {}
     for device in fleet.devices:
         with fleet.power_on(device, BOOT) as agent:
             start = time.perf_counter()
@@ -132,12 +138,49 @@ def register_all(fleet: Fleet, client: httpx.Client) -> tuple[list[float], list[
             on_server += time.perf_counter() - start
             if done.status_code != 201:
                 raise SystemExit(f"{device.device_id}: complete {done.status_code} {done.text}")
+            certificates[device.device_id] = done.json()["certificate_pem"]
         server_ms.append(on_server * 1000)
         tpm_ms.append(on_tpm * 1000)
         nonce = bytes.fromhex(first.json()["nonce"])
         quote, signature = (base64.b64decode(answer[k]) for k in ("quote", "signature"))
         samples.append((ak_public, nonce, quote, signature, BOOT))
-    return server_ms, tpm_ms, samples
+    return server_ms, tpm_ms, samples, certificates
+
+
+def round_trips(client: httpx.Client) -> list[float]:
+    """Seconds of every request the client makes from now on (sent to body read), in a list it fills."""
+    spent: list[float] = []
+
+    def started(request: httpx.Request) -> None:
+        request.extensions["bench_start"] = time.perf_counter()
+
+    def finished(response: httpx.Response) -> None:
+        response.read()
+        spent.append(time.perf_counter() - response.request.extensions["bench_start"])
+
+    client.event_hooks = {"request": [started], "response": [finished]}
+    return spent
+
+
+def checkin_all(fleet: Fleet, client: httpx.Client, certificates: dict[str, str]) -> tuple[list[float], list[float]]:
+    """Every registered device checks in once after a power-on, through the device's own protocol
+    (tasks/device/protocol.py: a quote and the nonce signed by the device key with the build's
+    approval): (server ms per check-in = the nonce and check-in round trips, whole check-in ms with
+    the TPM's work)."""
+    server_ms, whole_ms = [], []
+    spent = round_trips(client)
+    use = fleet.key_use(BOOT)
+    for device in fleet.devices:
+        with fleet.power_on(device, BOOT) as agent:
+            spent.clear()
+            start = time.perf_counter()
+            done = protocol.checkin(agent, client, certificates[device.device_id], BOOT, use)
+            whole_ms.append((time.perf_counter() - start) * 1000)
+        if done.status_code != 200:
+            raise SystemExit(f"{device.device_id}: check-in {done.status_code} {done.text}")
+        server_ms.append(sum(spent) * 1000)
+    client.event_hooks = {"request": [], "response": []}
+    return server_ms, whole_ms
 
 
 def verify(sample: Sample, golden: list[Golden]) -> None:
@@ -195,13 +238,19 @@ def main() -> int:
         golden = load_trust(fleet.trust_dir, min_security_version=MIN_SECURITY_VERSION).golden
         for backend in args.backends.split(","):
             with database(backend, work) as url, server(fleet, url, work / f"server-{backend}.log") as client:
-                server_ms, tpm_ms, samples = register_all(fleet, client)
+                server_ms, tpm_ms, samples, certificates = register_all(fleet, client)
+                checkin_ms, checkin_whole_ms = checkin_all(fleet, client, certificates)
             rate = verifications_per_second(samples, golden, args.seconds, 2)
             figures = {
                 "registration_ms_p50": round(statistics.median(server_ms), 1),
                 "registration_ms_p95": round(percentile(server_ms, 95), 1),
                 "registration_ms_max": round(max(server_ms), 1),
                 "tpm_ms_p50": round(statistics.median(tpm_ms), 1),
+                "checkin_server_ms_p50": round(statistics.median(checkin_ms), 1),
+                "checkin_server_ms_p95": round(percentile(checkin_ms, 95), 1),
+                # one client, one at a time: what the server answers per second of its own time
+                "checkins_per_s_server": round(1000 / statistics.mean(checkin_ms), 1),
+                "checkin_whole_ms_p50": round(statistics.median(checkin_whole_ms), 1),
                 "quote_verifications_per_s": round(rate, 1),
             }
             figures["targets_met"] = (
