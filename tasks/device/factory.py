@@ -68,7 +68,7 @@ def manufacture_one(
             ],
         )
         tpm2(ctx, rec, tpm, ["nvwrite", EK_CERT_NV_INDEX, "-C", "o", "-i", home / "ek-cert.der"])
-        key_policy.define_counter(ctx, rec, tpm)  # the anti-rollback counter every key approval names
+        key_policy.define_counter(ctx, rec, tpm, home)  # the anti-rollback counter every key approval names
     code = registration_code.new_code()
     record: dict[str, object] = {
         "device_id": device_id,

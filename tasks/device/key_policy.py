@@ -16,8 +16,9 @@ device (the NV index's name enters PolicyNV). The fleet server recomputes it off
 On the device: `tpm2 verifysignature` turns the approval into a ticket, then one policy session
 runs PolicyPCR, PolicyNV and PolicyAuthorize before `tpm2 sign`. Once a newer build is marked good
 the device raises the counter (TPM2_NV_Increment, owner auth) to its security version; every older
-approval then fails PolicyNV in the TPM. Raising the counter can only lock a device out (a denial
-of service by whoever holds owner auth on the device), never let an old build back in.
+approval then fails PolicyNV in the TPM. Only the owner hierarchy may read or raise the counter (no
+authread/authwrite); raising it can only lock a device out (a denial of service by whoever holds
+owner auth on the device), never let an old build back in.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 from tasks.context import Context
 from tasks.core import atomic, runner
-from tasks.core.errors import InputError
+from tasks.core.errors import InputError, ToolError
 from tasks.core.evidence import StageRecord
 from tasks.device.tpm2 import tpm2
 from tasks.firmware import keys, swtpm
@@ -42,7 +43,7 @@ from tasks.firmware.swtpm import Tpm
 AUTHORITY_DIR = ".keys/device-policy"
 AUTHORITY_BITS = 2048  # = the server's key_policy.AUTHORITY_BITS; tpm2 verifysignature -f rsassa
 ROLLBACK_COUNTER = "0x01500020"  # owner NV range; the server computes its name from the same definition
-COUNTER_ATTRIBUTES = "nt=counter|ownerread|ownerwrite|authread|authwrite|no_da"
+COUNTER_ATTRIBUTES = "nt=counter|ownerread|ownerwrite|no_da"  # no authread/authwrite: owner auth only
 POLICY_PCRS = f"{BANK}:{KEY_PCR},{FIT_PCR}"
 MAX_RAISE = 256  # TPM2_NV_Increment adds one: a release more than this far ahead is refused, not looped on
 
@@ -99,10 +100,18 @@ def authority(ctx: Context, rec: StageRecord) -> Path:
     return key
 
 
-def define_counter(ctx: Context, rec: StageRecord, tpm: Tpm) -> None:
-    """The anti-rollback counter, as the factory defines it in every device's TPM, written once (it reads 1)."""
+def define_counter(ctx: Context, rec: StageRecord, tpm: Tpm, work: Path) -> None:
+    """The anti-rollback counter, as the factory defines it in every device's TPM, written once. A TPM
+    starts a new counter above every counter it ever held, so the factory checks it reads 1 (the lowest
+    security version): a higher start would lock out every build below it."""
     tpm2(ctx, rec, tpm, ["nvdefine", ROLLBACK_COUNTER, "-C", "o", "-s", "8", "-a", COUNTER_ATTRIBUTES])
     tpm2(ctx, rec, tpm, ["nvincrement", "-C", "o", ROLLBACK_COUNTER])
+    tpm2(ctx, rec, tpm, ["nvread", "-C", "o", "-s", "8", "-o", "counter.bin", ROLLBACK_COUNTER], cwd=work)
+    value = int.from_bytes((work / "counter.bin").read_bytes(), "big")
+    if value != 1:
+        raise ToolError(
+            f"the rollback counter {ROLLBACK_COUNTER} starts at {value}, not 1: this TPM held counters before"
+        )
 
 
 def operand(value: int) -> bytes:
@@ -122,7 +131,7 @@ def approve(ctx: Context, rec: StageRecord, reference: Mapping[str, Any], key: P
         atomic.write_bytes(work / "at-most.bin", operand(security_version))
         swtpm.manufacture_state(ctx, rec, work / "tpm")
         with swtpm.running(ctx, rec, work / "tpm", work / "swtpm.log") as tpm:
-            define_counter(ctx, rec, tpm)
+            define_counter(ctx, rec, tpm, work)
 
             def run(*args: str) -> None:
                 tpm2(ctx, rec, tpm, list(args), cwd=work)

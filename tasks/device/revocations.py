@@ -9,12 +9,18 @@ nextUpdate not past) and not older than the copy in place (CRL number): a man in
 replayed old CRL or a stale one changes nothing, and the door keeps refusing on the CRL it has
 until that one expires - then it refuses everyone (OpenSSL: CRL has expired).
 
-The freshness a door gets is the refresh interval (the stage's or the test's loop) plus the
-server's rebuild lag (none: a quarantine rebuilds at the next request).
+``refreshing`` keeps a door's copy fresh: once before the door starts (a failure there stops it),
+then every ``every`` seconds in a thread; a failed refresh keeps the copy in place and is reported,
+so a door cut off from the fleet server refuses everyone once that copy expires. The freshness a
+door gets is the refresh interval (60 s by default) plus the server's rebuild lag (none: a
+quarantine rebuilds at the next request); the CRL's 300 s validity bounds it when refreshes fail.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,3 +86,27 @@ def refresh(url: str, server_ca: Path, fleet_ca: Path, dest: Path, *, timeout: f
     atomic.write_bytes(dest, crl.public_bytes(serialization.Encoding.PEM))
     assert crl.next_update_utc is not None  # checked by verified()
     return Refreshed(number_of(crl), len(list(crl)), crl.next_update_utc)
+
+
+@contextlib.contextmanager
+def refreshing(url: str, server_ca: Path, fleet_ca: Path, dest: Path, *, every: float = 60.0) -> Iterator[list[str]]:
+    """``dest`` refreshed now and then every ``every`` seconds until the block ends; yields the list of
+    failed refreshes (one line each), which the caller records."""
+    refresh(url, server_ca, fleet_ca, dest)
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                refresh(url, server_ca, fleet_ca, dest)
+            except InputError as exc:
+                failures.append(str(exc))
+
+    thread = threading.Thread(target=loop, name="crl-refresh", daemon=True)
+    thread.start()
+    try:
+        yield failures
+    finally:
+        stop.set()
+        thread.join(timeout=30)

@@ -38,7 +38,11 @@ def resolve(path: str) -> Path | None:
 
 
 async def _status(send: Send, code: int, body: bytes) -> None:
-    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", b"text/plain"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     await send({"type": "http.response.start", "status": code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -68,7 +72,11 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
             _cache[str(found)] = cached
         body = cached[1]
     length = len(body) if body is not None else info.st_size  # bundles are content-addressed, never rewritten
-    headers = [(b"content-type", b"application/octet-stream"), (b"content-length", str(length).encode())]
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", str(length).encode()),
+        (b"connection", b"close"),  # one request per connection: each meets the CRL (repository_server.py)
+    ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     if scope["method"] == "HEAD":
         await send({"type": "http.response.body", "body": b""})

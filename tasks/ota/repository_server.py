@@ -10,7 +10,11 @@ a server name) hands the handshake a context loaded with the CRL file as it is a
 (re-read when the file changes: tasks/device/revocations.py replaces it atomically). So:
 
 - a revoked (quarantined) device fails the handshake from the first connection after the CRL that
-  lists it is in place: it sees no metadata and no bundle;
+  lists it is in place: it sees no metadata and no bundle. Every request is a connection of its own
+  and a full TLS 1.3 handshake (no session tickets; repository_app answers ``connection: close``),
+  so neither a resumed session nor a held-open connection outlives a revocation;
+- only the CRL in the file is loaded (a certificate placed beside it is refused, never a trust
+  anchor);
 - a CRL past its nextUpdate fails every handshake (OpenSSL: CRL has expired), and so does a missing
   or foreign one (unable to get certificate CRL): a repository that stops hearing from the fleet
   server stops serving instead of serving on stale knowledge.
@@ -23,11 +27,23 @@ from __future__ import annotations
 import os
 import ssl
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+
+def crl_only(path: Path) -> str:
+    """The CRL in ``path`` as PEM, and nothing else: a certificate in the file would become a trust
+    anchor for client certificates if the file were loaded as it is."""
+    data = path.read_bytes()
+    if b"-----BEGIN CERTIFICATE" in data or data.count(b"-----BEGIN X509 CRL") != 1:
+        raise ValueError("expected exactly one X509 CRL and no certificate")
+    return x509.load_pem_x509_crl(data).public_bytes(serialization.Encoding.PEM).decode()
 
 
 class CrlContexts:
@@ -53,10 +69,18 @@ class CrlContexts:
     def _load(self, with_crl: bool) -> ssl.SSLContext:
         context = self._make()
         context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+        # Every request is a full handshake, so every request meets the CRL as it is now: TLS 1.3
+        # only (Python cannot switch off TLS 1.2's session-ID cache), no session tickets (a resumed
+        # session skips certificate verification), and repository_app closes each connection.
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.num_tickets = 0
         if with_crl:
             try:
-                context.load_verify_locations(cafile=str(self._crl))
-            except (OSError, ssl.SSLError) as exc:
+                with tempfile.NamedTemporaryFile("w", suffix=".crl.pem") as only:
+                    only.write(crl_only(self._crl))  # cadata= would load certificates only, never a CRL
+                    only.flush()
+                    context.load_verify_locations(cafile=only.name)
+            except (OSError, ValueError, ssl.SSLError) as exc:
                 print(f"repository: CRL {self._crl} unusable ({exc}); every handshake fails", flush=True)
         return context
 

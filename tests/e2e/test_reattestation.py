@@ -113,6 +113,7 @@ def test_29_an_operator_releases_a_reflashed_device_which_registers_afresh(fleet
         (device.device_id, "re-flashed from the factory image, inspected")
     ]
     assert audit[0]["released_by"].startswith("CN=")
+    assert audit[0]["security_version"] == GENUINE["security_version"]  # the floor survives the release
 
 
 def test_12_downgrade_below_the_minimum_is_quarantined(fleet: Fleet) -> None:
@@ -161,12 +162,15 @@ def test_29_an_update_keeps_the_key_and_certificate_and_a_rollback_is_refused(fl
         use = fleet.key_use(GENUINE_BOOT)
         with pytest.raises(ToolError, match="policynv"):
             agent.sign_with_device_key(b"any challenge", use.approval, use.authority)
-        body = refused(fleet.checkin(agent, pem, GENUINE_BOOT, fresh_power_on=False), "rollback", "older than")
+        body = refused(fleet.checkin(agent, pem, GENUINE_BOOT, fresh_power_on=False), "rollback", "is below")
     assert "security version 3" in body["detail"] and "rollback counter" in body["detail"]
-    assert fleet.states()[device_id] == ("attested", "")  # refused, not quarantined: N+1 recovers it
+    state, reason = fleet.states()[device_id]
+    assert (state, reason.split(":")[0]) == ("rolled-back", "rollback")  # seen, not quarantined: N+1 recovers it
+    assert device_id not in {r["device_id"] for r in fleet.operator.get("/attestation/revocations").json()}
     with fleet.power_on(device, UPDATED_BOOT) as agent:
         again = fleet.checkin(agent, pem, UPDATED_BOOT)
     assert again.status_code == 200, again.text
+    assert fleet.states()[device_id] == ("attested", "")
 
 
 def test_29_another_models_signed_build_does_not_register_a_device(fleet: Fleet) -> None:
@@ -175,3 +179,17 @@ def test_29_another_models_signed_build_does_not_register_a_device(fleet: Fleet)
     body = refused(response, "reference-values", "for model other-board")
     assert "enrolled as model" in body["detail"]
     assert device.device_id not in fleet.attested()
+
+
+def test_29_a_released_device_cannot_come_back_on_an_older_build(fleet: Fleet) -> None:
+    """After the update test: device 3 attested on N+1 (security version 3). Quarantined, released,
+    it must register again on N+1 or later: the floor survives the release."""
+    device = fleet.devices[3]
+    pem = fleet.attested_certificate(device.device_id)
+    with fleet.power_on(device, TAMPERED_BOOT) as agent:
+        refused(fleet.checkin(agent, pem, TAMPERED_BOOT), "reference-values", "quarantined")
+    path = f"/attestation/devices/{device.device_id}/release"
+    assert fleet.operator.post(path, json={"note": "re-flashed"}).status_code == 200
+    refused(fleet.register(device, boot=GENUINE_BOOT), "rollback", "below security version 3")
+    again = fleet.register(device, boot=UPDATED_BOOT)
+    assert again.status_code == 201, again.text

@@ -26,7 +26,8 @@ from tasks.context import Context
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.device import Agent, running
-from tasks.device.key_policy import Approval, approve, define_counter
+from tasks.device.key_policy import ROLLBACK_COUNTER, Approval, approve, define_counter
+from tasks.device.tpm2 import tpm2
 from tasks.firmware import measurements, swtpm
 from tests.support.fleet import policy_authority
 from tests.support.project import REPO
@@ -72,7 +73,7 @@ class Device:
         self.ctx, self.rec, self.home = ctx, rec, home
         swtpm.manufacture_state(ctx, rec, home / "tpm")
         with running(ctx, rec, home / "tpm", home / "swtpm.log") as tpm:
-            define_counter(ctx, rec, tpm)
+            define_counter(ctx, rec, tpm, home)
 
     @contextlib.contextmanager
     def power_on(self, reference: Reference) -> Iterator[Agent]:
@@ -147,6 +148,8 @@ def test_an_update_keeps_the_key_and_a_rollback_after_the_counter_moved_is_refus
         assert agent.raise_rollback_counter(3) == 3
     refused = sign(world.device, world.n, approvals["n"], pub)
     assert isinstance(refused, str) and "policynv" in refused.lower(), refused
+    with world.device.power_on(world.n1) as agent, pytest.raises(ToolError, match="nvincrement"):
+        tpm2(agent.ctx, agent.rec, agent.tpm, ["nvincrement", ROLLBACK_COUNTER])  # the index's own auth: refused
     assert isinstance(sign(world.device, world.n1, approvals["n1"], pub), bytes)
 
 

@@ -11,6 +11,7 @@ its nextUpdate, or one another CA signed, refuses everyone.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -207,6 +208,65 @@ def test_a_stale_or_foreign_crl_refuses_everyone(world: World) -> None:
         assert not fetches(world, world.enrolled)
         world.crl.unlink()
         assert not fetches(world, world.enrolled)
+    finally:
+        world.crl.write_bytes(current)
+    assert fetches(world, world.enrolled)
+
+
+def client_context(world: World, tls: ota.DeviceTls) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(str(world.server_ca))
+    context.load_cert_chain(str(tls.cert), str(tls.key))
+    return context
+
+
+def raw_get(world: World, context: ssl.SSLContext, session: ssl.SSLSession | None = None) -> tuple[bytes, Any]:
+    """One request on a connection of its own, optionally resuming ``session``: (status line, session)."""
+    host, port = world.url.removeprefix("https://").split(":")
+    try:
+        with (
+            socket.create_connection((host, int(port))) as raw,
+            context.wrap_socket(raw, server_hostname=host, session=session) as conn,
+        ):
+            conn.sendall(b"GET /metadata/timestamp.json HTTP/1.1\r\nHost: repository\r\n\r\n")
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+            return data.split(b"\r\n")[0], conn.session
+    except (ssl.SSLError, OSError):
+        return b"", None
+
+
+def test_no_session_or_connection_outlives_a_revocation(world: World) -> None:
+    """The CRL is met on every request: a TLS 1.2 client gets no handshake, the server closes each
+    connection after one response and issues no session tickets to resume."""
+    device = ota.DeviceTls(*issue(world.fleet, "device-0004", world.work / "certs"), world.server_ca)
+    context = client_context(world, device)
+    status, session = raw_get(world, context)
+    assert status == b"HTTP/1.1 200 OK"  # and the server closed the connection: recv returned EOF
+    revoked = x509.load_pem_x509_certificate(device.cert.read_bytes())
+    current = world.crl.read_bytes()
+    try:
+        world.crl.write_bytes(crl(world.fleet, [revoked], number=5))
+        assert raw_get(world, context, session)[0] == b""  # a resumption attempt is a full handshake, refused
+    finally:
+        world.crl.write_bytes(current)
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    old.load_verify_locations(str(world.server_ca))
+    host, port = world.url.removeprefix("https://").split(":")
+    with pytest.raises((ssl.SSLError, OSError)), socket.create_connection((host, int(port))) as raw:
+        old.wrap_socket(raw, server_hostname=host).close()
+
+
+def test_a_certificate_in_the_crl_file_is_never_a_trust_anchor(world: World) -> None:
+    attacker = ca("attacker CA")
+    intruder = ota.DeviceTls(*issue(attacker, "device-0005", world.work / "certs"), world.server_ca)
+    current = world.crl.read_bytes()
+    try:
+        world.crl.write_bytes(current + attacker[0].public_bytes(serialization.Encoding.PEM))
+        assert not fetches(world, intruder)
+        assert not fetches(world, world.enrolled)  # a CRL file that is more than a CRL is refused whole
     finally:
         world.crl.write_bytes(current)
     assert fetches(world, world.enrolled)

@@ -175,8 +175,9 @@ def create_app(
 
     @app.get("/updates/check", responses=DEVICE_ONLY | STORED)
     def update_check(device: Device, security_version: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
-        """A device's update check: is its firmware below the fleet's minimum security version?"""
-        minimum = settings.min_security_version
+        """A device's update check: is its firmware below the minimum security version for its model?"""
+        model = enrolments.model_of(device) if trust is not None else None
+        minimum = trust.minimum_for(model) if trust is not None and model else settings.min_security_version
         return {"device": device, "minimum_security_version": minimum, "update_required": security_version < minimum}
 
     @app.post("/telemetry", status_code=202, responses=BODY | DEVICE_ONLY | STORED)

@@ -227,6 +227,17 @@ def verify_device_key(
     return key
 
 
+def verify_no_rollback(build: Golden, floor: int | None) -> None:
+    """A genuine signed build with a lower security version than the device ever attested on (``floor``,
+    kept across a release from quarantine) is a rollback: its TPM counter already refuses the key."""
+    if floor is not None and build.security_version < floor:
+        raise Refused(
+            "rollback",
+            f"booted firmware {build.firmware_version} (security version {build.security_version}) is below "
+            f"security version {floor} this device attested on; its TPM rollback counter refuses the device key",
+        )
+
+
 def verify_approval_used(build: Golden, used_hex: str) -> None:
     """Step 10: the device says which approval it presented to its TPM; it must be the booted build's."""
     try:

@@ -31,7 +31,6 @@ from . import attestation, tpm
 from .attestation import Refused
 from .enrolment_store import QUARANTINED, EnrolmentStore
 from .identity import issued_by
-from .reference_values import Golden
 from .registration import CHALLENGE_SECONDS, Trust, b64
 
 CHECKIN = "checkin"  # a check-in session: no AK, no credential
@@ -89,19 +88,6 @@ def _quarantine(store: EnrolmentStore, device_id: str, cert: x509.Certificate, d
     )
 
 
-def verify_no_rollback(store: EnrolmentStore, device_id: str, build: Golden) -> None:
-    """A signed build older than the one this device last attested on is refused, not quarantined: the
-    device is genuine but rolled back (its TPM counter already refuses the key: it cannot authenticate
-    anywhere until it boots the newer build again)."""
-    last = store.attested_security_version(device_id)
-    if last is not None and build.security_version < last:
-        raise Refused(
-            "rollback",
-            f"booted firmware {build.firmware_version} (security version {build.security_version}) is older than "
-            f"security version {last} this device attested on; its TPM rollback counter refuses the device key",
-        )
-
-
 def checkin(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict[str, Any]:
     pending = store.take_challenge(str(answer["session"]))
     if pending is None or pending["device_id"] != CHECKIN:
@@ -116,15 +102,23 @@ def checkin(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict
     attestation.verify_nonce(quote, pending["nonce"], pending["expires_at"], time.time())
     # The report is the device's own from here: drift quarantines (a rollback to a build the fleet
     # still accepts is refused with its reason instead).
+    model = store.model_of(device_id) or ""
+    if not any(build.hardware_model == model for build in trust.golden):
+        raise Refused(
+            "reference-values", f"the server has no signed build for model {model!r}: configuration, not drift"
+        )
     try:
         event_log = [(int(e["pcr"]), str(e["digest"]).lower()) for e in answer["event_log"]]
         attestation.verify_pcr_digest(quote, event_log)
-        model = store.model_of(device_id)
         build = attestation.verify_reference_values(event_log, trust.golden, model)
         attestation.verify_security_version(build, trust.minimum_for(model))
     except Refused as drift:
         raise _quarantine(store, device_id, cert, drift) from None
-    verify_no_rollback(store, device_id, build)
+    try:
+        attestation.verify_no_rollback(build, store.security_floor(device_id))
+    except Refused as rollback:
+        store.rolled_back(device_id, f"{rollback.step}: {rollback.reason}")  # the operator sees it; no revocation
+        raise
     try:
         attestation.verify_approval_used(build, str(answer["key_approval"]))
         key = tpm.parse_ecc_public(enrolled["key_public"])
@@ -132,5 +126,6 @@ def checkin(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict
         attestation.verify_key_possession(key.key, pending["nonce"], signature)
     except Refused as drift:
         raise _quarantine(store, device_id, cert, drift) from None
-    store.checked_in(device_id, build.firmware_version, build.security_version, build.fit_sha256)
+    if not store.checked_in(device_id, build.firmware_version, build.security_version, build.fit_sha256):
+        raise Refused("rollback", "a concurrent check-in attested a newer security version; nothing written")
     return {"device_id": device_id, "state": "attested", "firmware": build.firmware_version}

@@ -26,6 +26,7 @@ from .registration import Trust
 CRL_MEDIA_TYPE = "application/pkix-crl"  # RFC 2585
 CRL_SECONDS = 300  # how long a published CRL is valid: the most a door can lag behind a quarantine
 REBUILD_AFTER = CRL_SECONDS / 3
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Publisher:
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self._trust.fleet_ca_cert.subject)
-            .last_update(now)
+            .last_update(now - CLOCK_SKEW)  # a door whose clock is a little behind still takes it
             .next_update(now + timedelta(seconds=CRL_SECONDS))
             .add_extension(x509.CRLNumber(time.time_ns() // 1_000_000), critical=False)
         )

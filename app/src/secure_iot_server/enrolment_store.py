@@ -19,7 +19,7 @@ from .schema import attested, challenges, code_attempts, device_keys, enrolments
 if TYPE_CHECKING:
     from pathlib import Path
 
-ATTESTED, QUARANTINED = "attested", "quarantined"
+ATTESTED, QUARANTINED, ROLLED_BACK = "attested", "quarantined", "rolled-back"
 
 
 class NotQuarantined(Exception):
@@ -138,31 +138,47 @@ class EnrolmentStore:
             row = conn.execute(select(device_keys).where(device_keys.c.device_id == device_id)).mappings().first()
         return _plain(row)
 
-    def model_of(self, device_id: str) -> str:
-        """The hardware model the signed manufacturing manifest enrolled the device as."""
+    def model_of(self, device_id: str) -> str | None:
+        """The hardware model the signed manufacturing manifest enrolled the device as (None: not enrolled)."""
         with self.engine.connect() as conn:
-            return str(conn.execute(select(enrolments.c.model).where(enrolments.c.device_id == device_id)).scalar_one())
+            model = conn.execute(select(enrolments.c.model).where(enrolments.c.device_id == device_id)).scalar()
+        return None if model is None else str(model)
 
-    def attested_security_version(self, device_id: str) -> int | None:
-        """The security version of the build the device last attested on (registration or check-in)."""
+    def security_floor(self, device_id: str) -> int | None:
+        """The highest security version the device ever attested on: its current record, or the one a
+        release from quarantine kept (a re-flashed device must not come back on an older build)."""
+        current = select(attested.c.security_version).where(attested.c.device_id == device_id)
+        kept = select(quarantine_releases.c.security_version).where(quarantine_releases.c.device_id == device_id)
         with self.engine.connect() as conn:
-            value = conn.execute(
-                select(attested.c.security_version).where(attested.c.device_id == device_id)
-            ).scalar_one_or_none()
-        return None if value is None else int(value)
+            values = [int(v) for v in conn.execute(current.union_all(kept)).scalars()]
+        return max(values) if values else None
 
-    def checked_in(self, device_id: str, firmware_version: str, security_version: int, fit_sha256: str) -> None:
-        """A passed re-attestation: the measured firmware and the time, nothing else."""
+    def checked_in(self, device_id: str, firmware_version: str, security_version: int, fit_sha256: str) -> bool:
+        """A passed re-attestation: the measured firmware and the time, nothing else. False (nothing
+        written) if a concurrent check-in raised the device's security version above this one's."""
         with self.engine.begin() as conn:
-            conn.execute(
+            written = conn.execute(
                 update(attested)
-                .where(attested.c.device_id == device_id)
+                .where(attested.c.device_id == device_id, attested.c.security_version <= security_version)
                 .values(firmware_version=firmware_version, security_version=security_version, fit_sha256=fit_sha256)
-            )
+            ).rowcount
+            if not written:
+                return False
             conn.execute(
                 update(device_keys)
-                .where(device_keys.c.device_id == device_id, device_keys.c.state == ATTESTED)
-                .values(checked_at=datetime.now(UTC).isoformat())
+                .where(device_keys.c.device_id == device_id, device_keys.c.state.in_((ATTESTED, ROLLED_BACK)))
+                .values(state=ATTESTED, reason="", checked_at=datetime.now(UTC).isoformat())
+            )
+        return True
+
+    def rolled_back(self, device_id: str, reason: str) -> None:
+        """A refused rollback, for the operator to see (state rolled-back and why); not a revocation:
+        the device's own TPM refuses its key, and booting the newer build again brings it back."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(device_keys)
+                .where(device_keys.c.device_id == device_id, device_keys.c.state.in_((ATTESTED, ROLLED_BACK)))
+                .values(state=ROLLED_BACK, reason=reason, checked_at=datetime.now(UTC).isoformat())
             )
 
     def quarantine(self, device_id: str, reason: str) -> None:
@@ -190,9 +206,14 @@ class EnrolmentStore:
         now = datetime.now(UTC).isoformat()
         with self.engine.begin() as conn:
             row = conn.execute(
-                select(device_keys.c.state, device_keys.c.reason, device_keys.c.certificate_serial).where(
-                    device_keys.c.device_id == device_id
+                select(
+                    device_keys.c.state,
+                    device_keys.c.reason,
+                    device_keys.c.certificate_serial,
+                    attested.c.security_version,
                 )
+                .select_from(device_keys.join(attested, attested.c.device_id == device_keys.c.device_id))
+                .where(device_keys.c.device_id == device_id)
             ).first()
             if row is None or row.state != QUARANTINED:
                 raise NotQuarantined(device_id)
@@ -203,6 +224,7 @@ class EnrolmentStore:
                 "note": note,
                 "quarantine_reason": row.reason,
                 "revoked_serial": row.certificate_serial,
+                "security_version": row.security_version,
             }
             conn.execute(quarantine_releases.insert().values(**audit))
             conn.execute(delete(device_keys).where(device_keys.c.device_id == device_id))

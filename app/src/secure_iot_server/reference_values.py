@@ -111,6 +111,8 @@ def _golden(statement: dict[str, Any]) -> Golden:
         raise ReferenceValuesError(f"statement: subject {subjects} is not the predicate's FIT sha256 {fit}")
     if not events or not all(SHA256_HEX.match(d) for _, d in events):
         raise ReferenceValuesError("predicate: event_log must list sha256 digests")
+    if int(predicate["key_approval"].get("counter_at_most", -1)) != golden.security_version:
+        raise ReferenceValuesError("key_approval: counter_at_most is not the build's security_version")
     if (9, fit) not in events:
         raise ReferenceValuesError("predicate: the FIT itself is not measured into PCR 9 in the event log")
     return golden

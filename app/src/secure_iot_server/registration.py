@@ -182,6 +182,7 @@ def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dic
     attestation.verify_pcr_digest(quote, event_log)
     build = attestation.verify_reference_values(event_log, trust.golden, enrolment.model)
     attestation.verify_security_version(build, trust.minimum_for(enrolment.model))
+    attestation.verify_no_rollback(build, store.security_floor(enrolment.device_id))  # after a release
     key_public = b64(answer["key_public"], "key_public", "device-key")
     key = attestation.verify_device_key(
         ak,

@@ -110,4 +110,5 @@ quarantine_releases = Table(
     Column("note", Text, nullable=False),
     Column("quarantine_reason", Text, nullable=False),
     Column("revoked_serial", Text, nullable=False),
+    Column("security_version", Integer, nullable=False),  # the floor it had reached: it survives the release
 )

@@ -290,9 +290,10 @@ TPM_EO_UNSIGNED_LE = 0x0009  # PolicyNV: the NV contents <= operandB, unsigned
 # TPMA_OBJECT tpm2-tools' `loadexternal -G rsa` gives an external RSA public key (measured with
 # tpm2-tools 5.4 on swtpm): userWithAuth|sign|decrypt; scheme and symmetric NULL; exponent explicit.
 EXTERNAL_RSA_ATTRIBUTES = USER_WITH_AUTH | SIGN | DECRYPT
-# TPMA_NV of the anti-rollback counter as the factory defines it (nt=counter|ownerread|ownerwrite|
-# authread|authwrite|no_da) once it has been written (TPMA_NV_WRITTEN): its name enters PolicyNV.
-NV_COUNTER_ATTRIBUTES = 0x22060016
+# TPMA_NV of the anti-rollback counter as the factory defines it (nt=counter|ownerread|ownerwrite|no_da:
+# only the owner hierarchy may read or raise it) once it has been written (TPMA_NV_WRITTEN): its name
+# enters PolicyNV (measured: `tpm2 nvreadpublic` says 0x22020012).
+NV_COUNTER_ATTRIBUTES = 0x22020012
 NV_COUNTER_SIZE = 8
 
 

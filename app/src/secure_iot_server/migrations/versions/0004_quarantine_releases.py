@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("note", text, nullable=False),
         sa.Column("quarantine_reason", text, nullable=False),
         sa.Column("revoked_serial", text, nullable=False),
+        sa.Column("security_version", sa.Integer(), nullable=False),
     )
 
 
