@@ -9,16 +9,20 @@ the broker's port only from ``ipsec0`` and drops the same traffic in plaintext.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 
 from tasks.context import Context
-from tasks.core import atomic
+from tasks.core import atomic, runner
 from tasks.core.errors import NetworkError
 from tasks.core.evidence import StageRecord
+from tasks.network import crl
 from tasks.network.namespaces import run_in, start_in, wait_for
 from tasks.network.plan import Plan
 from tasks.network.state import Process, State
@@ -28,6 +32,7 @@ PLUGINS = (
     "kernel-libipsec kernel-netlink socket-default vici"
 )
 IKE_TIMEOUT = 10
+EDGE = "edge"  # the edge's charon: its role, and its namespace's
 
 
 def _strongswan_conf(directory: Path) -> str:
@@ -56,6 +61,7 @@ def _strongswan_conf(directory: Path) -> str:
   filelog {{
     log {{
       path = {directory}/charon.log
+      flush_line = yes
       default = 1
       ike = 2
     }}
@@ -68,12 +74,11 @@ def start_charon(
     ctx: Context, rec: StageRecord, state: State, role: str, namespace: str, cert: Path, key: Path
 ) -> tuple[Process, Path]:
     """A charon in ``namespace`` with the fleet CA (and CRL) as trust anchors and ``cert``/``key`` as its identity."""
-    directory = Path(state.directory) / f"ike-{role}"
+    directory = _directory(state, role)
     for sub in ("x509ca", "x509", "x509crl", "private"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(state.identity["ca"], directory / "x509ca" / "ca.pem")
-    if state.identity.get("crl"):
-        shutil.copyfile(state.identity["crl"], directory / "x509crl" / "ca.crl.pem")
+    _install_crl(state, directory)
     shutil.copyfile(cert, directory / "x509" / "own.pem")
     atomic.write_bytes(directory / "private" / "own.key", key.read_bytes(), mode=0o600)
     conf = directory / "strongswan.conf"
@@ -94,16 +99,37 @@ def subject(cert: Path) -> str:
     return ", ".join(f"{attr.rfc4514_attribute_name}={attr.value!s}" for attr in parsed.subject)
 
 
+def _directory(state: State, role: str) -> Path:
+    """One charon's home: its strongswan.conf, swanctl.conf, credentials, vici socket and log."""
+    return Path(state.directory) / f"ike-{role}"
+
+
+def _install_crl(state: State, directory: Path) -> None:
+    """The edge's CRL in place (tasks/network/crl.py) where this charon's ``--load-creds`` reads it."""
+    in_place = crl.path(state)
+    if in_place is not None:
+        atomic.write_bytes(directory / "x509crl" / "ca.crl.pem", in_place.read_bytes())
+
+
+def swanctl(
+    ctx: Context,
+    rec: StageRecord,
+    namespace: str,
+    directory: Path,
+    args: Sequence[str | Path],
+    *,
+    check: bool = True,
+    timeout: float = 60,
+) -> runner.Completed:
+    """swanctl against one charon (its own vici socket: several run side by side on this machine)."""
+    vici = ["--uri", f"unix://{directory}/charon.vici"]
+    return run_in(ctx, rec, namespace, "swanctl", [*args, *vici], check=check, timeout=timeout)
+
+
 def load(ctx: Context, rec: StageRecord, namespace: str, directory: Path, connections: str) -> None:
-    swanctl = directory / "swanctl.conf"
-    atomic.write_text(swanctl, connections)
-    run_in(
-        ctx,
-        rec,
-        namespace,
-        "swanctl",
-        ["--load-all", "--noprompt", "--uri", f"unix://{directory}/charon.vici", "--file", swanctl],
-    )
+    conf = directory / "swanctl.conf"
+    atomic.write_text(conf, connections)
+    swanctl(ctx, rec, namespace, directory, ["--load-all", "--noprompt", "--file", conf])
 
 
 def _selectors(plan: Plan) -> list[str]:
@@ -151,10 +177,8 @@ def connections(plan: Plan, identity: str, *, edge: bool) -> str:
 
 
 def start_edge(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
-    edge = state.namespace("edge")
-    _, directory = start_charon(
-        ctx, rec, state, "edge", edge, Path(state.identity["cert"]), Path(state.identity["key"])
-    )
+    edge = state.namespace(EDGE)
+    _, directory = start_charon(ctx, rec, state, EDGE, edge, Path(state.identity["cert"]), Path(state.identity["key"]))
     load(ctx, rec, edge, directory, connections(plan, subject(Path(state.identity["cert"])), edge=True))
 
 
@@ -167,15 +191,8 @@ def connect(
     _, directory = start_charon(ctx, rec, state, f"dev-{name}", namespace, cert, key)
     load(ctx, rec, namespace, directory, connections(plan, subject(cert), edge=False))
     t0 = time.monotonic()
-    done = run_in(
-        ctx,
-        rec,
-        namespace,
-        "swanctl",
-        ["--initiate", "--child", "broker", "--timeout", str(IKE_TIMEOUT), "--uri", f"unix://{directory}/charon.vici"],
-        check=False,
-        timeout=IKE_TIMEOUT + 20,
-    )
+    initiate = ["--initiate", "--child", "broker", "--timeout", str(IKE_TIMEOUT)]
+    done = swanctl(ctx, rec, namespace, directory, initiate, check=False, timeout=IKE_TIMEOUT + 20)
     seconds = round(time.monotonic() - t0, 3)
     if done.returncode == 0:
         return True, "IKEv2 with certificates: CHILD_SA established", seconds
@@ -183,3 +200,83 @@ def connect(
     if not failure:
         raise NetworkError(f"swanctl --initiate for {name} failed without an IKE answer: {done.tail()}")
     return False, f"IKE refused: {failure[-1].strip()}", seconds
+
+
+@dataclass(frozen=True)
+class IkeSa:
+    """One IKE SA the edge's charon holds: its unique id, the peer's authenticated identity and address."""
+
+    uniqueid: int
+    remote_id: str
+    remote_host: str
+
+
+SA_HEADER = re.compile(r"^\S+: #(\d+), \w+, IKEv\d")
+SA_REMOTE = re.compile(r"^\s+remote '(.*)' @ ([^\s\[]+)\[")
+CERT_SUBJECT = re.compile(r'^\s+subject:\s+"(.*)"$')
+SERIAL = re.compile(r"^\s+serial:\s+([0-9a-fA-F:]+)$")
+
+
+def _edge(ctx: Context, rec: StageRecord, state: State, args: Sequence[str | Path]) -> runner.Completed:
+    return swanctl(ctx, rec, state.namespace(EDGE), _directory(state, EDGE), args)
+
+
+def reload_crl(ctx: Context, rec: StageRecord, state: State) -> list[int]:
+    """Hand the edge's charon the CRL in place; returns the CRL numbers charon then holds.
+
+    Measured with strongSwan 5.9.8: ``--load-creds`` of the edge's whole directory replaces the
+    loaded CRL by the newer one ("crl #0b is newer - existing crl #0a replaced"), but the old CRL
+    also sits in charon's certificate cache (cached when its signature was verified) and the
+    revocation check still took it ("using cached crl ... certificate status is good" for a
+    revoked certificate), so the cached CRLs are flushed (``--flush-certs --type x509crl``). Not
+    ``--clear``: it flushes the whole cache, the peers' certificates ``peer_serials`` reads
+    included. Not a directory holding the CRL only: ``--load-creds`` unloads every private key it
+    did not load this time, the edge's own ("no private key found for 'CN=edge'"). Established
+    IKE SAs are not checked again: see ``terminate``.
+    """
+    directory = _directory(state, EDGE)
+    _install_crl(state, directory)
+    _edge(ctx, rec, state, ["--load-creds", "--noprompt", "--file", directory / "swanctl.conf"])
+    _edge(ctx, rec, state, ["--flush-certs", "--type", "x509crl"])
+    listed = _edge(ctx, rec, state, ["--list-certs", "--type", "x509crl"]).stdout.splitlines()
+    return [int(m.group(1).replace(":", ""), 16) for m in map(SERIAL.match, listed) if m]
+
+
+def established(ctx: Context, rec: StageRecord, state: State) -> list[IkeSa]:
+    """Every IKE SA of the edge, with the identity its peer authenticated as (``--list-sas``)."""
+    sas, uniqueid = [], None
+    for line in _edge(ctx, rec, state, ["--list-sas"]).stdout.splitlines():
+        if header := SA_HEADER.match(line):
+            uniqueid = int(header.group(1))
+        elif (remote := SA_REMOTE.match(line)) and uniqueid is not None:
+            sas.append(IkeSa(uniqueid, remote.group(1), remote.group(2)))
+            uniqueid = None
+    return sas
+
+
+def peer_serials(ctx: Context, rec: StageRecord, state: State) -> dict[str, set[int]]:
+    """Certificate serials by subject, as the edge's charon holds them (``--list-certs``: its own
+    credentials and the peers' certificates it verified, both printed in the syntax of an SA's remote
+    identity). The peers' come from charon's certificate cache: 32 entries, replaced at random when
+    full, so a peer may be missing there on a busy edge (``quarantine`` then re-checks its SA)."""
+    serials: dict[str, set[int]] = {}
+    subject = None
+    for line in _edge(ctx, rec, state, ["--list-certs", "--type", "x509"]).stdout.splitlines():
+        if found := CERT_SUBJECT.match(line):
+            subject = found.group(1)
+        elif (serial := SERIAL.match(line)) and subject is not None:
+            serials.setdefault(subject, set()).add(int(serial.group(1).replace(":", ""), 16))
+            subject = None
+    return serials
+
+
+def terminate(ctx: Context, rec: StageRecord, state: State, sa: IkeSa) -> bool:
+    """Delete one IKE SA at the edge (with its CHILD_SAs); True when charon no longer holds it.
+
+    ``--force``: the DELETE goes to the device, but the SA is destroyed without waiting for its
+    answer - a device whose port was just closed can no longer answer (measured: 2 s to the
+    timeout otherwise). Its peer must authenticate again, which ``revocation = strict`` refuses
+    for a revoked certificate.
+    """
+    _edge(ctx, rec, state, ["--terminate", "--ike-id", str(sa.uniqueid), "--force"])
+    return all(other.uniqueid != sa.uniqueid for other in established(ctx, rec, state))

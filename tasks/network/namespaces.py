@@ -20,18 +20,25 @@ def run_in(
     ctx: Context,
     rec: StageRecord,
     namespace: str,
-    tool: str,
+    tool: str | runner.Tool,
     args: Sequence[str | Path],
     *,
     check: bool = True,
     timeout: float | None = 60,
+    env: dict[str, str] | None = None,
 ) -> runner.Completed:
-    """Run a pinned tool inside ``namespace`` (``ip netns exec``); both versions are recorded."""
-    inner = ctx.tool(tool)
+    """Run a pinned tool (or the pipeline's own interpreter) inside ``namespace`` (``ip netns exec``);
+    both versions are recorded."""
+    inner = tool if isinstance(tool, runner.Tool) else ctx.tool(tool)
     rec.tools[inner.name] = inner.version
     return runner.run(
-        rec, ctx.tool("ip"), ["netns", "exec", namespace, inner.path, *args], check=check, timeout=timeout
+        rec, ctx.tool("ip"), ["netns", "exec", namespace, inner.path, *args], check=check, timeout=timeout, env=env
     )
+
+
+def log_of(state: State, role: str) -> Path:
+    """Where a daemon's output goes: appended to, so a state directory used again keeps earlier runs' lines."""
+    return Path(state.directory) / f"{role.replace(':', '-')}.log"
 
 
 def start_in(
@@ -50,7 +57,7 @@ def start_in(
     """
     inner = tool if isinstance(tool, runner.Tool) else ctx.tool(tool)
     rec.tools[inner.name] = inner.version
-    log = Path(state.directory) / f"{role.replace(':', '-')}.log"
+    log = log_of(state, role)
     proc = runner.start(rec, ctx.tool("ip"), ["netns", "exec", namespace, inner.path, *args], log=log, env=env)
     process = Process(role, namespace, proc.pid, str(inner.path), str(log))
     state.processes.append(process)

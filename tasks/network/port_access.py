@@ -5,6 +5,13 @@ device bridge. hostapd (wired driver, internal EAP server) is the authenticator 
 wpa_supplicant (wired driver) the device's supplicant with its enrolled certificate. The
 edge's ``bridge admission`` table drops everything but EAPOL from a port until its name is
 added to the ``admitted`` set — which happens only when hostapd reports the port AUTHORIZED.
+
+hostapd re-reads its CA + CRL bundle at the first TLS session more than ``CRL_RELOAD_S`` after
+its last read (``crl_reload_interval``): with hostapd 2.10, ``hostapd_cli reload`` and SIGHUP
+re-read the configuration but keep the TLS context, so a certificate revoked since start still
+authenticated (measured), and they deauthenticate every station of the port on top. It runs
+with ``-d`` because its debug log is where it names the certificate it verified ("authsrv: peer
+certificate: depth=0 serial_num=..."): no control command tells a port's certificate serial.
 """
 
 from __future__ import annotations
@@ -15,17 +22,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.context import Context
-from tasks.core import atomic, processes
+from tasks.core import atomic, processes, runner
 from tasks.core.errors import NetworkError
 from tasks.core.evidence import StageRecord
-from tasks.network import ipsec, ruleset
-from tasks.network.namespaces import ip, run_in, start_in, wait_for
+from tasks.network import crl, ipsec, ruleset
+from tasks.network.namespaces import ip, log_of, run_in, start_in, wait_for
 from tasks.network.plan import Plan
 from tasks.network.state import Device, Process, State
 from tasks.network.topology import DEVICE_BRIDGE
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
 AUTH_TIMEOUT = 8.0
+CRL_RELOAD_S = 1  # hostapd's crl_reload_interval: one supplicant per port, so one bundle read per authentication
+EAP_OUTCOME = re.compile(r"CTRL-EVENT-EAP-(SUCCESS|FAILURE)")
+PEER_CERT = re.compile(r"authsrv: peer certificate: depth=0 serial_num=([0-9A-Fa-f]+) ")
+VERDICTS = {
+    True: "802.1X EAP-TLS: port authorized by hostapd",
+    False: "802.1X EAP-TLS: EAP failure (certificate refused by the authenticator)",
+    None: f"not authorized within {AUTH_TIMEOUT:.0f}s",
+}
 
 
 @dataclass(frozen=True)
@@ -36,15 +51,23 @@ class Credentials:
     key: Path
 
 
+def write_bundle(state: State) -> Path | None:
+    """hostapd reads CRLs from its ``ca_cert`` file: the fleet CA and the CRL in place, one bundle
+    for every port (None: the edge checks no CRL). Replaced atomically, so a reload reads a whole one."""
+    in_place = crl.path(state)
+    if in_place is None:
+        return None
+    bundle = Path(state.directory) / "ca-with-crl.pem"
+    atomic.write_text(bundle, Path(state.identity["ca"]).read_text() + in_place.read_text())
+    return bundle
+
+
 def _hostapd_conf(state: State, port: str, ctrl: Path) -> str:
     identity = state.identity
-    ca_file = Path(identity["ca"])
-    check_crl = "0"
-    if identity.get("crl"):
-        # hostapd reads CRLs from the ca_cert file: CA + CRL in one bundle, then check_crl=1
-        bundle = Path(state.directory) / "ca-with-crl.pem"
-        atomic.write_text(bundle, ca_file.read_text() + Path(identity["crl"]).read_text())
-        ca_file, check_crl = bundle, "1"
+    bundle = write_bundle(state)
+    ca_file = bundle or Path(identity["ca"])
+    # check_crl_strict (hostapd's default, said here): a CRL past its nextUpdate refuses everyone
+    checking = ["check_crl=1", "check_crl_strict=1", f"crl_reload_interval={CRL_RELOAD_S}"]
     eap_users = Path(state.directory) / "eap_user"
     atomic.write_text(eap_users, "* TLS\n")
     return "\n".join(
@@ -58,7 +81,7 @@ def _hostapd_conf(state: State, port: str, ctrl: Path) -> str:
             f"ca_cert={ca_file}",
             f"server_cert={identity['cert']}",
             f"private_key={identity['key']}",
-            f"check_crl={check_crl}",
+            *(checking if bundle else ["check_crl=0"]),
             f"ctrl_interface={ctrl}",
             "logger_stdout=-1",
             "logger_stdout_level=1",
@@ -86,16 +109,94 @@ def _supplicant_conf(name: str, ca: Path, creds: Credentials, ctrl: Path) -> str
     )
 
 
-def authorized(ctx: Context, rec: StageRecord, state: State, port: str, ctrl: Path) -> bool:
-    done = run_in(ctx, rec, state.namespace("edge"), "hostapd_cli", ["-p", ctrl, "-i", port, "all_sta"], check=False)
+def _hostapd_cli(ctx: Context, rec: StageRecord, state: State, port: str, args: list[str]) -> runner.Completed:
+    """A control command to the hostapd of ``port`` (one hostapd per port, each with its own socket)."""
+    ctrl = Path(state.directory) / f"hostapd-{port}"
+    return run_in(ctx, rec, state.namespace("edge"), "hostapd_cli", ["-p", ctrl, "-i", port, *args], check=False)
+
+
+def authorized(ctx: Context, rec: StageRecord, state: State, port: str) -> bool:
+    done = _hostapd_cli(ctx, rec, state, port, ["all_sta"])
     return done.returncode == 0 and "flags=[AUTHORIZED]" in done.stdout
 
 
-def _eap_failed(process: Process) -> bool:
+def _hostapd(state: State, port: str) -> Process:
+    return next(p for p in state.processes if p.role == f"hostapd:{port}")
+
+
+def _log_from(process: Process, offset: int) -> str:
     try:
-        return "CTRL-EVENT-EAP-FAILURE" in Path(process.log).read_text(errors="replace")
+        with Path(process.log).open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
     except FileNotFoundError:
-        return False
+        return ""
+
+
+def _size(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
+
+
+def _verdict(ctx: Context, rec: StageRecord, state: State, port: str, since: int) -> bool | None:
+    """hostapd's verdict on the EAP-TLS exchange that began after byte ``since`` of its log: True (the
+    port is AUTHORIZED), False (EAP failure: the certificate was refused), None (no verdict within
+    AUTH_TIMEOUT: the supplicant stayed silent). Its log says how the exchange ended; its station
+    flags alone do not, since a port stays AUTHORIZED while it re-authenticates."""
+    hostapd = _hostapd(state, port)
+    deadline = time.monotonic() + AUTH_TIMEOUT
+    while time.monotonic() < deadline:
+        ended = EAP_OUTCOME.search(_log_from(hostapd, since))
+        if ended is not None and ended.group(1) == "FAILURE":
+            return False
+        if ended is not None and authorized(ctx, rec, state, port):  # the flag follows the event
+            return True
+        if not processes.alive(hostapd.pid):
+            raise NetworkError(f"hostapd on {port} exited: {processes.tail(Path(hostapd.log))}")
+        time.sleep(0.2)
+    return None
+
+
+def admitted_serial(state: State, port: str) -> int | None:
+    """The serial of the certificate hostapd last admitted on ``port``: the peer certificate of the
+    last EAP-TLS exchange that ended in success, from hostapd's own log (None: none is known)."""
+    serial = admitted = None
+    for line in _log_from(_hostapd(state, port), 0).splitlines():
+        if "CTRL-EVENT-EAP-STARTED" in line:
+            serial = None
+        elif found := PEER_CERT.search(line):
+            serial = int(found.group(1), 16)
+        elif "CTRL-EVENT-EAP-SUCCESS" in line:
+            admitted = serial
+    return admitted
+
+
+def _gate(ctx: Context, rec: StageRecord, state: State, verb: str, port: str) -> None:
+    """Add a port to, or delete it from, the ``admitted`` set: the edge's traffic gate (hostapd's
+    wired driver opens nothing itself)."""
+    element = [verb, "element", "bridge", ruleset.ADMISSION_TABLE, ruleset.ADMITTED_SET, f"{{ {port} }}"]
+    run_in(ctx, rec, state.namespace("edge"), "nft", element)
+
+
+def close(ctx: Context, rec: StageRecord, state: State, port: str) -> None:
+    """Drop everything but EAPOL from ``port`` again, at once (the bridge's admission chain)."""
+    _gate(ctx, rec, state, "delete", port)
+
+
+def reopen(ctx: Context, rec: StageRecord, state: State, port: str) -> None:
+    _gate(ctx, rec, state, "add", port)
+
+
+def reauthenticate(ctx: Context, rec: StageRecord, state: State, port: str) -> bool | None:
+    """Make hostapd run EAP-TLS again with every station of ``port`` (``EAPOL_REAUTH``), under the CRL
+    it holds now: the supplicant gets EAP-Failure for a revoked certificate and hostapd unauthorises
+    it. Returns the verdict (``_verdict``); None also when no station is left on the port."""
+    stations = _hostapd_cli(ctx, rec, state, port, ["list_sta"]).stdout.split()
+    if not stations:
+        return None
+    since = _size(Path(_hostapd(state, port).log))
+    for station in stations:
+        _hostapd_cli(ctx, rec, state, port, ["raw", f"EAPOL_REAUTH {station}"])
+    return _verdict(ctx, rec, state, port, since)
 
 
 def attach(
@@ -140,26 +241,16 @@ def attach(
     hconf, wconf = directory / f"hostapd-{port}.conf", directory / f"wpa-{name}.conf"
     atomic.write_text(hconf, _hostapd_conf(state, port, hctrl))
     atomic.write_text(wconf, _supplicant_conf(name, Path(state.identity["ca"]), creds, wctrl), mode=0o600)
-    hostapd = start_in(ctx, rec, state, f"hostapd:{port}", edge, "hostapd", [hconf])
+    since = _size(log_of(state, f"hostapd:{port}"))  # the lines of this hostapd, not of a run before it
+    hostapd = start_in(ctx, rec, state, f"hostapd:{port}", edge, "hostapd", ["-d", hconf])
     wait_for(hctrl / port, hostapd, f"hostapd on {port}")
-    supplicant = start_in(
+    start_in(
         ctx, rec, state, f"wpa_supplicant:{name}", ns, "wpa_supplicant", ["-D", "wired", "-i", "eth0", "-c", wconf]
     )
-    admitted, reason = False, f"not authorized within {AUTH_TIMEOUT:.0f}s"
-    deadline = time.monotonic() + AUTH_TIMEOUT
-    while time.monotonic() < deadline:
-        if authorized(ctx, rec, state, port, hctrl):
-            admitted, reason = True, "802.1X EAP-TLS: port authorized by hostapd"
-            break
-        if _eap_failed(supplicant):
-            reason = "802.1X EAP-TLS: EAP failure (certificate refused by the authenticator)"
-            break
-        if not processes.alive(hostapd.pid):
-            raise NetworkError(f"hostapd on {port} exited: {processes.tail(Path(hostapd.log))}")
-        time.sleep(0.2)
+    verdict = _verdict(ctx, rec, state, port, since)
+    admitted, reason = verdict is True, VERDICTS[verdict]
     if admitted:
-        element = ["add", "element", "bridge", ruleset.ADMISSION_TABLE, ruleset.ADMITTED_SET, f"{{ {port} }}"]
-        run_in(ctx, rec, edge, "nft", element)
+        reopen(ctx, rec, state, port)
     tunnel, tunnel_reason, tunnel_s = False, "no link", 0.0
     if admitted:
         ike = ike or creds

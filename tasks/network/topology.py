@@ -11,17 +11,21 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.checks import Check
-from tasks.core.errors import NetworkError
+from tasks.core.errors import InputError, NetworkError
 from tasks.core.evidence import StageRecord
-from tasks.network import fleet_server, ipsec, ruleset
+from tasks.network import crl, fleet_server, ipsec, ruleset
 from tasks.network import state as state_mod
 from tasks.network.namespaces import ip, is_ours, run_in, start_in, stop, wait_listening
 from tasks.network.plan import Plan
 from tasks.network.state import Process, State
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 ZONES = ("edge", "fleet", "ops")
 DEVICE_BRIDGE = "br-dev"
@@ -92,9 +96,12 @@ def up(
         if not path.is_file():
             raise NetworkError(f"{path}: missing (the edge's EAP-TLS identity: --ca, --eap-cert, --eap-key, --crl)")
     server.check()
+    initial = _initial_crl(identity)
     directory.mkdir(parents=True, exist_ok=True)
     state = state_mod.new(directory)
     state.identity = identity.as_dict() | server.as_dict()
+    if initial is not None:
+        crl.place(state, initial)  # the edge's own copy, which `network -- crl` replaces
     state.save()
     try:
         _build(ctx, rec, plan, state)
@@ -102,6 +109,17 @@ def up(
         down(ctx, rec, state)
         raise
     return state
+
+
+def _initial_crl(identity: Identity) -> x509.CertificateRevocationList | None:
+    """``--crl`` checked like every later one, before anything is built: a CRL the edge could not
+    enforce (stale, foreign, unfindable by charon) would refuse every device, so ``up`` refuses it."""
+    if identity.crl is None:
+        return None
+    try:
+        return crl.checked(identity.crl.read_bytes(), identity.ca, None)
+    except InputError as exc:
+        raise InputError(f"--crl {identity.crl}: {exc}") from None
 
 
 def _build(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
