@@ -1,4 +1,4 @@
-"""Benchmark the device network: up and down, admission, tunnel set-up, IPsec vs plain, collector rate.
+"""Benchmark the device network: up and down, admission, tunnel set-up, IPsec vs plain, a quarantine, collector rate.
 
     python bench/network.py [--runs N] [--flows N]        (root: network namespaces)
 
@@ -7,8 +7,10 @@ do), attaches one enrolled device (802.1X/EAP-TLS, then its IKEv2 tunnel), and m
 from that device to the fleet server's address through the edge twice on the same run: inside
 the tunnel, then — its CHILD_SA terminated, so its routes no longer lead into ``ipsec0`` — in
 plaintext. For both, the bench inserts one counted accept for the iperf3 port at the top of
-the edge's forward chain (the allow-list has no iperf3 port; nothing else changes). Then it
-takes everything down and checks nothing is left. Separately, the collector's rate: nfpcapd
+the edge's forward chain (the allow-list has no iperf3 port; nothing else changes). Then the
+device brings its tunnel up again and is quarantined: the time to put a CRL revoking it in place
+(hostapd's bundle, charon's CRL, its port closed and refused at re-authentication, its IKE SA
+deleted). Then it takes everything down and checks nothing is left. Separately, the collector's rate: nfpcapd
 turns a pcap of ``--flows`` distinct TCP flows into flow records, and nfdump must read back
 exactly that many. Times are of the library calls the stage makes (no CLI start-up). Prints a
 table and writes out/bench/network.json. Not a test: figures go to the README.
@@ -35,7 +37,7 @@ from tasks.core import runner  # noqa: E402
 from tasks.core.evidence import StageRecord  # noqa: E402
 from tasks.network.flows import parse_csv  # noqa: E402
 from tasks.network.namespaces import run_in, start_in, stop  # noqa: E402
-from tests.support.network_pki import make_fleet  # noqa: E402
+from tests.support.network_pki import make_fleet, revocation_list  # noqa: E402
 
 IPERF_PORT = 5201
 SECONDS = 3
@@ -79,6 +81,11 @@ def one_run(work: Path) -> dict[str, float]:
         run_in(ctx, rec, device.namespace, "swanctl", ["--terminate", "--ike", "fleet", "--uri", vici])
         plain_gbps = _iperf(ctx, rec, state, device.namespace, address, match)
         stop(iperf)
+        run_in(ctx, rec, device.namespace, "swanctl", ["--initiate", "--child", "broker", "--uri", vici])
+        t0 = time.monotonic()
+        cut = network.quarantine.put_in_place(ctx, rec, state, revocation_list(fleet, ["dev-good"], number=2))
+        quarantine_s = time.monotonic() - t0
+        assert len(cut) == 4 and all(c.passed for c in cut), cut  # the CRL, charon's copy, the port, the SA
     finally:
         t0 = time.monotonic()
         checks = network.down(ctx, rec, state)
@@ -92,6 +99,7 @@ def one_run(work: Path) -> dict[str, float]:
         "ipsec_gbps": ipsec_gbps,
         "plain_gbps": plain_gbps,
         "ipsec_share": ipsec_gbps / plain_gbps,
+        "quarantine_s": quarantine_s,
     }
 
 

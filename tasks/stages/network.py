@@ -1,4 +1,4 @@
-"""nox -s network -- up|attach|checkin|status|report|scan|rules|down"""
+"""nox -s network -- up|attach|checkin|crl|status|report|scan|rules|down"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.checks import Check, conclude
 from tasks.core.console import console
-from tasks.core.errors import NetworkError
+from tasks.core.errors import InputError, NetworkError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import REPORT_MEDIA_TYPE
 
@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     checkin.add_argument("--cert", type=Path, required=True, help="the device's enrolled certificate (PEM)")
     checkin.add_argument("--key", type=Path, required=True, help="the device's private key (PEM)")
     checkin.add_argument("--security-version", type=int, default=0, help="the firmware's security version")
+    crl = sub.add_parser(
+        "crl", help="put the fleet CA's new CRL in place at the edge: revoked ports closed, their IKE SAs deleted"
+    )
+    source = crl.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", type=Path, help="the CRL (PEM or DER), signed by the fleet CA of `up --ca`")
+    source.add_argument(
+        "--url", help="the fleet server's base URL, fetched from the edge: GET <url>/attestation/crl (https only)"
+    )
+    crl.add_argument("--server-ca", type=Path, help="the CA of the fleet server's TLS certificate (default: `up --ca`)")
     sub.add_parser("status", help="namespaces and daemons of the running topology")
     sub.add_parser("report", help="flows per device; fails on any flow the allow-list does not explain")
     scan = sub.add_parser("scan", help="nmap from ops vs the declared exposure; fails on an undeclared open port")
@@ -71,6 +80,24 @@ def _running(directory: Path) -> network.State:
     if state is None:
         raise NetworkError(f"no topology is up ({directory}); run `nox -s network -- up` first")
     return state
+
+
+def _crl(ctx: Context, rec: StageRecord, state: network.State, args: argparse.Namespace, directory: Path) -> Verdict:
+    """The CRL from a file or from the fleet server, put in place; a refused one fails before any change."""
+    source = args.url or str(args.file)
+    if args.file and not args.file.is_file():
+        raise NetworkError(f"{args.file}: missing (the fleet CA's CRL, PEM or DER)")
+    try:
+        if args.url:
+            server_ca = (args.server_ca or Path(state.identity["ca"])).resolve()
+            data = network.quarantine.fetch(ctx, rec, state, args.url, server_ca)
+        else:
+            data = args.file.read_bytes()
+        checks = network.quarantine.put_in_place(ctx, rec, state, data)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}; the edge keeps CRL #{network.crl.number(state)}") from None
+    rec.details["crl"] = {"source": source, "number": network.crl.number(state)}
+    return conclude(rec, f"network crl ({source})", checks, report=directory / "crl.json")
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -135,6 +162,8 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             report=directory / f"checkin-{args.name}.json",
             document={"calls": rec.details["calls"]},
         )
+    if args.action == "crl":
+        return _crl(ctx, rec, state, args, directory)
     if args.action == "status":
         return conclude(
             rec, f"network {state.prefix}", network.status(ctx, rec, state), report=directory / "status.json"

@@ -1,5 +1,5 @@
-"""A throwaway fleet PKI for the device network (the real one comes from enrolment): a CA and its CRL, the edge's,
-the fleet server's and five devices' identities, and the fleet server's trust directory. Shared by the network tests
+"""A throwaway fleet PKI for the device network (the real one comes from enrolment): a CA and its CRLs, the edge's,
+the fleet server's and the devices' identities, and the fleet server's trust directory. Shared by the network tests
 and bench/network.py."""
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from cryptography.x509.oid import NameOID
 
 BROKER = ("10.60.2.10", 8443)
 GOOD_ID = "sid-0000000001"  # the enrolled device's id: the CN the fleet server's registration gives it
+# the fleet CA's leaf identities (dev-good is then re-issued through the server's registration code; dev-rogue is
+# self-signed); dev-victim and dev-courier-ike are the ones the quarantine tests revoke while they are admitted
+LEAVES = ("edge", "dev-good", "dev-peer", "dev-spoof", "dev-revoked", "dev-victim", "dev-courier", "dev-courier-ike")
 
 
 def _name(cn: str) -> x509.Name:
@@ -93,17 +96,13 @@ def make_fleet(directory: Path) -> Fleet:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     _write_key(directory / "ca.key", ca_key)
     ca = _cert(directory / "ca.pem", "test fleet CA", ca_key, _name("test fleet CA"), ca_key, ca=True)
-    revoked = None
-    for name in ("edge", "dev-good", "dev-peer", "dev-spoof", "dev-revoked"):
+    for name in LEAVES:
         key = ec.generate_private_key(ec.SECP256R1())
         _write_key(directory / f"{name}.key", key)
-        cert = _cert(directory / f"{name}.pem", name, key, ca.subject, ca_key, ca=False)
-        if name == "dev-revoked":
-            revoked = cert
+        _cert(directory / f"{name}.pem", name, key, ca.subject, ca_key, ca=False)
     rogue = ec.generate_private_key(ec.SECP256R1())  # self-signed: same name, no fleet CA behind it
     _write_key(directory / "dev-rogue.key", rogue)
     _cert(directory / "dev-rogue.pem", GOOD_ID, rogue, _name(GOOD_ID), rogue, ca=False)
-    assert revoked is not None
     server = ec.generate_private_key(ec.SECP256R1())
     _write_key(directory / "fleet-server.key", server)
     _cert(directory / "fleet-server.pem", "fleet-server", server, ca.subject, ca_key, ca=False, address=BROKER[0])
@@ -123,18 +122,33 @@ def make_fleet(directory: Path) -> Fleet:
     shutil.copyfile(directory / "ca.pem", trust / "fleet-ca.pem")
     shutil.copyfile(directory / "ca.key", trust / "fleet-ca.key")
     _enrol(directory, trust)
+    fleet = Fleet(directory)
+    (directory / "crl.pem").write_bytes(
+        revocation_list(fleet, ["dev-revoked"], number=1, valid_for=dt.timedelta(days=1))
+    )
+    return fleet
+
+
+def revocation_list(
+    fleet: Fleet, revoked: list[str], *, number: int, valid_for: dt.timedelta = dt.timedelta(minutes=5)
+) -> bytes:
+    """A PEM CRL of the fleet CA revoking the named identities, as RFC 5280 wants one: CRL number and
+    authorityKeyIdentifier (strongSwan finds a CA's CRL only by the latter). Negative ``valid_for``: stale."""
+    ca = x509.load_pem_x509_certificate(fleet.cert("ca").read_bytes())
+    key = serialization.load_pem_private_key(fleet.key("ca").read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
     now = dt.datetime.now(dt.UTC)
-    crl = (
+    builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca.subject)
-        .last_update(now - dt.timedelta(minutes=5))
-        .next_update(now + dt.timedelta(days=1))
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .add_extension(x509.CRLNumber(1), critical=False)
-        .add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(revoked.serial_number).revocation_date(now).build()
-        )
-        .sign(ca_key, hashes.SHA256())
+        .last_update(min(now, now + valid_for) - dt.timedelta(minutes=5))
+        .next_update(now + valid_for)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .add_extension(x509.CRLNumber(number), critical=False)
     )
-    (directory / "crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
-    return Fleet(directory)
+    for name in revoked:
+        serial = x509.load_pem_x509_certificate(fleet.cert(name).read_bytes()).serial_number
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        )
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
