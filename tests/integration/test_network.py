@@ -27,7 +27,7 @@ from tasks import network
 from tasks.context import Context
 from tasks.core.evidence import StageRecord
 from tests.support.identities import ca as other_ca
-from tests.support.identities import crl as unkeyed_crl
+from tests.support.identities import crl
 from tests.support.network_pki import BROKER, GOOD_ID, Fleet, make_fleet, revocation_list
 from tests.support.project import REPO, pinned, run_tasks
 
@@ -338,8 +338,8 @@ def test_10_a_stale_older_foreign_or_unfindable_crl_changes_nothing(net: Net) ->
     cases = {
         "not current": stale,
         "older than the one in place": revocation_list(net.fleet, [], number=number - 1),
-        "not signed by the fleet CA": unkeyed_crl(other_ca("someone else's CA"), [], number=number + 1),
-        "no authorityKeyIdentifier": unkeyed_crl((ca, key), [], number=number + 1),  # as app/ publishes it today
+        "not signed by the fleet CA": crl(other_ca("someone else's CA"), [], number=number + 1),
+        "no authorityKeyIdentifier": crl((ca, key), [], number=number + 1, key_identifier=False),
     }
     for why, pem in cases.items():
         done = net.cli("crl", "--file", net.crl_file(why.replace(" ", "-"), pem))
@@ -353,11 +353,6 @@ def test_11_the_edge_takes_the_fleet_servers_crl_over_https(net: Net) -> None:
     """`crl --url`: GET /attestation/crl of the real fleet server, fetched from the edge's namespace and
     verified there (tasks/device/revocations.py's refresh), then checked like a file."""
     done = net.cli("crl", "--url", f"https://{BROKER[0]}:{BROKER[1]}")
-    if "no authorityKeyIdentifier" in done.stderr:
-        pytest.xfail(
-            "app/src/secure_iot_server/crl.py publishes its CRL without an authorityKeyIdentifier, which "
-            "strongSwan needs to find it (RFC 5280 5.2.1): the edge refuses it and keeps its CRL"
-        )
     assert done.returncode == 0, done.stdout + done.stderr
     assert net.crl_number() > 2
 

@@ -75,16 +75,22 @@ def crl(
     *,
     number: int,
     valid_for: timedelta = timedelta(minutes=5),
+    key_identifier: bool = True,
 ) -> bytes:
-    """A PEM CRL as the fleet server publishes one (CRL number, nextUpdate); negative ``valid_for``: stale."""
+    """A PEM CRL as the fleet server publishes one: CRL number, authorityKeyIdentifier (strongSwan finds a
+    CA's CRL only by it; ``key_identifier=False`` leaves it out), thisUpdate 5 min back. Negative
+    ``valid_for``: stale."""
     now = datetime.now(UTC)
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer[0].subject)
-        .last_update(min(now, now + valid_for) - timedelta(minutes=1))
+        .last_update(min(now, now + valid_for) - timedelta(minutes=5))
         .next_update(now + valid_for)
         .add_extension(x509.CRLNumber(number), critical=False)
     )
+    if key_identifier:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key())
+        builder = builder.add_extension(aki, critical=False)
     for cert in revoked:
         entry = x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now).build()
         builder = builder.add_revoked_certificate(entry)

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from tests.support.identities import crl
+
 BROKER = ("10.60.2.10", 8443)
 GOOD_ID = "sid-0000000001"  # the enrolled device's id: the CN the fleet server's registration gives it
 # the fleet CA's leaf identities (dev-good is then re-issued through the server's registration code; dev-rogue is
@@ -132,23 +134,10 @@ def make_fleet(directory: Path) -> Fleet:
 def revocation_list(
     fleet: Fleet, revoked: list[str], *, number: int, valid_for: dt.timedelta = dt.timedelta(minutes=5)
 ) -> bytes:
-    """A PEM CRL of the fleet CA revoking the named identities, as RFC 5280 wants one: CRL number and
-    authorityKeyIdentifier (strongSwan finds a CA's CRL only by the latter). Negative ``valid_for``: stale."""
+    """A PEM CRL of the fleet CA revoking the named identities (tests/support/identities.crl). Negative
+    ``valid_for``: stale."""
     ca = x509.load_pem_x509_certificate(fleet.cert("ca").read_bytes())
     key = serialization.load_pem_private_key(fleet.key("ca").read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(ca.subject)
-        .last_update(min(now, now + valid_for) - dt.timedelta(minutes=5))
-        .next_update(now + valid_for)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
-        .add_extension(x509.CRLNumber(number), critical=False)
-    )
-    for name in revoked:
-        serial = x509.load_pem_x509_certificate(fleet.cert(name).read_bytes()).serial_number
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
-        )
-    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    certs = [x509.load_pem_x509_certificate(fleet.cert(name).read_bytes()) for name in revoked]
+    return crl((ca, key), certs, number=number, valid_for=valid_for)

@@ -60,6 +60,11 @@ class Publisher:
             .last_update(now - CLOCK_SKEW)  # a door whose clock is a little behind still takes it
             .next_update(now + timedelta(seconds=CRL_SECONDS))
             .add_extension(x509.CRLNumber(time.time_ns() // 1_000_000), critical=False)
+            # RFC 5280 5.2.1; strongSwan finds a CA's CRL only by it (the network edge reads this CRL too)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._trust.fleet_ca_key.public_key()),
+                critical=False,
+            )
         )
         for row in self._store.revocations():
             revoked = (

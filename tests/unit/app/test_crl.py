@@ -70,6 +70,8 @@ def test_a_quarantine_is_on_the_next_crl(app: tuple[TestClient, EnrolmentStore])
     assert list(empty) == [] and empty.is_signature_valid(FLEET[0].public_key())  # type: ignore[arg-type]
     assert empty.next_update_utc is not None
     assert empty.next_update_utc - empty.last_update_utc == timedelta(seconds=CRL_SECONDS) + CLOCK_SKEW
+    aki = empty.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    assert aki.key_identifier == x509.SubjectKeyIdentifier.from_public_key(FLEET[1].public_key()).digest
     assert fetched(client)[0] == first  # nothing changed: the same CRL, not a new signature
     store.quarantine("sid-0000000001", "reference-values: measurements match no signed build")
     _, listed = fetched(client)
