@@ -11,11 +11,15 @@ what that means.
 from __future__ import annotations
 
 import base64
+import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from tasks.core import atomic
 from tasks.core.errors import ToolError
 from tasks.device.agent import Agent
 from tasks.device.key_policy import KeyUse
@@ -45,6 +49,27 @@ def key_signature(agent: Agent, nonce: bytes, use: KeyUse) -> bytes:
         return b""  # TPM_RC_POLICY_FAIL (PCRs not the approved build's, counter past it) or no key
 
 
+TLS_BINDING = b"secure-iot tls identity v1\0"  # = app/src/secure_iot_server/attestation.py (the wire format)
+
+
+def tls_identity(agent: Agent, nonce: bytes, use: KeyUse, key_file: Path) -> dict[str, str]:
+    """A P-256 TLS key made on the device (``key_file``, 0600) and the device key's signature binding it to
+    this registration: the fleet CA certifies it as the device's TLS identity, revoked with the device
+    (the TPM-bound key cannot do TLS: README). Empty fields if the TPM refuses the device key."""
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    pem = tls_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    atomic.write_bytes(key_file, pem, mode=0o600)
+    public = tls_key.public_key()
+    spki = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    signature = key_signature(agent, TLS_BINDING + nonce + hashlib.sha256(spki).digest(), use)
+    if not signature:
+        return {}
+    public_pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return {"tls_public_key": public_pem.decode(), "tls_key_signature": b64(signature)}
+
+
 def register(agent: Agent, client: httpx.Client, code: str, event_log: Events, use: KeyUse) -> httpx.Response:
     """Challenge (EK certificate, new AK), activation, quote, device key created + certified + signing."""
     body = {"ek_certificate_pem": agent.ek_certificate_pem(), "ak_public": b64(agent.create_ak())}
@@ -70,6 +95,7 @@ def register(agent: Agent, client: httpx.Client, code: str, event_log: Events, u
         "key_certify_signature": b64(certify_signature),
         "key_approval": use.approval.policy.hex(),
         "key_signature": b64(key_signature(agent, nonce, use)),
+        **tls_identity(agent, nonce, use, agent.work / "tls.key"),
     }
     return client.post("/attestation/complete", json=answer)
 

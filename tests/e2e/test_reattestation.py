@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from tasks.core.errors import ToolError
 from tests.support.fleet import GENUINE, MIN_SECURITY_VERSION, Fleet, events_of, make_fleet, variant
@@ -39,10 +40,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     yield make_fleet(tmp_path_factory.mktemp("fleet"), devices=5, golden=(UPDATE, OTHER_MODEL))
 
 
+TLS_CERTIFICATES: dict[str, str] = {}  # device id -> the TLS identity the fleet CA issued at registration
+
+
 def registered(fleet: Fleet, n: int) -> tuple[str, str]:
     device = fleet.devices[n]
     response = fleet.register(device, boot=GENUINE_BOOT)
     assert response.status_code == 201, response.text
+    TLS_CERTIFICATES[device.device_id] = response.json()["tls_certificate_pem"]
     return device.device_id, response.json()["certificate_pem"]
 
 
@@ -62,6 +67,10 @@ def test_the_certificate_is_for_the_tpm_key_the_ak_certified(fleet: Fleet) -> No
     key = tpm.parse_ecc_public((fleet.work / "agent" / device_id / "key.pub").read_bytes())
     assert cert.public_key() == key.key
     assert key.policy_bound
+    # the TLS identity: the key the device made, vouched for by the TPM key, certified for the same device
+    tls = x509.load_pem_x509_certificate(TLS_CERTIFICATES[device_id].encode())
+    tls_key = serialization.load_pem_private_key((fleet.work / "agent" / device_id / "tls.key").read_bytes(), None)
+    assert tls.public_key() == tls_key.public_key() and tls.subject == cert.subject
     with fleet.power_on(fleet.devices[0], GENUINE_BOOT) as agent:
         response = fleet.checkin(agent, pem, GENUINE_BOOT)
     assert response.status_code == 200, response.text
@@ -84,7 +93,9 @@ def test_11_tampered_boot_key_unusable_12_drift_quarantined_and_cert_refused(fle
     assert state == "quarantined"
     assert reason.startswith("reference-values: measurements")
     serial = format(x509.load_pem_x509_certificate(pem.encode()).serial_number, "x")
-    assert [r["certificate_serial"] for r in fleet.operator.get("/attestation/revocations").json()] == [serial]
+    tls = format(x509.load_pem_x509_certificate(TLS_CERTIFICATES[device_id].encode()).serial_number, "x")
+    revoked = {r["certificate_serial"] for r in fleet.operator.get("/attestation/revocations").json()}
+    assert revoked == {serial, tls}  # the registration certificate and the TLS identity, together
     # booted genuinely again, the device still cannot come back with that certificate
     with fleet.power_on(fleet.devices[0], GENUINE_BOOT) as agent:
         refused(fleet.checkin(agent, pem, GENUINE_BOOT), "device-certificate", "revoked")

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from secure_iot_server.attestation import Lockout
 
 from tasks.core.errors import ToolError
@@ -130,6 +132,19 @@ def test_9_event_log_edited_to_the_golden_values(fleet: Fleet) -> None:
     device = fleet.devices[0]
     response = fleet.register(device, boot=TAMPERED_BOOT, log=GENUINE_BOOT)
     refused(response, "pcr-digest", "not the replay of the event log")
+    assert device.device_id not in fleet.attested()
+
+
+def test_9b_a_tls_key_the_device_key_did_not_vouch_for(fleet: Fleet) -> None:
+    """A TLS key swapped in on the wire (the signature is over the device's own key, not this one)."""
+    device = fleet.devices[0]
+    stranger = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = stranger.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def swap(body: dict[str, Any]) -> None:
+        body["tls_public_key"] = pem.decode()
+
+    refused(fleet.register(device, boot=GENUINE_BOOT, edit=swap), "tls-key", "did not vouch for this TLS key")
     assert device.device_id not in fleet.attested()
 
 

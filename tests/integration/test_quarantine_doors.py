@@ -1,9 +1,10 @@
 """A quarantine at the fleet server reaches the OTA repository within the refresh interval (#29).
 
 The real fleet server process (mTLS on 127.0.0.1) publishes the fleet CA's CRL; the repository's
-CRL is kept fresh by ``revocations.refreshing``; the device's TLS identity is a fleet-CA
-certificate whose serial the server revokes when it quarantines the device (a TPM-held key cannot
-do TLS here, README). Measured: from the quarantine to the first refused handshake.
+CRL is kept fresh by ``revocations.refreshing``; the device's TLS identity is the fleet-CA
+certificate registration issues for a key the device made (a TPM-held, policy-only key cannot do
+TLS here, README), revoked with its registration certificate when the device is quarantined.
+Measured: from the quarantine to the first refused handshake.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def test_a_quarantine_reaches_the_repository_within_the_refresh_interval(tmp_pat
                 "fit_sha256": "00" * 32,
                 "ak_public": b"ak",
                 "key_public": b"key",
-                "certificate_serial": format(
+                "certificate_serial": "1",  # the registration certificate's (the TPM key's): not what TLS shows
+                "tls_certificate_serial": format(
                     x509.load_pem_x509_certificate(device.cert.read_bytes()).serial_number, "x"
                 ),
             }

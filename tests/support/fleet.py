@@ -34,7 +34,7 @@ from tasks.context import Context
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import REFERENCE_VALUES_PREDICATE_TYPE
-from tasks.device import Agent, Batch, Manufactured, factory, manufacturer, measured_boot, resumed, running
+from tasks.device import Agent, Batch, Manufactured, factory, manufacturer, measured_boot, protocol, resumed, running
 from tasks.device.key_policy import Approval, KeyUse, approve
 from tasks.firmware import RELEASE, measurements, parse_release, qemu
 from tests.support.identities import OPERATOR, OPERATOR_CA, with_client_certificate
@@ -233,6 +233,7 @@ class Fleet:
             "key_certify_signature": base64.b64encode(certify_signature).decode(),
             "key_approval": use.approval.policy.hex(),
             "key_signature": base64.b64encode(key_signature).decode(),
+            **protocol.tls_identity(agent, nonce, use, agent.work / "tls.key"),
         }
 
     def checkin(self, agent: Agent, certificate_pem: str, log: Events, *, fresh_power_on: bool = True) -> Any:

@@ -18,6 +18,9 @@ them in the order below and writes the enrolment only after the last one passed:
  11 verify_key_possession      the device key signed this session's nonce (so the PCRs were that build's
                                just now, and its TPM counter had not moved past that build)
 
+ 12 verify_tls_key (optional) a P-256 key the device made for TLS, vouched for by the device key in this
+                               session: the fleet CA certifies it too, and a quarantine revokes both
+
 Re-attestation on check-in (checkin.py) runs 4-8, 10 and 11 again against the AK and device key
 enrolled at registration, and refuses a build older than the one the device last attested on.
 """
@@ -250,6 +253,35 @@ def verify_approval_used(build: Golden, used_hex: str) -> None:
             f"the key approval used ({used_hex[:16]}) is not the one for firmware {build.firmware_version}, "
             "the build it booted",
         )
+
+
+TLS_BINDING = b"secure-iot tls identity v1\0"  # what the device key signs to vouch for a TLS key
+
+
+def tls_binding(nonce: bytes, tls_public: ec.EllipticCurvePublicKey) -> bytes:
+    """The message binding a TLS key to this registration: context, the session's nonce, sha256(SPKI)."""
+    spki = tls_public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return TLS_BINDING + nonce + hashlib.sha256(spki).digest()
+
+
+def verify_tls_key(
+    key: ec.EllipticCurvePublicKey, nonce: bytes, tls_pem: str, signature: bytes
+) -> ec.EllipticCurvePublicKey | None:
+    """Step 12 (optional): a TLS key the device made, vouched for by its TPM-bound key in this session, so
+    the TLS identity it gets is revoked with the device (the TPM key itself cannot do TLS here)."""
+    if not tls_pem:
+        return None
+    try:
+        tls_public = serialization.load_pem_public_key(tls_pem.encode())
+    except ValueError:
+        raise Refused("tls-key", "tls_public_key is not a PEM public key") from None
+    if not isinstance(tls_public, ec.EllipticCurvePublicKey) or tls_public.curve.name != "secp256r1":
+        raise Refused("tls-key", "tls_public_key must be an ECDSA P-256 key")
+    try:
+        key.verify(signature, tls_binding(nonce, tls_public), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise Refused("tls-key", "the device key did not vouch for this TLS key in this session") from None
+    return tls_public
 
 
 def verify_key_possession(key: ec.EllipticCurvePublicKey, nonce: bytes, signature: bytes) -> None:

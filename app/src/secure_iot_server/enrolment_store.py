@@ -106,7 +106,7 @@ class EnrolmentStore:
         with self.engine.begin() as conn:
             conn.execute(attested.insert().values(**{c.name: row[c.name] for c in attested.columns}))
             if "key_public" in row:
-                conn.execute(device_keys.insert().values(**{c.name: row[c.name] for c in device_keys.columns}))
+                conn.execute(device_keys.insert().values(**{c.name: row.get(c.name) for c in device_keys.columns}))
             conn.execute(delete(code_attempts).where(code_attempts.c.device_id == row["device_id"]))
 
     def attested(self) -> list[dict[str, Any]]:
@@ -182,21 +182,25 @@ class EnrolmentStore:
             )
 
     def quarantine(self, device_id: str, reason: str) -> None:
-        """Drift: state quarantined with the reason, and the device certificate revoked, in one transaction."""
+        """Drift: state quarantined with the reason, and the device's certificates (registration and TLS
+        identity) revoked, in one transaction."""
         now = datetime.now(UTC).isoformat()
         with self.engine.begin() as conn:
-            serial = conn.execute(
-                select(device_keys.c.certificate_serial).where(device_keys.c.device_id == device_id)
-            ).scalar_one()
+            serials = conn.execute(
+                select(device_keys.c.certificate_serial, device_keys.c.tls_certificate_serial).where(
+                    device_keys.c.device_id == device_id
+                )
+            ).one()
             conn.execute(
                 update(device_keys)
                 .where(device_keys.c.device_id == device_id)
                 .values(state=QUARANTINED, reason=reason, checked_at=now)
             )
-            revoke = insert(self.engine, revocations).values(
-                certificate_serial=serial, device_id=device_id, reason=reason, revoked_at=now
-            )
-            conn.execute(revoke.on_conflict_do_nothing())
+            for serial in filter(None, serials):
+                revoke = insert(self.engine, revocations).values(
+                    certificate_serial=serial, device_id=device_id, reason=reason, revoked_at=now
+                )
+                conn.execute(revoke.on_conflict_do_nothing())
 
     def release(self, device_id: str, operator: str, note: str) -> dict[str, Any]:
         """An operator releases a quarantined device after re-flashing it: its enrolment is unclaimed again

@@ -112,6 +112,12 @@ class CompleteIn(BaseModel):
         max_length=64, description="hex: the approved policy digest the device presented to its TPM (key_policy.py)"
     )
     key_signature: str = Field(max_length=256, description="the device key's ECDSA (DER) over the nonce, base64")
+    tls_public_key: str = Field(
+        default="", max_length=1024, description="PEM: a P-256 key the device made for TLS (optional)"
+    )
+    tls_key_signature: str = Field(
+        default="", max_length=256, description="the device key's ECDSA (DER) binding tls_public_key to this session"
+    )
 
 
 class CheckinIn(BaseModel):

@@ -195,8 +195,15 @@ def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dic
     attestation.verify_key_possession(
         key.key, pending["nonce"], b64(answer["key_signature"], "key_signature", "device-key")
     )
+    tls_key = attestation.verify_tls_key(
+        key.key,
+        pending["nonce"],
+        str(answer.get("tls_public_key", "")),
+        b64(str(answer.get("tls_key_signature", "")), "tls_key_signature", "tls-key"),
+    )
     cert = issue_device_certificate(trust, enrolment.device_id, key.key)
     certificate = cert.public_bytes(serialization.Encoding.PEM).decode()
+    tls_cert = issue_device_certificate(trust, enrolment.device_id, tls_key) if tls_key is not None else None
     store.attest(
         {
             "device_id": enrolment.device_id,
@@ -207,9 +214,13 @@ def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dic
             "ak_public": pending["ak_public"],
             "key_public": key_public,
             "certificate_serial": format(cert.serial_number, "x"),
+            "tls_certificate_serial": format(tls_cert.serial_number, "x") if tls_cert is not None else None,
         }
     )
-    return {"device_id": enrolment.device_id, "certificate_pem": certificate, "firmware": build.firmware_version}
+    done = {"device_id": enrolment.device_id, "certificate_pem": certificate, "firmware": build.firmware_version}
+    if tls_cert is not None:
+        done["tls_certificate_pem"] = tls_cert.public_bytes(serialization.Encoding.PEM).decode()
+    return done
 
 
 def issue_device_certificate(trust: Trust, device_id: str, key: ec.EllipticCurvePublicKey) -> x509.Certificate:

@@ -77,6 +77,7 @@ device_keys = Table(
     Column("state", Text, nullable=False),
     Column("reason", Text, nullable=False),
     Column("checked_at", Text, nullable=False),
+    Column("tls_certificate_serial", Text, nullable=True),  # revision 0004: its TLS identity's, revoked with it
 )
 
 revocations = Table(

@@ -1,4 +1,5 @@
-"""The audit trail of operators releasing quarantined devices (enrolment_store.release).
+"""The audit trail of operators releasing quarantined devices (enrolment_store.release), and each
+device's TLS identity certificate, revoked with its registration certificate.
 
 Revision ID: 0004
 Revises: 0003
@@ -28,7 +29,10 @@ def upgrade() -> None:
         sa.Column("revoked_serial", text, nullable=False),
         sa.Column("security_version", sa.Integer(), nullable=False),
     )
+    op.add_column("device_keys", sa.Column("tls_certificate_serial", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("device_keys") as batch:
+        batch.drop_column("tls_certificate_serial")
     op.drop_table("quarantine_releases")
