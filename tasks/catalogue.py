@@ -125,6 +125,13 @@ CATALOGUE: dict[str, Entry] = {
         "a device booted with the signed firmware registers with a TPM-bound key and re-attests; booted with a"
         " tampered FIT its key is unusable and its check-in quarantines it (certificate revoked)",
     ),
+    "lifecycle": Entry(
+        "tasks.stages.lifecycle:run",
+        "03-08",
+        "one device: registered on N, updated to N+1 (TUF + RAUC, A/B) and still attested with the same key,"
+        " refused by its TPM and the server when rolled back, quarantined when tampered and then refused by the"
+        " OTA repository, released by an operator and registered afresh",
+    ),
     "workflows": Entry(
         "tasks.stages.workflows:run", "03", "workflows are least-privilege, SHA-pinned and run every stage"
     ),

@@ -10,6 +10,7 @@ certificate are made per run with `cryptography`.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _leaf(issuer: manufacturer.Manufacturer, name: str, *, server: bool) -> tuple[bytes, bytes]:
+def leaf(issuer: manufacturer.Manufacturer, name: str, *, server: bool) -> tuple[bytes, bytes]:
+    """A one-day leaf (PEM certificate, PEM key): a server's names localhost and 127.0.0.1."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -53,7 +55,8 @@ def _leaf(issuer: manufacturer.Manufacturer, name: str, *, server: bool) -> tupl
         .add_extension(x509.ExtendedKeyUsage([usage]), False)
     )
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), False)
     cert = builder.sign(issuer.key, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
 
@@ -88,7 +91,7 @@ def prepare(
     atomic.write_bytes(home / "client-ca.pem", operators.cert_pem + fleet.cert_pem)
     atomic.write_bytes(home / "server-ca.pem", tls.cert_pem)
     for name, issuer, is_server in (("server", tls, True), ("operator", operators, False)):
-        cert, key = _leaf(issuer, "localhost" if is_server else "operator", server=is_server)
+        cert, key = leaf(issuer, "localhost" if is_server else "operator", server=is_server)
         atomic.write_bytes(home / f"{name}.pem", cert)
         atomic.write_bytes(home / f"{name}.key", key, mode=0o600)
     return server

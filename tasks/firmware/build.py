@@ -58,11 +58,21 @@ class Clock:
         self._t0 = now
 
 
-def build_firmware(ctx: Context, rec: StageRecord, out: Path, *, epoch: int, rebuild_u_boot: bool = False) -> Firmware:
+def build_firmware(
+    ctx: Context,
+    rec: StageRecord,
+    out: Path,
+    *,
+    epoch: int,
+    rebuild_u_boot: bool = False,
+    release: fit.Release | None = None,
+) -> Firmware:
+    """The signed build of firmware/release.toml's release (or ``release``: the lifecycle's next one)."""
     clock = Clock()
-    release_file = ctx.inside(fit.RELEASE)
-    rec.add_input(release_file, "application/toml")
-    release = fit.parse_release(release_file.read_text())
+    if release is None:
+        release_file = ctx.inside(fit.RELEASE)
+        rec.add_input(release_file, "application/toml")
+        release = fit.parse_release(release_file.read_text())
     boot_loader = u_boot.build(ctx, rec, rebuild=rebuild_u_boot)
     clock.lap("u-boot")
     kernel = sources.kernel(ctx, rec)
