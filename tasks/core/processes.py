@@ -64,24 +64,33 @@ def _gone_within(pid: int, binary: str | None, seconds: float) -> bool:
         time.sleep(POLL_S)
 
 
-def stop_pid(pid: int, binary: str | None = None, *, grace: float = 3.0) -> str:
-    """Stop a recorded process by its PID: SIGTERM, then SIGKILL after ``grace`` seconds.
+def stop_pid(pid: int, binary: str | None = None, *, grace: float = 3.0, sig: signal.Signals = signal.SIGTERM) -> str:
+    """Stop a recorded process by its PID: ``sig`` (SIGTERM), then SIGKILL after ``grace`` seconds.
 
-    Returns how it ended, for the evidence: "not running", "stopped (SIGTERM)", "killed (SIGKILL)",
-    or "still running" when not even SIGKILL took it away in time.
+    ``sig`` is for a daemon whose polite end is another signal (postgres: SIGINT is its fast
+    shutdown; its SIGTERM waits for every client to leave). Returns how it ended, for the
+    evidence: "not running", "stopped (SIGTERM)", "killed (SIGKILL)", or "still running" when not
+    even SIGKILL took it away in time.
     """
     if not alive(pid, binary):
         reap(pid)
         return "not running"
-    _signal(pid, signal.SIGTERM)
+    _signal(pid, sig)
     if _gone_within(pid, binary, grace):
-        return "stopped (SIGTERM)"
+        return f"stopped ({sig.name})"
     _signal(pid, signal.SIGKILL)
     return "killed (SIGKILL)" if _gone_within(pid, binary, KILL_WAIT_S) else "still running"
 
 
-def stop(proc: subprocess.Popen[bytes], grace: float = 3.0, *, group: bool = False) -> str:
-    """Stop a process ``runner.start`` returned, by its PID: SIGTERM, then SIGKILL after ``grace`` seconds.
+def stop(
+    proc: subprocess.Popen[bytes],
+    grace: float = 3.0,
+    *,
+    group: bool = False,
+    sig: signal.Signals = signal.SIGTERM,
+) -> str:
+    """Stop a process ``runner.start`` returned, by its PID: ``sig`` (SIGTERM), then SIGKILL after
+    ``grace`` seconds (``sig``: as for stop_pid).
 
     ``group``: signal its whole process group (a process started in its own session, with the
     children it ran: a build's compilers). Returns how it ended, for the evidence. A process that
@@ -96,10 +105,10 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 3.0, *, group: bool = Fal
         if group:
             send(signal.SIGKILL)  # what the leader left behind in its group (a build's compilers)
         return f"exited {proc.returncode}"
-    send(signal.SIGTERM)
+    send(sig)
     try:
         proc.wait(grace)
-        ended = "stopped (SIGTERM)"
+        ended = f"stopped ({sig.name})"
     except subprocess.TimeoutExpired:
         send(signal.SIGKILL)
         proc.wait()
