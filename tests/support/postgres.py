@@ -1,26 +1,20 @@
 """A throwaway PostgreSQL for the storage tests and bench/attest.py: Debian's postgres (tools.lock),
 initdb into a temp dir, listening on 127.0.0.1 at a free port and on a unix socket in that dir,
-stopped by PID.
+stopped by PID. How it runs (as root: as the package's postgres user; readiness; fast shutdown) is
+tasks/network/postgres.py's, which the network's fleet database uses too.
 
-initdb and postgres refuse to run as root: as root both run as the `postgres` user the Debian
-package creates (runuser), and the data dir is handed to that user. Trust authentication is
-enough: only 127.0.0.1 and a socket in a 0700 directory reach it.
+Trust authentication is enough here: only 127.0.0.1 and a socket in a 0700 directory reach it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
-import subprocess  # nosec B404 - only its TimeoutExpired; processes go through tasks.core.runner
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psycopg
 from secure_iot_server.database import dispose_engines
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
@@ -30,25 +24,14 @@ from tasks.core import processes, runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.core.processes import free_port
-from tasks.core.runner import Tool
+from tasks.network import postgres
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator
 
 from tests.support.project import REPO
 
-SERVICE_USER = "postgres"
 WAIT_S = 30.0
-
-
-def _as_service_user(tool: Tool, args: Sequence[str | Path]) -> tuple[Tool, list[str | Path]]:
-    """(tool, args) unchanged, or as root `runuser -u postgres -- <tool> <args>`."""
-    if os.geteuid() != 0:
-        return tool, list(args)
-    runuser = shutil.which("runuser")
-    if runuser is None:
-        raise ToolError("postgres refuses root and runuser (util-linux) is missing")
-    return Tool("runuser", "system", Path(runuser), route="system"), ["-u", SERVICE_USER, "--", tool.path, *args]
 
 
 @contextlib.contextmanager
@@ -61,64 +44,34 @@ def running_postgres(
     """
     rec = rec or StageRecord(stage="postgres", root=REPO)
     server = toolchain.resolve("postgres", REPO, rec)
-    initdb = Tool("initdb", server.version, server.path.with_name("initdb"), route=server.route)
     work = Path(tempfile.mkdtemp(prefix="secure-iot-pg-"))
     data, sockets = work / "data", work / "run"
     sockets.mkdir(mode=0o700)
-    if os.geteuid() == 0:
-        shutil.chown(work, SERVICE_USER)
-        shutil.chown(sockets, SERVICE_USER)
-    user = _user()
+    postgres.hand_over(work, sockets)
     try:
-        tool, args = _as_service_user(
-            initdb, ["-D", data, "-U", user, "--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C"]
-        )
-        runner.run(rec, tool, args, timeout=120)
+        postgres.initdb(rec, server, data, auth=["--auth=trust"], durable=durable)
         port = free_port()
-        fast = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        settings = [] if durable else fast
-        tool, args = _as_service_user(
-            server, ["-D", data, "-h", "127.0.0.1", "-p", str(port), "-k", sockets, *settings]
+        tool, args = postgres.as_service_user(
+            server, postgres.server_args(data, "127.0.0.1", port, sockets, durable=durable)
         )
-        proc = runner.start(rec, tool, args, log=work / "postgres.log")
+        log = work / "postgres.log"
+        proc = runner.start(rec, tool, args, log=log)  # setpriv execs: proc.pid is the postmaster
         try:
-            _wait_ready(proc.poll, port, work / "postgres.log")
-            url = f"postgresql+psycopg://{user}@127.0.0.1:{port}/postgres"
+            processes.wait_until(
+                lambda: postgres.is_ready(data),
+                lambda: proc.poll() is None,
+                timeout=WAIT_S,
+                failed=lambda why: ToolError(f"postgres on 127.0.0.1:{port}: {why}: {processes.tail(log, 1)}"),
+            )
+            url = f"postgresql+psycopg://{postgres.superuser()}@127.0.0.1:{port}/postgres"
             _create_database(url, database)
             yield url.rsplit("/", 1)[0] + f"/{database}"
         finally:
             dispose_engines()
-            # SIGINT is postgres' fast shutdown (SIGTERM, processes.stop's, waits for clients to leave).
-            # runuser does not pass SIGINT on, so it goes to the postmaster we started, by the PID
-            # it wrote into its data dir; processes.stop then reaps runuser (or stops what is left).
-            postmaster = data / "postmaster.pid"
-            if proc.poll() is None and postmaster.is_file():
-                os.kill(int(postmaster.read_text().split()[0]), signal.SIGINT)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(10)
-            rec.details.setdefault("postgres", []).append({"pid": proc.pid, "stopped": processes.stop(proc, grace=10)})
+            stopped = processes.stop(proc, grace=postgres.STOP_GRACE_S, sig=postgres.SHUTDOWN)
+            rec.details.setdefault("postgres", []).append({"pid": proc.pid, "stopped": stopped})
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _wait_ready(poll: Callable[[], int | None], port: int, log: Path) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        try:
-            with psycopg.connect(host="127.0.0.1", port=port, dbname="postgres", user=_user(), connect_timeout=2):
-                return
-        except psycopg.OperationalError:
-            pass
-        exited = poll()
-        if exited is not None or time.monotonic() > deadline:
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
-            raise ToolError(f"postgres did not accept connections on 127.0.0.1:{port} (exit {exited}): {tail}")
-        time.sleep(0.1)
-
-
-def _user() -> str:
-    """The database superuser initdb makes: the OS user postgres runs as."""
-    return SERVICE_USER if os.geteuid() == 0 else os.environ.get("USER", "postgres")
 
 
 def _create_database(url: str, name: str) -> None:
