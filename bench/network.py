@@ -140,6 +140,7 @@ def main() -> None:
     runs = []
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="bench-network-") as tmp:
+            Path(tmp).chmod(0o711)  # the fleet database's postgres user traverses it to its data directory
             runs.append(one_run(Path(tmp)))
     result: dict[str, float] = {key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]}
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:

@@ -5,7 +5,8 @@ settings: tasks/device/server_settings.py) with the trust directory it is given
 (``SECURE_IOT_TRUST_DIR``: manufacturer CA, pipeline key, fleet CA) and a server
 certificate for its address. Clients are verified against the fleet CA and the operator CAs
 of that directory, so a device's certificate gives it the device role and nothing else. Its
-database is SQLite in the state directory: the fleet-db host stays an ncat stand-in.
+database is the fleet zone's PostgreSQL (tasks/network/fleet_db.py, ``SECURE_IOT_DB_URL``; the
+app migrates its schema at start), or SQLite in the state directory in a topology without one.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def client_ca_bundle(trust: Path, out: Path) -> Path:
     return out
 
 
-def start(ctx: Context, rec: StageRecord, plan: Plan, state: State, port: int) -> Process:
+def start(ctx: Context, rec: StageRecord, plan: Plan, state: State, port: int, db_url: str | None) -> Process:
+    """The app on its address; ``db_url``: its database (the URL carries the password: environment only)."""
     trust = Path(state.identity["server_trust"])
     directory = Path(state.directory)
     address = str(plan.hosts[HOST].address)
@@ -63,7 +65,9 @@ def start(ctx: Context, rec: StageRecord, plan: Plan, state: State, port: int) -
         tls_key=Path(state.identity["server_key"]),
         client_ca=client_ca_bundle(trust, directory / "server-client-ca.pem"),
     )
-    env = settings.env(ctx.root / "app" / "src")
+    # ServerSettings (tasks/device) has no db_url yet: the one variable is added here, as Settings.to_env() spells it
+    database = {"SECURE_IOT_DB_URL": db_url} if db_url else {}
+    env = settings.env(ctx.root / "app" / "src") | database
     process = start_in(ctx, rec, state, f"{HOST}:{port}", state.namespace("fleet"), PYTHON, list(ARGV), env=env)
     wait_listening(process, "tcp", port, f"the fleet server on {address}:{port}", timeout=START_TIMEOUT)
     state.listeners.append(f"{HOST}:tcp/{port}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -50,16 +51,22 @@ def start_in(
     tool: str | runner.Tool,
     args: Sequence[str | Path],
     env: dict[str, str] | None = None,
+    *,
+    becomes: runner.Tool | None = None,
+    stop_signal: signal.Signals = signal.SIGTERM,
+    stop_grace: float = 3.0,
 ) -> Process:
     """Start a pinned daemon (or the pipeline's own interpreter) in the foreground inside ``namespace``.
 
-    Its PID goes into the state at once.
+    Its PID goes into the state at once, with how it is stopped. ``becomes``: the binary ``tool``
+    execs into (setpriv -> postgres), which is what that PID runs and is checked against.
     """
     inner = tool if isinstance(tool, runner.Tool) else ctx.tool(tool)
     rec.tools[inner.name] = inner.version
     log = log_of(state, role)
     proc = runner.start(rec, ctx.tool("ip"), ["netns", "exec", namespace, inner.path, *args], log=log, env=env)
-    process = Process(role, namespace, proc.pid, str(inner.path), str(log))
+    binary = str((becomes or inner).path)
+    process = Process(role, namespace, proc.pid, binary, str(log), stop_signal.name, stop_grace)
     state.processes.append(process)
     state.save()
     return process
@@ -70,8 +77,11 @@ def is_ours(process: Process) -> bool:
     return processes.alive(process.pid, process.binary)
 
 
-def stop(process: Process, grace: float = 3.0) -> str:
-    return processes.stop_pid(process.pid, process.binary, grace=grace)
+def stop(process: Process, grace: float | None = None) -> str:
+    """Stop a recorded daemon by its PID, the way it was recorded to end (``grace``: longer, for a
+    daemon that writes its files out on the way, like nfpcapd)."""
+    wait = process.stop_grace if grace is None else grace
+    return processes.stop_pid(process.pid, process.binary, grace=wait, sig=signal.Signals[process.stop_signal])
 
 
 def _failed(what: str, process: Process, not_ready: str) -> Callable[[str], Exception]:
@@ -84,8 +94,13 @@ def _failed(what: str, process: Process, not_ready: str) -> Callable[[str], Exce
 
 def wait_for(path: Path, process: Process, what: str, timeout: float = 10.0) -> None:
     """Wait until a daemon made ``path`` (its control socket, its listening socket's file)."""
+    wait_ready(path.exists, process, what, timeout)
+
+
+def wait_ready(ready: Callable[[], bool], process: Process, what: str, timeout: float = 10.0) -> None:
+    """Wait until ``ready()`` while the daemon runs; fail with its log's tail if it exits or times out."""
     processes.wait_until(
-        path.exists,
+        ready,
         lambda: processes.alive(process.pid),
         timeout=timeout,
         failed=_failed(what, process, f"{what} did not become ready in {timeout:.0f}s"),

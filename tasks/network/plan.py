@@ -36,6 +36,7 @@ class Exposure:
     proto: str
     port: int
     service: str
+    clients: tuple[str, ...] = ()  # hosts the service itself admits (the fleet database's pg_hba); () = no such list
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,14 @@ def _proto(body: dict[str, Any], where: str) -> str:
     return proto
 
 
+def _clients(body: dict[str, Any], hosts: dict[str, Host], where: str) -> tuple[str, ...]:
+    """An exposure's ``clients``: hosts of the topology (the service admits their addresses only)."""
+    clients = body.get("clients", [])
+    if not isinstance(clients, list) or not all(isinstance(c, str) and c in hosts for c in clients):
+        raise InputError(f"{where}.clients: expected a list of the topology's hosts")
+    return tuple(clients)
+
+
 def parse(data: dict[str, Any], where: str = str(TOPOLOGY)) -> Plan:
     zones: dict[str, Zone] = {}
     for name, body in data.get("zones", {}).items():
@@ -161,7 +170,7 @@ def parse(data: dict[str, Any], where: str = str(TOPOLOGY)) -> Plan:
             raise InputError(f"{at}: unknown host {host!r}")
         port = _port(body, at, required=True)
         assert port is not None  # nosec B101 - required=True never returns None
-        exposure.append(Exposure(host, _proto(body, at), port, _text(body, "service", at)))
+        exposure.append(Exposure(host, _proto(body, at), port, _text(body, "service", at), _clients(body, hosts, at)))
     allow = []
     for i, body in enumerate(data.get("allow", [])):
         at = f"{where} allow[{i}]"

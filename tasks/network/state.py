@@ -26,6 +26,8 @@ class Process:
     pid: int
     binary: str
     log: str
+    stop_signal: str = "SIGTERM"  # its polite end (postgres: SIGINT, its fast shutdown)
+    stop_grace: float = 3.0  # seconds before SIGKILL
 
 
 @dataclass(frozen=True)

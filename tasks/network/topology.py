@@ -18,7 +18,7 @@ from tasks.core import atomic
 from tasks.core.checks import Check
 from tasks.core.errors import InputError, NetworkError
 from tasks.core.evidence import StageRecord
-from tasks.network import crl, fleet_server, ipsec, ruleset
+from tasks.network import crl, fleet_db, fleet_server, ipsec, ruleset
 from tasks.network import state as state_mod
 from tasks.network.namespaces import ip, is_ours, run_in, start_in, stop, wait_listening
 from tasks.network.plan import Plan
@@ -169,15 +169,26 @@ def _build(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
     state.rulesets.append(f"{edge}: {ruleset.ADMISSION_TABLE}, {ruleset.GATEWAY_TABLE}")
     state.save()
     rec.add_output(rules, "text/plain")
-    for exposure in plan.exposure:
-        if exposure.host == fleet_server.HOST:
-            fleet_server.start(ctx, rec, plan, state, exposure.port)
-        else:
-            start_listener(ctx, rec, state, exposure.host, str(plan.hosts[exposure.host].address), exposure.port)
+    _start_services(ctx, rec, plan, state)
     for role in PROBES:
         start_probe(ctx, rec, state, role)
     if plan.needs_ipsec:
         ipsec.start_edge(ctx, rec, plan, state)
+
+
+def _start_services(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
+    """Every declared exposure gets its service: the fleet database first (the app migrates its schema
+    there as it starts), then the fleet server; a port no real service stands behind gets ncat."""
+    database = next((e for e in plan.exposure if e.host == fleet_db.HOST), None)
+    db_url = None
+    if database is not None:
+        fleet_db.start(ctx, rec, plan, state, database)
+        db_url = fleet_db.url(plan, state, database)
+    for exposure in plan.exposure:
+        if exposure.host == fleet_server.HOST:
+            fleet_server.start(ctx, rec, plan, state, exposure.port, db_url)
+        elif exposure.host != fleet_db.HOST:
+            start_listener(ctx, rec, state, exposure.host, str(plan.hosts[exposure.host].address), exposure.port)
 
 
 def start_probe(ctx: Context, rec: StageRecord, state: State, role: str) -> Process:
@@ -209,7 +220,7 @@ def down(ctx: Context, rec: StageRecord, state: State) -> list[Check]:
     rec.details["stopped"] = stopped
     for ns in reversed(state.namespaces):
         ip(ctx, rec, ["netns", "del", ns], check=False)
-    checks = leftovers(ctx, rec, state)
+    checks = [*leftovers(ctx, rec, state), fleet_db.remove(state)]
     if all(c.passed for c in checks):
         state.path.unlink(missing_ok=True)
     return checks

@@ -1,4 +1,4 @@
-"""The device network from real daemons in network namespaces (issue #16, tests 1-7; #29, tests 9-11).
+"""The device network from real daemons in network namespaces (issue #16, tests 1-7; #29, tests 9-13).
 
 One topology for the module: `network -- up`, seven devices attached through 802.1X and
 IPsec (two enrolled, one self-signed, one revoked, one enrolled with a self-signed IKE
@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -119,6 +120,37 @@ class Net:
         listed = self.in_edge("swanctl", "--list-sas", "--uri", vici)
         return {line.split("'")[1] for line in listed.splitlines() if line.strip().startswith("remote '")}
 
+    def sql(self, query: str, **variables: str) -> str:
+        """A query to the fleet database as its superuser: over its unix socket (peer authentication),
+        from the fleet namespace; TCP admits the fleet server's address only. ``variables``: psql's
+        (``:'name'`` in the query quotes them)."""
+        psql = Path(pinned("postgres")).with_name("psql")
+        socket = str(self.state / "fleet-db-run")
+        ids = ["--reuid", "postgres", "--regid", "postgres", "--init-groups", "--", str(psql)]
+        bound = [arg for name, value in variables.items() for arg in ("-v", f"{name}={value}")]
+        done = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.namespace("fleet"),
+                "setpriv",
+                *ids,
+                "-XAt",
+                "-h",
+                socket,
+                "-d",
+                "fleet",
+                *bound,
+            ],
+            input=query,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return done.stdout.strip()
+
     def crl_file(self, name: str, pem: bytes) -> str:
         path = self.state.parent / f"{name}.crl.pem"
         path.write_bytes(pem)
@@ -147,7 +179,11 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     work = tmp_path_factory.mktemp("network")
     fleet = make_fleet(work)
     env = {"SECURE_IOT_OUT": str(work / "out")}
-    net = Net(work / "state", work / "out", env)
+    # the fleet database runs as the postgres user, who must traverse to its data directory in the state
+    # directory (pytest's base temp is root's 0700): the state lives in a 0711 directory of its own
+    lab = Path(tempfile.mkdtemp(prefix="secure-iot-network-"))
+    lab.chmod(0o711)
+    net = Net(lab / "state", work / "out", env)
     up = net.cli(
         "up",
         "--ca",
@@ -189,6 +225,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     finally:
         if (net.state / "state.json").exists():
             net.cli("down")
+        shutil.rmtree(lab, ignore_errors=True)
 
 
 def test_1_enrolled_device_gets_a_link_and_a_tunnel_and_reaches_the_broker_only(net: Net) -> None:
@@ -357,6 +394,45 @@ def test_11_the_edge_takes_the_fleet_servers_crl_over_https(net: Net) -> None:
     assert net.crl_number() > 2
 
 
+def test_12_the_apps_data_is_in_the_fleet_zones_postgresql(net: Net) -> None:
+    """#29: the fleet server stores in the real PostgreSQL on 10.60.2.20:5432: a device's telemetry through
+    `checkin` lands there, written over TCP from the fleet server's address as the app's role (scram)."""
+    count = "SELECT count(*) FROM telemetry WHERE device_id = :'device'"
+    before = int(net.sql(count, device=GOOD_ID))
+    checkin = net.cli("checkin", "good", *net.creds("dev-good"), "--security-version", "1")
+    assert checkin.returncode == 0, checkin.stdout + checkin.stderr
+    assert int(net.sql(count, device=GOOD_ID)) == before + 1
+    assert net.sql("SELECT tableowner FROM pg_tables WHERE tablename = 'telemetry'") == "fleet", "migrated by the app"
+    log = (net.state / "postgres-fleet-db.log").read_text()
+    received = {line.split("host=")[1].split()[0] for line in log.splitlines() if "connection received: host=" in line}
+    assert "10.60.2.10" in received and not [h for h in received if h.startswith("10.60.1.")], received
+    assert "connection authorized: user=fleet database=fleet" in log
+    password = net.state / "fleet-db.password"
+    assert password.stat().st_mode & 0o777 == 0o600
+    assert password.read_text().strip() not in log
+    assert net.sql("SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = 'fleet'") == "f"
+
+
+def test_13_the_database_takes_no_one_but_the_fleet_server(net: Net) -> None:
+    """Devices never reach 5432 (the edge drops it, counted); from ops, which may reach the fleet zone's TCP
+    for the scan, pg_hba refuses even the right password."""
+    before = net.counter("deny: devices -> fleet")
+    assert not net.connects("good", *DATABASE) and not net.connects("peer", *DATABASE)
+    assert net.counter("deny: devices -> fleet") > before
+    password = (net.state / "fleet-db.password").read_text().strip()
+    psql = str(Path(pinned("postgres")).with_name("psql"))
+    target = f"postgresql://fleet@{DATABASE[0]}:{DATABASE[1]}/fleet?connect_timeout=5"
+    done = subprocess.run(
+        ["ip", "netns", "exec", net.namespace("ops"), psql, "-XAt", target, "-c", "SELECT 1"],
+        env={**os.environ, "PGPASSWORD": password},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode != 0 and 'no pg_hba.conf entry for host "10.60.3.10"' in done.stderr, done.stderr
+
+
 def test_6_a_new_listening_port_in_the_fleet_zone_fails_the_scan(net: Net) -> None:
     ports = "1-1024,5432,8080,8443"  # the declared ports, the rogue one, the well-known range
     clean = net.cli("scan", "--ports", ports)
@@ -378,6 +454,7 @@ def test_6_a_new_listening_port_in_the_fleet_zone_fails_the_scan(net: Net) -> No
 def test_7_down_leaves_no_namespace_interface_rule_or_process(net: Net) -> None:
     record = net.record()
     pids = [p["pid"] for p in record["processes"]]
+    assert any(p["role"] == "postgres:fleet-db" for p in record["processes"])
     down = net.cli("down")
     assert down.returncode == 0, down.stdout + down.stderr
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
@@ -390,3 +467,7 @@ def test_7_down_leaves_no_namespace_interface_rule_or_process(net: Net) -> None:
         if Path(f"/proc/{pid}").exists() and b"Z" not in Path(f"/proc/{pid}/stat").read_bytes().split(b")")[-1][:3]
     ]
     assert not (net.state / "state.json").exists()
+    data = str(net.state / "fleet-db")
+    left = subprocess.run(["pgrep", "-af", data], capture_output=True, text=True, check=False).stdout
+    assert not left, f"a postgres is left: {left}"
+    assert not [p for p in ("fleet-db", "fleet-db-run", "fleet-db.password") if (net.state / p).exists()]
