@@ -70,13 +70,18 @@ def save(manufacturer: Manufacturer, directory: Path) -> None:
 
 
 def load(directory: Path) -> Manufacturer:
+    return load_ca(directory / "manufacturer-ca.pem", directory / "manufacturer-ca.key")
+
+
+def load_ca(cert_path: Path, key_path: Path) -> Manufacturer:
+    """A CA (certificate and EC key, PEM) that issues certificates: the factory's, or the fleet CA."""
     try:
-        key = serialization.load_pem_private_key((directory / "manufacturer-ca.key").read_bytes(), password=None)
-        cert = x509.load_pem_x509_certificate((directory / "manufacturer-ca.pem").read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise InputError(f"{directory}: no usable manufacturer CA ({exc}); run `nox -s factory` first") from None
+        raise InputError(f"{cert_path.parent}: no usable CA ({exc}); run `nox -s factory` first") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise InputError(f"{directory}/manufacturer-ca.key: expected an EC key")
+        raise InputError(f"{key_path}: expected an EC key")
     names = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     return Manufacturer(str(names[0].value) if names else "manufacturer", key, cert)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import urllib3
+from cryptography import x509
 
 from tasks import device, firmware, ota, signing
 from tasks.context import Context, source_date_epoch
@@ -133,13 +134,25 @@ class Story:
 
 
 def _served(url: str, tls: ota.DeviceTls) -> bool:
+    """One GET of the timestamp with ``tls``'s identity: served, or refused (any failure: the caller
+    tells a refusal of this identity from a broken server with a control identity that must be served)."""
     pool = urllib3.PoolManager(
         cert_file=str(tls.cert), key_file=str(tls.key), ca_certs=str(tls.server_ca), cert_reqs="CERT_REQUIRED"
     )
     try:
-        return pool.request("GET", f"{url}/metadata/timestamp.json", retries=False).status == 200
-    except (urllib3.exceptions.SSLError, urllib3.exceptions.ProtocolError):
+        got = pool.request("GET", f"{url}/metadata/timestamp.json", retries=False, timeout=urllib3.Timeout(5))
+    except urllib3.exceptions.HTTPError:
         return False
+    return got.status == 200
+
+
+def _control_identity(server: fleet_server.FleetServer, tls_dir: Path) -> ota.DeviceTls:
+    """Another fleet-CA TLS identity, never revoked: the repository must keep serving it."""
+    fleet = manufacturer.load_ca(server.trust / "fleet-ca.pem", server.trust / "fleet-ca.key")
+    cert_pem, key_pem = fleet_server.leaf(fleet, "control", server=False)
+    atomic.write_bytes(tls_dir / "control.pem", cert_pem)
+    atomic.write_bytes(tls_dir / "control.key", key_pem, mode=0o600)
+    return ota.DeviceTls(tls_dir / "control.pem", tls_dir / "control.key", tls_dir / "repository-ca.pem")
 
 
 def _until(what: Callable[[], bool], seconds: float) -> float | None:
@@ -166,7 +179,10 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     n = Build(
         genuine.fit, genuine.reference, ctx.artifact(ctx.evidence.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE).name)
     )
-    n1 = _next_build(ctx, rec, genuine, out / "next", key_policy.authority(ctx, rec))
+    authority_key = authority_pub.with_name("authority.key")
+    if not authority_key.is_file():  # never made here: a stray new key would not match authority.pub
+        raise SigningError(f"{authority_key}: the policy authority's key signs N+1's approval; it is not here")
+    n1 = _next_build(ctx, rec, genuine, out / "next", authority_key)
     model = str(genuine.reference["hardware_model"])
     maker = device.manufacturer_for(out / "factory")
     batch = device.manufacture(ctx, rec, out / "factory", 1, maker, model)
@@ -240,6 +256,10 @@ def _story(
     certificate = registered.json()["certificate_pem"]
     tls_dir = out / "tls"
     tls_dir.mkdir(exist_ok=True)
+    if not check(
+        "the fleet CA certified its TLS identity", "tls_certificate_pem" in registered.json(), registered.text
+    ):
+        return
     atomic.write_text(tls_dir / "device.pem", registered.json()["tls_certificate_pem"])
 
     with story.agent() as agent:
@@ -279,6 +299,7 @@ def _story(
     crl = tls_dir / "fleet-ca.crl.pem"
     tls = ota.ServerTls(tls_dir / "repository.pem", tls_dir / "repository.key", server.trust / "fleet-ca.pem", crl)
     device_tls = ota.DeviceTls(tls_dir / "device.pem", out / "agent" / "tls.key", tls_dir / "repository-ca.pem")
+    control = _control_identity(server, tls_dir)  # a fleet identity nobody revokes: tells refusal from breakage
     ota_device = ota.Device.provision(
         out / "ota-device",
         model=model,
@@ -310,16 +331,21 @@ def _story(
             return
 
         slot, log = story.boot("updated-N+1")
-        ota_device.boot_result(healthy=slot == "B", booted=slot, boot=story.disk)
+        state = ota_device.boot_result(healthy=slot == "B", booted=slot, boot=story.disk)
+        good = slot == "B" and state["slots"]["B"]["status"] == "good" and story.disk.env()["BOOT_B_LEFT"] == "3"
         with story.agent() as agent:
-            counter = agent.raise_rollback_counter(n1.security_version) if slot == "B" else 0
+            counter = agent.raise_rollback_counter(n1.security_version) if good else agent.rollback_counter()
             again = protocol.checkin(agent, dev, certificate, log, story.use(n1))
         check(
-            f"boot N+1 from slot {slot}: marked good, TPM counter raised to {counter}",
-            (slot, counter) == ("B", n1.security_version),
-            f"slot {slot}, counter {counter}",
+            f"boot N+1 from slot {slot}: marked good (BOOT_B_LEFT=3), then the TPM counter raised to {counter}",
+            good and counter == n1.security_version == state["security_counter"],
+            f"slot {slot}, status {(state['slots'].get('B') or {}).get('status')}, counter {counter}",
         )
-        check("check-in on N+1: still attested, same key and certificate", again.status_code == 200, again.text)
+        check(
+            "check-in on N+1: still attested, same key and certificate",
+            again.status_code == 200 and again.json().get("firmware") == n1.reference["firmware_version"],
+            again.text,
+        )
 
         story.disk.set_primary("A")  # an attacker with the disk puts the older, signed build first
         slot, log = story.boot("rollback-N")
@@ -328,11 +354,12 @@ def _story(
                 agent.sign_with_device_key(b"rollback?", n.approval, story.authority)
                 refusal = ""
             except ToolError as exc:
-                refusal = next((line for line in str(exc).split("|") if "policynv" in line.lower()), str(exc))
+                said = str(exc).split("|")
+                refusal = next((line for line in said if "Esys_PolicyNV" in line and "ErrorCode" in line), str(exc))
             rolled = protocol.checkin(agent, dev, certificate, log, story.use(n))
         check(
-            f"rollback: boot N (slot {slot}), the TPM refuses the key (PolicyNV)",
-            slot == "A" and "policynv" in refusal.lower(),
+            f"rollback: boot N (slot {slot}), the TPM refuses the key (PolicyNV: TPM_RC_POLICY)",
+            slot == "A" and "Esys_PolicyNV" in refusal and "(0x00000126)" in refusal,  # TPM_RC_POLICY
             refusal or "the TPM signed",
         )
         check(
@@ -347,18 +374,24 @@ def _story(
         with story.agent() as agent:
             quarantined = protocol.checkin(agent, dev, certificate, log, story.use(n1))
         check(
-            "tampered boot: quarantined",
-            quarantined.status_code == 403 and "quarantined" in quarantined.text,
+            "tampered boot: quarantined at reference-values",
+            quarantined.status_code == 403 and quarantined.json().get("step") == "reference-values",
             quarantined.text,
         )
         lag = _until(lambda: not _served(repo_url, device_tls), DOOR_WAIT_S)
         seen["repository_refused_after_s"] = None if lag is None else round(lag, 2)
-        check(
-            f"the OTA repository refuses its TLS identity within {DOOR_WAIT_S:.0f} s (CRL every {REFRESH_S:.0f} s)",
-            lag is not None,
-            f"refused after {lag:.2f} s" if lag is not None else "still served",
-        )
+        tls_serial = x509.load_pem_x509_certificate((tls_dir / "device.pem").read_bytes()).serial_number
+        listed = x509.load_pem_x509_crl(crl.read_bytes()).get_revoked_certificate_by_serial_number(tls_serial)
+        control_served = _served(repo_url, control)  # the repository still serves an unrevoked fleet identity
         seen["crl_refresh_failures"] = list(failures)
+        check(
+            "the OTA repository refuses its TLS identity, listed on the fleet CA's CRL "
+            f"(refreshed every {REFRESH_S:.0f} s)",
+            lag is not None and listed is not None and control_served and not failures,
+            f"refused after {lag:.2f} s; on the CRL: {listed is not None}; another identity served: {control_served}"
+            if lag is not None
+            else "still served",
+        )
 
     released = ops.post(
         f"/attestation/devices/{made.device_id}/release", json={"note": "re-flashed with N+1 (lifecycle)"}
@@ -368,9 +401,13 @@ def _story(
     slot, log = story.boot("reflashed-N+1")
     with story.agent() as agent:
         fresh = protocol.register(agent, dev, made.code, log, story.use(n1))
+    renewed = fresh.json() if fresh.status_code == 201 else {}
     check(
-        f"booted N+1 (slot {slot}), it registers afresh: a new certificate",
-        fresh.status_code == 201 and fresh.json().get("certificate_pem") != certificate,
+        f"booted N+1 (slot {slot}), it registers afresh: new certificates, the old ones still revoked",
+        bool(renewed)
+        and renewed["certificate_pem"] != certificate
+        and renewed.get("tls_certificate_pem") not in (None, (tls_dir / "device.pem").read_text())
+        and listed is not None,
         fresh.text,
     )
     seen["operator_view"] = ops.get("/attestation/devices").json()

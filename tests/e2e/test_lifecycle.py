@@ -28,7 +28,7 @@ def test_the_lifecycle_holds_together(firmware: Any, tmp_path: Path) -> None:
     failed = [c for c in report["checks"] if not c["passed"]]
     assert result.returncode == 0 and not failed, (failed, result.output[-4000:])
     names = [c["name"] for c in report["checks"]]
-    assert len(names) == 12, names
+    assert len(names) == 13, names
     assert any(name.startswith("rollback: the server refuses") for name in names)
     assert report["repository_refused_after_s"] < 15
     assert [r["note"] for r in report["releases"]] == ["re-flashed with N+1 (lifecycle)"]

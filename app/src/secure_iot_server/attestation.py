@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
@@ -273,7 +273,7 @@ def verify_tls_key(
         return None
     try:
         tls_public = serialization.load_pem_public_key(tls_pem.encode())
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise Refused("tls-key", "tls_public_key is not a PEM public key") from None
     if not isinstance(tls_public, ec.EllipticCurvePublicKey) or tls_public.curve.name != "secp256r1":
         raise Refused("tls-key", "tls_public_key must be an ECDSA P-256 key")

@@ -214,6 +214,7 @@ class EnrolmentStore:
                     device_keys.c.state,
                     device_keys.c.reason,
                     device_keys.c.certificate_serial,
+                    device_keys.c.tls_certificate_serial,
                     attested.c.security_version,
                 )
                 .select_from(device_keys.join(attested, attested.c.device_id == device_keys.c.device_id))
@@ -227,7 +228,7 @@ class EnrolmentStore:
                 "released_at": now,
                 "note": note,
                 "quarantine_reason": row.reason,
-                "revoked_serial": row.certificate_serial,
+                "revoked_serial": ",".join(filter(None, (row.certificate_serial, row.tls_certificate_serial))),
                 "security_version": row.security_version,
             }
             conn.execute(quarantine_releases.insert().values(**audit))
