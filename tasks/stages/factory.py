@@ -13,10 +13,19 @@ from tasks import device, firmware
 from tasks.context import Context
 from tasks.core.checks import Check, conclude
 from tasks.core.console import console
+from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.core.media_types import MANUFACTURING_MANIFEST_MEDIA_TYPE, PEM_CERTIFICATE_MEDIA_TYPE
 
 MAX_DEVICES = 100
+
+
+def _release_model(ctx: Context) -> str:
+    """The board firmware/release.toml builds for: what the factory's devices are enrolled as by default."""
+    release = ctx.inside(firmware.RELEASE)
+    if not release.is_file():
+        raise InputError(f"{firmware.RELEASE}: missing; pass --model <hardware model> or restore the release file")
+    return firmware.parse_release(release.read_text(), str(firmware.RELEASE)).hardware_model
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -28,7 +37,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         parser.error(f"--devices must be 1-{MAX_DEVICES}")
     out = ctx.stage_dir("factory")
     maker = device.manufacturer_for(out)
-    model = args.model or firmware.parse_release(ctx.inside(firmware.RELEASE).read_text()).hardware_model
+    model = args.model or _release_model(ctx)
     batch = device.manufacture(ctx, rec, out, args.devices, maker, model)
     rec.add_output(out / "manufacturer-ca.pem", PEM_CERTIFICATE_MEDIA_TYPE)
     rec.add_output(batch.manifest, MANUFACTURING_MANIFEST_MEDIA_TYPE)

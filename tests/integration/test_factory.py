@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.support.project import run_tasks
+from tests.support.project import REPO, run_tasks
 
 pytestmark = pytest.mark.slow
 CODE = r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}"
@@ -20,6 +21,11 @@ CODE = r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}"
 
 def test_factory_makes_devices_and_a_signed_manifest(project: Path) -> None:
     out = project / "out"
+    refused = run_tasks("factory", "--devices", "2", root=project, env={"SECURE_IOT_OUT": str(out)})
+    assert refused.returncode != 0 and "pass --model" in refused.output, refused.output[-2000:]
+    assert "Traceback" not in refused.output  # one actionable line: which model are these devices?
+    (project / "firmware").mkdir()
+    shutil.copy(REPO / "firmware" / "release.toml", project / "firmware" / "release.toml")
     result = run_tasks("factory", "--devices", "2", root=project, env={"SECURE_IOT_OUT": str(out)})
     assert result.returncode == 0, result.output[-3000:]
     factory = out / "factory"
