@@ -34,6 +34,7 @@ class ServerSettings:
     tls_key: Path
     client_ca: Path
     min_security_version: int | None = None
+    db_url: str | None = None  # a database URL instead of db_path (it may carry a password: environment only)
 
     def to_env(self) -> dict[str, str]:
         env = {
@@ -42,6 +43,8 @@ class ServerSettings:
             "SECURE_IOT_DB": str(self.db_path),
             "SECURE_IOT_TRUST_DIR": str(self.trust_dir),
         }
+        if self.db_url is not None:
+            env["SECURE_IOT_DB_URL"] = self.db_url
         if self.min_security_version is not None:
             env["SECURE_IOT_MIN_SECURITY_VERSION"] = str(self.min_security_version)
         env["SECURE_IOT_TLS_CERT"] = str(self.tls_cert)

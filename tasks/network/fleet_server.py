@@ -64,10 +64,9 @@ def start(ctx: Context, rec: StageRecord, plan: Plan, state: State, port: int, d
         tls_cert=Path(state.identity["server_cert"]),
         tls_key=Path(state.identity["server_key"]),
         client_ca=client_ca_bundle(trust, directory / "server-client-ca.pem"),
+        db_url=db_url,
     )
-    # ServerSettings (tasks/device) has no db_url yet: the one variable is added here, as Settings.to_env() spells it
-    database = {"SECURE_IOT_DB_URL": db_url} if db_url else {}
-    env = settings.env(ctx.root / "app" / "src") | database
+    env = settings.env(ctx.root / "app" / "src")
     process = start_in(ctx, rec, state, f"{HOST}:{port}", state.namespace("fleet"), PYTHON, list(ARGV), env=env)
     wait_listening(process, "tcp", port, f"the fleet server on {address}:{port}", timeout=START_TIMEOUT)
     state.listeners.append(f"{HOST}:tcp/{port}")
