@@ -284,9 +284,12 @@ def test_4_plaintext_http_to_the_fleet_zone_never_leaves_the_edge(net: Net) -> N
 
     try:
         dropped = net.counter("plaintext: devices -> fleet")
-        assert not net.connects("spoof", BROKER[0], 80)
-        assert not net.connects("spoof", *BROKER), "the broker's port in plaintext, outside the tunnel"
-        assert arrived() == 0, "plaintext to the fleet zone crossed the edge"
+        for _ in range(3):  # on a loaded machine ncat's 1 s can pass before a SYN leaves (neighbour resolution)
+            assert not net.connects("spoof", BROKER[0], 80)
+            assert not net.connects("spoof", *BROKER), "the broker's port in plaintext, outside the tunnel"
+            assert arrived() == 0, "plaintext to the fleet zone crossed the edge"
+            if net.counter("plaintext: devices -> fleet") >= dropped + 2:
+                break
     finally:
         subprocess.run([*fleet, "delete", "table", "inet", "probe"], capture_output=True, check=False)
     assert net.counter("plaintext: devices -> fleet") >= dropped + 2
