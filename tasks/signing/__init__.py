@@ -19,7 +19,7 @@ from tasks.signing.attach import (
     vuln_predicate,
 )
 from tasks.signing.blob_attestation import KEYMODE_TRUSTED_ROOT, attest_blob, statement_of, verified_predicate
-from tasks.signing.genuine import VerifiedFirmware, genuine_firmware, verified_firmware
+from tasks.signing.genuine import FleetTrust, VerifiedFirmware, fleet_trust, genuine_firmware, verified_firmware
 from tasks.signing.signer import (
     GITHUB_ISSUER,
     REPOSITORY_PLACEHOLDER,
@@ -38,6 +38,7 @@ __all__ = [
     "OPENVEX_CONTEXT",
     "REPOSITORY_PLACEHOLDER",
     "Attestation",
+    "FleetTrust",
     "Mode",
     "Signer",
     "VerifiedFirmware",
@@ -48,6 +49,7 @@ __all__ = [
     "bound_to_image",
     "configured",
     "diagnose",
+    "fleet_trust",
     "genuine_firmware",
     "keyless_identity",
     "openvex_document",

@@ -16,6 +16,7 @@ from typing import Any
 
 from tasks import firmware
 from tasks.context import Context
+from tasks.core.errors import SigningError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import (
     BOOTLOADER_MEDIA_TYPE,
@@ -24,6 +25,7 @@ from tasks.core.media_types import (
     REFERENCE_VALUES_PREDICATE_TYPE,
     SIGSTORE_BUNDLE_MEDIA_TYPE,
 )
+from tasks.device.key_policy import AUTHORITY_DIR
 from tasks.signing.blob_attestation import verified_predicate
 from tasks.signing.signer import Signer, configured
 
@@ -74,3 +76,30 @@ def genuine_firmware(ctx: Context, rec: StageRecord) -> firmware.Genuine:
     return firmware.Genuine(
         paths[FIT_MEDIA_TYPE], paths[BOOTLOADER_MEDIA_TYPE], paths[CONTROL_DTB_MEDIA_TYPE], verified.reference
     )
+
+
+@dataclass(frozen=True)
+class FleetTrust:
+    """What a stage that runs the fleet server gives it: the genuine firmware and its signed reference
+    values (the bundle), the pipeline's cosign public key, and the policy authority's public key."""
+
+    genuine: firmware.Genuine
+    bundle: Path
+    pipeline_key: Path
+    authority: Path
+
+
+def fleet_trust(ctx: Context, rec: StageRecord) -> FleetTrust:
+    """Fails closed, one line each: no signed firmware, not local key mode, no policy authority."""
+    genuine = genuine_firmware(ctx, rec)
+    signer = configured(ctx)
+    if signer.mode != "key" or not signer.public_key.is_file():
+        raise SigningError(
+            f"{signer.public_key}: the fleet server verifies reference values with the pipeline's "
+            "cosign public key; run `nox -s keys firmware` (local key mode)"
+        )
+    authority = ctx.root / AUTHORITY_DIR / "authority.pub"
+    if not authority.is_file():
+        raise SigningError(f"{authority}: no policy authority public key; run `nox -s firmware` (it makes the key)")
+    bundle = ctx.artifact(ctx.evidence.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE).name)
+    return FleetTrust(genuine, bundle, signer.public_key, authority)

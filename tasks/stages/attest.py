@@ -18,9 +18,9 @@ from typing import Any
 from tasks import device, firmware, signing
 from tasks.context import Context, source_date_epoch
 from tasks.core.checks import Check, conclude
-from tasks.core.errors import SigningError, ToolError
+from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.core.media_types import CONSOLE_LOG_MEDIA_TYPE, SIGSTORE_BUNDLE_MEDIA_TYPE
+from tasks.core.media_types import CONSOLE_LOG_MEDIA_TYPE
 from tasks.device import fleet_server, key_policy, measured_boot, protocol
 
 DEVICES = 3
@@ -40,17 +40,8 @@ def _boot(
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s attest", description="register, re-attest and quarantine a device")
     parser.parse_args(argv)
-    genuine = signing.genuine_firmware(ctx, rec)  # fails closed: no signed firmware, no verified reference values
-    signer = signing.configured(ctx)
-    if signer.mode != "key" or not signer.public_key.is_file():
-        raise SigningError(
-            f"{signer.public_key}: the fleet server verifies reference values with the pipeline's "
-            "cosign public key; run `nox -s keys firmware` (local key mode)"
-        )
-    bundle = ctx.artifact(ctx.evidence.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE).name)
-    authority = ctx.root / key_policy.AUTHORITY_DIR / "authority.pub"
-    if not authority.is_file():
-        raise SigningError(f"{authority}: no policy authority public key; run `nox -s firmware` (it makes the key)")
+    trust = signing.fleet_trust(ctx, rec)  # fails closed: no signed firmware, key mode, or policy authority
+    genuine, bundle, authority = trust.genuine, trust.bundle, trust.authority
     use = key_policy.KeyUse(authority, key_policy.Approval.of(genuine.reference))
     out = ctx.stage_dir("attest")
     maker = device.manufacturer_for(out / "factory")
@@ -59,7 +50,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     scratch = out / "agent" / made.device_id
     scratch.mkdir(parents=True, exist_ok=True)
     server = fleet_server.prepare(
-        out / "server", maker.cert_pem, signer.public_key.read_bytes(), authority.read_bytes(), [bundle]
+        out / "server", maker.cert_pem, trust.pipeline_key.read_bytes(), authority.read_bytes(), [bundle]
     )
     checks: list[Check] = []
     story: dict[str, Any] = {"devices": [d.device_id for d in batch.devices], "booted": made.device_id}

@@ -168,17 +168,10 @@ def _until(what: Callable[[], bool], seconds: float) -> float | None:
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s lifecycle", description="one device through its whole lifecycle")
     parser.parse_args(argv)
-    genuine = signing.genuine_firmware(ctx, rec)  # fails closed: no signed firmware, no verified reference values
-    signer = signing.configured(ctx)
-    if signer.mode != "key" or not signer.public_key.is_file():
-        raise SigningError(f"{signer.public_key}: the lifecycle runs in local key mode; run `nox -s keys firmware`")
-    authority_pub = ctx.root / key_policy.AUTHORITY_DIR / "authority.pub"
-    if not authority_pub.is_file():
-        raise SigningError(f"{authority_pub}: no policy authority public key; run `nox -s firmware` (it makes the key)")
+    trust = signing.fleet_trust(ctx, rec)  # fails closed: no signed firmware, key mode, or policy authority
+    genuine, authority_pub = trust.genuine, trust.authority
     out = ctx.stage_dir("lifecycle")
-    n = Build(
-        genuine.fit, genuine.reference, ctx.artifact(ctx.evidence.output("firmware", SIGSTORE_BUNDLE_MEDIA_TYPE).name)
-    )
+    n = Build(genuine.fit, genuine.reference, trust.bundle)
     authority_key = authority_pub.with_name("authority.key")
     if not authority_key.is_file():  # never made here: a stray new key would not match authority.pub
         raise SigningError(f"{authority_key}: the policy authority's key signs N+1's approval; it is not here")
@@ -193,7 +186,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     server = fleet_server.prepare(
         out / "server",
         maker.cert_pem,
-        signer.public_key.read_bytes(),
+        trust.pipeline_key.read_bytes(),
         authority_pub.read_bytes(),
         [n.bundle, n1.bundle],
     )
