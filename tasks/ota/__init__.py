@@ -8,7 +8,7 @@ from __future__ import annotations
 from tasks.ota import bundle, offline
 from tasks.ota.client import BootSlots, Device, Outcome, Source, UpdateRefused, update
 from tasks.ota.keys import KEY_DIR, RaucPki, TufKeys, rauc_pki
-from tasks.ota.mtls import DeviceTls
+from tasks.ota.mtls import DeviceTls, serves
 from tasks.ota.repository import CONFIG, Config, Repository, load_config, role_name, target_path
 from tasks.ota.serve import ServerTls, serve
 
@@ -32,6 +32,7 @@ __all__ = [
     "rauc_pki",
     "role_name",
     "serve",
+    "serves",
     "target_path",
     "update",
 ]

@@ -61,3 +61,16 @@ class MtlsFetcher(FetcherInterface):
             raise exceptions.SlowRetrievalError from exc
         finally:
             response.release_conn()
+
+
+def serves(base_url: str, tls: DeviceTls, *, timeout: float = 5.0) -> bool:
+    """Whether the repository at ``base_url`` serves its timestamp to ``tls``'s identity: one GET on a
+    connection of its own; any failure (a refused handshake, a closed connection) is False."""
+    pool = urllib3.PoolManager(
+        cert_file=str(tls.cert), key_file=str(tls.key), ca_certs=str(tls.server_ca), cert_reqs="CERT_REQUIRED"
+    )
+    try:
+        got = pool.request("GET", f"{base_url}/metadata/timestamp.json", retries=False, timeout=timeout)
+    except urllib3.exceptions.HTTPError:
+        return False
+    return got.status == 200

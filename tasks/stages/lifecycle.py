@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import urllib3
 from cryptography import x509
 
 from tasks import device, firmware, ota, signing
@@ -131,19 +130,6 @@ class Story:
 
     def use(self, build: Build) -> KeyUse:
         return KeyUse(self.authority, build.approval)
-
-
-def _served(url: str, tls: ota.DeviceTls) -> bool:
-    """One GET of the timestamp with ``tls``'s identity: served, or refused (any failure: the caller
-    tells a refusal of this identity from a broken server with a control identity that must be served)."""
-    pool = urllib3.PoolManager(
-        cert_file=str(tls.cert), key_file=str(tls.key), ca_certs=str(tls.server_ca), cert_reqs="CERT_REQUIRED"
-    )
-    try:
-        got = pool.request("GET", f"{url}/metadata/timestamp.json", retries=False, timeout=urllib3.Timeout(5))
-    except urllib3.exceptions.HTTPError:
-        return False
-    return got.status == 200
 
 
 def _control_identity(server: fleet_server.FleetServer, tls_dir: Path) -> ota.DeviceTls:
@@ -371,11 +357,11 @@ def _story(
             quarantined.status_code == 403 and quarantined.json().get("step") == "reference-values",
             quarantined.text,
         )
-        lag = _until(lambda: not _served(repo_url, device_tls), DOOR_WAIT_S)
+        lag = _until(lambda: not ota.serves(repo_url, device_tls), DOOR_WAIT_S)
         seen["repository_refused_after_s"] = None if lag is None else round(lag, 2)
         tls_serial = x509.load_pem_x509_certificate((tls_dir / "device.pem").read_bytes()).serial_number
         listed = x509.load_pem_x509_crl(crl.read_bytes()).get_revoked_certificate_by_serial_number(tls_serial)
-        control_served = _served(repo_url, control)  # the repository still serves an unrevoked fleet identity
+        control_served = ota.serves(repo_url, control)  # the repository still serves an unrevoked fleet identity
         seen["crl_refresh_failures"] = list(failures)
         check(
             "the OTA repository refuses its TLS identity, listed on the fleet CA's CRL "

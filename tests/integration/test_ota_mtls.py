@@ -177,13 +177,7 @@ def test_no_client_certificate_no_handshake(world: World) -> None:
 
 def fetches(world: World, tls: ota.DeviceTls) -> bool:
     """One GET of the timestamp with ``tls``'s certificate: served (True) or refused in the handshake."""
-    pool = urllib3.PoolManager(
-        cert_file=str(tls.cert), key_file=str(tls.key), ca_certs=str(world.server_ca), cert_reqs="CERT_REQUIRED"
-    )
-    try:
-        return pool.request("GET", f"{world.url}/metadata/timestamp.json", retries=False).status == 200
-    except (urllib3.exceptions.SSLError, urllib3.exceptions.ProtocolError, ssl.SSLError):
-        return False
+    return ota.serves(world.url, tls)
 
 
 def test_a_quarantined_device_is_refused_from_the_next_handshake(world: World) -> None:

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -44,16 +43,6 @@ def write_leaf(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return where / f"{name}.pem", where / f"{name}.key"
-
-
-def served(url: str, tls: ota.DeviceTls) -> bool:
-    pool = urllib3.PoolManager(
-        cert_file=str(tls.cert), key_file=str(tls.key), ca_certs=str(tls.server_ca), cert_reqs="CERT_REQUIRED"
-    )
-    try:
-        return pool.request("GET", f"{url}/metadata/timestamp.json", retries=False).status == 200
-    except (urllib3.exceptions.SSLError, urllib3.exceptions.ProtocolError):
-        return False
 
 
 def test_a_quarantine_reaches_the_repository_within_the_refresh_interval(tmp_path: Path) -> None:
@@ -102,10 +91,10 @@ def test_a_quarantine_reaches_the_repository_within_the_refresh_interval(tmp_pat
             revocations.refreshing(url, *fetched, every=REFRESH_S) as failures,
             ota.serve(rec, repository, tmp_path / "repository.log", tls=tls) as repo_url,
         ):
-            assert served(repo_url, device)
+            assert ota.serves(repo_url, device)
             store.quarantine("sid-0000000042", "reference-values: measurements match no signed firmware build")
             quarantined_at = time.monotonic()
-            while served(repo_url, device):
+            while ota.serves(repo_url, device):
                 assert time.monotonic() - quarantined_at < 10 * REFRESH_S, "the repository still serves the device"
                 time.sleep(0.05)
             lag = time.monotonic() - quarantined_at
