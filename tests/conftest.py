@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -9,8 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from tests.support.project import REPO
+
+# Property tests (Hypothesis) are reproducible: the same examples on every run and machine, and no
+# example database written into the work tree. HYPOTHESIS_PROFILE=explore searches with fresh seeds.
+settings.register_profile("reproducible", derandomize=True, database=None)
+settings.register_profile("explore", database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "reproducible"))
 
 
 @pytest.fixture
