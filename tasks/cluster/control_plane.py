@@ -15,7 +15,6 @@ recorded in the cluster state and stopped by `nox -s teardown`.
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +85,7 @@ def kubeconfig(path: Path, ca: pki.Pair, client: pki.Pair, user: str) -> Path:
         "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
         "current-context": "local",
     }
-    atomic.write_text(path, yaml.safe_dump(doc, sort_keys=False))
-    os.chmod(path, 0o600)
+    atomic.write_secret(path, yaml.safe_dump(doc, sort_keys=False))  # it carries the client's key
     return path
 
 
@@ -235,9 +233,8 @@ def _up(ctx: Context, rec: StageRecord, tools: dict[str, Tool], paths: Paths, ne
     apply(rec, ip, netns, kubectl, kube_env, write_manifests(paths.root / "gatekeeper.yaml", base))
     cert_dir = paths.root / "gatekeeper-certs"
     cert_dir.mkdir(exist_ok=True)
-    for source, name in ((hook.cert, "tls.crt"), (hook.key, "tls.key")):
-        atomic.write_bytes(cert_dir / name, source.read_bytes())
-        os.chmod(cert_dir / name, 0o600)
+    atomic.write_bytes(cert_dir / "tls.crt", hook.cert.read_bytes())
+    atomic.write_secret(cert_dir / "tls.key", hook.key.read_bytes())
     launch(
         "gatekeeper",
         [

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +35,7 @@ def _name(common_name: str, organization: str = "") -> x509.Name:
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    atomic.write_bytes(path, pem)
-    os.chmod(path, 0o600)
+    atomic.write_secret(path, pem)
 
 
 def _load(pair: Pair) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:

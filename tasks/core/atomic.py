@@ -1,4 +1,10 @@
-"""Atomic file writes: a temp file in the same directory, fsync, then rename."""
+"""Atomic file writes: a temp file in the same directory, fsync, then rename.
+
+The temp file is made by ``mkstemp`` (O_EXCL, 0600) and gets its final mode before the rename,
+so a file is never seen at its path with any other mode than its final one. A secret (a private
+key, a kubeconfig with one) goes through ``write_secret``: 0600 from its first byte to the end;
+never ``write_bytes`` and a chmod afterwards, which leaves it readable at its path meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+SECRET_MODE = 0o600
 
 
 def write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -24,6 +32,11 @@ def write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_secret(path: Path, data: bytes | str) -> None:
+    """A secret at ``path``: owner-only (0600) from the moment it exists, at the temp name and at its own."""
+    write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data, mode=SECRET_MODE)
 
 
 def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:

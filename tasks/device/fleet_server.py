@@ -86,14 +86,14 @@ def prepare(
         atomic.write_bytes(trust / "reference-values" / f"build-{n}.sigstore.json", bundle.read_bytes())
     fleet, operators, tls = (manufacturer.create(n) for n in ("secure-iot fleet", "secure-iot operators", "server"))
     atomic.write_bytes(trust / "fleet-ca.pem", fleet.cert_pem)
-    atomic.write_bytes(trust / "fleet-ca.key", _pem_key(fleet.key), mode=0o600)
+    atomic.write_secret(trust / "fleet-ca.key", _pem_key(fleet.key))
     atomic.write_bytes(trust / "operator-ca" / "operators.pem", operators.cert_pem)
     atomic.write_bytes(home / "client-ca.pem", operators.cert_pem + fleet.cert_pem)
     atomic.write_bytes(home / "server-ca.pem", tls.cert_pem)
     for name, issuer, is_server in (("server", tls, True), ("operator", operators, False)):
         cert, key = leaf(issuer, "localhost" if is_server else "operator", server=is_server)
         atomic.write_bytes(home / f"{name}.pem", cert)
-        atomic.write_bytes(home / f"{name}.key", key, mode=0o600)
+        atomic.write_secret(home / f"{name}.key", key)
     return server
 
 

@@ -65,7 +65,7 @@ def save(manufacturer: Manufacturer, directory: Path) -> None:
     key = manufacturer.key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    atomic.write_bytes(directory / "manufacturer-ca.key", key, mode=0o600)
+    atomic.write_secret(directory / "manufacturer-ca.key", key)
     atomic.write_bytes(directory / "manufacturer-ca.pem", manufacturer.cert_pem)
 
 

@@ -60,7 +60,7 @@ def tls_identity(agent: Agent, nonce: bytes, use: KeyUse, key_file: Path) -> dic
     pem = tls_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    atomic.write_bytes(key_file, pem, mode=0o600)
+    atomic.write_secret(key_file, pem)
     public = tls_key.public_key()
     spki = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     signature = key_signature(agent, TLS_BINDING + nonce + hashlib.sha256(spki).digest(), use)

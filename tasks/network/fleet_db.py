@@ -139,7 +139,7 @@ def _launch(ctx: Context, rec: StageRecord, plan: Plan, state: State, server: To
 def _create_role(rec: StageRecord, server: Tool, state: State) -> None:
     """The app's role (login, its SCRAM verifier only) and its database, owned by it; the password file first."""
     password = secrets.token_urlsafe(32)  # URL-safe: it goes into SECURE_IOT_DB_URL unquoted
-    atomic.write_text(password_file(state), password + "\n", mode=0o600)
+    atomic.write_secret(password_file(state), password + "\n")
     verifier = postgres.scram_verifier(password)
     sql = f"CREATE ROLE {ROLE} LOGIN PASSWORD '{verifier}';\nCREATE DATABASE {DATABASE} OWNER {ROLE};\n"
     postgres.psql(rec, server, socket_dir(state), "postgres", sql)

@@ -80,7 +80,7 @@ def start_charon(
     shutil.copyfile(state.identity["ca"], directory / "x509ca" / "ca.pem")
     _install_crl(state, directory)
     shutil.copyfile(cert, directory / "x509" / "own.pem")
-    atomic.write_bytes(directory / "private" / "own.key", key.read_bytes(), mode=0o600)
+    atomic.write_secret(directory / "private" / "own.key", key.read_bytes())
     conf = directory / "strongswan.conf"
     atomic.write_text(conf, _strongswan_conf(directory))
     process = start_in(

@@ -240,7 +240,7 @@ def attach(
     hctrl, wctrl = directory / f"hostapd-{port}", directory / f"wpa-{name}"
     hconf, wconf = directory / f"hostapd-{port}.conf", directory / f"wpa-{name}.conf"
     atomic.write_text(hconf, _hostapd_conf(state, port, hctrl))
-    atomic.write_text(wconf, _supplicant_conf(name, Path(state.identity["ca"]), creds, wctrl), mode=0o600)
+    atomic.write_secret(wconf, _supplicant_conf(name, Path(state.identity["ca"]), creds, wctrl))
     since = _size(log_of(state, f"hostapd:{port}"))  # the lines of this hostapd, not of a run before it
     hostapd = start_in(ctx, rec, state, f"hostapd:{port}", edge, "hostapd", ["-d", hconf])
     wait_for(hctrl / port, hostapd, f"hostapd on {port}")

@@ -137,7 +137,7 @@ def _control_identity(server: fleet_server.FleetServer, tls_dir: Path) -> ota.De
     fleet = manufacturer.load_ca(server.trust / "fleet-ca.pem", server.trust / "fleet-ca.key")
     cert_pem, key_pem = fleet_server.leaf(fleet, "control", server=False)
     atomic.write_bytes(tls_dir / "control.pem", cert_pem)
-    atomic.write_bytes(tls_dir / "control.key", key_pem, mode=0o600)
+    atomic.write_secret(tls_dir / "control.key", key_pem)
     return ota.DeviceTls(tls_dir / "control.pem", tls_dir / "control.key", tls_dir / "repository-ca.pem")
 
 
@@ -274,7 +274,7 @@ def _story(
     atomic.write_bytes(tls_dir / "repository-ca.pem", repo_ca.cert_pem)
     cert_pem, key_pem = fleet_server.leaf(repo_ca, "repository", server=True)
     atomic.write_bytes(tls_dir / "repository.pem", cert_pem)
-    atomic.write_bytes(tls_dir / "repository.key", key_pem, mode=0o600)
+    atomic.write_secret(tls_dir / "repository.key", key_pem)
     crl = tls_dir / "fleet-ca.crl.pem"
     tls = ota.ServerTls(tls_dir / "repository.pem", tls_dir / "repository.key", server.trust / "fleet-ca.pem", crl)
     device_tls = ota.DeviceTls(tls_dir / "device.pem", out / "agent" / "tls.key", tls_dir / "repository-ca.pem")
