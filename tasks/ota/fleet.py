@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tasks.core import atomic
 from tasks.core.errors import InputError, VerificationError
 from tasks.core.media_types import DIGEST
 from tasks.ota.repository import Repository, role_name, target_path
@@ -67,12 +66,18 @@ def current(repo: Repository, model: str, group: str) -> str:
 
 
 def find_release(repo: Repository, model: str, fit_digest: str) -> TargetFile:
-    """The newest target `nox -s release` published for this FIT (the model's own path, not a group's)."""
-    found = [
-        t for t in repo.published(model) if t.path == target_path(model) and t.custom.get("fit_digest") == fit_digest
-    ]
+    """The newest target `nox -s release` published for this FIT (the model's own path, not a group's).
+
+    Only role versions whose signatures verify against the current delegation count: a version on disk
+    that does not (planted, or signed by a model key since rotated out) is never a release to roll out."""
+    targets, unverified = repo.published(model)
+    found = [t for t in targets if t.path == target_path(model) and t.custom.get("fit_digest") == fit_digest]
     if not found:
-        raise VerificationError(f"{fit_digest}: no release of model {model} carries this FIT; run `nox -s release`")
+        ignored = f" (role files that do not verify were not considered: {', '.join(p.name for p in unverified)})"
+        raise VerificationError(
+            f"{fit_digest}: no release of model {model} carries this FIT{ignored if unverified else ''}; "
+            "run `nox -s release`"
+        )
     return found[-1]
 
 
@@ -92,9 +97,7 @@ def reconcile(repo: Repository, desired: Desired, verify: Callable[[Path], None]
             moves.append(Move(group.name, group.wave, group.release, f"waiting for wave {min(g.wave for g in behind)}"))
             continue
         release = find_release(repo, desired.model, group.release)
-        bundle = repo.stored(release)
-        if not bundle.is_file() or atomic.sha256_file(bundle) != release.hashes["sha256"]:
-            raise VerificationError(f"{bundle}: missing or not the bundle the repository signed")
+        bundle = repo.checked(release)
         verify(bundle)
         custom = {**release.custom, "group": group.name, "wave": group.wave}
         repo.publish(desired.model, bundle, custom, group=group.name)

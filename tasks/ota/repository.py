@@ -11,6 +11,10 @@ only (terminating), snapshot and timestamp (online keys, short expiry). A model 
 path, ``<M>/firmware.raucb``, and one per fleet group, ``<M>/groups/<G>/firmware.raucb``: each
 release replaces its hash and custom metadata; old files stay (consistent snapshots) so a device
 mid-download is never cut off.
+
+The directory is served by a web host and cached by CI, so nothing in it is trusted as it lies:
+``open`` verifies every role file from the root keys the signer holds (tasks/ota/verified.py)
+and re-hashes every listed bundle before anything is signed again; a failure signs nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tuf.api.exceptions import LengthOrHashMismatchError
 from tuf.api.metadata import (
     DelegatedRole,
     Delegations,
@@ -39,7 +44,8 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from tasks.core import atomic
-from tasks.core.errors import InputError, SigningError
+from tasks.core.errors import InputError, SigningError, VerificationError
+from tasks.ota import verified
 from tasks.ota.keys import TufKeys
 
 CONFIG = "infra/ota/repository.toml"
@@ -110,6 +116,11 @@ class Repository:
         repo = cls(directory, keys, config)
         if (repo.metadata_dir / "timestamp.json").exists():
             repo._load()
+        elif repo.metadata_dir.is_dir() and any(repo.metadata_dir.iterdir()):
+            raise VerificationError(
+                f"{repo.metadata_dir}: holds files but no timestamp.json; refusing to make a new repository over "
+                "it (devices would be frozen on the old versions): restore the repository from the signer's last run"
+            )
         else:
             repo._create()
         missing = [m for m in config.models if role_name(m) not in repo.roles]
@@ -118,21 +129,14 @@ class Repository:
         return repo
 
     # --- reading ---------------------------------------------------------------------------
-    def _read(self, name: str) -> Metadata[Any]:
-        return Metadata.from_file(str(self.metadata_dir / name))
-
     def _load(self) -> None:
-        versions = sorted(int(p.name.split(".")[0]) for p in self.metadata_dir.glob("*.root.json"))
-        self.root = self._read(f"{versions[-1]}.root.json")
-        self.timestamp = self._read("timestamp.json")
-        self.snapshot = self._read(f"{self.timestamp.signed.snapshot_meta.version}.snapshot.json")
-        for role, meta in self.snapshot.signed.meta.items():
-            name = role.removesuffix(".json")
-            md = self._read(f"{meta.version}.{role}")
-            if name == "targets":
-                self.targets = md
-            else:
-                self.roles[name] = md
+        """The repository as the signer last signed it, or a refusal: nothing on disk is trusted unverified."""
+        state = verified.load(self.metadata_dir, [self.keys.public(n) for n in self._root_key_names()])
+        self.root, self.timestamp, self.snapshot = state.root, state.timestamp, state.snapshot
+        self.targets, self.roles = state.targets, state.roles
+        for role in self.roles.values():
+            for target in role.signed.targets.values():
+                self.checked(target)
 
     # --- creating --------------------------------------------------------------------------
     def _create(self) -> None:
@@ -209,7 +213,9 @@ class Repository:
         target.unrecognized_fields["custom"] = dict(custom)
         stored = self.stored(target)
         stored.parent.mkdir(parents=True, exist_ok=True)
-        if not stored.exists():
+        if stored.exists() or stored.is_symlink():
+            self.checked(target)
+        else:
             tmp = stored.with_name(f".{stored.name}.tmp")
             shutil.copyfile(bundle, tmp)
             os.replace(tmp, stored)
@@ -226,18 +232,31 @@ class Repository:
         self._sign_write(md, name, [self.keys.signer(signer_name or name)])
         self._snapshot_and_timestamp()
 
-    def published(self, model: str) -> list[TargetFile]:
-        """Every target the model's role ever signed (each version of its metadata), oldest first."""
-        name = role_name(model)
-        found: list[TargetFile] = []
-        for path in sorted(self.metadata_dir.glob(f"*.{name}.json"), key=lambda p: int(p.name.split(".")[0])):
-            found.extend(Metadata[Targets].from_file(str(path)).signed.targets.values())
-        return found
+    def published(self, model: str) -> tuple[list[TargetFile], list[Path]]:
+        """Every target the model's role ever signed, oldest first, from the versions on disk whose signatures
+        verify against the current targets delegation; and the role files that do not (never trusted)."""
+        good, bad = verified.history(self.metadata_dir, role_name(model), self.targets.signed)
+        return [t for md in good for t in md.signed.targets.values()], bad
 
     def stored(self, target: TargetFile) -> Path:
         """Where a target's file lives (consistent snapshots: prefixed by its sha256)."""
         directory, _, base = target.path.rpartition("/")
         return self.targets_dir / directory / f"{target.hashes['sha256']}.{base}"
+
+    def checked(self, target: TargetFile) -> Path:
+        """A target's stored file, re-hashed: a file planted at a signed path is refused, never listed or signed."""
+        path = self.stored(target)
+        if path.is_symlink() or not path.is_file():
+            raise VerificationError(f"{path}: the file of signed target {target.path} is missing or not a regular file")
+        with path.open("rb") as handle:
+            try:
+                target.verify_length_and_hashes(handle)
+            except LengthOrHashMismatchError as exc:
+                raise VerificationError(
+                    f"{path}: not the bundle signed as {target.path} ({exc}); a file planted in the repository: "
+                    "remove it and restore it from the release's bundles/"
+                ) from exc
+        return path
 
     def rotate_root(self, new_keys: Iterable[str], *, threshold: int = ROOT_THRESHOLD) -> int:
         """Root v(N+1) trusts ``new_keys``; signed by the old and the new threshold. Returns N+1."""
