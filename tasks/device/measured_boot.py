@@ -62,8 +62,14 @@ def boot(
 
 
 def event_log(console: str) -> list[tuple[int, str]]:
-    """What U-Boot printed as it measured, as (PCR, digest) in the order it extended them."""
+    """What U-Boot printed as it measured, as (PCR, digest) in the order it extended them: one digest for each
+    of MEASURED_PCRS, or a ToolError (a boot that measured less, or a console that says more)."""
     digests = console_log.parse((0.0, line) for line in console.splitlines()).u_boot_digests
+    if len(digests) != len(MEASURED_PCRS):
+        raise ToolError(
+            f"the boot printed {len(digests)} measurements, expected {len(MEASURED_PCRS)} "
+            f"(PCRs {', '.join(map(str, MEASURED_PCRS))}): see its console log"
+        )
     return list(zip(MEASURED_PCRS, digests, strict=True))
 
 

@@ -30,9 +30,10 @@ REFUSAL = re.compile(
     re.IGNORECASE,
 )
 SIGNATURE = re.compile(r"Verifying Hash Integrity \.\.\. (sha\d+,rsa\d+:\S+)\+ OK")
-PCR_LINE = re.compile(r"^PCR (\d+) sha256 ([0-9a-f]{64})$")
+# Numbers are bounded where they are matched (int() refuses more than 4300 digits with a ValueError).
+PCR_LINE = re.compile(r"^PCR (\d{1,2}) sha256 ([0-9a-f]{64})$")
 U_BOOT_DIGEST = re.compile(r"^sha256 for [0-9a-f]+ \.\.\. [0-9a-f]+ ==> ([0-9a-f]{64})$")
-FIRMWARE_LINE = re.compile(r"^secure-iot firmware (\S+) security-version (\d+)$")
+FIRMWARE_LINE = re.compile(r"^secure-iot firmware (\S+) security-version (\d{1,20})$")  # the TPM counter: 8 bytes
 SLOT_LINE = re.compile(r"^secure-iot: booting slot ([AB]), attempts left A=([0-9a-f]+) B=([0-9a-f]+)$")
 
 
