@@ -11,16 +11,19 @@ what that means.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tasks.core import atomic
-from tasks.core.errors import ToolError
+from tasks.core.errors import InputError, ToolError
 from tasks.device.agent import Agent
 from tasks.device.key_policy import KeyUse
 
@@ -34,10 +37,69 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+# What the agent reads from the fleet server's answers, bounded before it is decoded: the session goes
+# back as it came (the server takes at most 64 characters), the nonce into a quote's qualifying data
+# (TPM2B_DATA: at most a sha512 digest), the credential into `tpm2 activatecredential` (tpm2-tools' file
+# of an ID_OBJECT and the seed encrypted to an RSA-4096 EK at most: about 620 bytes).
+MAX_SESSION = 64
+MAX_NONCE = 64
+MAX_CREDENTIAL = 1024
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A server's challenge: POST /attestation/challenge's (with a credential) or GET /attestation/nonce's."""
+
+    session: str
+    nonce: bytes
+    credential: bytes = b""
+
+
+def challenge_of(response: httpx.Response, where: str, *, credential: bool) -> Challenge:
+    """The session, nonce (hex) and, for a registration, credential (base64) the fleet server answered to
+    ``where``; an InputError with one line for anything else."""
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise InputError(f"the fleet server's answer to {where} is not a JSON object: {response.text[:80]!r}")
+    session = _text(answer, "session", where, MAX_SESSION)
+    nonce = _decoded(answer, "nonce", where, MAX_NONCE, "hex")
+    made = _decoded(answer, "credential", where, MAX_CREDENTIAL, "base64") if credential else b""
+    return Challenge(session, nonce, made)
+
+
+def _text(answer: dict[str, Any], field: str, where: str, limit: int) -> str:
+    value = answer.get(field)
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise InputError(f"the fleet server's answer to {where}: {field} is not a string of 1 to {limit} characters")
+    return value
+
+
+def _decoded(answer: dict[str, Any], field: str, where: str, limit: int, encoding: str) -> bytes:
+    """A hex or base64 field of 1 to ``limit`` bytes, its length bounded before it is decoded."""
+    text = _text(answer, field, where, 2 * limit)
+    try:
+        value = bytes.fromhex(text) if encoding == "hex" else base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        raise InputError(f"the fleet server's answer to {where}: {field} is not {encoding}") from None
+    if not 0 < len(value) <= limit:
+        raise InputError(f"the fleet server's answer to {where}: {field} is {len(value)} bytes, not 1 to {limit}")
+    return value
+
+
 def certificate_is_for(certificate_pem: str, key_public: bytes) -> bool:
-    """The certificate's EC point is the TPM key's (TPM2B_PUBLIC ends with TPMS_ECC_POINT: x, y, 32 bytes each)."""
-    cert = x509.load_pem_x509_certificate(certificate_pem.encode())
-    point = cert.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    """The certificate's EC point is the TPM key's (TPM2B_PUBLIC ends with TPMS_ECC_POINT: x, y, 32 bytes each).
+    Anything that is not such a certificate is not this key's."""
+    try:
+        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
+        return False
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    point = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     x, y = key_public[-66:-34], key_public[-32:]
     return len(key_public) > 68 and point == b"\x04" + x + y
 
@@ -76,14 +138,14 @@ def register(agent: Agent, client: httpx.Client, code: str, event_log: Events, u
     first = client.post("/attestation/challenge", json=body)
     if first.status_code != 200:
         return first
-    challenge: dict[str, Any] = first.json()
-    secret = agent.activate_credential(base64.b64decode(challenge["credential"]))
-    nonce = bytes.fromhex(challenge["nonce"])
+    challenge = challenge_of(first, "POST /attestation/challenge", credential=True)
+    secret = agent.activate_credential(challenge.credential)
+    nonce = challenge.nonce
     attest, signature = agent.quote(nonce)
     key_public = agent.create_device_key(use.authority)
     certify, certify_signature = agent.certify_device_key()
     answer = {
-        "session": challenge["session"],
+        "session": challenge.session,
         "ek_certificate_pem": body["ek_certificate_pem"],
         "registration_code": code,
         "activated_secret": b64(secret),
@@ -106,11 +168,11 @@ def checkin(agent: Agent, client: httpx.Client, certificate_pem: str, event_log:
     issued = client.get("/attestation/nonce")
     if issued.status_code != 200:
         return issued
-    session: dict[str, Any] = issued.json()
-    nonce = bytes.fromhex(session["nonce"])
+    session = challenge_of(issued, "GET /attestation/nonce", credential=False)
+    nonce = session.nonce
     attest, signature = agent.quote(nonce)
     body = {
-        "session": session["session"],
+        "session": session.session,
         "certificate_pem": certificate_pem,
         "quote": b64(attest),
         "signature": b64(signature),
