@@ -10,7 +10,7 @@ from tasks.context import Context
 from tasks.core.console import console, error_line
 from tasks.core.errors import InputError
 from tasks.core.evidence import StageRecord, Verdict
-from tasks.source.commits import STATUS, check_range, default_range
+from tasks.source.commits import check_range, default_range, record
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
@@ -18,23 +18,28 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser.add_argument("range", nargs="?", help="git revision range (default: merge-base with --base ..HEAD)")
     parser.add_argument("--base", default="main", help="branch whose merge base starts the default range")
     parser.add_argument("--repo", type=Path, default=None, help="repository to check (default: this one)")
-    parser.add_argument("--allowed-signers", type=Path, default=None)
+    parser.add_argument(
+        "--allowed-signers",
+        type=Path,
+        default=None,
+        help="a pinned allowed-signers file outside the repository, judging every commit instead of each parent's",
+    )
     args = parser.parse_args(argv)
     repo = (args.repo or ctx.root).resolve()
-    signers = args.allowed_signers or ctx.inside(
-        ctx.policy.gate("commits").settings.get("allowed_signers", ".github/allowed_signers")
-    )
     rev_range = args.range or default_range(ctx, rec, repo, args.base)
-    checks = check_range(ctx, rec, rev_range, Path(signers), repo)
+    checks = check_range(ctx, rec, rev_range, repo, args.allowed_signers)
     if not checks:
         raise InputError(f"no commits in {rev_range}: nothing to verify is not a pass; give the range to check")
     bad = [c for c in checks if not c.ok]
     rec.details.update({"range": rev_range, "checked": len(checks), "failing": [c.sha for c in bad]})
+    record(rec, checks)
     for c in bad:
-        console.print(f"  [red]✗[/] {c.sha[:12]} {STATUS.get(c.code, c.code)}: {c.subject}")
+        console.print(f"  [red]✗[/] {c.sha[:12]} {c.status}: {c.subject}")
     if bad:
-        rec.reason = f"{len(bad)} of {len(checks)} commit(s) in {rev_range} not signed by an allowed signer"
+        rec.reason = f"{len(bad)} of {len(checks)} commit(s) in {rev_range} not signed by a key their parent trusts"
         error_line(rec.reason)
         return "fail"
-    console.print(f"[green]commits: pass[/] — {len(checks)} commit(s) in {rev_range} signed by allowed signers")
+    console.print(
+        f"[green]commits: pass[/] — {len(checks)} commit(s) in {rev_range} signed by keys their parents trust"
+    )
     return "pass"

@@ -86,8 +86,11 @@ def _commit_fleet(repo: Path, key: Path | None, canary: str, fleet: str, message
     text = text.replace('name = "fleet"\nwave = 2\nrelease = ""', f'name = "fleet"\nwave = 2\nrelease = "{fleet}"')
     (repo / "fleet" / "desired.toml").write_text(text)
     _git(repo, "add", "fleet")
-    sign = ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.program={pinned('ssh-keygen')}", "-c", f"user.signingkey={key}"]
-    _git(repo, *(sign if key else []), "commit", *(["-S"] if key else []), "-q", "-m", message)
+    _git(repo, *(_signing(key) if key else []), "commit", *(["-S"] if key else []), "-q", "-m", message)
+
+
+def _signing(key: Path) -> list[str]:
+    return ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.program={pinned('ssh-keygen')}", "-c", f"user.signingkey={key}"]
 
 
 def test_fleet_reconciles_a_signed_desired_state_wave_by_wave(released: FirmwareProject, tmp_path: Path) -> None:
@@ -105,6 +108,9 @@ def test_fleet_reconciles_a_signed_desired_state_wave_by_wave(released: Firmware
     _git(root, "init", "-q", "-b", "main")
     _git(root, "config", "user.email", "maintainer@example.org")
     _git(root, "config", "user.name", "Maintainer")
+    # the root commit holds the trust anchors its child, the first fleet change, is judged by (ADR 0024)
+    _git(root, "add", "security-policy.yaml", ".github/allowed_signers")
+    _git(root, *_signing(keys["maintainer"]), "commit", "-S", "-q", "-m", "the policy and its signers")
     shutil.copytree(REPO / "fleet", root / "fleet")
     fit = released.stage("release")["details"]["custom"]["fit_digest"]
 
