@@ -35,9 +35,18 @@ class PeerCertH11Protocol(H11Protocol):
         self.app = with_peer
 
 
+def load_certificate(data: bytes, *, der: bool = False) -> x509.Certificate:
+    """An X.509 certificate from bytes a peer sent (PEM, or DER): a ValueError for anything that is not one,
+    also for a version field other than v1 and v3 (cryptography's InvalidVersion is no ValueError)."""
+    try:
+        return x509.load_der_x509_certificate(data) if der else x509.load_pem_x509_certificate(data)
+    except x509.InvalidVersion as exc:
+        raise ValueError(f"not an X.509 v1 or v3 certificate ({exc})") from None
+
+
 def peer_certificate(scope: Any) -> x509.Certificate | None:
     der = scope.get("extensions", {}).get("tls", {}).get("client_cert_der")
-    return x509.load_der_x509_certificate(der) if der else None
+    return load_certificate(der, der=True) if der else None
 
 
 def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:

@@ -53,8 +53,11 @@ def approval(build: Golden) -> bytes:
 
 def verify_approval(build: Golden, authority: rsa.RSAPublicKey) -> None:
     """The build's approval is exactly what its signed values imply, and the authority signed it."""
-    if build.security_version < 1:
-        raise ReferenceValuesError("security_version must be >= 1: the TPM counter starts at 1")
+    if not 1 <= build.security_version < 1 << 8 * tpm.NV_COUNTER_SIZE:
+        raise ReferenceValuesError(
+            f"security_version must be 1 to 2^{8 * tpm.NV_COUNTER_SIZE}-1: the TPM counter starts at 1 "
+            f"and has {tpm.NV_COUNTER_SIZE} bytes"
+        )
     if not hmac.compare_digest(build.approval, approval(build)):
         raise ReferenceValuesError(
             f"key_approval: {build.approval.hex()} is not PolicyPCR({list(POLICY_PCRS)}) ; "

@@ -26,6 +26,7 @@ REFERENCE_VALUES_PREDICATE_TYPE = "urn:secure-iot:attestation:reference-values:v
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+BOOT_PCRS = tuple(range(10))  # what the quote must cover: everything the boot chain may extend
 
 
 class ReferenceValuesError(ValueError):
@@ -51,18 +52,44 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
+def _json_object(text: bytes, what: str) -> dict[str, Any]:
+    """JSON that must be an object: anything else, and nesting deeper than the parser's stack, is refused."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: json's C parser over a deeply nested value
+        raise ReferenceValuesError(f"{what}: not JSON ({exc})") from None
+    return _object(value, what)
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ReferenceValuesError(f"{what}: expected a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ReferenceValuesError(f"{what}: expected a JSON list, not {type(value).__name__}")
+    return value
+
+
 def _envelope(bundle: dict[str, Any]) -> dict[str, Any]:
     if isinstance(bundle.get("dsseEnvelope"), dict):
         return dict(bundle["dsseEnvelope"])
     if isinstance(bundle.get("base64Signature"), str):
-        return dict(json.loads(base64.b64decode(bundle["base64Signature"], validate=True)))
+        try:
+            envelope = base64.b64decode(bundle["base64Signature"], validate=True)
+        except (ValueError, binascii.Error) as exc:
+            raise ReferenceValuesError(f"bundle: base64Signature is not base64 ({exc})") from None
+        return _json_object(envelope, "bundle: base64Signature")
     raise ReferenceValuesError("bundle: neither a dsseEnvelope nor a base64Signature (cosign attest-blob --bundle)")
 
 
 def verify_bundle(raw: bytes, pipeline_key: ec.EllipticCurvePublicKey) -> Golden:
-    """Signature first (any signature by the pipeline key over the PAE), then the statement's contents."""
+    """Signature first (any signature by the pipeline key over the PAE), then the statement's contents.
+    Whatever ``raw`` holds, the answer is a Golden or a ReferenceValuesError."""
+    envelope = _envelope(_json_object(raw, "bundle"))
     try:
-        envelope = _envelope(json.loads(raw))
         payload_type = str(envelope["payloadType"])
         payload = base64.b64decode(envelope["payload"], validate=True)
         signatures = [base64.b64decode(s["sig"], validate=True) for s in envelope["signatures"]]
@@ -72,7 +99,7 @@ def verify_bundle(raw: bytes, pipeline_key: ec.EllipticCurvePublicKey) -> Golden
         raise ReferenceValuesError(f"bundle: payloadType {payload_type!r}, expected {IN_TOTO_PAYLOAD_TYPE}")
     if not any(_signed(pipeline_key, sig, pae(payload_type, payload)) for sig in signatures):
         raise ReferenceValuesError("bundle: no signature verifies with the pipeline key")
-    return _golden(json.loads(payload))
+    return _golden(_json_object(payload, "statement"))
 
 
 def _signed(key: ec.EllipticCurvePublicKey, signature: bytes, message: bytes) -> bool:
@@ -88,14 +115,17 @@ def _golden(statement: dict[str, Any]) -> Golden:
         raise ReferenceValuesError(f"statement: _type {statement.get('_type')!r} is not an in-toto Statement")
     if statement.get("predicateType") != REFERENCE_VALUES_PREDICATE_TYPE:
         raise ReferenceValuesError(f"statement: predicateType {statement.get('predicateType')!r}")
-    subjects = [str(s.get("digest", {}).get("sha256", "")) for s in statement.get("subject", [])]
-    predicate = statement.get("predicate")
-    if not isinstance(predicate, dict):
-        raise ReferenceValuesError("statement: no predicate")
+    subjects = [
+        str(_object(_object(s, "statement: subject").get("digest", {}), "statement: subject digest").get("sha256", ""))
+        for s in _list(statement.get("subject", []), "statement: subject")
+    ]
+    predicate = _object(statement.get("predicate"), "statement: predicate")
+    log = _list(predicate.get("event_log"), "predicate: event_log")
+    approved = _object(predicate.get("key_approval"), "predicate: key_approval")
     try:
         fit = str(predicate["fit_sha256"])
-        events = tuple((int(e["pcr"]), str(e["digest"])) for e in predicate["event_log"])
-        approved = predicate["key_approval"]
+        events = tuple((int(e["pcr"]), str(e["digest"])) for e in log)
+        counter_at_most = int(approved.get("counter_at_most", -1))
         golden = Golden(
             fit,
             str(predicate["hardware_model"]),
@@ -105,13 +135,13 @@ def _golden(statement: dict[str, Any]) -> Golden:
             bytes.fromhex(str(approved["policy"])),
             base64.b64decode(str(approved["signature"]), validate=True),
         )
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as exc:  # OverflowError: int(Infinity)
         raise ReferenceValuesError(f"predicate: missing or malformed {exc}") from None
     if subjects != [fit] or not SHA256_HEX.match(fit):
         raise ReferenceValuesError(f"statement: subject {subjects} is not the predicate's FIT sha256 {fit}")
-    if not events or not all(SHA256_HEX.match(d) for _, d in events):
-        raise ReferenceValuesError("predicate: event_log must list sha256 digests")
-    if int(predicate["key_approval"].get("counter_at_most", -1)) != golden.security_version:
+    if not events or not all(pcr in BOOT_PCRS and SHA256_HEX.match(d) for pcr, d in events):
+        raise ReferenceValuesError(f"predicate: event_log must list sha256 digests into PCRs {list(BOOT_PCRS)}")
+    if counter_at_most != golden.security_version:
         raise ReferenceValuesError("key_approval: counter_at_most is not the build's security_version")
     if (9, fit) not in events:
         raise ReferenceValuesError("predicate: the FIT itself is not measured into PCR 9 in the event log")

@@ -30,6 +30,7 @@ TPM_ST_ATTEST_QUOTE = 0x8018
 FIXED_TPM, FIXED_PARENT, SENSITIVE_DATA_ORIGIN = 1 << 1, 1 << 4, 1 << 5
 RESTRICTED, DECRYPT, SIGN = 1 << 16, 1 << 17, 1 << 18
 AK_REQUIRED = FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN | RESTRICTED | SIGN
+RSA_KEY_BITS = (2048, 3072, 4096)  # the RSA sizes a TPM makes (TPMI_RSA_KEY_BITS) that are not too weak
 CREDENTIAL_FILE_MAGIC = 0xBADCC0DE  # tpm2-tools' credential file: magic, version 1, ID_OBJECT, ENCRYPTED_SECRET
 
 
@@ -101,9 +102,12 @@ def parse_public(tpm2b_public: bytes) -> PublicKey:
     bits, exponent = r.u16(), r.u32() or 65537
     modulus = r.sized()
     r.end()
-    if bits < 2048 or len(modulus) * 8 != bits:
+    if bits not in RSA_KEY_BITS or len(modulus) * 8 != bits:
         raise TpmFormatError(f"public area: RSA key of {bits} bits, modulus of {len(modulus)} bytes")
-    key = rsa.RSAPublicNumbers(exponent, int.from_bytes(modulus, "big")).public_key()
+    try:
+        key = rsa.RSAPublicNumbers(exponent, int.from_bytes(modulus, "big")).public_key()
+    except ValueError as exc:  # e.g. an even or too small exponent, an even modulus
+        raise TpmFormatError(f"public area: not an RSA public key ({exc})") from None
     return PublicKey(struct.pack(">H", TPM_ALG_SHA256) + hashlib.sha256(body).digest(), attributes, key)
 
 
