@@ -11,6 +11,8 @@ and the real app.
    marked good (the TPM counter raised), booting the old one is refused by the TPM and by the server
    (step "rollback", not a quarantine), and the new build checks in again
 A stranger's check-in (no valid quote of the enrolled AK) changes nothing.
+#30 a check-in nonce is stateless until a check-in the device's AK quoted consumes it: replaying that
+   check-in, word for word, is refused.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ OTHER_MODEL = variant(b"firmware 1.2.0 for another board", "1.2.0", 3, model="ot
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    yield make_fleet(tmp_path_factory.mktemp("fleet"), devices=5, golden=(UPDATE, OTHER_MODEL))
+    yield make_fleet(tmp_path_factory.mktemp("fleet"), devices=6, golden=(UPDATE, OTHER_MODEL))
 
 
 TLS_CERTIFICATES: dict[str, str] = {}  # device id -> the TLS identity the fleet CA issued at registration
@@ -204,3 +206,26 @@ def test_29_a_released_device_cannot_come_back_on_an_older_build(fleet: Fleet) -
     refused(fleet.register(device, boot=GENUINE_BOOT), "rollback", "below security version 3")
     again = fleet.register(device, boot=UPDATED_BOOT)
     assert again.status_code == 201, again.text
+
+
+def test_30_a_replayed_checkin_is_refused(fleet: Fleet) -> None:
+    device_id, pem = registered(fleet, 5)
+    with fleet.power_on(fleet.devices[5], GENUINE_BOOT) as agent:
+        agent.load_ak()
+        issued = fleet.client.get("/attestation/nonce").json()
+        nonce = bytes.fromhex(issued["nonce"])
+        attest, signature = agent.quote(nonce)
+        use = fleet.key_use(GENUINE_BOOT)
+        body = {
+            "session": issued["session"],
+            "certificate_pem": pem,
+            "quote": base64.b64encode(attest).decode(),
+            "signature": base64.b64encode(signature).decode(),
+            "event_log": [{"pcr": p, "digest": d} for p, d in GENUINE_BOOT],
+            "key_approval": use.approval.policy.hex(),
+            "key_signature": base64.b64encode(agent.sign_with_device_key(nonce, use.approval, use.authority)).decode(),
+        }
+    first = fleet.client.post("/attestation/checkin", json=body)
+    assert first.status_code == 200, first.text
+    refused(fleet.client.post("/attestation/checkin", json=body), "nonce", "already used")
+    assert fleet.states()[device_id] == ("attested", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from cryptography.x509.oid import NameOID
@@ -13,7 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import __version__
 from .attestation import Refused
-from .checkin import checkin, nonce
+from .checkin import checkin
+from .checkin_nonce import CheckinNonces
 from .config import Settings
 from .crl import CRL_MEDIA_TYPE, Publisher
 from .database import prepare
@@ -229,10 +231,17 @@ def create_app(
         except Refused as exc:
             return refused(exc)
 
-    @app.get("/attestation/nonce", responses=STORED)
+    nonces = CheckinNonces.for_fleet(trust.fleet_ca_key) if trust is not None else None
+
+    def checkin_nonces() -> CheckinNonces:
+        if nonces is None:
+            raise HTTPException(503, "attestation is not configured (SECURE_IOT_TRUST_DIR)")
+        return nonces
+
+    @app.get("/attestation/nonce", responses=ATTESTATION)
     def attestation_nonce() -> dict[str, str]:
-        """A fresh, single-use nonce for a check-in (answered within 60 s)."""
-        return nonce(enrolments)
+        """A fresh, single-use nonce for a check-in (answered within 60 s); stateless: nothing is stored."""
+        return checkin_nonces().issue(time.time())
 
     @app.post(
         "/attestation/checkin",
@@ -241,7 +250,7 @@ def create_app(
     def attestation_checkin(body: CheckinIn) -> Response:
         """Re-attestation: a fresh quote + event log, the nonce signed by the TPM-bound device key."""
         try:
-            return JSONResponse(checkin(enrolments, trusted(), body.model_dump()))
+            return JSONResponse(checkin(enrolments, trusted(), checkin_nonces(), body.model_dump()))
         except Refused as exc:
             return refused(exc)
 

@@ -31,7 +31,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -39,10 +39,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from . import tpm
-from .identity import load_certificate
-from .reference_values import BOOT_PCRS as BOOT_PCRS  # the PCRs a quote covers (re-exported)
 from .reference_values import Golden
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+BOOT_PCRS = tuple(range(10))  # what the quote must cover: everything the boot chain may extend
 # What each build's key approval (key_policy.py) binds the device key to: the PCRs U-Boot extends
 # (8: the verifying key, 9: the FIT).
 # tpm2-tools 5.4 selects at most 8 PCRs in a policy; PCRs 0-7 are never extended on this device.
@@ -83,19 +85,24 @@ def spki_sha256(key: Any) -> str:
 
 
 def verify_ek_certificate(
-    ek_cert_pem: str, manufacturer_cas: list[x509.Certificate], enrolments: dict[str, Enrolment], now: datetime
+    ek_cert_pem: str,
+    manufacturer_cas: list[x509.Certificate],
+    enrolment_of: Callable[[str], Enrolment | None],
+    now: datetime,
 ) -> tuple[x509.Certificate, Enrolment]:
-    """Step 1: issued by a known manufacturer CA, within validity, and the EK of an unclaimed device."""
+    """Step 1: issued by a known manufacturer CA, within validity, and the EK of an unclaimed device.
+    The certificate is verified first; only then is its one enrolment looked up (``enrolment_of``: by
+    the EK's SPKI sha256), so a request that is not a manufacturer's EK certificate costs no storage."""
     step = "ek-certificate"
     try:
-        cert = load_certificate(ek_cert_pem.encode())
+        cert = x509.load_pem_x509_certificate(ek_cert_pem.encode())
     except ValueError:
         raise Refused(step, "not a PEM X.509 certificate") from None
     if not any(_issued_by(cert, ca) for ca in manufacturer_cas):
         raise Refused(step, "not issued by a known manufacturer CA")
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise Refused(step, "outside its validity period")
-    enrolment = enrolments.get(spki_sha256(cert.public_key()))
+    enrolment = enrolment_of(spki_sha256(cert.public_key()))
     if enrolment is None:
         raise Refused(step, "this EK belongs to no enrolled device (no signed manufacturing record)")
     if enrolment.claimed:
@@ -117,15 +124,17 @@ def code_digest(code: str, salt: bytes, params: tuple[int, int, int]) -> bytes:
     return hashlib.scrypt(code.strip().upper().encode(), salt=salt, n=n, r=r, p=p, maxmem=64 * 1024 * 1024, dklen=32)
 
 
-def verify_registration_code(
-    code: str, enrolment: Enrolment, failures: int, locked_until: float, now: float, lockout: Lockout
-) -> None:
-    """Step 2: refused while locked out (even the right code); the caller counts a failure."""
-    step = "registration-code"
-    if now < locked_until:
-        raise Refused(step, f"locked out for {locked_until - now:.0f} s more after {failures} wrong codes")
+CODE_STEP = "registration-code"
+# The refusal of every attempt the lockout did not let through: the same for the right code as for a
+# wrong one, with no time in it, so a refusal while locked out says nothing about the code.
+LOCKED_OUT = "locked out after too many wrong registration codes; try again later"
+
+
+def verify_registration_code(code: str, enrolment: Enrolment) -> None:
+    """Step 2: the printed code, evaluated only after the attempt was counted (EnrolmentStore.
+    reserve_code_attempt; refused with LOCKED_OUT, unevaluated, when the lockout says no)."""
     if not hmac.compare_digest(code_digest(code, enrolment.code_salt, enrolment.code_params), enrolment.code_hash):
-        raise Refused(step, "wrong registration code")
+        raise Refused(CODE_STEP, "wrong registration code")
 
 
 def verify_credential_activation(expected_sha256: bytes, activated: bytes) -> None:

@@ -1,6 +1,6 @@
 """Periodic re-attestation: an enrolled device checks in with a fresh quote, and drift quarantines it.
 
-device -> GET /attestation/nonce                       -> {session, nonce}
+device -> GET /attestation/nonce                       -> {session, nonce}  (stateless: checkin_nonce.py)
 device -> POST /attestation/checkin {session, certificate_pem, quote, signature, event_log, key_approval,
                                      key_signature}
 
@@ -20,36 +20,19 @@ crl.py). Nothing else changes.
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
 from . import attestation, tpm
 from .attestation import Refused
 from .enrolment_store import QUARANTINED, EnrolmentStore
-from .identity import issued_by, load_certificate
-from .registration import CHALLENGE_SECONDS, Trust, b64
+from .identity import issued_by
+from .registration import Trust, b64
 
-CHECKIN = "checkin"  # a check-in session: no AK, no credential
-
-
-def nonce(store: EnrolmentStore) -> dict[str, str]:
-    value, session = os.urandom(32), secrets.token_urlsafe(24)
-    store.drop_expired(CHECKIN, time.time())  # unauthenticated: expired nonces must not pile up
-    store.open_challenge(
-        {
-            "session": session,
-            "device_id": CHECKIN,
-            "ak_public": b"",
-            "secret_sha256": b"",
-            "nonce": value,
-            "expires_at": time.time() + CHALLENGE_SECONDS,
-        }
-    )
-    return {"session": session, "nonce": value.hex()}
+if TYPE_CHECKING:
+    from .checkin_nonce import CheckinNonces
 
 
 class Quarantined(Refused):
@@ -62,7 +45,7 @@ def device_of(
     """The fleet CA's certificate of an enrolled, not revoked device, exactly the one issued at registration."""
     step = "device-certificate"
     try:
-        cert = load_certificate(certificate_pem.encode())
+        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
     except ValueError:
         raise Refused(step, "not a PEM X.509 certificate") from None
     if not issued_by(cert, trust.fleet_ca_cert):
@@ -88,10 +71,8 @@ def _quarantine(store: EnrolmentStore, device_id: str, cert: x509.Certificate, d
     )
 
 
-def checkin(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict[str, Any]:
-    pending = store.take_challenge(str(answer["session"]))
-    if pending is None or pending["device_id"] != CHECKIN:
-        raise Refused("nonce", "unknown or already answered check-in session (a nonce is single-use)")
+def checkin(store: EnrolmentStore, trust: Trust, nonces: CheckinNonces, answer: dict[str, Any]) -> dict[str, Any]:
+    pending = nonces.redeem(str(answer["session"]), time.time())  # stateless: issued by us, not expired
     device_id, enrolled, cert = device_of(store, trust, str(answer["certificate_pem"]))
     if enrolled["state"] == QUARANTINED:
         raise Refused("device-certificate", f"quarantined: {enrolled['reason']}")
@@ -99,7 +80,11 @@ def checkin(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict
     quote = attestation.verify_quote_signature(
         ak, b64(answer["quote"], "quote", "quote-signature"), b64(answer["signature"], "signature", "quote-signature")
     )
-    attestation.verify_nonce(quote, pending["nonce"], pending["expires_at"], time.time())
+    attestation.verify_nonce(quote, pending.nonce, pending.expires_at, time.time())
+    # Authenticated now (the device's AK quoted this nonce): the one write that makes the nonce single-use
+    # is bounded by the enrolled devices' own check-ins, not by who asks for nonces.
+    if not store.consume_nonce(pending.session, device_id, pending.expires_at, time.time()):
+        raise Refused("nonce", "this check-in nonce was already used (a nonce is single-use)")
     # The report is the device's own from here: drift quarantines (a rollback to a build the fleet
     # still accepts is refused with its reason instead).
     model = store.model_of(device_id) or ""
@@ -123,9 +108,10 @@ def checkin(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict
         attestation.verify_approval_used(build, str(answer["key_approval"]))
         key = tpm.parse_ecc_public(enrolled["key_public"])
         signature = b64(answer["key_signature"], "key_signature", "device-key") if answer["key_signature"] else b""
-        attestation.verify_key_possession(key.key, pending["nonce"], signature)
+        attestation.verify_key_possession(key.key, pending.nonce, signature)
     except Refused as drift:
         raise _quarantine(store, device_id, cert, drift) from None
-    if not store.checked_in(device_id, build.firmware_version, build.security_version, build.fit_sha256):
-        raise Refused("rollback", "a concurrent check-in attested a newer security version; nothing written")
+    raced = store.checked_in(device_id, build.firmware_version, build.security_version, build.fit_sha256)
+    if raced is not None:
+        raise Refused("rollback", raced)
     return {"device_id": device_id, "state": "attested", "firmware": build.firmware_version}

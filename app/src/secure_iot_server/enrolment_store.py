@@ -2,19 +2,32 @@
 
 Same database and style as device_store.py (SQLite file or PostgreSQL URL, Core statements). A
 registration writes its result in one transaction at the very end; a refused one writes
-nothing but its failed-code count (the lockout has to remember) and consumes its challenge.
+nothing but its counted code attempt (the lockout has to remember) and consumes its challenge.
+Every security counter and state transition is one conditional statement (reserve_code_attempt,
+take_challenge, consume_nonce, checked_in, release): racing requests cannot both pass a check
+that only one of them should.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 
-from .attestation import Enrolment
+from .attestation import Enrolment, Lockout
 from .database import engine_for, insert
-from .schema import attested, challenges, code_attempts, device_keys, enrolments, quarantine_releases, revocations
+from .schema import (
+    attested,
+    challenges,
+    code_attempts,
+    device_keys,
+    enrolments,
+    quarantine_releases,
+    revocations,
+    used_nonces,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,6 +37,10 @@ ATTESTED, QUARANTINED, ROLLED_BACK = "attested", "quarantined", "rolled-back"
 
 class NotQuarantined(Exception):
     """Only a quarantined device can be released."""
+
+
+class _NothingWritten(Exception):
+    """Rolls a conditional write's transaction back."""
 
 
 class EnrolmentStore:
@@ -41,28 +58,31 @@ class EnrolmentStore:
         with self.engine.begin() as conn:
             return len(conn.execute(statement, [{n: row[n] for n in names} for row in rows]).all())
 
-    def enrolments(self) -> dict[str, Enrolment]:
-        """EK SPKI sha256 -> enrolment, with whether the device is already claimed."""
+    def enrolment(self, ek_spki_sha256: str) -> Enrolment | None:
+        """The one enrolment of an EK (by its SPKI sha256, a unique index), with whether it is already
+        claimed: what an unauthenticated registration request may cost, whatever the fleet's size."""
         e, a = enrolments, attested
-        query = select(e, a.c.device_id.is_not(None).label("claimed")).select_from(
-            e.outerjoin(a, a.c.device_id == e.c.device_id)
+        query = (
+            select(e, a.c.device_id.is_not(None).label("claimed"))
+            .select_from(e.outerjoin(a, a.c.device_id == e.c.device_id))
+            .where(e.c.ek_spki_sha256 == ek_spki_sha256)
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return {
-            r["ek_spki_sha256"]: Enrolment(
-                r["device_id"],
-                r["model"],
-                r["ek_spki_sha256"],
-                bytes(r["code_salt"]),
-                bytes(r["code_hash"]),
-                (r["code_n"], r["code_r"], r["code_p"]),
-                bool(r["claimed"]),
-            )
-            for r in rows
-        }
+            r = conn.execute(query).mappings().first()
+        if r is None:
+            return None
+        return Enrolment(
+            r["device_id"],
+            r["model"],
+            r["ek_spki_sha256"],
+            bytes(r["code_salt"]),
+            bytes(r["code_hash"]),
+            (r["code_n"], r["code_r"], r["code_p"]),
+            bool(r["claimed"]),
+        )
 
     def attempts(self, device_id: str) -> tuple[int, float]:
+        """(failures counted, locked until) of a device's registration code (0, 0.0: none)."""
         query = select(code_attempts.c.failures, code_attempts.c.locked_until).where(
             code_attempts.c.device_id == device_id
         )
@@ -70,20 +90,54 @@ class EnrolmentStore:
             row = conn.execute(query).first()
         return (int(row.failures), float(row.locked_until)) if row else (0, 0.0)
 
-    def record_code_failure(self, device_id: str, failures: int, locked_until: float) -> None:
-        statement = insert(self.engine, code_attempts).values(
-            device_id=device_id, failures=failures, locked_until=locked_until
+    def reserve_code_attempt(self, device_id: str, now: float, lockout: Lockout) -> bool:
+        """Count one attempt at the device's registration code BEFORE it is evaluated, in one statement
+        (an upsert whose update only happens while not locked out): True if the attempt may be evaluated.
+        The attempt that reaches ``lockout.max_failures`` locks at once, so however many answers race,
+        at most that many are evaluated per lockout period; after it, each attempt locks again. A right
+        code gives its attempt back (give_back_code_attempt); a registration clears them (attest)."""
+        c = code_attempts
+        lock = now + lockout.seconds
+        statement = insert(self.engine, c).values(
+            device_id=device_id, failures=1, locked_until=lock if lockout.max_failures <= 1 else 0.0
         )
         statement = statement.on_conflict_do_update(
-            index_elements=[code_attempts.c.device_id],
-            set_={"failures": statement.excluded.failures, "locked_until": statement.excluded.locked_until},
-        )
+            index_elements=[c.c.device_id],
+            set_={
+                "failures": c.c.failures + 1,
+                "locked_until": case((c.c.failures + 1 >= lockout.max_failures, lock), else_=c.c.locked_until),
+            },
+            where=c.c.locked_until <= now,
+        ).returning(c.c.failures)
         with self.engine.begin() as conn:
-            conn.execute(statement)
+            return conn.execute(statement).first() is not None
+
+    def give_back_code_attempt(self, device_id: str, lockout: Lockout) -> None:
+        """The right code: its counted attempt is given back, in one statement (the count stays that of the
+        wrong codes evaluated), and a lock it set lifted unless the wrong codes alone reach the limit."""
+        c = code_attempts
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(c)
+                .where(c.c.device_id == device_id)
+                .values(
+                    failures=c.c.failures - 1,
+                    locked_until=case((c.c.failures - 1 < lockout.max_failures, 0.0), else_=c.c.locked_until),
+                )
+            )
 
     def open_challenge(self, row: dict[str, Any]) -> None:
+        """The device's one outstanding challenge: a new one replaces it, and expired ones are purged
+        (an index range), so requests for challenges cannot grow the table beyond the enrolled devices."""
+        values = {c.name: row[c.name] for c in challenges.columns}
+        statement = insert(self.engine, challenges).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[challenges.c.device_id],
+            set_={name: statement.excluded[name] for name in values if name != "device_id"},
+        )
         with self.engine.begin() as conn:
-            conn.execute(challenges.insert().values(**{c.name: row[c.name] for c in challenges.columns}))
+            conn.execute(delete(challenges).where(challenges.c.expires_at < time.time()))
+            conn.execute(statement)
 
     def take_challenge(self, session: str) -> dict[str, Any] | None:
         """The challenge, deleted as it is read (DELETE … RETURNING): a session answers once, whatever
@@ -93,10 +147,13 @@ class EnrolmentStore:
             row = conn.execute(statement).mappings().first()
         return _plain(row)
 
-    def drop_expired(self, device_id: str, now: float) -> None:
-        """Forget expired sessions of one kind (check-in nonces are handed to anyone who asks)."""
+    def consume_nonce(self, session: str, device_id: str, expires_at: float, now: float) -> bool:
+        """A check-in nonce used by an authenticated device: True the first time, False for a replay
+        (INSERT … ON CONFLICT DO NOTHING: of racing uses, one wins). Expired ones are purged as it writes."""
+        record = insert(self.engine, used_nonces).values(session=session, device_id=device_id, expires_at=expires_at)
         with self.engine.begin() as conn:
-            conn.execute(delete(challenges).where(challenges.c.device_id == device_id, challenges.c.expires_at < now))
+            conn.execute(delete(used_nonces).where(used_nonces.c.expires_at < now))
+            return conn.execute(record.on_conflict_do_nothing().returning(used_nonces.c.session)).first() is not None
 
     def attest(self, row: dict[str, Any]) -> None:
         """Enrol the device (the registration's only write), with its AK and TPM-bound device key when the
@@ -153,23 +210,29 @@ class EnrolmentStore:
             values = [int(v) for v in conn.execute(current.union_all(kept)).scalars()]
         return max(values) if values else None
 
-    def checked_in(self, device_id: str, firmware_version: str, security_version: int, fit_sha256: str) -> bool:
-        """A passed re-attestation: the measured firmware and the time, nothing else. False (nothing
-        written) if a concurrent check-in raised the device's security version above this one's."""
-        with self.engine.begin() as conn:
-            written = conn.execute(
-                update(attested)
-                .where(attested.c.device_id == device_id, attested.c.security_version <= security_version)
-                .values(firmware_version=firmware_version, security_version=security_version, fit_sha256=fit_sha256)
-            ).rowcount
-            if not written:
-                return False
-            conn.execute(
-                update(device_keys)
-                .where(device_keys.c.device_id == device_id, device_keys.c.state.in_((ATTESTED, ROLLED_BACK)))
-                .values(state=ATTESTED, reason="", checked_at=datetime.now(UTC).isoformat())
-            )
-        return True
+    def checked_in(self, device_id: str, firmware_version: str, security_version: int, fit_sha256: str) -> str | None:
+        """A passed re-attestation: the measured firmware and the time, nothing else. Each write carries
+        its own condition, so a check-in racing a quarantine or a newer check-in changes nothing: None
+        when written, else why not (nothing written)."""
+        try:
+            with self.engine.begin() as conn:
+                keyed = conn.execute(  # first: holds the device's key row against a concurrent quarantine
+                    update(device_keys)
+                    .where(device_keys.c.device_id == device_id, device_keys.c.state.in_((ATTESTED, ROLLED_BACK)))
+                    .values(state=ATTESTED, reason="", checked_at=datetime.now(UTC).isoformat())
+                ).rowcount
+                if not keyed:
+                    return "the device was quarantined meanwhile; nothing written"
+                written = conn.execute(
+                    update(attested)
+                    .where(attested.c.device_id == device_id, attested.c.security_version <= security_version)
+                    .values(firmware_version=firmware_version, security_version=security_version, fit_sha256=fit_sha256)
+                ).rowcount
+                if not written:
+                    raise _NothingWritten("a concurrent check-in attested a newer security version; nothing written")
+        except _NothingWritten as exc:  # raised inside the transaction: rolled back
+            return str(exc)
+        return None
 
     def rolled_back(self, device_id: str, reason: str) -> None:
         """A refused rollback, for the operator to see (state rolled-back and why); not a revocation:
@@ -208,32 +271,27 @@ class EnrolmentStore:
         key and a new certificate); the revoked certificate stays revoked; who, when, why is recorded.
         Raises NotQuarantined for a device that is not quarantined (attested, unregistered or unknown)."""
         now = datetime.now(UTC).isoformat()
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(
-                    device_keys.c.state,
-                    device_keys.c.reason,
-                    device_keys.c.certificate_serial,
-                    device_keys.c.tls_certificate_serial,
-                    attested.c.security_version,
-                )
-                .select_from(device_keys.join(attested, attested.c.device_id == device_keys.c.device_id))
-                .where(device_keys.c.device_id == device_id)
+        with self.engine.begin() as conn:  # the conditional DELETE is the transition: of racing releases, one
+            key = conn.execute(
+                delete(device_keys)
+                .where(device_keys.c.device_id == device_id, device_keys.c.state == QUARANTINED)
+                .returning(device_keys.c.reason, device_keys.c.certificate_serial, device_keys.c.tls_certificate_serial)
             ).first()
-            if row is None or row.state != QUARANTINED:
-                raise NotQuarantined(device_id)
+            if key is None:
+                raise NotQuarantined(device_id)  # inside the transaction: nothing written
+            floor = conn.execute(
+                delete(attested).where(attested.c.device_id == device_id).returning(attested.c.security_version)
+            ).scalar_one()
             audit = {
                 "device_id": device_id,
                 "released_by": operator,
                 "released_at": now,
                 "note": note,
-                "quarantine_reason": row.reason,
-                "revoked_serial": ",".join(filter(None, (row.certificate_serial, row.tls_certificate_serial))),
-                "security_version": row.security_version,
+                "quarantine_reason": key.reason,
+                "revoked_serial": ",".join(filter(None, (key.certificate_serial, key.tls_certificate_serial))),
+                "security_version": floor,
             }
             conn.execute(quarantine_releases.insert().values(**audit))
-            conn.execute(delete(device_keys).where(device_keys.c.device_id == device_id))
-            conn.execute(delete(attested).where(attested.c.device_id == device_id))
         return audit
 
     def releases(self) -> list[dict[str, Any]]:

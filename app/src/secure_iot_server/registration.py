@@ -116,10 +116,8 @@ def _enrolment_row(device: dict[str, Any], signer: x509.Certificate, manifest_sh
 
 
 def challenge(store: EnrolmentStore, trust: Trust, ek_certificate_pem: str, ak_public_b64: str) -> dict[str, str]:
-    _, enrolment = attestation.verify_ek_certificate(
-        ek_certificate_pem, trust.manufacturer_cas, store.enrolments(), attestation.now_utc()
-    )
-    ek_cert = x509.load_pem_x509_certificate(ek_certificate_pem.encode())
+    """Unauthenticated: everything in the (bounded) body is parsed and the EK certificate verified before
+    the one enrolment is looked up by an index; the one write replaces the device's outstanding challenge."""
     ak_public = b64(ak_public_b64, "ak_public", "attestation-key")
     try:
         ak = tpm.parse_public(ak_public)
@@ -127,6 +125,9 @@ def challenge(store: EnrolmentStore, trust: Trust, ek_certificate_pem: str, ak_p
         raise Refused("attestation-key", str(exc)) from None
     if not ak.is_attestation_key:
         raise Refused("attestation-key", "not a restricted signing key created in the TPM (fixedTPM)")
+    ek_cert, enrolment = attestation.verify_ek_certificate(
+        ek_certificate_pem, trust.manufacturer_cas, store.enrolment, attestation.now_utc()
+    )
     ek = ek_cert.public_key()
     if not isinstance(ek, rsa.RSAPublicKey):
         raise Refused("ek-certificate", "only RSA endorsement keys are supported")
@@ -148,28 +149,27 @@ def challenge(store: EnrolmentStore, trust: Trust, ek_certificate_pem: str, ak_p
     }
 
 
+def check_code(store: EnrolmentStore, lockout: Lockout, enrolment: attestation.Enrolment, code: str) -> None:
+    """Step 2 with its lockout: the attempt is counted (atomically) before the code is evaluated, and
+    not evaluated at all when the lockout refuses it - the right code then gets the very refusal a
+    wrong one gets. A right code gives its counted attempt back."""
+    if not store.reserve_code_attempt(enrolment.device_id, time.time(), lockout):
+        raise Refused(attestation.CODE_STEP, attestation.LOCKED_OUT)
+    attestation.verify_registration_code(code, enrolment)
+    store.give_back_code_attempt(enrolment.device_id, lockout)
+
+
 def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict[str, Any]:
     """Steps 1-11 in order; the enrolment is written only after all passed."""
     pending = store.take_challenge(str(answer["session"]))
     if pending is None:
         raise Refused("nonce", "unknown or already answered session (a challenge is single-use)")
     _, enrolment = attestation.verify_ek_certificate(
-        str(answer["ek_certificate_pem"]), trust.manufacturer_cas, store.enrolments(), attestation.now_utc()
+        str(answer["ek_certificate_pem"]), trust.manufacturer_cas, store.enrolment, attestation.now_utc()
     )
     if enrolment.device_id != pending["device_id"]:
         raise Refused("ek-certificate", "not the EK this session's challenge was made for")
-    failures, locked_until = store.attempts(enrolment.device_id)
-    now = time.time()
-    try:
-        attestation.verify_registration_code(
-            str(answer["registration_code"]), enrolment, failures, locked_until, now, trust.lockout
-        )
-    except Refused:
-        if now >= locked_until:
-            failures += 1
-            lock = now + trust.lockout.seconds if failures >= trust.lockout.max_failures else 0.0
-            store.record_code_failure(enrolment.device_id, failures, lock)
-        raise
+    check_code(store, trust.lockout, enrolment, str(answer["registration_code"]))
     attestation.verify_credential_activation(
         pending["secret_sha256"], b64(answer["activated_secret"], "activated_secret", "credential-activation")
     )

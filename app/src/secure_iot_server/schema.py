@@ -7,7 +7,7 @@ revision in migrations/versions/ (the schema test compares the two).
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, Table, Text
+from sqlalchemy import Column, Float, Index, Integer, LargeBinary, MetaData, Table, Text
 
 metadata = MetaData()
 
@@ -54,6 +54,10 @@ challenges = Table(
     Column("nonce", LargeBinary, nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+# Revision 0005: at most one outstanding challenge per enrolled device (a new one replaces it), and the
+# expired ones found by an index when a write purges them: a flood of challenges cannot grow the table.
+Index("ix_challenges_device_id", challenges.c.device_id, unique=True)
+Index("ix_challenges_expires_at", challenges.c.expires_at)
 
 attested = Table(
     "attested",
@@ -112,4 +116,14 @@ quarantine_releases = Table(
     Column("quarantine_reason", Text, nullable=False),
     Column("revoked_serial", Text, nullable=False),
     Column("security_version", Integer, nullable=False),  # the floor it had reached: it survives the release
+)
+
+# Revision 0005: check-in nonces are stateless (checkin_nonce.py: HMAC-authenticated, carrying their issue
+# time); this remembers the ones an authenticated check-in consumed until they expire (single use).
+used_nonces = Table(
+    "used_nonces",
+    metadata,
+    Column("session", Text, primary_key=True),
+    Column("device_id", Text, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
 )

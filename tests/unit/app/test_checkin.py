@@ -12,6 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from secure_iot_server.api import create_app
+from secure_iot_server.attestation import Refused
+from secure_iot_server.checkin_nonce import CheckinNonces
 from secure_iot_server.config import Settings
 from secure_iot_server.enrolment_store import EnrolmentStore
 from secure_iot_server.registration import Trust
@@ -47,15 +49,29 @@ def pem(cert: Any) -> str:
     return str(cert.public_bytes(serialization.Encoding.PEM).decode())
 
 
-def test_a_nonce_answers_once(app: tuple[TestClient, EnrolmentStore]) -> None:
+def test_a_refused_stranger_consumes_nothing(app: tuple[TestClient, EnrolmentStore]) -> None:
+    """A nonce is consumed only by a check-in the device's AK quoted (tests/e2e/test_reattestation.py
+    replays one): a stranger refused before that changes nothing, and is refused the same way again."""
     client, _ = app
     issued = client.get("/attestation/nonce").json()
     assert len(bytes.fromhex(issued["nonce"])) == 32
     stranger = pem(leaf(ca("another CA"), "sid-0000000001")[0])
-    first = client.post("/attestation/checkin", json=body(issued["session"], stranger))
-    assert first.status_code == 403 and first.json()["step"] == "device-certificate"
-    again = client.post("/attestation/checkin", json=body(issued["session"], stranger))
-    assert again.status_code == 403 and again.json()["step"] == "nonce"
+    for _ in range(2):
+        refused = client.post("/attestation/checkin", json=body(issued["session"], stranger))
+        assert refused.status_code == 403 and refused.json()["step"] == "device-certificate"
+
+
+def test_a_session_the_server_did_not_issue_is_refused(app: tuple[TestClient, EnrolmentStore]) -> None:
+    client, _ = app
+    issued = client.get("/attestation/nonce").json()
+    forged = "1" + issued["session"][1:]  # another issue time: another nonce, which no TPM quoted
+    own = pem(leaf(FLEET, "sid-0000000001")[0])
+    for session in ("reg", "zz.abc", f"{int(time.time() * 1000):x}.short", forged):
+        response = client.post("/attestation/checkin", json=body(session, own))
+        assert response.status_code == 403 and response.json()["step"] in {"nonce", "device-certificate"}
+    assert CheckinNonces(b"k" * 32).redeem(issued["session"], time.time()) != CheckinNonces(b"j" * 32).redeem(
+        issued["session"], time.time()
+    )  # the nonce is the key's: a server with another fleet CA names another
 
 
 def test_a_fleet_certificate_of_no_enrolled_device_is_refused(app: tuple[TestClient, EnrolmentStore]) -> None:
@@ -83,17 +99,13 @@ def test_a_registration_session_is_not_a_checkin_nonce(app: tuple[TestClient, En
     assert response.status_code == 403 and response.json()["step"] == "nonce"
 
 
-def test_expired_checkin_nonces_are_dropped(app: tuple[TestClient, EnrolmentStore]) -> None:
-    client, store = app
-    store.open_challenge(
-        {
-            "session": "old",
-            "device_id": "checkin",
-            "ak_public": b"",
-            "secret_sha256": b"",
-            "nonce": b"n" * 32,
-            "expires_at": time.time() - 1,
-        }
-    )
-    client.get("/attestation/nonce")
-    assert store.take_challenge("old") is None
+def test_an_expired_or_future_nonce_is_refused_before_anything_else() -> None:
+    nonces = CheckinNonces(b"k" * 32)
+    issued = nonces.issue(1_000.0)
+    assert nonces.redeem(issued["session"], 1_059.0).nonce == bytes.fromhex(issued["nonce"])
+    with pytest.raises(Refused, match="expired"):
+        nonces.redeem(issued["session"], 1_061.0)
+    with pytest.raises(Refused, match="expired"):
+        nonces.redeem(issued["session"], 990.0)  # issued in the future (beyond the clock skew)
+    with pytest.raises(Refused, match="not a check-in session"):
+        nonces.redeem("3e8.not-16-bytes", 1_000.0)

@@ -8,16 +8,18 @@ import sqlite3
 import subprocess  # nosec B404 - starts the real server process
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from secure_iot_server.api import create_app
+from secure_iot_server.attestation import Lockout
 from secure_iot_server.config import Settings
 from secure_iot_server.database import StorageError, engine_for, head_revision, prepare
 from secure_iot_server.device_store import DeviceStore, DuplicateDeviceError
-from secure_iot_server.enrolment_store import EnrolmentStore
+from secure_iot_server.enrolment_store import EnrolmentStore, NotQuarantined
 from secure_iot_server.schema import metadata
 from secure_iot_server.telemetry_store import KEEP, TelemetryStore
 from sqlalchemy import text
@@ -127,16 +129,29 @@ def test_enrolment_store(database: str) -> None:
     rows = [enrolment("dev-1", "ek1"), enrolment("dev-2", "ek2")]
     assert store.enrol(rows) == 2
     assert store.enrol([*rows, enrolment("dev-3", "ek1"), enrolment("dev-4", "ek4")]) == 1  # known id or EK: kept
-    known = store.enrolments()
-    assert sorted(known) == ["ek1", "ek2", "ek4"]
-    assert known["ek1"].code_salt == b"\x00salt\xff"
-    assert known["ek1"].code_params == (2**14, 8, 1)
-    assert not known["ek1"].claimed
+    known = store.enrolment("ek1")
+    assert known is not None
+    assert known.device_id == "dev-1"
+    assert known.code_salt == b"\x00salt\xff"
+    assert known.code_params == (2**14, 8, 1)
+    assert not known.claimed
+    assert store.enrolment("ek3") is None
+    assert store.enrolment("ek4") is not None
 
+    lockout = Lockout(max_failures=2, seconds=100.0)
     assert store.attempts("dev-1") == (0, 0.0)
-    store.record_code_failure("dev-1", 1, 0.0)
-    store.record_code_failure("dev-1", 2, 1_800_000_000.5)
-    assert store.attempts("dev-1") == (2, 1_800_000_000.5)
+    assert store.reserve_code_attempt("dev-1", 1000.0, lockout)
+    assert store.attempts("dev-1") == (1, 0.0)
+    assert store.reserve_code_attempt("dev-1", 1000.5, lockout)  # the second locks at once
+    assert store.attempts("dev-1") == (2, 1100.5)
+    assert not store.reserve_code_attempt("dev-1", 1100.0, lockout)  # locked: nothing counted
+    assert store.attempts("dev-1") == (2, 1100.5)
+    assert store.reserve_code_attempt("dev-1", 1100.5, lockout)  # after it, each attempt locks again
+    assert store.attempts("dev-1") == (3, 1200.5)
+    store.give_back_code_attempt("dev-1", lockout)  # it was the right code: 2 wrong ones reach the limit
+    assert store.attempts("dev-1") == (2, 1200.5)
+    store.give_back_code_attempt("dev-1", lockout)
+    assert store.attempts("dev-1") == (1, 0.0)  # below the limit: unlocked
 
     store.open_challenge(challenge("s-1"))
     assert store.take_challenge("s-1") == challenge("s-1")
@@ -144,7 +159,8 @@ def test_enrolment_store(database: str) -> None:
 
     store.attest(dict(device_id="dev-1", certificate_pem="c", firmware_version="2", security_version=3, fit_sha256="f"))
     assert store.attempts("dev-1") == (0, 0.0)  # a registration clears the failed codes
-    assert store.enrolments()["ek1"].claimed
+    claimed = store.enrolment("ek1")
+    assert claimed is not None and claimed.claimed
     [attested] = store.attested()
     assert attested["device_id"] == "dev-1"
     assert attested["security_version"] == 3
@@ -227,12 +243,6 @@ def test_device_keys_quarantine_and_revocation(database: str) -> None:
     assert [r["certificate_serial"] for r in store.revocations()] == ["0a1b"]
     assert store.revocation("ffff") is None
 
-    store.open_challenge({**challenge("old"), "device_id": "checkin", "expires_at": 10.0})
-    store.open_challenge({**challenge("new"), "device_id": "checkin", "expires_at": 1000.0})
-    store.drop_expired("checkin", 100.0)
-    assert store.take_challenge("old") is None
-    assert store.take_challenge("new") is not None
-
 
 def test_telemetry_keeps_each_devices_newest_reports(database: str) -> None:
     """Bounded per device on both backends: the insert and the trim are one transaction."""
@@ -244,3 +254,96 @@ def test_telemetry_keeps_each_devices_newest_reports(database: str) -> None:
     kept = store.recent("sid-a", KEEP + 10)
     assert len(kept) == KEEP and kept[0]["uptime_s"] == KEEP + 2 and kept[-1]["uptime_s"] == 3
     assert [r["uptime_s"] for r in store.recent("sid-b", 5)] == [7]
+
+
+def test_one_outstanding_challenge_per_device_and_expired_ones_go(database: str) -> None:
+    """A new challenge replaces the device's outstanding one, and a write purges the expired: however
+    many challenges are asked for, the table holds at most one per enrolled device."""
+    prepare(database)
+    store = EnrolmentStore(database)
+    soon = time.time() + 60
+    for n in range(20):
+        store.open_challenge({**challenge(f"s-{n}"), "expires_at": soon})
+    store.open_challenge({**challenge("stale", "dev-2"), "expires_at": time.time() - 1})
+    store.open_challenge({**challenge("other", "dev-3"), "expires_at": soon})
+    with engine_for(database).connect() as conn:
+        sessions = sorted(conn.execute(text("SELECT session FROM challenges")).scalars())
+    assert sessions == ["other", "s-19"]
+
+
+def test_a_nonce_is_consumed_once_when_uses_race(database: str) -> None:
+    """Eight threads consume the same check-in nonce at once: exactly one of them may; expired ones go."""
+    prepare(database)
+    store = EnrolmentStore(database)
+    barrier, used = threading.Barrier(8), list[bool]()
+
+    def consume() -> None:
+        barrier.wait()
+        used.append(store.consume_nonce("n-1", "dev-1", 1000.0, 900.0))
+
+    threads = [threading.Thread(target=consume) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(used) == [False] * 7 + [True]
+    assert store.consume_nonce("n-2", "dev-1", 2000.0, 1500.0)  # n-1 expired at 1000: purged by this write
+    assert store.consume_nonce("n-1", "dev-1", 2000.0, 1500.0)
+
+
+def keyed_device(store: EnrolmentStore, device_id: str = "dev-1") -> None:
+    store.enrol([enrolment(device_id, f"ek-{device_id}")])
+    store.attest(
+        dict(
+            device_id=device_id,
+            certificate_pem="c",
+            firmware_version="2",
+            security_version=3,
+            fit_sha256="f",
+            ak_public=b"\x00ak",
+            key_public=b"\x01key",
+            certificate_serial=f"serial-{device_id}",
+            tls_certificate_serial=None,
+        )
+    )
+
+
+def test_racing_releases_release_once(database: str) -> None:
+    """Eight operators release the same quarantined device at once: one release, one audit record."""
+    prepare(database)
+    store = EnrolmentStore(database)
+    keyed_device(store)
+    store.quarantine("dev-1", "PCR 9 drifted")
+    barrier, outcomes = threading.Barrier(8), list[str]()
+
+    def release() -> None:
+        barrier.wait()
+        try:
+            store.release("dev-1", "CN=operator", "re-flashed")
+            outcomes.append("released")
+        except NotQuarantined:
+            outcomes.append("not quarantined")
+
+    threads = [threading.Thread(target=release) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["not quarantined"] * 7 + ["released"]
+    assert len(store.releases()) == 1
+    assert store.security_floor("dev-1") == 3
+
+
+def test_a_check_in_never_writes_over_a_quarantine(database: str) -> None:
+    """The check-in's write carries its condition: once quarantined (by a racing check-in that saw drift),
+    a passed check-in writes nothing and says why."""
+    prepare(database)
+    store = EnrolmentStore(database)
+    keyed_device(store)
+    store.quarantine("dev-1", "PCR 9 drifted")
+    assert store.checked_in("dev-1", "2.1", 4, "f2") == "the device was quarantined meanwhile; nothing written"
+    [row] = store.attested()
+    assert (row["state"], row["firmware_version"], row["security_version"]) == ("quarantined", "2", 3)
+    keyed_device(store, "dev-2")
+    assert store.checked_in("dev-2", "2.1", 4, "f2") is None
+    assert store.checked_in("dev-2", "2.0", 3, "f1") is not None  # older than what it attested on: nothing
