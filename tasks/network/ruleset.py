@@ -4,10 +4,24 @@ Two tables: ``bridge admission`` blocks every device port except for EAPOL until
 admits it (the port's name joins the ``admitted`` set); ``inet gateway`` routes between
 zones with default deny, one counted accept per allow rule and one counted drop per zone
 pair, so a refused flow is attributed to the pair it tried to cross.
+
+A zone is its interface at the edge, not only its addresses: every accept names the interface
+the traffic came in on (the tunnel's for a ``via = "ipsec"`` rule) and the one it leaves by, and
+before any of that a packet whose source is not of the zone it came in from is dropped and
+counted per zone (the named counters ``spoofed-<zone>``, shown by ``network -- status``). So a
+device that sends with an ops or fleet address is dropped at the edge, whatever it targets.
+
+Each zone is one subnet behind one interface, so that check is the zone's reverse path, written
+out from the plan. Not the kernel's (``fib saddr . iif oif missing``, or rp_filter): charon's
+kernel-libipsec routes a tunnelled device's address back through ``ipsec0`` (its table 220 routes
+by destination only), so the device's own ESP-in-UDP on the device LAN failed the strict check and
+every tunnel stopped carrying traffic (measured). The tunnel needs no such check: what arrives on
+``ipsec0`` can match only a ``via = "ipsec"`` rule, which names the device zone's addresses.
 """
 
 from __future__ import annotations
 
+from tasks.core.errors import InputError
 from tasks.network.plan import Allow, Plan
 
 ADMISSION_TABLE = "admission"
@@ -16,6 +30,23 @@ GATEWAY_TABLE = "gateway"
 DEVICE_PORT_PREFIX = "dp"  # the edge's end of each device's veth: dp0, dp1, ...
 EAPOL_ETHERTYPE = "0x888e"
 TUNNEL_IF = "ipsec0"  # strongSwan kernel-libipsec's TUN device: what arrives on it came through the tunnel
+# each zone's interface at the edge (tasks/network/topology.py makes them): what a zone's traffic comes in on
+ZONE_INTERFACES = {"devices": "br-dev", "fleet": "fleet0", "ops": "ops0", "internet": "wan0"}
+SPOOFED = "spoofed-"  # + zone: the named counter of packets dropped for a source not routed back there
+
+
+def interface(zone: str) -> str:
+    """The edge's interface of ``zone``; a zone the edge has no interface for has no rule either (refused)."""
+    if zone not in ZONE_INTERFACES:
+        raise InputError(
+            f"zone {zone!r}: the edge has no interface for it (zones with one: {', '.join(ZONE_INTERFACES)})"
+        )
+    return ZONE_INTERFACES[zone]
+
+
+def _anti_spoofing(plan: Plan) -> dict[str, str]:
+    """The counter name per zone interface whose packets must carry a source of that zone."""
+    return {interface(zone): SPOOFED + zone for zone in plan.zones}
 
 
 def describe(index: int, rule: Allow) -> str:
@@ -30,10 +61,19 @@ def _to_edge(plan: Plan, rule: Allow) -> bool:
     return target.prefixlen == 32 and target.network_address in plan.edge_addresses()
 
 
+def _target_zone(plan: Plan, rule: Allow) -> str:
+    return rule.target if rule.target in plan.zones else plan.hosts[rule.target].zone
+
+
 def _allow_line(plan: Plan, index: int, rule: Allow) -> str:
-    match = f"ip saddr {plan.zones[rule.source].subnet} ip daddr {plan.network_of(rule.target)}"
-    if rule.via == "ipsec":
-        match = f'iifname "{TUNNEL_IF}" {match}'
+    iif = TUNNEL_IF if rule.via == "ipsec" else interface(rule.source)
+    match = f'iifname "{iif}"'
+    if not _to_edge(plan, rule):  # forwarded: it leaves by the target zone's interface (a device's, or the tunnel)
+        outs = [interface(_target_zone(plan, rule))]
+        if outs[0] == ZONE_INTERFACES["devices"] and plan.needs_ipsec:
+            outs.append(TUNNEL_IF)
+        match += f' oifname "{outs[0]}"' if len(outs) == 1 else " oifname { " + ", ".join(f'"{o}"' for o in outs) + " }"
+    match += f" ip saddr {plan.zones[rule.source].subnet} ip daddr {plan.network_of(rule.target)}"
     match += f" meta l4proto {rule.proto}" if rule.port is None else f" {rule.proto} dport {rule.port}"
     return f'{match} counter accept comment "{describe(index, rule)}"'
 
@@ -53,6 +93,18 @@ def generate(plan: Plan) -> str:
         "  }",
         "}",
         f"table inet {GATEWAY_TABLE} {{",
+        *[
+            f'  counter {name} {{ comment "in on {iface} from a source outside its zone: dropped" }}'
+            for iface, name in _anti_spoofing(plan).items()
+        ],
+        "  chain prerouting {",
+        "    type filter hook prerouting priority raw; policy accept;",
+        *[
+            f'    iifname "{iface}" ip saddr != {plan.zones[name.removeprefix(SPOOFED)].subnet} '
+            f'counter name "{name}" drop'
+            for iface, name in _anti_spoofing(plan).items()
+        ],
+        "  }",
         "  chain forward {",
         "    type filter hook forward priority filter; policy drop;",
         "    ct state established,related accept",
@@ -61,7 +113,7 @@ def generate(plan: Plan) -> str:
     plaintext: dict[tuple[str, str], str] = {}
     for rule in plan.allow:
         if rule.via == "ipsec":
-            target_zone = rule.target if rule.target in plan.zones else plan.hosts[rule.target].zone
+            target_zone = _target_zone(plan, rule)
             from_net, to_net = plan.zones[rule.source].subnet, plan.zones[target_zone].subnet
             plaintext[(rule.source, target_zone)] = (
                 f'    iifname != "{TUNNEL_IF}" ip saddr {from_net} ip daddr {to_net} '

@@ -9,6 +9,7 @@ removes every link and rule with them.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,11 +29,14 @@ if TYPE_CHECKING:
     from cryptography import x509
 
 ZONES = ("edge", "fleet", "ops")
-DEVICE_BRIDGE = "br-dev"
-UPLINK = "wan0"
+DEVICE_BRIDGE = ruleset.ZONE_INTERFACES["devices"]
+UPLINK = ruleset.ZONE_INTERFACES["internet"]
 FLOW_STORE = "flows"  # the device LAN (br-dev): every packet a device sends, refused ones included
 TUNNEL_FLOW_STORE = "flows-tunnel"  # the edge's fleet side (fleet0): what left the tunnel, decrypted
-PROBES = {"nfpcapd": (DEVICE_BRIDGE, FLOW_STORE), "nfpcapd:tunnel": ("fleet0", TUNNEL_FLOW_STORE)}
+PROBES = {
+    "nfpcapd": (DEVICE_BRIDGE, FLOW_STORE),
+    "nfpcapd:tunnel": (ruleset.ZONE_INTERFACES["fleet"], TUNNEL_FLOW_STORE),
+}
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,8 @@ def _build(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
         # the uplink ends in the edge itself (no dummy driver in every kernel): routed, never delivered
         _veth(ctx, rec, state, (edge, UPLINK), (edge, f"{UPLINK}-end"))
         _address(ctx, rec, edge, UPLINK, internet.gateway, internet.subnet)
-    for zone, ns, edge_if in (("fleet", fleet, "fleet0"), ("ops", ops, "ops0")):
+    for zone, ns in (("fleet", fleet), ("ops", ops)):
+        edge_if = ruleset.ZONE_INTERFACES[zone]
         _veth(ctx, rec, state, (edge, edge_if), (ns, "eth0"))
         _address(ctx, rec, edge, edge_if, plan.zones[zone].gateway, plan.zones[zone].subnet)
         for host in plan.hosts.values():
@@ -230,7 +235,7 @@ def leftovers(ctx: Context, rec: StageRecord, state: State) -> list[Check]:
     names = set(ip(ctx, rec, ["netns", "list"]).stdout.split())
     left_ns = sorted(n for n in names if n.startswith(state.prefix))
     links = ip(ctx, rec, ["-o", "link", "show"]).stdout
-    ours = ("br-dev", "fleet0", "ops0", UPLINK, state.prefix)
+    ours = (*ruleset.ZONE_INTERFACES.values(), state.prefix)
     left_links = sorted({line.split(":")[1].strip() for line in links.splitlines() if any(o in line for o in ours)})
     left_procs = [f"{p.role} (pid {p.pid})" for p in state.processes if is_ours(p)]
     return [
@@ -252,4 +257,21 @@ def status(ctx: Context, rec: StageRecord, state: State) -> list[Check]:
         Check(f"{p.role}", is_ours(p), f"pid {p.pid} in {p.namespace}" if is_ours(p) else f"pid {p.pid} not running")
         for p in state.processes
     ]
+    if state.namespace("edge") in names:
+        rows += [
+            Check(f"spoofed from {zone}", True, f"{n} packets dropped") for zone, n in spoofed(ctx, rec, state).items()
+        ]
     return rows
+
+
+def spoofed(ctx: Context, rec: StageRecord, state: State) -> dict[str, int]:
+    """Packets the edge dropped per zone for a source outside the zone of the interface they came in on."""
+    listed = run_in(
+        ctx, rec, state.namespace("edge"), "nft", ["-j", "list", "counters", "table", "inet", ruleset.GATEWAY_TABLE]
+    )
+    counters = (item["counter"] for item in json.loads(listed.stdout)["nftables"] if "counter" in item)
+    return {
+        c["name"].removeprefix(ruleset.SPOOFED): int(c["packets"])
+        for c in counters
+        if c["name"].startswith(ruleset.SPOOFED)
+    }

@@ -436,6 +436,49 @@ def test_13_the_database_takes_no_one_but_the_fleet_server(net: Net) -> None:
     assert done.returncode != 0 and 'no pg_hba.conf entry for host "10.60.3.10"' in done.stderr, done.stderr
 
 
+def test_14_a_device_sending_with_an_ops_address_is_dropped_at_the_edge_and_counted(net: Net) -> None:
+    """#30 N1: an admitted device forges the collector's zone as its source to reach the fleet zone the
+    ops -> fleet rule opens. The edge drops it before any zone rule (a source outside the zone of the
+    interface it came in on), counted in `spoofed-devices` and shown by `status`; the fleet zone never
+    sees it (counted where it would arrive, as in test 4)."""
+    forged = "10.60.3.66"
+    namespace = net.device("spoof")["namespace"]  # an admitted port, no tunnel: its packets leave as it sends them
+    subprocess.run(["ip", "-n", namespace, "addr", "add", f"{forged}/32", "dev", "eth0"], check=True)
+    fleet = ["ip", "netns", "exec", net.namespace("fleet"), str(pinned("nft"))]
+    rule = f'iifname "eth0" ip saddr {forged} tcp dport {BROKER[1]} counter'
+    probe = f"table inet forged {{\n chain pre {{\n  type filter hook prerouting priority -400;\n  {rule}\n }}\n}}\n"
+    subprocess.run([*fleet, "-f", "-"], input=probe, text=True, check=True, capture_output=True)
+
+    def arrived() -> int:
+        done = subprocess.run(
+            [*fleet, "-j", "list", "table", "inet", "forged"], capture_output=True, text=True, check=True
+        )
+        rules = [i["rule"] for i in json.loads(done.stdout)["nftables"] if "rule" in i]
+        return int(next(e["counter"]["packets"] for e in rules[0]["expr"] if "counter" in e))
+
+    def spoofed() -> int:
+        listed = json.loads(net.in_edge("nft", "-j", "list", "counter", "inet", "gateway", "spoofed-devices"))
+        return int(next(i["counter"]["packets"] for i in listed["nftables"] if "counter" in i))
+
+    ncat = ["ip", "netns", "exec", namespace, pinned("ncat"), "-z", "-w", "1", "-s", forged, *map(str, BROKER)]
+    try:
+        before = spoofed() if "spoofed-devices" in net.in_edge("nft", "list", "counters") else 0
+        for _ in range(3):  # as in test 4: on a loaded machine ncat's 1 s can pass before a SYN leaves
+            subprocess.run(ncat, capture_output=True, check=False, timeout=30)
+            assert arrived() == 0, "a device's packet with an ops source address crossed the edge to the fleet zone"
+            if spoofed() > before:
+                break
+    finally:
+        subprocess.run([*fleet, "delete", "table", "inet", "forged"], capture_output=True, check=False)
+        subprocess.run(["ip", "-n", namespace, "addr", "del", f"{forged}/32", "dev", "eth0"], check=False)
+    assert spoofed() > before, "dropped, and counted as spoofed from the device zone"
+    status = net.cli("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    rows = {c["name"]: c for c in json.loads((net.state / "status.json").read_text())["checks"]}
+    assert rows["spoofed from devices"]["detail"] == f"{spoofed()} packets dropped"
+    assert net.connects("good", *BROKER), "the legitimate path, through the tunnel, still passes"
+
+
 def test_6_a_new_listening_port_in_the_fleet_zone_fails_the_scan(net: Net) -> None:
     ports = "1-1024,5432,8080,8443"  # the declared ports, the rogue one, the well-known range
     clean = net.cli("scan", "--ports", ports)

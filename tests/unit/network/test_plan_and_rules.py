@@ -50,6 +50,30 @@ def test_generated_rules_are_default_deny_with_one_counted_accept_per_allow_rule
     assert f"ether type {ruleset.EAPOL_ETHERTYPE} accept" in rules
 
 
+def test_every_accept_names_its_interfaces_and_forged_sources_are_dropped_first() -> None:
+    """#30 N1: a zone is its interface, not only its addresses; a forged source is dropped before any zone rule."""
+    plan = plan_mod.load(REPO)
+    rules = ruleset.generate(plan)
+    accepts = [line.strip() for line in rules.splitlines() if "counter accept" in line]
+    assert accepts and all(line.startswith('iifname "') for line in accepts), accepts
+    assert 'iifname "ipsec0" oifname "fleet0" ip saddr 10.60.1.0/24 ip daddr 10.60.2.10/32 tcp dport 8443' in rules
+    assert 'iifname "ops0" oifname "fleet0" ip saddr 10.60.3.0/24' in rules
+    assert 'iifname "br-dev" ip saddr 10.60.1.0/24 ip daddr 10.60.1.1/32 udp dport 500' in rules
+    prerouting = rules.index("hook prerouting priority raw")
+    assert prerouting < rules.index("hook forward")
+    for zone, iface in ruleset.ZONE_INTERFACES.items():
+        assert f"counter {ruleset.SPOOFED}{zone} {{" in rules
+        subnet = plan.zones[zone].subnet
+        assert f'iifname "{iface}" ip saddr != {subnet} counter name "{ruleset.SPOOFED}{zone}" drop' in rules
+
+
+def test_a_zone_the_edge_has_no_interface_for_is_refused() -> None:
+    topology = data()
+    topology["zones"]["lab"] = {"subnet": "10.60.9.0/24", "gateway": "10.60.9.1"}
+    with pytest.raises(InputError, match="zone 'lab': the edge has no interface for it"):
+        ruleset.generate(plan_mod.parse(topology))
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
