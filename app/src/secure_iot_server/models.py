@@ -149,5 +149,5 @@ class TelemetryIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    uptime_s: int = Field(ge=0)
-    firmware_version: str = Field(pattern=SEMVER_PATTERN)
+    uptime_s: int = Field(ge=0, le=2**31 - 1)  # the column is a 32-bit INTEGER on PostgreSQL
+    firmware_version: str = Field(pattern=SEMVER_PATTERN, max_length=64)

@@ -79,3 +79,12 @@ def test_a_revoked_device_certificate_reaches_nothing(tmp_path: Path) -> None:
         answer = device.get("/updates/check")
         assert answer.status_code == 403 and "reference-values: drift" in answer.json()["detail"]
         assert device.post("/telemetry", json=TELEMETRY).status_code == 403
+
+
+def test_telemetry_fields_are_bounded_before_storage(tmp_path: Path) -> None:
+    """A malicious device's out-of-range report is a 422, not a database error: an uptime past the
+    32-bit column (an overflow on either backend) and a version string of any length are refused."""
+    with TestClient(app_as(tmp_path, DEVICE[0]), raise_server_exceptions=False) as device:
+        for report in ({"uptime_s": 2**63}, {"uptime_s": 2**31}, {"firmware_version": "1.0.0-" + "a" * 5000}):
+            assert device.post("/telemetry", json={**TELEMETRY, **report}).status_code == 422
+        assert device.post("/telemetry", json={**TELEMETRY, "uptime_s": 2**31 - 1}).status_code == 202
