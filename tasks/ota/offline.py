@@ -45,7 +45,7 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
 def write(repo: Repository, model: str, out: Path) -> list[str]:
     """``out``: the chain for ``model`` and its current target. Returns the member names."""
     meta = repo.metadata_dir
-    names = sorted(p.name for p in meta.glob("*.root.json"))
+    names = [f"{version}.root.json" for version in range(1, repo.root.signed.version + 1)]  # the verified chain
     names.append("timestamp.json")
     names.append(f"{repo.snapshot.signed.version}.snapshot.json")
     names.append(f"{repo.targets.signed.version}.targets.json")
