@@ -237,4 +237,7 @@ def default_range(ctx: Context, rec: StageRecord, repo: Path, base: str) -> str:
         found = runner.run(rec, git, ["merge-base", "HEAD", candidate], cwd=repo, check=False)
         if found.returncode == 0:
             return f"{found.stdout.strip()}..HEAD"
-    raise InputError(f"no merge base between HEAD and '{base}': pass a range, e.g. `nox -s commits -- A..B`")
+    raise InputError(
+        f"no merge base between HEAD and '{base}' (nor origin/{base}): fetch it, name another with --base, "
+        "or give `nox -s commits` a range, e.g. `nox -s commits -- A..B`"
+    )

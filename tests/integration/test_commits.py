@@ -365,3 +365,10 @@ def test_an_x509_signature_block_is_refused(signed_repo: tuple[Path, dict[str, P
     result = run_tasks("commits", f"{sha}^!", "--repo", str(repo), root=project)
     assert result.returncode == 1, result.output
     assert f"{sha[:12]} signed in a format the policy does not name: x509" in result.output
+
+
+def test_the_fleet_gate_without_a_base_branch_is_one_line(branch: Path) -> None:
+    result = run_tasks("fleet", "--base", "no-such-branch", root=branch)
+    assert result.returncode == 2, result.output
+    assert "no merge base between HEAD and 'no-such-branch'" in result.output
+    assert "--base" in result.output.splitlines()[-1]
