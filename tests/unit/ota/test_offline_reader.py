@@ -149,6 +149,7 @@ def _dotdot(info: tarfile.TarInfo, data: bytes) -> list[tuple[tarfile.TarInfo, b
         (_twice, "'metadata/timestamp.json' twice"),
         (_dotdot, "not a plain path under metadata/ or targets/"),
     ],
+    ids=["sparse", "pax-size", "symlink", "twice", "dotdot"],
 )
 def test_a_hostile_timestamp_member_is_refused_before_it_is_read(
     stick: Stick,
