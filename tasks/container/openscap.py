@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,10 @@ from tasks.core import atomic, runner
 from tasks.core.errors import PolicyError, ToolError
 from tasks.core.evidence import StageRecord, now
 from tasks.core.runner import Tool
+from tasks.policy.security_policy import SSG_RULE_PREFIX
 
+RULE_PREFIX = SSG_RULE_PREFIX  # the policy names it; this module strips it from rule ids
 XCCDF_NS = "{http://checklists.nist.gov/xccdf/1.2}"
-RULE_PREFIX = "xccdf_org.ssgproject.content_rule_"
 SCHEMA = Path("schemas/openscap-result-v1.schema.json")
 SCANNER_URI = "pkg:deb/debian/openscap-scanner"
 
@@ -49,6 +50,7 @@ class Evaluation:
     started: str
     finished: str
     patch: str = ""  # gates.compliance.content_patch applied to the copy, as "find -> replace"
+    severity: dict[str, str] = field(default_factory=dict)  # rule id -> XCCDF severity (unknown when unsaid)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -96,21 +98,21 @@ def datastream(ctx: Context, rec: StageRecord, oscap: Tool, settings: dict[str, 
     return patched
 
 
-def rule_results(results: Path) -> dict[str, str]:
-    """rule id (without the SSG prefix) -> result, from XCCDF 1.2 TestResult."""
+def rule_results(results: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """rule id (without the SSG prefix) -> result, and -> severity, from XCCDF 1.2 TestResult."""
     try:
         tree = ElementTree.parse(results)
     except (ElementTree.ParseError, OSError) as exc:
         raise ToolError(f"{results}: unreadable XCCDF results ({exc})") from exc
-    out = {}
+    outcome, severity = {}, {}
     for item in tree.iter(f"{XCCDF_NS}rule-result"):
+        rule = item.get("idref", "").removeprefix(RULE_PREFIX)
         result = item.find(f"{XCCDF_NS}result")
-        out[item.get("idref", "").removeprefix(RULE_PREFIX)] = (
-            result.text if result is not None and result.text else "?"
-        )
-    if not out:
+        outcome[rule] = result.text if result is not None and result.text else "?"
+        severity[rule] = item.get("severity", "unknown")
+    if not outcome:
         raise ToolError(f"{results}: no rule results (wrong profile or datastream?)")
-    return out
+    return outcome, severity
 
 
 def evaluate(ctx: Context, rec: StageRecord, oscap: Tool, ref: str, out: Path) -> Evaluation:
@@ -143,11 +145,17 @@ def evaluate_tree(ctx: Context, rec: StageRecord, oscap: Tool, rootfs: Path, out
         raise ToolError(f"oscap-chroot exited {done.returncode}: {done.tail()}")
     patch = settings.get("content_patch")
     applied = f"{patch['find']!r} -> {patch['replace']!r}" if isinstance(patch, dict) else ""
-    return Evaluation(profile, content, results, html, rule_results(results), started, finished, applied)
+    outcome, severity = rule_results(results)
+    return Evaluation(profile, content, results, html, outcome, started, finished, applied, severity)
 
 
-def predicate(root: Path, evaluation: Evaluation, oscap_version: str) -> dict[str, Any]:
-    """The compliance predicate (COMPLIANCE_PREDICATE_TYPE) of one evaluation, schema-checked."""
+def predicate(
+    root: Path, evaluation: Evaluation, oscap_version: str, waived: Mapping[str, Mapping[str, str]] | None = None
+) -> dict[str, Any]:
+    """The compliance predicate (COMPLIANCE_PREDICATE_TYPE) of one evaluation, schema-checked.
+
+    ``waived``: rule -> the waiver (waiver, owner, justification, expires) that accepted its
+    failure (compliance_gate.Judgement.waived); signed with the results it explains."""
     benchmark: dict[str, Any] = {
         "datastream": {
             "name": evaluation.content.name,
@@ -163,6 +171,7 @@ def predicate(root: Path, evaluation: Evaluation, oscap_version: str) -> dict[st
         # the profile's rules only: "notselected" ones were not evaluated (counted in the summary)
         "results": {k: v for k, v in sorted(evaluation.outcome.items()) if v != "notselected"},
         "summary": dict(sorted(evaluation.counts().items())),
+        "waived": {rule: dict(waiver) for rule, waiver in sorted((waived or {}).items())},
         "metadata": {"evaluationStartedOn": evaluation.started, "evaluationFinishedOn": evaluation.finished},
     }
     validate(root, document)

@@ -38,6 +38,7 @@ class GateOutcome:
                     "location": f.location,
                     "waiver": w.id,
                     "owner": w.owner,
+                    "justification": " ".join(w.justification.split()),
                     "expires": w.expires.isoformat(),
                 }
                 for f, w in self.waived
@@ -61,13 +62,17 @@ def evaluate(gate_name: str, findings: Iterable[Finding], policy: Policy) -> Gat
     return GateOutcome(gate_name, str(gate.fail_on), tuple(blocking), tuple(waived), tuple(below))
 
 
-def conclude(rec: StageRecord, outcome: GateOutcome, what: str, passed: str) -> Verdict:
-    """The ending every findings gate shares: blocking table, waivers used, reason, verdict."""
+def conclude(rec: StageRecord, outcome: GateOutcome, what: str, passed: str, unmet: str = "") -> Verdict:
+    """The ending every findings gate shares: blocking table, waivers used, reason, verdict.
+
+    ``unmet``: what fails the gate whatever the findings (a required compliance rule that did not
+    pass), said first in the reason."""
     findings_table(f"blocking {what} (threshold: {outcome.threshold})", outcome.blocking)
     for finding, waiver in outcome.waived:
         console.print(f"  waived: {finding.rule} at {finding.location} by {waiver.owner} until {waiver.expires}")
-    if outcome.passed:
+    if outcome.passed and not unmet:
         console.print(f"[green]{rec.stage}: pass[/] — {passed}")
         return "pass"
-    rec.reason = f"{len(outcome.blocking)} blocking {what}: " + ", ".join(outcome.blocking_names())
+    blocking = f"{len(outcome.blocking)} blocking {what}: " + ", ".join(outcome.blocking_names())
+    rec.reason = "; ".join(([unmet] if unmet else []) + ([blocking] if outcome.blocking else []))
     return "fail"

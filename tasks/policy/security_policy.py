@@ -2,7 +2,8 @@
 
 Per-gate severity thresholds, gate settings, and waivers. The file is validated against
 schemas/security-policy.schema.json; an error names the exact field. A waiver without a
-justification, or past its expiry date, is an error — never a pass.
+justification, past its expiry date, or naming a rule its gate requires (gates.compliance.
+required_rules), is an error — never a pass.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from tasks.core.repository import CHECKOUT
 from tasks.policy.findings import Finding, Severity
 
 SCHEMA_PATH = CHECKOUT / "schemas" / "security-policy.schema.json"
+# The SCAP Security Guide's XCCDF rule ids begin with this. A compliance waiver names a rule by
+# its full id; gates.compliance.required_rules and the OpenSCAP predicate's results without it.
+SSG_RULE_PREFIX = "xccdf_org.ssgproject.content_rule_"
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,12 @@ def load(path: Path, *, today: dt.date | None = None) -> Policy:
             raise PolicyError(f"{where}: gate '{spec['gate']}' is not defined under gates")
         if not spec["justification"].strip():
             raise PolicyError(f"{where}: justification is empty; say why the risk is accepted")
+        required = gates[spec["gate"]].settings.get("required_rules") or []
+        if spec["id"].removeprefix(SSG_RULE_PREFIX) in required:
+            raise PolicyError(
+                f"{where}: gates.{spec['gate']}.required_rules names this rule, and a required rule is never "
+                "waived; fix what fails, or take the rule out of required_rules in a reviewed change"
+            )
         try:
             expires = dt.date.fromisoformat(spec["expires"])
         except ValueError:

@@ -27,7 +27,7 @@ from tasks.core.evidence import StageRecord, Verdict, now
 from tasks.core.image_ref import ImageRef
 from tasks.core.media_types import COMPLIANCE_RESULT_MEDIA_TYPE, GRYPE_JSON_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
 from tasks.core.recorded import SignedImage
-from tasks.policy import gate
+from tasks.policy import compliance_gate, gate
 from tasks.signing.attach import attest_replacing, openvex_of, vuln_predicate_of
 from tasks.signing.attested_sbom import attested_sbom
 
@@ -42,23 +42,24 @@ def signed_images(ctx: Context, extra: Sequence[str]) -> list[str]:
 
 
 def reevaluate(ctx: Context, rec: StageRecord, signer: signing.Signer, ref: str, work: Path) -> Check:
-    """OpenSCAP over the signed image's root filesystem again; the new result is attested
-    (replacing the older: the newest decides) whether or not it passes."""
+    """OpenSCAP over the signed image's root filesystem again, judged as `nox -s compliance`
+    judges it (compliance_gate); the new result is attested with the waivers it used (replacing
+    the older: the newest decides) whether or not it passes."""
     oscap = ctx.tool("oscap-chroot")
     evaluation = openscap.evaluate(ctx, rec, oscap, ref, work / "compliance")
     rec.add_output(evaluation.results, "application/xml")
+    judgement = compliance_gate.judge(ctx.policy, "image", evaluation.outcome, evaluation.severity)
     path = work / "compliance.predicate.json"
-    atomic.write_json(path, openscap.predicate(ctx.root, evaluation, oscap.version))
+    atomic.write_json(path, openscap.predicate(ctx.root, evaluation, oscap.version, judgement.waived()))
     rec.add_output(path, COMPLIANCE_RESULT_MEDIA_TYPE)
     attest_replacing(rec, ctx.tool("cosign"), signer, ref, "compliance", path)
-    required = [str(r) for r in ctx.policy.gate("compliance").settings.get("required_rules", [])]
-    failed = [
-        f"{r} ({evaluation.outcome.get(r, 'not evaluated')})" for r in required if evaluation.outcome.get(r) != "pass"
-    ]
-    detail = f"{len(required)} required rules pass; result attested"
-    if failed:
-        detail = f"required rules not passed: {', '.join(failed)}; result attested"
-    return Check(f"compliance {ref.split('/')[-1][:36]}", not failed, detail)
+    detail = (
+        f"{len(judgement.required)} required rules pass, {len(judgement.outcome.waived)} failing rules waived; "
+        "result attested"
+    )
+    if not judgement.passed:
+        detail = "; ".join(filter(None, [judgement.unmet(), judgement.unwaived()])) + "; result attested"
+    return Check(f"compliance {ref.split('/')[-1][:36]}", judgement.passed, detail)
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:

@@ -45,3 +45,16 @@ def test_a_result_oscap_does_not_define_is_refused(tmp_path: Path) -> None:
 def test_project_types_are_attested_by_their_uri() -> None:
     assert rego.cosign_type("vuln") == "vuln"
     assert rego.cosign_type("compliance") == "urn:secure-iot:attestation:openscap-result:v1"
+
+
+def test_the_waived_rules_are_signed_with_their_owner_reason_and_expiry(tmp_path: Path) -> None:
+    waiver = {
+        "waiver": "xccdf_org.ssgproject.content_rule_b",
+        "owner": "platform-team",
+        "justification": "an image has no partitions; the node's are the node's",
+        "expires": "2027-06-30",
+    }
+    found = predicate(REPO, evaluation(tmp_path, a="pass", b="fail"), "1.3.7", {"b": waiver})
+    assert found["waived"] == {"b": waiver}
+    with pytest.raises(ToolError, match=r"openscap-result-v1\.schema\.json: waived/b"):
+        predicate(REPO, evaluation(tmp_path, b="fail"), "1.3.7", {"b": {**waiver, "expires": "June"}})
