@@ -81,11 +81,32 @@ def render(report: Report) -> str:
             ]
     if report.compliance:
         failed = report.compliance.get("required_failed") or []
+        blocking = report.compliance.get("blocking_rules") or []
+        waived = report.compliance.get("waived") or []
         lines += [
             "",
-            f"**Compliance**: {len(failed)} required rule(s) failed"
-            + (": " + cell(", ".join(failed)) if failed else ""),
+            f"**Compliance**: {len(failed)} required rule(s) not passed"
+            + (": " + cell(", ".join(failed)) if failed else "")
+            + f"; {len(blocking)} failing rule(s) unwaived"
+            + (": " + cell(", ".join(blocking)) if blocking else "")
+            + f"; {len(waived)} waived",
         ]
+        if waived:
+            lines += [
+                "",
+                *_table(
+                    ("waived rule", "owner", "reason", "expires"),
+                    (
+                        [
+                            cell(w.get("finding", "")),
+                            cell(w.get("owner", "")),
+                            cell(w.get("justification", "")),
+                            cell(w.get("expires", "")),
+                        ]
+                        for w in waived
+                    ),
+                ),
+            ]
     for stage, rows in report.checks.items():
         passed = sum(1 for r in rows if r["passed"])
         lines += ["", f"**{cell(stage)} checks**: {passed}/{len(rows)} pass", ""]

@@ -94,25 +94,45 @@ def _vulns(report: Report) -> str:
 
 
 def _compliance(report: Report) -> str:
+    """Every failing rule is here: required ones that did not pass, unwaived ones (blocking), and
+    each waived one with the waiver's owner, reason and expiry; stale waivers are named too."""
     c = report.compliance
     if not c:
         return "<p>Compliance did not run.</p>"
     results = ", ".join(f"{e(n)} {e(k)}" for k, n in sorted((c.get("results") or {}).items()))
     failed = c.get("required_failed") or []
-    other = c.get("not_gated_failures") or []
-    return (
-        f"<p>Profile <code>{e(c.get('profile', ''))}</code>: {results}. "
-        f'Required rules: {e(c.get("required", 0))}, failed: <span class="{"fail" if failed else "pass"}" '
-        f'id="compliance-failed">{len(failed)}</span>.</p>'
-        + ("<ul>" + "".join(f'<li class="fail">{e(r)}</li>' for r in failed) + "</ul>" if failed else "")
-        + (
-            f"<details><summary>{len(other)} failing rules outside the required set</summary><ul>"
-            + "".join(f"<li><code>{e(r)}</code></li>" for r in other)
-            + "</ul></details>"
-            if other
-            else ""
+    blocking = c.get("blocking_rules") or []
+    waived = c.get("waived") or []
+    stale = c.get("stale_waivers") or []
+    parts = [
+        f"<p>Profile <code>{e(c.get('profile', ''))}</code> on the {e(c.get('rootfs', 'image'))}: {results}. "
+        f'Required rules: {e(c.get("required", 0))}, not passed: <span class="{"fail" if failed else "pass"}" '
+        f'id="compliance-failed">{len(failed)}</span>; other failing rules: '
+        f'<span class="{"blocks" if blocking else "pass"}" id="compliance-blocking">{len(blocking)}</span> '
+        f'unwaived, <span id="compliance-waived">{len(waived)}</span> waived.</p>'
+    ]
+    if failed or blocking:
+        parts.append(
+            "<ul>" + "".join(f'<li class="fail"><code>{e(r)}</code></li>' for r in [*failed, *blocking]) + "</ul>"
         )
-    )
+    if waived:
+        rows = [
+            [
+                f"<code>{e(w.get('finding', ''))}</code>",
+                e(w.get("owner", "")),
+                e(w.get("justification", "")),
+                f'<span data-expires="{e(w.get("expires", ""))}">{e(w.get("expires", ""))}</span>',
+            ]
+            for w in waived
+        ]
+        parts.append(_table(("waived rule", "owner", "reason", "expires"), rows, "compliance-waivers"))
+    if stale:
+        parts.append(
+            '<p class="skipped">Stale waivers (they waive nothing; remove them):</p><ul>'
+            + "".join(f"<li><code>{e(w.get('waiver', ''))}</code>: {e(w.get('result', ''))}</li>" for w in stale)
+            + "</ul>"
+        )
+    return "".join(parts)
 
 
 def _checks(report: Report) -> str:

@@ -9,7 +9,7 @@ from tasks import report
 from tasks.context import Context
 from tasks.core.evidence import EvidenceStore
 from tasks.core.fingerprint import code_files
-from tests.support.report_fixture import evidence
+from tests.support.report_fixture import HOSTILE, evidence
 
 
 def _report(tmp_path: Path) -> report.Report:
@@ -98,3 +98,40 @@ def test_the_signer_key_is_named_by_its_project_path(tmp_path: Path) -> None:
     outside = {"mode": "key", "public_key": "/etc/keys/c.pub"}
     assert _signer(outside, tmp_path) == "mode: key, public_key: /etc/keys/c.pub"
     assert _signer(None, tmp_path) == "not signed in this run"
+
+
+def test_compliance_lists_each_waived_rule_with_its_reason_and_expiry(tmp_path: Path) -> None:
+    data = evidence(tmp_path)
+    rule = "xccdf_org.ssgproject.content_rule_partition_for_tmp"
+    data["stages"]["compliance"] = {
+        "verdict": "fail",
+        "details": {
+            "profile": "xccdf_org.ssgproject.content_profile_standard",
+            "rootfs": "image",
+            "results": {"fail": 2, "pass": 17},
+            "required": 17,
+            "required_failed": [],
+            "blocking_rules": ["xccdf_org.ssgproject.content_rule_package_cron_installed"],
+            "waived": [
+                {
+                    "finding": rule,
+                    "location": "image: fail",
+                    "waiver": rule,
+                    "owner": "platform-team",
+                    "justification": f"an image has no partitions {HOSTILE}",
+                    "expires": "2027-06-30",
+                }
+            ],
+            "stale_waivers": [{"waiver": "xccdf_org.ssgproject.content_rule_gone", "result": "pass"}],
+        },
+    }
+    ctx = Context(tmp_path, tmp_path / "out", tmp_path / "p.yaml", EvidenceStore(tmp_path / "out" / "e.json"))
+    model = report.build(ctx, data, list(data["stages"]), [])
+    html, md = report.page.render(model), report.markdown.render(model)
+    assert "outside the required set" not in html  # no folded, unexplained list
+    row = html.split('class="compliance-waivers"', 1)[1].split("</tr>", 2)[1]
+    assert rule in row and "platform-team" in row and "an image has no partitions &lt;script&gt;" in row
+    assert 'data-expires="2027-06-30"' in row
+    assert 'id="compliance-blocking">1<' in html and "package_cron_installed" in html
+    assert "content_rule_gone</code>: pass" in html
+    assert f"| {rule} | platform-team | an image has no partitions &lt;script&gt;" in md and "| 2027-06-30 |" in md
