@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,9 +265,7 @@ def test_the_policy_cannot_repoint_the_signers_file(gate: str, branch: Path, key
 @pytest.fixture
 def openpgp(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
     """A throwaway GnuPG home holding one ultimately trusted signing key: (environment, fingerprint)."""
-    gpg = shutil.which("gpg")
-    if gpg is None:
-        pytest.skip("gpg is not installed: the OpenPGP-format test needs a real OpenPGP signature")
+    gpg = str(pinned("gpg"))  # tools.lock: installed if absent, so this test never skips
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}
@@ -284,7 +281,9 @@ def openpgp(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
     try:
         yield {"GNUPGHOME": str(home)}, fingerprint
     finally:
-        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, check=False, capture_output=True)
+        subprocess.run(
+            [str(Path(gpg).with_name("gpgconf")), "--kill", "gpg-agent"], env=env, check=False, capture_output=True
+        )
 
 
 @pytest.mark.parametrize("gate", GATES)
