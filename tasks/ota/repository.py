@@ -114,6 +114,7 @@ class Repository:
     @classmethod
     def open(cls, directory: Path, keys: TufKeys, config: Config) -> Repository:
         repo = cls(directory, keys, config)
+        repo._no_links()
         if (repo.metadata_dir / "timestamp.json").exists():
             repo._load()
         elif repo.metadata_dir.is_dir() and any(repo.metadata_dir.iterdir()):
@@ -129,6 +130,13 @@ class Repository:
         return repo
 
     # --- reading ---------------------------------------------------------------------------
+    def _no_links(self) -> None:
+        """No symlink in the tree: the signer writes only inside the directory, wherever a writer pointed a name."""
+        inside = self.targets_dir.rglob("*") if self.targets_dir.is_dir() else iter(())
+        for path in (self.directory, self.metadata_dir, self.targets_dir, *inside):
+            if path.is_symlink():
+                raise VerificationError(f"{path}: a symlink in the OTA repository; refusing to write through it")
+
     def _load(self) -> None:
         """The repository as the signer last signed it, or a refusal: nothing on disk is trusted unverified."""
         state = verified.load(self.metadata_dir, [self.keys.public(n) for n in self._root_key_names()])

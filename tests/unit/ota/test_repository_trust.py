@@ -144,6 +144,19 @@ def test_a_bundle_planted_at_a_signed_path_is_refused(made: tuple[ota.Repository
     refused(repo, rf"{stored.name}: not the bundle signed as {MODEL}/firmware.raucb")
 
 
+def test_a_symlinked_target_directory_is_refused(made: tuple[ota.Repository, Path], tmp_path: Path) -> None:
+    repo, _ = made
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    model_dir = repo.targets_dir / MODEL
+    for stored in model_dir.iterdir():
+        shutil.copyfile(stored, elsewhere / stored.name)
+    shutil.rmtree(model_dir)
+    model_dir.symlink_to(elsewhere)  # the next bundle would be written outside the repository
+    refused(repo, rf"targets/{MODEL}: a symlink in the OTA repository")
+    assert sorted(p.name for p in elsewhere.iterdir()) == sorted(p.name for p in model_dir.iterdir())
+
+
 def test_a_missing_timestamp_does_not_start_a_new_repository(made: tuple[ota.Repository, Path]) -> None:
     repo, _ = made
     (repo.metadata_dir / "timestamp.json").unlink()
