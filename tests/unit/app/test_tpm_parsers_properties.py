@@ -534,3 +534,71 @@ def test_any_ek_certificate_is_refused_with_a_step_or_accepted(der: bytes) -> No
     if cert is None:  # no bytes: no client certificate
         return
     assert identity.role_of(cert, [MANUFACTURER_CA], None) in {identity.OPERATOR, ""}
+
+
+# --- the verify_* steps over a device's submission (what the API hands them after its body limits) ------
+
+DEVICE_AK = tpm.parse_public(bytes.fromhex(DEVICE_KEY["ak_public"]))
+CERTIFY_SIGNATURE = bytes.fromhex(DEVICE_KEY["certify_signature"])
+POLICY = tpm.parse_ecc_public(KEY_PUBLIC).auth_policy
+TLS_KEY = ec.derive_private_key(0x715, ec.SECP256R1()).public_key()
+TLS_PEM = TLS_KEY.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+BUILD = Golden("f" * 64, "m", "1.0.0", 1, ((9, "ab" * 32),), approval=bytes(32))
+
+
+def quote_signature(d: st.DataObject) -> None:
+    quote, signature = d.draw(mutated(QUOTE) | st.just(QUOTE)), d.draw(mutated(SIGNATURE) | st.just(SIGNATURE))
+    attestation.verify_quote_signature(tpm.parse_public(AK), quote, signature)
+
+
+def pcr_digest(d: st.DataObject) -> None:
+    event = st.tuples(st.integers(0, 23), st.binary(min_size=32, max_size=32).map(bytes.hex))  # as models.Event
+    attestation.verify_pcr_digest(tpm.parse_quote(QUOTE), d.draw(st.lists(event, max_size=64)))
+
+
+def device_key(d: st.DataObject) -> None:
+    key = d.draw(mutated(KEY_PUBLIC) | st.just(KEY_PUBLIC))
+    certify = d.draw(mutated(CERTIFY) | st.just(CERTIFY))
+    signature = d.draw(mutated(CERTIFY_SIGNATURE) | st.just(CERTIFY_SIGNATURE))
+    attestation.verify_device_key(DEVICE_AK, key, certify, signature, POLICY)
+
+
+def approval_used(d: st.DataObject) -> None:
+    attestation.verify_approval_used(BUILD, d.draw(st.text(max_size=64)))
+
+
+def key_possession(d: st.DataObject) -> None:
+    attestation.verify_key_possession(TLS_KEY, bytes(32), d.draw(st.binary(max_size=200)))
+
+
+def tls_key(d: st.DataObject) -> None:
+    edited = st.integers(27, len(TLS_PEM) - 27).map(lambda at: TLS_PEM[:at] + "B" + TLS_PEM[at + 1 :])
+    attestation.verify_tls_key(
+        TLS_KEY, bytes(32), d.draw(st.text(max_size=300) | edited), d.draw(st.binary(max_size=200))
+    )
+
+
+STEPS: dict[str, Callable[[st.DataObject], None]] = {
+    "4 quote signature": quote_signature,
+    "6 pcr digest": pcr_digest,
+    "9 device key": device_key,
+    "10 approval used": approval_used,
+    "11 key possession": key_possession,
+    "12 tls key": tls_key,
+}
+
+
+def test_the_genuine_submission_passes_its_steps() -> None:
+    quote = attestation.verify_quote_signature(tpm.parse_public(AK), QUOTE, SIGNATURE)
+    attestation.verify_pcr_digest(quote, [(9, hashlib.sha256(b"abc").hexdigest())])
+    assert attestation.verify_device_key(DEVICE_AK, KEY_PUBLIC, CERTIFY, CERTIFY_SIGNATURE, POLICY).name == (
+        tpm.parse_certify(CERTIFY).name
+    )
+
+
+@pytest.mark.parametrize("step", STEPS)
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_any_edit_of_a_submission_passes_a_step_or_is_refused_with_it(step: str, data: st.DataObject) -> None:
+    with contextlib.suppress(Refused):
+        STEPS[step](data)
