@@ -211,7 +211,6 @@ def compliance(evaluated: str | None = "", **results: str) -> dict[str, Any]:
 
 def test_compliance_required_rules_must_pass(opa: Tool, tmp_path: Path) -> None:
     assert evaluate(opa, tmp_path, "compliance", compliance()) == []
-    assert evaluate(opa, tmp_path, "compliance", compliance(partition_for_tmp="fail")) == []  # not required
     assert evaluate(opa, tmp_path, "compliance", compliance(file_owner_etc_shadow="fail")) == [
         "compliance: required rule file_owner_etc_shadow: fail"
     ]
@@ -226,6 +225,30 @@ def test_compliance_required_rules_must_pass(opa: Tool, tmp_path: Path) -> None:
         "the policy requires xccdf_org.ssgproject.content_profile_standard"
         in evaluate(opa, tmp_path, "compliance", other)[0]
     )
+
+
+def test_compliance_a_failing_rule_needs_an_unexpired_waiver_in_the_statement(opa: Tool, tmp_path: Path) -> None:
+    unwaived = compliance(partition_for_tmp="fail")
+    assert evaluate(opa, tmp_path, "compliance", unwaived) == [
+        "compliance: rule partition_for_tmp: fail, and no waiver in the statement accepts it"
+    ]
+    waiver = {
+        "waiver": "xccdf_org.ssgproject.content_rule_partition_for_tmp",
+        "owner": "platform-team",
+        "justification": "an image has no partitions; the node's are the node's",
+        "expires": (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).strftime("%Y-%m-%d"),
+    }
+    waived = compliance(partition_for_tmp="fail")
+    waived["predicate"]["waived"] = {"partition_for_tmp": waiver}
+    assert evaluate(opa, tmp_path, "compliance", waived) == []
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    waived["predicate"]["waived"] = {"partition_for_tmp": {**waiver, "expires": today}}
+    assert evaluate(opa, tmp_path, "compliance", waived) == []  # valid through its last day, as in the policy file
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).strftime("%Y-%m-%d")
+    waived["predicate"]["waived"] = {"partition_for_tmp": {**waiver, "expires": yesterday}}
+    assert evaluate(opa, tmp_path, "compliance", waived) == [
+        f"compliance: the waiver for partition_for_tmp expired (expires: {yesterday})"
+    ]
 
 
 def test_compliance_newest_decides_and_must_be_fresh(opa: Tool, tmp_path: Path) -> None:
