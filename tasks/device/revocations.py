@@ -51,11 +51,12 @@ def number_of(crl: x509.CertificateRevocationList) -> int:
 
 def verified(der: bytes, fleet_ca: x509.Certificate, current: Path | None = None) -> x509.CertificateRevocationList:
     """The CRL, if the fleet CA signed it, it is current, and not older than ``current`` (PEM) if given."""
-    try:
+    try:  # cryptography parses the issuer lazily, and refuses an unknown version with InvalidVersion (no ValueError)
         crl = x509.load_der_x509_crl(der)
-    except ValueError as exc:
+        signed = crl.issuer == fleet_ca.subject and crl.is_signature_valid(fleet_ca.public_key())  # type: ignore[arg-type]
+    except (ValueError, x509.InvalidVersion) as exc:
         raise InputError(f"CRL: not a DER X.509 CRL ({exc})") from None
-    if crl.issuer != fleet_ca.subject or not crl.is_signature_valid(fleet_ca.public_key()):  # type: ignore[arg-type]
+    if not signed:
         raise InputError("CRL: not signed by the fleet CA")
     now = datetime.now(UTC)
     if crl.next_update_utc is None or not crl.last_update_utc <= now < crl.next_update_utc:
