@@ -127,3 +127,10 @@ def test_a_compliance_waiver_says_which_root_filesystem_it_is_for(tmp_path: Path
     del compliance_waivers(data)[0]["scope"]
     with pytest.raises(PolicyError, match=r"waivers\[\d+\]: 'scope' is a required property"):
         load(tmp_path, data)
+
+
+def test_no_threshold_lets_a_failing_rule_through_unwaived(tmp_path: Path) -> None:
+    data = policy_data()
+    data["gates"]["compliance"]["fail_on"] = "high"  # 19 of the 21 rules failing on the image are below high
+    with pytest.raises(PolicyError, match=r"gates\.compliance\.fail_on: 'info' was expected"):
+        load(tmp_path, data)
