@@ -67,11 +67,12 @@ def model_minimums(path: Path) -> dict[str, int]:
         return {}
     try:
         models = tomllib.loads(path.read_text()).get("models", {})
-        minimums = {str(name): int(table["min_security_version"]) for name, table in models.items()}
+        minimums = {str(name): table["min_security_version"] for name, table in models.items()}
     except (tomllib.TOMLDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
         raise TrustError(f"{path.name}: expected [models.<model>] min_security_version = <n> ({exc})") from None
-    if any(n < 0 for n in minimums.values()):
-        raise TrustError(f"{path.name}: a minimum security version is negative")
+    for name, minimum in minimums.items():  # a TOML integer: not a float (1.5, inf, nan), not a boolean
+        if type(minimum) is not int or minimum < 0:
+            raise TrustError(f"{path.name}: [models.{name}] min_security_version = {minimum!r} is no integer >= 0")
     return minimums
 
 

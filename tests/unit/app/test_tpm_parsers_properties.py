@@ -18,6 +18,8 @@ import copy
 import hashlib
 import json
 import struct
+import tempfile
+import tomllib
 import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -42,6 +44,7 @@ from secure_iot_server.reference_values import (
     pae,
     verify_bundle,
 )
+from secure_iot_server.trust import TrustError, model_minimums
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 CAPTURED = json.loads((FIXTURES / "tpm" / "quote.json").read_text())
@@ -477,6 +480,37 @@ def test_any_genuine_signed_statement_loads_to_its_values(
     assert build is not None
     assert (build.hardware_model, build.firmware_version, build.security_version) == (model, version, security_version)
     assert build.events == ((8, kernel.hex()), (9, REFERENCE["fit_sha256"]))
+
+
+# --- models.toml in the trust directory: each hardware model's minimum security version -----------------
+
+TOML_VALUES = st.sampled_from(["inf", "-inf", "nan", "1.5", "true", '"3"', "[1]", "{a = 1}", "-1", str(2**63 - 1), "0"])
+
+
+@SOME
+@given(
+    models=st.dictionaries(
+        st.from_regex(r"[a-z][a-z0-9-]{0,11}", fullmatch=True),
+        TOML_VALUES | st.integers(0, 2**63 - 1).map(str) | st.text(max_size=10),
+        max_size=3,
+    ),
+    tail=st.text(max_size=30),
+)
+@example(models={"board-a": "inf"}, tail="")  # found: int(inf) raised OverflowError, a traceback at start
+@example(models={"board-a": "1.5"}, tail="")  # found: a minimum of 1.5 was taken as 1
+@example(models={"board-a": "true"}, tail="")  # found: a minimum of true was taken as 1
+def test_any_models_toml_gives_its_integer_minimums_or_one_trust_error(models: dict[str, str], tail: str) -> None:
+    text = "".join(f"[models.{name}]\nmin_security_version = {value}\n" for name, value in models.items()) + tail
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "models.toml"
+        path.write_text(text)
+        try:
+            minimums = model_minimums(path)
+        except TrustError as refused:
+            assert "\n" not in str(refused)
+            return
+    written = tomllib.loads(text)["models"] if minimums else {}
+    assert all(type(written[name]["min_security_version"]) is int and n >= 0 for name, n in minimums.items())
 
 
 # --- the EK certificate a device presents (registration step 1) and a client certificate's role --------
