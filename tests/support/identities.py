@@ -9,7 +9,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -52,6 +52,26 @@ def leaf(
         names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), False)
     return builder.sign(issuer[1], hashes.SHA256()), key
+
+
+def ek_certificate(
+    manufacturer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+) -> tuple[x509.Certificate, str]:
+    """An RSA-2048 endorsement key's certificate as a TPM manufacturer issues one (no TPM behind it): the
+    certificate and its PEM."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(manufacturer[0].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(manufacturer[1], hashes.SHA256())
+    )
+    return cert, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def with_client_certificate(app: Any, cert: x509.Certificate | None) -> Any:

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from secure_iot_server import attestation
@@ -27,7 +25,7 @@ from secure_iot_server.schema import challenges
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from tests.support.identities import ca, leaf
+from tests.support.identities import ca, ek_certificate, leaf
 from tests.support.statements import full_scans, recorded
 
 if TYPE_CHECKING:
@@ -41,22 +39,6 @@ FLEET = ca("test fleet CA")
 AK_PUBLIC = bytes.fromhex(
     json.loads((Path(__file__).parents[2] / "fixtures" / "tpm" / "quote.json").read_text())["ak_tpm2b_public"]
 )
-
-
-def ek_certificate(issuer: tuple[Any, Any] = MANUFACTURER) -> tuple[x509.Certificate, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([]))
-        .issuer_name(issuer[0].subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(issuer[1], hashes.SHA256())
-    )
-    return cert, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def enrolment(device_id: str, ek_spki_sha256: str) -> dict[str, Any]:
@@ -73,7 +55,7 @@ def enrolment(device_id: str, ek_spki_sha256: str) -> dict[str, Any]:
     }
 
 
-ENROLLED_EK, ENROLLED_PEM = ek_certificate()
+ENROLLED_EK, ENROLLED_PEM = ek_certificate(MANUFACTURER)
 
 
 @pytest.fixture
@@ -127,7 +109,7 @@ def test_well_formed_unauthenticated_requests_only_search_indexes(server: tuple[
     """The EK of an enrolled device, of an unenrolled one, an unknown session, a stranger's check-in:
     every statement they cost finds its rows by an index (SQLite's plan has no SCAN of a table)."""
     client, engine = server
-    unenrolled = ek_certificate()[1]
+    unenrolled = ek_certificate(MANUFACTURER)[1]
     stranger = leaf(FLEET, "dev-00001")[0].public_bytes(serialization.Encoding.PEM).decode()
     with recorded(engine) as statements:
         assert client.post("/attestation/challenge", json=challenge(ENROLLED_PEM)).status_code == 200
