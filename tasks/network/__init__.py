@@ -1,6 +1,6 @@
 """The device network (talk 04/09): zones in network namespaces, 802.1X admission, flows, scans."""
 
-from tasks.network import crl, exposure, flows, quarantine, state
+from tasks.network import crl, exposure, flows, ipsec, quarantine, state
 from tasks.network.device_calls import Call, check_in
 from tasks.network.fleet_server import FleetServer
 from tasks.network.plan import Plan, load
@@ -23,6 +23,7 @@ __all__ = [
     "exposure",
     "flows",
     "generate",
+    "ipsec",
     "load",
     "quarantine",
     "state",

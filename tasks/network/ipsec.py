@@ -1,6 +1,10 @@
-"""IPsec device -> fleet across the edge: strongSwan (IKEv2, certificate authentication).
+"""IPsec device -> fleet and ops -> fleet across the edge: strongSwan (IKEv2, certificate authentication).
 
-One charon per end (the edge at ``up``, each admitted device at ``attach``), each with its own
+A zone whose allow rules say ``via = "ipsec"`` reaches their targets only through a tunnel to the
+edge's address in that zone: devices authenticate with the fleet CA's certificates, the ops zone
+(an operator at the collector) with the operator CA's; the edge checks both strictly against that
+CA's CRL (tasks/network/crl.py). One charon per end (the edge at ``up``, each admitted device at
+``attach``, the collector's at ``operator``), each with its own
 strongswan.conf (STRONGSWAN_CONF), vici socket and credential directory under the state
 directory. ESP runs in userspace (kernel-libipsec over a TUN device, ``ipsec0``) because a
 kernel without ESP (CONFIG_INET_ESP) is common in CI VMs; the edge's forward chain accepts
@@ -23,7 +27,7 @@ from tasks.core import atomic, runner
 from tasks.core.errors import NetworkError
 from tasks.core.evidence import StageRecord
 from tasks.network import crl
-from tasks.network.namespaces import run_in, start_in, wait_for
+from tasks.network.namespaces import is_ours, run_in, start_in, wait_for
 from tasks.network.plan import Plan
 from tasks.network.state import Process, State
 
@@ -33,6 +37,9 @@ PLUGINS = (
 )
 IKE_TIMEOUT = 10
 EDGE = "edge"  # the edge's charon: its role, and its namespace's
+OPERATOR = "ops"  # the collector's charon (an operator's identity): its role, and its namespace's
+CA_FILES = {"devices": "ca.pem", "ops": "operator-ca.pem"}  # which CA a tunnelled zone's peers are under
+AUTHORITIES = {"devices": crl.FLEET, "ops": crl.OPERATORS}
 
 
 def _strongswan_conf(directory: Path) -> str:
@@ -73,11 +80,14 @@ def _strongswan_conf(directory: Path) -> str:
 def start_charon(
     ctx: Context, rec: StageRecord, state: State, role: str, namespace: str, cert: Path, key: Path
 ) -> tuple[Process, Path]:
-    """A charon in ``namespace`` with the fleet CA (and CRL) as trust anchors and ``cert``/``key`` as its identity."""
+    """A charon in ``namespace``: the edge's CAs (and CRLs) its trust anchors, ``cert``/``key`` its identity."""
     directory = _directory(state, role)
     for sub in ("x509ca", "x509", "x509crl", "private"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(state.identity["ca"], directory / "x509ca" / "ca.pem")
+    for zone, name in CA_FILES.items():
+        ca = AUTHORITIES[zone].ca(state)
+        if ca is not None:
+            shutil.copyfile(ca, directory / "x509ca" / name)
     _install_crl(state, directory)
     shutil.copyfile(cert, directory / "x509" / "own.pem")
     atomic.write_secret(directory / "private" / "own.key", key.read_bytes())
@@ -105,10 +115,11 @@ def _directory(state: State, role: str) -> Path:
 
 
 def _install_crl(state: State, directory: Path) -> None:
-    """The edge's CRL in place (tasks/network/crl.py) where this charon's ``--load-creds`` reads it."""
-    in_place = crl.path(state)
-    if in_place is not None:
-        atomic.write_bytes(directory / "x509crl" / "ca.crl.pem", in_place.read_bytes())
+    """The edge's CRLs in place (tasks/network/crl.py) where this charon's ``--load-creds`` reads them."""
+    for authority in crl.AUTHORITIES:
+        in_place = crl.path(state, authority)
+        if in_place is not None:
+            atomic.write_bytes(directory / "x509crl" / authority.in_place, in_place.read_bytes())
 
 
 def swanctl(
@@ -132,28 +143,41 @@ def load(ctx: Context, rec: StageRecord, namespace: str, directory: Path, connec
     swanctl(ctx, rec, namespace, directory, ["--load-all", "--noprompt", "--file", conf])
 
 
-def _selectors(plan: Plan) -> list[str]:
-    """The zones an IPsec-only rule leads to: the tunnel carries the zone, the edge's filter picks the ports.
+def _selectors(plan: Plan, source: str) -> list[str]:
+    """The zones the IPsec-only rules from ``source`` lead to: the tunnel carries the zone, the edge's filter
+    picks the ports.
 
     (A host selector would leave the edge without a local address in it to route from.)
     """
-    zones = {r.target if r.target in plan.zones else plan.hosts[r.target].zone for r in plan.allow if r.via == "ipsec"}
+    zones = {
+        r.target if r.target in plan.zones else plan.hosts[r.target].zone
+        for r in plan.allow
+        if r.via == "ipsec" and r.source == source
+    }
     return sorted(str(plan.zones[z].subnet) for z in zones)
 
 
-def connections(plan: Plan, identity: str, *, edge: bool) -> str:
-    """swanctl.conf for one end: the edge responds on the device LAN, a device initiates to it.
+def tunnelled(plan: Plan) -> list[str]:
+    """The zones some allow rule lets out only through a tunnel."""
+    return sorted({r.source for r in plan.allow if r.via == "ipsec"})
 
-    Both ends authenticate with their certificate under the fleet CA; the edge also checks
-    revocation strictly (the CRL of ``up --crl``). The child SA carries the zones IPsec-only
-    rules lead to: the edge's local selectors, a device's remote ones.
+
+def connections(plan: Plan, identity: str, *, edge: bool, zones: Sequence[str] = ("devices",)) -> str:
+    """swanctl.conf for one end: the edge responds in each of ``zones`` on its address there; a device
+    (zone devices) or the collector (zone ops) initiates to the edge's address in its own zone.
+
+    Both ends authenticate with their certificate; the edge requires the zone's CA (the fleet CA for
+    devices, the operator CA for ops) and checks revocation strictly against that CA's CRL. The child
+    SA carries the zones the zone's IPsec-only rules lead to: the edge's local selectors, a peer's remote ones.
     """
-    gateway = plan.zones["devices"].gateway
-    name, peer = ("devices", f"local_addrs = {gateway}") if edge else ("fleet", f"remote_addrs = {gateway}")
-    revocation = "\n      revocation = strict" if edge else ""
-    selectors = f"{'local_ts' if edge else 'remote_ts'} = {','.join(_selectors(plan))}"
-    return f"""connections {{
-  {name} {{
+    blocks = []
+    for zone in zones:
+        gateway = plan.zones[zone].gateway
+        name, peer = (zone, f"local_addrs = {gateway}") if edge else ("fleet", f"remote_addrs = {gateway}")
+        cacerts = CA_FILES[zone] if edge else CA_FILES["devices"]  # a peer authenticates the edge under the fleet CA
+        revocation = "\n      revocation = strict" if edge else ""
+        selectors = f"{'local_ts' if edge else 'remote_ts'} = {','.join(_selectors(plan, zone))}"
+        blocks.append(f"""  {name} {{
     {peer}
     encap = yes
     local {{
@@ -163,7 +187,7 @@ def connections(plan: Plan, identity: str, *, edge: bool) -> str:
     }}
     remote {{
       auth = pubkey
-      cacerts = ca.pem{revocation}
+      cacerts = {cacerts}{revocation}
     }}
     children {{
       broker {{
@@ -172,24 +196,50 @@ def connections(plan: Plan, identity: str, *, edge: bool) -> str:
       }}
     }}
   }}
-}}
-"""
+""")
+    return "connections {\n" + "".join(blocks) + "}\n"
 
 
 def start_edge(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
+    """The edge's charon: it answers every tunnelled zone whose CA it was given at ``up``."""
     edge = state.namespace(EDGE)
     _, directory = start_charon(ctx, rec, state, EDGE, edge, Path(state.identity["cert"]), Path(state.identity["key"]))
-    load(ctx, rec, edge, directory, connections(plan, subject(Path(state.identity["cert"])), edge=True))
+    zones = [z for z in tunnelled(plan) if AUTHORITIES[z].ca(state) is not None]
+    load(ctx, rec, edge, directory, connections(plan, subject(Path(state.identity["cert"])), edge=True, zones=zones))
 
 
 def connect(
     ctx: Context, rec: StageRecord, plan: Plan, state: State, name: str, namespace: str, cert: Path, key: Path
 ) -> tuple[bool, str, float]:
     """The device's tunnel to the edge; (established, why, seconds swanctl --initiate took)."""
-    if not plan.needs_ipsec:
+    if "devices" not in tunnelled(plan):
         return False, "no allow rule needs IPsec", 0.0
     _, directory = start_charon(ctx, rec, state, f"dev-{name}", namespace, cert, key)
-    load(ctx, rec, namespace, directory, connections(plan, subject(cert), edge=False))
+    return _initiate(ctx, rec, plan, namespace, directory, "devices", cert, name)
+
+
+def connect_operator(
+    ctx: Context, rec: StageRecord, plan: Plan, state: State, cert: Path, key: Path
+) -> tuple[bool, str, float]:
+    """The collector's tunnel to the edge as the operator of ``cert``: its charon is started once and
+    given this identity (its IKE SA of the identity before is deleted first)."""
+    if "ops" not in tunnelled(plan):
+        return False, "no allow rule from ops needs IPsec", 0.0
+    namespace, directory = state.namespace(OPERATOR), _directory(state, OPERATOR)
+    running = next((p for p in state.processes if p.role == f"charon:{OPERATOR}" and is_ours(p)), None)
+    if running is None:
+        start_charon(ctx, rec, state, OPERATOR, namespace, cert, key)
+    else:
+        swanctl(ctx, rec, namespace, directory, ["--terminate", "--ike", "fleet", "--force"], check=False)
+        shutil.copyfile(cert, directory / "x509" / "own.pem")
+        atomic.write_secret(directory / "private" / "own.key", key.read_bytes())
+    return _initiate(ctx, rec, plan, namespace, directory, "ops", cert, "the operator")
+
+
+def _initiate(
+    ctx: Context, rec: StageRecord, plan: Plan, namespace: str, directory: Path, zone: str, cert: Path, who: str
+) -> tuple[bool, str, float]:
+    load(ctx, rec, namespace, directory, connections(plan, subject(cert), edge=False, zones=(zone,)))
     t0 = time.monotonic()
     initiate = ["--initiate", "--child", "broker", "--timeout", str(IKE_TIMEOUT)]
     done = swanctl(ctx, rec, namespace, directory, initiate, check=False, timeout=IKE_TIMEOUT + 20)
@@ -198,7 +248,7 @@ def connect(
         return True, "IKEv2 with certificates: CHILD_SA established", seconds
     failure = [line for line in done.stdout.splitlines() if "AUTHENTICATION_FAILED" in line or "failed" in line]
     if not failure:
-        raise NetworkError(f"swanctl --initiate for {name} failed without an IKE answer: {done.tail()}")
+        raise NetworkError(f"swanctl --initiate for {who} failed without an IKE answer: {done.tail()}")
     return False, f"IKE refused: {failure[-1].strip()}", seconds
 
 

@@ -1,4 +1,5 @@
-"""A quarantine reaches the edge: the fleet CA's new CRL put in place at a running edge (issue #29).
+"""A quarantine reaches the edge: the fleet CA's new CRL put in place at a running edge (issue #29);
+an operator's revocation too: the operator CA's CRL, by the same path, ends its tunnel (issue #30).
 
 ``put_in_place`` takes a CRL (a file, or the fleet server's GET /attestation/crl fetched from the
 edge's own namespace with tasks/device/revocations.py's ``refresh``) and, only if tasks/network/crl.py
@@ -74,17 +75,21 @@ def fetch(ctx: Context, rec: StageRecord, state: State, url: str, server_ca: Pat
 
 
 def put_in_place(ctx: Context, rec: StageRecord, state: State, data: bytes) -> list[Check]:
-    """Check ``data`` (a CRL, PEM or DER) against the edge's fleet CA and the CRL in place; if it
-    passes, make hostapd and charon enforce it and cut off every admitted port and IKE SA it revokes.
-    Raises InputError, changing nothing, when it does not pass."""
-    current = crl.path(state)
-    if current is None:
-        raise NetworkError("this edge was brought up without --crl: its hostapd checks no CRL; `down`, then `up --crl`")
-    new = crl.checked(data, Path(state.identity["ca"]), current)
+    """Check ``data`` (a CRL, PEM or DER) against its CA - the fleet CA's or the operator CA's, by its issuer
+    (tasks/network/crl.py) - and the CRL in place for it; if it passes, make hostapd (the fleet CA's) and
+    charon enforce it and cut off every admitted port and IKE SA it revokes. Raises InputError, changing
+    nothing, when it does not pass."""
+    authority = crl.authority_of(state, data)
+    current, issuer = crl.path(state, authority), authority.ca(state)
+    if current is None or issuer is None:
+        raise NetworkError(f"this edge was brought up without {authority.option}: `down`, then `up {authority.option}`")
+    new = crl.checked(data, issuer, current)
     revoked = {entry.serial_number for entry in new}
     serials = ipsec.peer_serials(ctx, rec, state)  # read before charon touches its credentials
-    crl.place(state, new)
-    port_access.write_bundle(state)
+    crl.place(state, new, authority)
+    ports = authority is crl.FLEET  # 802.1X ports are the fleet CA's devices only
+    if ports:
+        port_access.write_bundle(state)
     written = time.monotonic()
     held = ipsec.reload_crl(ctx, rec, state)
     number = revocations.number_of(new)
@@ -92,14 +97,17 @@ def put_in_place(ctx: Context, rec: StageRecord, state: State, data: bytes) -> l
         Check(
             f"CRL #{number}",
             True,
-            f"fleet CA's, {len(revoked)} revoked, next update {new.next_update_utc:%Y-%m-%d %H:%M:%S}Z",
+            f"{authority.name}'s, {len(revoked)} revoked, next update {new.next_update_utc:%Y-%m-%d %H:%M:%S}Z",
         ),
         Check("charon: CRL loaded", number in held, f"charon holds CRL {', '.join(f'#{n}' for n in held) or 'none'}"),
     ]
-    # every port's hostapd reads the new bundle at its first TLS session from then on
-    time.sleep(max(0.0, written + port_access.CRL_RELOAD_S + 0.1 - time.monotonic()))
-    closed, port_checks = _ports(ctx, rec, state, revoked, number)
-    return checks + port_checks + _tunnels(ctx, rec, state, serials, revoked, closed, number)
+    closed: set[str] = set()
+    if ports:
+        # every port's hostapd reads the new bundle at its first TLS session from then on
+        time.sleep(max(0.0, written + port_access.CRL_RELOAD_S + 0.1 - time.monotonic()))
+        closed, port_checks = _ports(ctx, rec, state, revoked, number)
+        checks += port_checks
+    return checks + _tunnels(ctx, rec, state, serials, revoked, closed, number)
 
 
 def _replace(state: State, device: Device, **changes: object) -> None:

@@ -21,6 +21,7 @@ from tasks.core.errors import InputError, NetworkError
 from tasks.core.evidence import StageRecord
 from tasks.network import crl, fleet_db, fleet_server, ipsec, ruleset
 from tasks.network import state as state_mod
+from tasks.network.crl import Authority
 from tasks.network.namespaces import ip, is_ours, run_in, start_in, stop, wait_listening
 from tasks.network.plan import Plan
 from tasks.network.state import Process, State
@@ -41,18 +42,28 @@ PROBES = {
 
 @dataclass(frozen=True)
 class Identity:
-    """The edge's EAP-TLS inputs (the fleet CA of #14 in production, any CA in tests)."""
+    """The edge's EAP-TLS inputs (the fleet CA of #14 in production, any CA in tests), and the operator CA
+    (with its CRL) whose certificates open the ops zone's tunnel."""
 
     ca: Path
     cert: Path
     key: Path
     crl: Path | None = None
+    operator_ca: Path | None = None
+    operator_crl: Path | None = None
 
     def as_dict(self) -> dict[str, str]:
         out = {"ca": str(self.ca), "cert": str(self.cert), "key": str(self.key)}
         if self.crl is not None:
             out["crl"] = str(self.crl)
+        if self.operator_ca is not None:
+            out["operator-ca"] = str(self.operator_ca)
         return out
+
+    def crls(self) -> dict[Authority, tuple[Path, Path]]:
+        """Each authority's CRL given at ``up``, with the CA it must be signed by."""
+        given = {crl.FLEET: (self.crl, self.ca), crl.OPERATORS: (self.operator_crl, self.operator_ca)}
+        return {a: (path, ca) for a, (path, ca) in given.items() if path is not None and ca is not None}
 
 
 def _veth(ctx: Context, rec: StageRecord, state: State, a: tuple[str, str], b: tuple[str, str]) -> None:
@@ -96,16 +107,19 @@ def up(
         raise NetworkError(
             f"a topology is already up ({existing.prefix}, {existing.path}); run `network -- down` first"
         )
-    for path in (identity.ca, identity.cert, identity.key, *([identity.crl] if identity.crl else [])):
+    if (identity.operator_ca is None) != (identity.operator_crl is None):
+        raise NetworkError("--operator-ca and --operator-crl go together (the edge checks operators strictly)")
+    optional = (identity.crl, identity.operator_ca, identity.operator_crl)
+    for path in (identity.ca, identity.cert, identity.key, *(p for p in optional if p is not None)):
         if not path.is_file():
-            raise NetworkError(f"{path}: missing (the edge's EAP-TLS identity: --ca, --eap-cert, --eap-key, --crl)")
+            raise NetworkError(f"{path}: missing (an input of `up`: the edge's CAs, CRLs and EAP-TLS identity)")
     server.check()
-    initial = _initial_crl(identity)
+    initial = _initial_crls(identity)
     directory.mkdir(parents=True, exist_ok=True)
     state = state_mod.new(directory)
     state.identity = identity.as_dict() | server.as_dict()
-    if initial is not None:
-        crl.place(state, initial)  # the edge's own copy, which `network -- crl` replaces
+    for authority, checked in initial.items():
+        crl.place(state, checked, authority)  # the edge's own copy, which `network -- crl` replaces
     state.save()
     try:
         _build(ctx, rec, plan, state)
@@ -115,15 +129,16 @@ def up(
     return state
 
 
-def _initial_crl(identity: Identity) -> x509.CertificateRevocationList | None:
-    """``--crl`` checked like every later one, before anything is built: a CRL the edge could not
-    enforce (stale, foreign, unfindable by charon) would refuse every device, so ``up`` refuses it."""
-    if identity.crl is None:
-        return None
-    try:
-        return crl.checked(identity.crl.read_bytes(), identity.ca, None)
-    except InputError as exc:
-        raise InputError(f"--crl {identity.crl}: {exc}") from None
+def _initial_crls(identity: Identity) -> dict[Authority, x509.CertificateRevocationList]:
+    """``--crl`` and ``--operator-crl`` checked like every later one, before anything is built: a CRL the
+    edge could not enforce (stale, foreign, unfindable by charon) would refuse every peer, so ``up`` refuses it."""
+    initial = {}
+    for authority, (path, ca) in identity.crls().items():
+        try:
+            initial[authority] = crl.checked(path.read_bytes(), ca, None)
+        except InputError as exc:
+            raise InputError(f"{authority.option} {path}: {exc}") from None
+    return initial
 
 
 def _build(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
@@ -165,7 +180,7 @@ def _build(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
         _veth(ctx, rec, state, (edge, edge_if), (ns, "eth0"))
         _address(ctx, rec, edge, edge_if, plan.zones[zone].gateway, plan.zones[zone].subnet)
         for host in plan.hosts.values():
-            if host.zone == zone:
+            if host.zone == zone and host.address not in plan.edge_addresses():  # the edge's own: on edge_if
                 _address(ctx, rec, ns, "eth0", host.address, plan.zones[zone].subnet)
         ip(ctx, rec, ["-n", ns, "route", "add", "default", "via", str(plan.zones[zone].gateway)])
     rules = Path(state.directory) / "edge.nft"

@@ -1,4 +1,4 @@
-"""nox -s network -- up|attach|checkin|crl|status|report|scan|rules|down"""
+"""nox -s network -- up|attach|operator|checkin|crl|status|report|scan|rules|down"""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--eap-key", type=Path, required=True, help="its private key (PEM)")
     up.add_argument("--crl", type=Path, help="the fleet CA's CRL (PEM): revoked devices are refused at the port")
     up.add_argument(
+        "--operator-ca", type=Path, help="the operator CA (PEM): its certificates open the ops zone's tunnel"
+    )
+    up.add_argument("--operator-crl", type=Path, help="the operator CA's CRL (PEM): revoked operators are refused")
+    up.add_argument(
         "--server-trust",
         type=Path,
         required=True,
@@ -47,16 +51,27 @@ def _parser() -> argparse.ArgumentParser:
     attach.add_argument("--key", type=Path, required=True, help="the device's private key (PEM)")
     attach.add_argument("--ike-cert", type=Path, help="a different certificate for IKE (default: --cert)")
     attach.add_argument("--ike-key", type=Path, help="its private key (default: --key)")
+    operator = sub.add_parser(
+        "operator", help="the collector's tunnel to the edge as an operator (the ops zone reaches the fleet through it)"
+    )
+    operator.add_argument(
+        "--cert", type=Path, required=True, help="the operator's certificate (PEM, the operator CA's)"
+    )
+    operator.add_argument("--key", type=Path, required=True, help="its private key (PEM)")
     checkin = sub.add_parser("checkin", help="the device's update check and telemetry to the fleet server (mTLS)")
     checkin.add_argument("name")
     checkin.add_argument("--cert", type=Path, required=True, help="the device's enrolled certificate (PEM)")
     checkin.add_argument("--key", type=Path, required=True, help="the device's private key (PEM)")
     checkin.add_argument("--security-version", type=int, default=0, help="the firmware's security version")
     crl = sub.add_parser(
-        "crl", help="put the fleet CA's new CRL in place at the edge: revoked ports closed, their IKE SAs deleted"
+        "crl",
+        help="put the fleet CA's or the operator CA's new CRL in place at the edge: revoked ports closed, "
+        "their IKE SAs deleted",
     )
     source = crl.add_mutually_exclusive_group(required=True)
-    source.add_argument("--file", type=Path, help="the CRL (PEM or DER), signed by the fleet CA of `up --ca`")
+    source.add_argument(
+        "--file", type=Path, help="the CRL (PEM or DER), signed by the fleet CA of `up --ca` or the operator CA"
+    )
     source.add_argument(
         "--url", help="the fleet server's base URL, fetched from the edge: GET <url>/attestation/crl (https only)"
     )
@@ -87,16 +102,21 @@ def _crl(ctx: Context, rec: StageRecord, state: network.State, args: argparse.Na
     source = args.url or str(args.file)
     if args.file and not args.file.is_file():
         raise NetworkError(f"{args.file}: missing (the fleet CA's CRL, PEM or DER)")
+    authority = network.crl.FLEET
     try:
         if args.url:
             server_ca = (args.server_ca or Path(state.identity["ca"])).resolve()
             data = network.quarantine.fetch(ctx, rec, state, args.url, server_ca)
         else:
             data = args.file.read_bytes()
+        authority = network.crl.authority_of(state, data)
         checks = network.quarantine.put_in_place(ctx, rec, state, data)
     except InputError as exc:
-        raise InputError(f"{source}: {exc}; the edge keeps CRL #{network.crl.number(state)}") from None
-    rec.details["crl"] = {"source": source, "number": network.crl.number(state)}
+        kept = f"the edge keeps CRL #{network.crl.number(state, authority)}"
+        raise InputError(
+            f"{source}: {exc}; {kept}" + ("" if authority is network.crl.FLEET else f" of the {authority.name}")
+        ) from None
+    rec.details["crl"] = {"source": source, "authority": authority.name, "number": network.crl.number(state, authority)}
     return conclude(rec, f"network crl ({source})", checks, report=directory / "crl.json")
 
 
@@ -112,7 +132,12 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     if args.action == "up":
         t0 = time.monotonic()
         identity = network.Identity(
-            args.ca.resolve(), args.eap_cert.resolve(), args.eap_key.resolve(), args.crl.resolve() if args.crl else None
+            args.ca.resolve(),
+            args.eap_cert.resolve(),
+            args.eap_key.resolve(),
+            args.crl.resolve() if args.crl else None,
+            args.operator_ca.resolve() if args.operator_ca else None,
+            args.operator_crl.resolve() if args.operator_crl else None,
         )
         server = network.FleetServer(args.server_trust.resolve(), args.server_cert.resolve(), args.server_key.resolve())
         state = network.up(ctx, rec, plan, directory, identity, server)
@@ -142,6 +167,16 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         if device.admitted and plan.needs_ipsec:
             checks.append(Check(f"{device.name}: IPsec", device.tunnel, device.tunnel_reason))
         return conclude(rec, f"network attach {device.name}", checks, report=directory / f"attach-{device.name}.json")
+    if args.action == "operator":
+        for path in (args.cert, args.key):
+            if not path.is_file():
+                raise NetworkError(f"{path}: missing (the operator's certificate and key)")
+        tunnel, why, seconds = network.ipsec.connect_operator(
+            ctx, rec, plan, state, args.cert.resolve(), args.key.resolve()
+        )
+        rec.details["operator"] = {"subject": network.ipsec.subject(args.cert), "tunnel": tunnel, "ike_s": seconds}
+        checks = [Check(f"operator {network.ipsec.subject(args.cert)}: IPsec", tunnel, why)]
+        return conclude(rec, "network operator", checks, report=directory / "operator.json")
     if args.action == "checkin":
         creds = network.Credentials(args.cert.resolve(), args.key.resolve())
         calls = network.check_in(ctx, rec, plan, state, args.name, creds, args.security_version)

@@ -105,6 +105,17 @@ class Net:
         self.in_namespace(namespace, "swanctl", "--terminate", "--ike", "fleet", "--force", *vici)
         return self.in_namespace(namespace, "swanctl", "--initiate", "--child", "broker", "--timeout", "10", *vici)
 
+    def from_ops(self, address: str, port: int) -> bool:
+        """The collector (an operator's tunnel, if one is up) opens a TCP connection to address:port."""
+        return "Connected" in self.in_namespace(
+            self.namespace("ops"), "ncat", "-v", "-z", "-w", "1", address, str(port)
+        )
+
+    def operator(self, name: str) -> subprocess.CompletedProcess[str]:
+        """`network -- operator` with one of the operator CA's identities: the collector's tunnel."""
+        assert self.fleet is not None
+        return self.cli("operator", "--cert", str(self.fleet.cert(name)), "--key", str(self.fleet.key(name)))
+
     def in_edge(self, tool: str, *args: str) -> str:
         return self.in_namespace(self.namespace("edge"), tool, *args)
 
@@ -190,6 +201,10 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         str(fleet.cert("ca")),
         "--crl",
         str(work / "crl.pem"),
+        "--operator-ca",
+        str(fleet.cert("operator-ca")),
+        "--operator-crl",
+        str(work / "operator-crl.pem"),
         "--eap-cert",
         str(fleet.cert("edge")),
         "--eap-key",
@@ -221,6 +236,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
             creds = network.Credentials(fleet.cert(cred), fleet.key(cred))
             network.attach(ctx, rec, plan, state, device, creds, network.Credentials(fleet.cert(ike), fleet.key(ike)))
         net.fleet = fleet
+        alice = net.operator("op-alice")  # the collector's tunnel: the scan and the ops-side probes go through it
+        assert alice.returncode == 0, alice.stdout + alice.stderr
         yield net
     finally:
         if (net.state / "state.json").exists():
@@ -477,6 +494,37 @@ def test_14_a_device_sending_with_an_ops_address_is_dropped_at_the_edge_and_coun
     rows = {c["name"]: c for c in json.loads((net.state / "status.json").read_text())["checks"]}
     assert rows["spoofed from devices"]["detail"] == f"{spoofed()} packets dropped"
     assert net.connects("good", *BROKER), "the legitimate path, through the tunnel, still passes"
+
+
+def test_15_a_revoked_operator_is_refused_and_its_tunnel_ended(net: Net) -> None:
+    """#30 N2: ops reaches the fleet zone only through an operator's tunnel (operator CA, checked strictly against
+    its CRL). A stolen operator certificate works until the operator CA's CRL revoking it is put in place with
+    `crl --file` (the same path as the fleet CA's): then its IKE SA is deleted, its next authentication refused
+    for the revocation, ops's plaintext dropped; another operator, the devices and the fleet CA's CRL are untouched."""
+    assert net.fleet is not None
+    fleet_crl, plaintext = net.crl_number(), net.counter("plaintext: ops -> fleet")
+    stolen = net.operator("op-stolen")
+    assert stolen.returncode == 0, stolen.stdout + stolen.stderr
+    assert "CN=op-stolen" in net.remote_ids() and net.from_ops(*BROKER)
+    revoked = revocation_list(net.fleet, ["op-stolen"], number=2, issuer="operator-ca")
+    done = net.cli("crl", "--file", net.crl_file("operators", revoked))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CN=op-stolen" not in net.remote_ids(), "the stolen certificate's IKE SA is deleted"
+    assert not net.from_ops(*BROKER), "without its tunnel the ops zone does not reach the fleet"
+    assert net.counter("plaintext: ops -> fleet") > plaintext
+    again = net.operator("op-stolen")
+    assert again.returncode != 0 and "AUTHENTICATION_FAILED" in again.stdout + again.stderr, again.stdout + again.stderr
+    checked = (net.state / "ike-edge" / "charon.log").read_text().split('certificate status of "CN=op-stolen"')
+    assert len(checked) > 1 and "certificate was revoked" in checked[-1], "refused for its revocation, nothing else"
+    assert net.crl_number() == fleet_crl, "the fleet CA's CRL in place is another one"
+    assert f"CN={GOOD_ID}" in net.remote_ids() and net.connects("good", *BROKER), "the devices keep their tunnels"
+    alice = net.operator("op-alice")
+    assert alice.returncode == 0, alice.stdout + alice.stderr
+    assert net.from_ops(*BROKER), "an operator the CRL does not name gets in"
+    older = net.cli(
+        "crl", "--file", net.crl_file("operators-older", revocation_list(net.fleet, [], number=1, issuer="operator-ca"))
+    )
+    assert older.returncode != 0 and "the edge keeps CRL #2 of the operator CA" in older.stderr, older.stderr
 
 
 def test_6_a_new_listening_port_in_the_fleet_zone_fails_the_scan(net: Net) -> None:

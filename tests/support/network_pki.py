@@ -22,6 +22,7 @@ GOOD_ID = "sid-0000000001"  # the enrolled device's id: the CN the fleet server'
 # the fleet CA's leaf identities (dev-good is then re-issued through the server's registration code; dev-rogue is
 # self-signed); dev-victim and dev-courier-ike are the ones the quarantine tests revoke while they are admitted
 LEAVES = ("edge", "dev-good", "dev-peer", "dev-spoof", "dev-revoked", "dev-victim", "dev-courier", "dev-courier-ike")
+OPERATORS = ("op-alice", "op-stolen")  # the operator CA's: op-stolen is the certificate someone else got hold of
 
 
 def _name(cn: str) -> x509.Name:
@@ -102,6 +103,20 @@ def make_fleet(directory: Path) -> Fleet:
         key = ec.generate_private_key(ec.SECP256R1())
         _write_key(directory / f"{name}.key", key)
         _cert(directory / f"{name}.pem", name, key, ca.subject, ca_key, ca=False)
+    operator_key = ec.generate_private_key(ec.SECP256R1())
+    _write_key(directory / "operator-ca.key", operator_key)
+    operators = _cert(
+        directory / "operator-ca.pem",
+        "test operator CA",
+        operator_key,
+        _name("test operator CA"),
+        operator_key,
+        ca=True,
+    )
+    for name in OPERATORS:
+        key = ec.generate_private_key(ec.SECP256R1())
+        _write_key(directory / f"{name}.key", key)
+        _cert(directory / f"{name}.pem", name, key, operators.subject, operator_key, ca=False)
     rogue = ec.generate_private_key(ec.SECP256R1())  # self-signed: same name, no fleet CA behind it
     _write_key(directory / "dev-rogue.key", rogue)
     _cert(directory / "dev-rogue.pem", GOOD_ID, rogue, _name(GOOD_ID), rogue, ca=False)
@@ -122,22 +137,31 @@ def make_fleet(directory: Path) -> Fleet:
         authority.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     shutil.copyfile(directory / "ca.pem", trust / "fleet-ca.pem")
+    shutil.copyfile(directory / "operator-ca.pem", trust / "operator-ca" / "operators.pem")
     shutil.copyfile(directory / "ca.key", trust / "fleet-ca.key")
     _enrol(directory, trust)
     fleet = Fleet(directory)
     (directory / "crl.pem").write_bytes(
         revocation_list(fleet, ["dev-revoked"], number=1, valid_for=dt.timedelta(days=1))
     )
+    (directory / "operator-crl.pem").write_bytes(
+        revocation_list(fleet, [], number=1, valid_for=dt.timedelta(days=1), issuer="operator-ca")
+    )
     return fleet
 
 
 def revocation_list(
-    fleet: Fleet, revoked: list[str], *, number: int, valid_for: dt.timedelta = dt.timedelta(minutes=5)
+    fleet: Fleet,
+    revoked: list[str],
+    *,
+    number: int,
+    valid_for: dt.timedelta = dt.timedelta(minutes=5),
+    issuer: str = "ca",
 ) -> bytes:
-    """A PEM CRL of the fleet CA revoking the named identities (tests/support/identities.crl). Negative
-    ``valid_for``: stale."""
-    ca = x509.load_pem_x509_certificate(fleet.cert("ca").read_bytes())
-    key = serialization.load_pem_private_key(fleet.key("ca").read_bytes(), password=None)
+    """A PEM CRL of the fleet CA (``issuer``: or the operator CA's, "operator-ca") revoking the named identities
+    (tests/support/identities.crl). Negative ``valid_for``: stale."""
+    ca = x509.load_pem_x509_certificate(fleet.cert(issuer).read_bytes())
+    key = serialization.load_pem_private_key(fleet.key(issuer).read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     certs = [x509.load_pem_x509_certificate(fleet.cert(name).read_bytes()) for name in revoked]
     return crl((ca, key), certs, number=number, valid_for=valid_for)

@@ -57,7 +57,8 @@ def test_every_accept_names_its_interfaces_and_forged_sources_are_dropped_first(
     accepts = [line.strip() for line in rules.splitlines() if "counter accept" in line]
     assert accepts and all(line.startswith('iifname "') for line in accepts), accepts
     assert 'iifname "ipsec0" oifname "fleet0" ip saddr 10.60.1.0/24 ip daddr 10.60.2.10/32 tcp dport 8443' in rules
-    assert 'iifname "ops0" oifname "fleet0" ip saddr 10.60.3.0/24' in rules
+    assert 'iifname "ipsec0" oifname "fleet0" ip saddr 10.60.3.0/24' in rules  # ops reaches the fleet by tunnel only
+    assert 'iifname "ops0" ip saddr 10.60.3.0/24 ip daddr 10.60.3.1/32 udp dport 500' in rules
     assert 'iifname "br-dev" ip saddr 10.60.1.0/24 ip daddr 10.60.1.1/32 udp dport 500' in rules
     prerouting = rules.index("hook prerouting priority raw")
     assert prerouting < rules.index("hook forward")
