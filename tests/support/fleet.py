@@ -31,6 +31,7 @@ from secure_iot_server.config import Settings
 from secure_iot_server.trust import load_trust
 
 from tasks.context import Context
+from tasks.core import atomic
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
 from tasks.core.media_types import REFERENCE_VALUES_PREDICATE_TYPE
@@ -135,10 +136,10 @@ def policy_authority(directory: Path, name: str = "device-policy") -> tuple[Path
     """A policy authority for a test fleet: an RSA-2048 pair (private 0600, public PEM)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private, public = directory / f"{name}.key", directory / f"{name}.pub"
-    private.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    atomic.write_secret(
+        private,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
-    private.chmod(0o600)
     public.write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
