@@ -539,16 +539,7 @@ EK_DER = certificate("EK", "manufacturer CA", EK_KEY, is_ca=False).public_bytes(
 VERSION_AT = EK_DER.index(b"\xa0\x03\x02\x01\x02") + 4  # TBSCertificate.version, v3 (= 2)
 
 
-class Enrolled(dict[str, attestation.Enrolment]):
-    """The enrolled devices, by SPKI sha256: a mapping, and the lookup verify_ek_certificate calls."""
-
-    def __call__(self, spki_sha256: str) -> attestation.Enrolment | None:
-        return self.get(spki_sha256)
-
-
-ENROLLED = Enrolled(
-    {attestation.spki_sha256(EK_KEY): attestation.Enrolment("dev-1", "m", "", b"", b"", (2, 1, 1), False)}
-)
+ENROLLED = {attestation.spki_sha256(EK_KEY): attestation.Enrolment("dev-1", "m", "", b"", b"", (2, 1, 1), False)}
 
 
 def pem(der: bytes) -> str:
@@ -560,7 +551,7 @@ def pem(der: bytes) -> str:
 @example(der=EK_DER[:VERSION_AT] + b"\x05" + EK_DER[VERSION_AT + 1 :])  # found: x509.InvalidVersion, a 500
 def test_any_ek_certificate_is_refused_with_a_step_or_accepted(der: bytes) -> None:
     with contextlib.suppress(Refused):
-        attestation.verify_ek_certificate(pem(der), [MANUFACTURER_CA], ENROLLED, ISSUED + timedelta(days=1))
+        attestation.verify_ek_certificate(pem(der), [MANUFACTURER_CA], ENROLLED.get, ISSUED + timedelta(days=1))
     try:
         cert = identity.peer_certificate({"extensions": {"tls": {"client_cert_der": der}}})
     except ValueError:
