@@ -39,12 +39,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from . import tpm
+from .identity import load_certificate
+from .reference_values import BOOT_PCRS as BOOT_PCRS  # the PCRs a quote covers (re-exported)
 from .reference_values import Golden
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-BOOT_PCRS = tuple(range(10))  # what the quote must cover: everything the boot chain may extend
 # What each build's key approval (key_policy.py) binds the device key to: the PCRs U-Boot extends
 # (8: the verifying key, 9: the FIT).
 # tpm2-tools 5.4 selects at most 8 PCRs in a policy; PCRs 0-7 are never extended on this device.
@@ -95,7 +96,7 @@ def verify_ek_certificate(
     the EK's SPKI sha256), so a request that is not a manufacturer's EK certificate costs no storage."""
     step = "ek-certificate"
     try:
-        cert = x509.load_pem_x509_certificate(ek_cert_pem.encode())
+        cert = load_certificate(ek_cert_pem.encode())
     except ValueError:
         raise Refused(step, "not a PEM X.509 certificate") from None
     if not any(_issued_by(cert, ca) for ca in manufacturer_cas):

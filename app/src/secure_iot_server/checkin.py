@@ -28,7 +28,7 @@ from cryptography import x509
 from . import attestation, tpm
 from .attestation import Refused
 from .enrolment_store import QUARANTINED, EnrolmentStore
-from .identity import issued_by
+from .identity import issued_by, load_certificate
 from .registration import Trust, b64
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def device_of(
     """The fleet CA's certificate of an enrolled, not revoked device, exactly the one issued at registration."""
     step = "device-certificate"
     try:
-        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+        cert = load_certificate(certificate_pem.encode())
     except ValueError:
         raise Refused(step, "not a PEM X.509 certificate") from None
     if not issued_by(cert, trust.fleet_ca_cert):
