@@ -11,6 +11,7 @@ from tasks.context import Context
 from tasks.core.checks import Check
 from tasks.core.errors import NetworkError
 from tasks.core.evidence import StageRecord
+from tasks.network import ipsec
 from tasks.network.namespaces import run_in
 from tasks.network.plan import Plan
 from tasks.network.state import State
@@ -53,7 +54,16 @@ def targets(plan: Plan, state: State) -> list[str]:
 
 
 def scan(ctx: Context, rec: StageRecord, plan: Plan, state: State, out: Path, ports: str = "1-65535") -> list[Check]:
-    """A TCP connect scan of every host in every zone from ops; any open port not declared fails."""
+    """A TCP connect scan of every host in every zone from ops; any open port not declared fails.
+
+    Where ops reaches the other zones only through an operator's tunnel, a scan without one would see
+    every port closed and pass on no evidence: it is refused instead.
+    """
+    if "ops" in ipsec.tunnelled(plan) and not ipsec.operator_connected(ctx, rec, state):
+        raise NetworkError(
+            "ops reaches the other zones only through an operator's tunnel and none is up: "
+            "run `nox -s network -- operator --cert OPERATOR.pem --key OPERATOR.key` first"
+        )
     xml = out / "nmap.xml"
     run_in(
         ctx,

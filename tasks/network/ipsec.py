@@ -236,6 +236,16 @@ def connect_operator(
     return _initiate(ctx, rec, plan, namespace, directory, "ops", cert, "the operator")
 
 
+def operator_connected(ctx: Context, rec: StageRecord, state: State) -> bool:
+    """The collector's tunnel is up: its charon runs and holds an established IKE SA with an installed CHILD_SA."""
+    if not any(p.role == f"charon:{OPERATOR}" and is_ours(p) for p in state.processes):
+        return False
+    args = ["--list-sas", "--ike", "fleet"]
+    listed = swanctl(ctx, rec, state.namespace(OPERATOR), _directory(state, OPERATOR), args, check=False).stdout
+    lines = listed.splitlines()
+    return any(SA_HEADER.match(line) and "ESTABLISHED" in line for line in lines) and "INSTALLED" in listed
+
+
 def _initiate(
     ctx: Context, rec: StageRecord, plan: Plan, namespace: str, directory: Path, zone: str, cert: Path, who: str
 ) -> tuple[bool, str, float]:

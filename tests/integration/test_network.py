@@ -518,6 +518,8 @@ def test_15_a_revoked_operator_is_refused_and_its_tunnel_ended(net: Net) -> None
     assert len(checked) > 1 and "certificate was revoked" in checked[-1], "refused for its revocation, nothing else"
     assert net.crl_number() == fleet_crl, "the fleet CA's CRL in place is another one"
     assert f"CN={GOOD_ID}" in net.remote_ids() and net.connects("good", *BROKER), "the devices keep their tunnels"
+    blind = net.cli("scan", "--ports", str(BROKER[1]))
+    assert blind.returncode != 0 and "network -- operator" in blind.stderr, "no tunnel: a scan would see nothing"
     alice = net.operator("op-alice")
     assert alice.returncode == 0, alice.stdout + alice.stderr
     assert net.from_ops(*BROKER), "an operator the CRL does not name gets in"
