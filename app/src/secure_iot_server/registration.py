@@ -152,15 +152,15 @@ def challenge(store: EnrolmentStore, trust: Trust, ek_certificate_pem: str, ak_p
 def check_code(store: EnrolmentStore, lockout: Lockout, enrolment: attestation.Enrolment, code: str) -> None:
     """Step 2 with its lockout: the attempt is counted (atomically) before the code is evaluated, and
     not evaluated at all when the lockout refuses it - the right code then gets the very refusal a
-    wrong one gets. A right code gives its counted attempt back."""
+    wrong one gets. The right code's attempt stays counted until the registration ends (complete)."""
     if not store.reserve_code_attempt(enrolment.device_id, time.time(), lockout):
         raise Refused(attestation.CODE_STEP, attestation.LOCKED_OUT)
     attestation.verify_registration_code(code, enrolment)
-    store.give_back_code_attempt(enrolment.device_id, lockout)
 
 
 def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict[str, Any]:
-    """Steps 1-11 in order; the enrolment is written only after all passed."""
+    """Steps 1-11 in order; the enrolment is written only after all passed. Past the code, a refusal
+    gives the right code's counted attempt back; a registration clears the device's attempts."""
     pending = store.take_challenge(str(answer["session"]))
     if pending is None:
         raise Refused("nonce", "unknown or already answered session (a challenge is single-use)")
@@ -170,6 +170,21 @@ def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dic
     if enrolment.device_id != pending["device_id"]:
         raise Refused("ek-certificate", "not the EK this session's challenge was made for")
     check_code(store, trust.lockout, enrolment, str(answer["registration_code"]))
+    try:
+        return _attested(store, trust, answer, pending, enrolment)
+    except Refused:
+        store.give_back_code_attempt(enrolment.device_id, trust.lockout)
+        raise
+
+
+def _attested(
+    store: EnrolmentStore,
+    trust: Trust,
+    answer: dict[str, Any],
+    pending: dict[str, Any],
+    enrolment: attestation.Enrolment,
+) -> dict[str, Any]:
+    """Steps 3-11 and the enrolment, for a device whose code was right."""
     attestation.verify_credential_activation(
         pending["secret_sha256"], b64(answer["activated_secret"], "activated_secret", "credential-activation")
     )
