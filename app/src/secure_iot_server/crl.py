@@ -7,7 +7,8 @@ certificates against it (tasks/device/revocations.py fetches and verifies it); a
 refused by OpenSSL there, so a door that stops hearing from the server stops admitting devices.
 
 Unauthenticated (a CRL is public and signed) and cheap: it is built when the revocation list
-changed or a third of its validity has passed; every other request is answered from memory.
+changed or a third of its validity has passed; every other request is answered from memory after
+reading one row (the list's revision), however many certificates are revoked.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 @dataclass
 class _Built:
-    marker: tuple[int, str]
+    marker: int  # the revocation list's revision (EnrolmentStore.revocation_marker)
     at: float
     der: bytes
 

@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, select, update
 
 from .attestation import Enrolment, Lockout
 from .database import engine_for, insert
@@ -25,6 +25,7 @@ from .schema import (
     device_keys,
     enrolments,
     quarantine_releases,
+    revocation_list,
     revocations,
     used_nonces,
 )
@@ -259,11 +260,15 @@ class EnrolmentStore:
                 .where(device_keys.c.device_id == device_id)
                 .values(state=QUARANTINED, reason=reason, checked_at=now)
             )
+            added = 0
             for serial in filter(None, serials):
                 revoke = insert(self.engine, revocations).values(
                     certificate_serial=serial, device_id=device_id, reason=reason, revoked_at=now
                 )
-                conn.execute(revoke.on_conflict_do_nothing())
+                added += len(conn.execute(revoke.on_conflict_do_nothing().returning(revocations.c.device_id)).all())
+            if added:  # the CRL's revision moves with the list, in the same transaction
+                revision = revocation_list.c.revision
+                conn.execute(update(revocation_list).where(revocation_list.c.id == 1).values(revision=revision + 1))
 
     def release(self, device_id: str, operator: str, note: str) -> dict[str, Any]:
         """An operator releases a quarantined device after re-flashing it: its enrolment is unclaimed again
@@ -304,11 +309,10 @@ class EnrolmentStore:
         with self.engine.connect() as conn:
             return _plain(conn.execute(query).mappings().first())
 
-    def revocation_marker(self) -> tuple[int, str]:
-        """(how many, the latest revoked_at): what changes whenever the revocation list does."""
+    def revocation_marker(self) -> int:
+        """The revocation list's revision: it changes whenever the list does (one row by its key)."""
         with self.engine.connect() as conn:
-            count, latest = conn.execute(select(func.count(), func.max(revocations.c.revoked_at))).one()
-        return int(count), str(latest or "")
+            return int(conn.execute(select(revocation_list.c.revision).where(revocation_list.c.id == 1)).scalar_one())
 
     def revocations(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

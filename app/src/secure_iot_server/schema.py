@@ -93,6 +93,15 @@ revocations = Table(
     Column("revoked_at", Text, nullable=False),
 )
 
+# Revision 0005: the revocation list's revision, raised in the transaction that adds a revocation: what
+# GET /attestation/crl checks per request (one row by its key, whatever the number of revocations).
+revocation_list = Table(
+    "revocation_list",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("revision", Integer, nullable=False),
+)
+
 # Revision 0003: telemetry, stored per device and bounded (telemetry_store.py keeps the newest reports).
 telemetry = Table(
     "telemetry",

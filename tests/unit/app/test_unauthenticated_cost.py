@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
@@ -163,3 +164,31 @@ def test_full_scans_sees_a_scan(server: tuple[TestClient, Engine]) -> None:
     assert full_scans(engine, statements) == ["SCAN enrolments  <-  SELECT …"]
     with pytest.raises(SQLAlchemyError):
         full_scans(engine, [("SELECT * FROM no_such_table", ())])
+
+
+def test_the_crl_reads_one_row_however_many_are_revoked(server: tuple[TestClient, Engine]) -> None:
+    """GET /attestation/crl, with revocations on the list: one statement, by a key (the list's revision)."""
+    client, engine = server
+    store = EnrolmentStore(engine.url.database or "")
+    assert client.get("/attestation/crl").status_code == 200
+    for n in range(FLEET_SIZE):
+        store.attest(
+            dict(
+                device_id=f"dev-{n:05d}",
+                certificate_pem="c",
+                firmware_version="1",
+                security_version=1,
+                fit_sha256="f",
+                ak_public=b"ak",
+                key_public=b"key",
+                certificate_serial=f"{n + 1:x}",
+                tls_certificate_serial=None,
+            )
+        )
+        store.quarantine(f"dev-{n:05d}", "drift")
+    first = x509.load_der_x509_crl(client.get("/attestation/crl").content)
+    assert len(list(first)) == FLEET_SIZE  # the quarantines are on the next CRL
+    with recorded(engine) as statements:
+        assert client.get("/attestation/crl").status_code == 200
+    assert len(statements) == 1
+    assert full_scans(engine, statements) == []

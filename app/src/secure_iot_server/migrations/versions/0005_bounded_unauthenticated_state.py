@@ -1,6 +1,7 @@
 """Bounded state for unauthenticated requests: one outstanding registration challenge per enrolled
 device (a unique index; a new challenge replaces the old one), the expired ones found by an index,
-and the consumed check-in nonces (check-in nonces themselves are stateless now, checkin_nonce.py).
+the consumed check-in nonces (check-in nonces themselves are stateless now, checkin_nonce.py), and the
+revocation list's revision (one row: what the CRL endpoint reads per request instead of counting).
 
 The challenges table holds only sessions of at most 60 s; they are dropped here (a device whose
 challenge or nonce was outstanding during the upgrade asks again), which also removes the check-in
@@ -32,9 +33,16 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.Float(), nullable=False),
     )
     op.create_index("ix_used_nonces_expires_at", "used_nonces", ["expires_at"])
+    revision_table = op.create_table(
+        "revocation_list",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+    )
+    op.bulk_insert(revision_table, [{"id": 1, "revision": 0}])
 
 
 def downgrade() -> None:
+    op.drop_table("revocation_list")
     op.drop_index("ix_used_nonces_expires_at", table_name="used_nonces")
     op.drop_table("used_nonces")
     op.drop_index("ix_challenges_expires_at", table_name="challenges")
