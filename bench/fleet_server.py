@@ -15,7 +15,8 @@ For each size, one client sends ``--requests`` of each, one at a time, and times
 - challenge-valid     the enrolled device's EK certificate and a real TPM AK: the whole challenge
                       (enrolment lookup, MakeCredential, the challenge written - replacing the last)
 - nonce               GET /attestation/nonce
-- crl                 GET /attestation/crl (the fleet CA's signed CRL; no revocations here)
+- crl                 GET /attestation/crl (the fleet CA's signed CRL, listing 1 % of the fleet: the
+                      response grows with it, the work per request should not)
 
 ``--app-src`` runs another checkout's server (its app/src) against the same fill: the figures before a
 change. Prints p50/p95 in ms per endpoint and size, writes out/bench/fleet_server.json. Not a test.
@@ -59,6 +60,7 @@ AK_PUBLIC = bytes.fromhex(
     json.loads((ROOT / "tests" / "fixtures" / "tpm" / "quote.json").read_text())["ak_tpm2b_public"]
 )
 BATCH = 10_000
+REVOKED_EVERY = 100  # 1 % of the fleet quarantined: 1,000 revoked certificates at 100k
 GARBAGE_PEM = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 
 
@@ -83,7 +85,9 @@ def trust_dir(work: Path) -> tuple[Path, Any]:
 
 
 def fill(url: str, start: int, stop: int, extra: dict[str, Any]) -> None:
-    """Enrolment rows start..stop-1 (random EK digests) and ``extra``, inserted directly in batches."""
+    """Enrolment rows start..stop-1 (random EK digests) and ``extra``, inserted directly in batches, and a
+    revoked certificate for every REVOKED_EVERY-th of them (the CRL lists them; the server builds it anew
+    when it starts)."""
     engine = create_engine(url, poolclass=NullPool)
     row = {"model": "bench-board", "code_salt": b"s" * 16, "code_hash": bytes(32), "code_n": 16384, "code_r": 8}
     row["manifest_sha256"] = "ab" * 32
@@ -91,6 +95,10 @@ def fill(url: str, start: int, stop: int, extra: dict[str, Any]) -> None:
         "INSERT INTO enrolments (device_id, model, ek_spki_sha256, code_salt, code_hash, code_n, code_r, code_p, "
         "manifest_sha256) VALUES (:device_id, :model, :ek_spki_sha256, :code_salt, :code_hash, :code_n, :code_r, "
         "1, :manifest_sha256)"
+    )
+    revoke = text(
+        "INSERT INTO revocations (certificate_serial, device_id, reason, revoked_at) "
+        "VALUES (:serial, :device_id, 'bench: quarantined', :at)"
     )
     with engine.begin() as conn:
         for first in range(start, stop, BATCH):
@@ -104,6 +112,13 @@ def fill(url: str, start: int, stop: int, extra: dict[str, Any]) -> None:
                 for n in range(first, min(stop, first + BATCH))
             ]
             conn.execute(insert, rows)
+            revoked = [
+                {"serial": f"{n + 1:x}", "device_id": f"sid-{n:010d}", "at": "2026-01-01T00:00:00+00:00"}
+                for n in range(first, min(stop, first + BATCH))
+                if n % REVOKED_EVERY == 0
+            ]
+            if revoked:
+                conn.execute(revoke, revoked)
         conn.execute(insert, [{**row, **extra}])
         conn.execute(text("ANALYZE enrolments"))
     engine.dispose()
