@@ -9,7 +9,8 @@ bundle is a freeze, refused).
 The stick is hostile input read before TUF has verified anything, so nothing on it is read
 unbounded: the index reads tar headers only (each at most ``MAX_HEADER``, never past the file's
 end, at most ``MAX_MEMBERS``) and accepts only regular, non-sparse members with plain names, each
-once; a member is streamed in chunks, so python-tuf's length limit stops an oversized one early.
+once, whose size and data offset are not negative (a base-256 size field can say -1); a member is
+streamed in chunks, so python-tuf's length limit stops an oversized one early.
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ def index(bundle: Path) -> dict[str, Member]:
                     name = _checked_name(member)
                     if name in found:
                         raise BadBundle(f"{name!r} twice")
+                    if member.size < 0 or member.offset_data < 0:  # base-256 fields can be negative
+                        raise BadBundle(f"{name!r}: a negative size or offset in its header")
                     if member.offset_data + member.size > size:
                         raise BadBundle(f"{name!r} claims {member.size} bytes past the end of the file")
                     found[name] = Member(member.offset_data, member.size)
@@ -146,7 +149,7 @@ def _stream(bundle: Path, name: str, member: Member) -> Iterator[bytes]:
     with bundle.open("rb") as handle:
         handle.seek(member.offset)
         left = member.size
-        while left:
+        while left > 0:
             chunk = handle.read(min(CHUNK, left))
             if not chunk:
                 raise BadBundle(f"{name}: the offline bundle {bundle.name} ends inside it")

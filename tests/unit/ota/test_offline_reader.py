@@ -191,7 +191,10 @@ def test_a_pax_header_that_claims_256_mib_is_refused(stick: Stick, tmp_path: Pat
 
 
 HEADER_FIELDS = [0, 100, 124, 130, 136, 148, 156, 157, 257, 345, 511]  # name, mode, size, mtime, chksum, type, ...
-PATCHES = st.binary(min_size=1, max_size=16) | st.sampled_from([b"77777777777\0", b"\x80" + b"\xff" * 11, b"x", b"S"])
+NEGATIVE = b"\xff" * 12  # a base-256 number field: -1, which tarfile takes as a size
+PATCHES = st.binary(min_size=1, max_size=16) | st.sampled_from(
+    [b"77777777777\0", b"\x80" + b"\xff" * 11, NEGATIVE, b"x", b"S"]
+)
 Patch = tuple[bool, int, int, bytes]  # (in a header?, which member, offset in its header block or its data, bytes)
 Change = tuple[list[Patch], bool, str, int, bytes]
 PAX_HEADER_CLAIMS_256_MIB: Change = (
@@ -201,6 +204,7 @@ PAX_HEADER_CLAIMS_256_MIB: Change = (
     0,
     b"",
 )
+TIMESTAMP_SIZE_IS_MINUS_ONE: Change = ([(True, 1, 124, NEGATIVE)], True, "extended", 0, b"\0" * 2048)
 
 
 @st.composite
@@ -242,8 +246,32 @@ def _apply(stick: Stick, change: Change) -> bytes:
     change=PAX_HEADER_CLAIMS_256_MIB, noise=None
 )  # the first header made a PAX header of 256 MiB, on a small stick
 @example(change=([], False, "as is", 0, b""), noise=b"")
+@example(change=TIMESTAMP_SIZE_IS_MINUS_ONE, noise=None)  # member 1 is timestamp.json
 def test_any_edited_or_random_stick_is_refused_cleanly_within_bounded_memory(
     stick: Stick, tmp_path_factory: pytest.TempPathFactory, change: Change, noise: bytes | None
 ) -> None:
     data = _apply(stick, change) if noise is None else noise
     assert _refused(stick, data, tmp_path_factory.mktemp("case")) < PEAK
+
+
+def _negative_size(stick: Stick, name: str, padding: int) -> bytes:
+    """The genuine stick with ``name``'s size field set to -1 (base-256), then ``padding`` zero bytes."""
+    data = bytearray(stick.genuine)
+    info = next(info for info, _ in stick.members if info.name == name)
+    at = info.offset + (512 if info.pax_headers else 0)  # the member's own ustar header, after its PAX header
+    assert data[at : at + 100].rstrip(b"\0").endswith(name.rpartition("/")[2].encode())
+    data[at + 124 : at + 136] = NEGATIVE
+    data[at + 148 : at + 156] = b" " * 8
+    data[at + 148 : at + 156] = b"%06o\0 " % sum(data[at : at + 512])
+    return bytes(data) + b"\0" * padding  # bytes after the archive's end: a tar reader ignores them
+
+
+def test_a_negative_member_size_is_refused_before_the_rest_of_the_stick_is_read(stick: Stick, tmp_path: Path) -> None:
+    """Python's tarfile takes a base-256 size of -1 as it is; a reader that then counts down to zero
+    would read the whole rest of the stick in one chunk (here 64 MiB of padding, twice the bound)."""
+    data = _negative_size(stick, "metadata/timestamp.json", 2 * PEAK)
+    probe = tmp_path / "probe.tar"
+    probe.write_bytes(data)
+    with pytest.raises(offline.BadBundle, match=r"'metadata/timestamp\.json': a negative size or offset in its header"):
+        offline.index(probe)
+    assert _refused(stick, data, tmp_path / "update", "download failed.*negative size") < PEAK
