@@ -5,7 +5,7 @@ The stages use what is re-exported here; the modules below are one concern each.
 
 from __future__ import annotations
 
-from tasks.ota import bundle, offline
+from tasks.ota import bundle, offline, taken
 from tasks.ota.client import BootSlots, Device, Outcome, Source, UpdateRefused, update
 from tasks.ota.keys import KEY_DIR, RaucPki, TufKeys, rauc_pki
 from tasks.ota.mtls import DeviceTls, serves
@@ -33,6 +33,7 @@ __all__ = [
     "role_name",
     "serve",
     "serves",
+    "taken",
     "target_path",
     "update",
 ]

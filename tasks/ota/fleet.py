@@ -82,7 +82,10 @@ def find_release(repo: Repository, model: str, fit_digest: str) -> TargetFile:
 
 
 def reconcile(repo: Repository, desired: Desired, verify: Callable[[Path], None]) -> list[Move]:
-    """Publish each group's release, wave by wave; ``verify`` (RAUC against the update CA) refuses a bad bundle."""
+    """Publish each group's release, wave by wave; ``verify`` (RAUC against the update CA) refuses a bad bundle.
+
+    ``verify`` gets a private copy of the release's bundle (``Repository.take``), and that copy is what
+    is published: a writer of the repository who swaps the stored file meanwhile changes nothing signed."""
     before = {g.name: current(repo, desired.model, g.name) for g in desired.groups}
     moves = []
     for group in sorted(desired.groups, key=lambda g: (g.wave, g.name)):
@@ -97,9 +100,9 @@ def reconcile(repo: Repository, desired: Desired, verify: Callable[[Path], None]
             moves.append(Move(group.name, group.wave, group.release, f"waiting for wave {min(g.wave for g in behind)}"))
             continue
         release = find_release(repo, desired.model, group.release)
-        bundle = repo.checked(release)
-        verify(bundle)
         custom = {**release.custom, "group": group.name, "wave": group.wave}
-        repo.publish(desired.model, bundle, custom, group=group.name)
+        with repo.take(release) as copy:  # held to the release's signed hashes; verified and signed as taken
+            verify(copy.path)
+            repo.publish(desired.model, copy, custom, group=group.name)
         moves.append(Move(group.name, group.wave, group.release, "published"))
     return moves

@@ -37,15 +37,17 @@ MAX_HEADER = 64 << 10  # one PAX or GNU long-name header
 CHUNK = 64 << 10
 
 
-def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add(archive: tarfile.TarFile, name: str, handle: BinaryIO, size: int) -> None:
     info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    archive.addfile(info, io.BytesIO(data))
+    info.size, info.mtime, info.mode = size, 0, 0o644
+    archive.addfile(info, handle)
 
 
 def write(repo: Repository, model: str, out: Path) -> list[str]:
-    """``out``: the chain for ``model`` and its current target. Returns the member names."""
-    meta = repo.metadata_dir
+    """``out``: the chain for ``model`` and its current target. Returns the member names.
+
+    The metadata are the bytes ``Repository.open`` verified (or this run signed), never re-read from
+    the directory; each target is taken once, held to its signed hashes (``Repository.take``)."""
     names = [f"{version}.root.json" for version in range(1, repo.root.signed.version + 1)]  # the verified chain
     names.append("timestamp.json")
     names.append(f"{repo.snapshot.signed.version}.snapshot.json")
@@ -56,12 +58,13 @@ def write(repo: Repository, model: str, out: Path) -> list[str]:
     members = []
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name in names:
-            _add(archive, f"metadata/{name}", (meta / name).read_bytes())
+            data = repo.metadata(name)
+            _add(archive, f"metadata/{name}", io.BytesIO(data), len(data))
             members.append(f"metadata/{name}")
         for target in role.signed.targets.values():
-            stored = repo.stored(target)
-            name = f"targets/{stored.relative_to(repo.targets_dir).as_posix()}"
-            _add(archive, name, stored.read_bytes())
+            name = f"targets/{repo.stored(target).relative_to(repo.targets_dir).as_posix()}"
+            with repo.take(target) as copy, copy.path.open("rb") as handle:
+                _add(archive, name, handle, copy.digest.length)
             members.append(name)
     atomic.write_bytes(out, buffer.getvalue())
     return members

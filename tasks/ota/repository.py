@@ -15,20 +15,23 @@ mid-download is never cut off.
 The directory is served by a web host and cached by CI, so nothing in it is trusted as it lies:
 ``open`` verifies every role file from the root keys the signer holds (tasks/ota/verified.py)
 and re-hashes every listed bundle before anything is signed again; a failure signs nothing.
+The verified metadata bytes are kept (``raw``): the snapshot and timestamp pin the length and
+sha256 of exactly those bytes, and the offline bundle and a device's first root come from them.
+A bundle is published from a private copy taken once (tasks/ota/taken.py), never from a path a
+writer of the directory could swap between its verification and its signing.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import hashlib
 import tomllib
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tuf.api.exceptions import LengthOrHashMismatchError
 from tuf.api.metadata import (
     DelegatedRole,
     Delegations,
@@ -45,14 +48,16 @@ from tuf.api.serialization.json import JSONSerializer
 
 from tasks.core import atomic
 from tasks.core.errors import InputError, SigningError, VerificationError
-from tasks.ota import verified
+from tasks.ota import taken, verified
 from tasks.ota.keys import TufKeys
+from tasks.ota.taken import Digest, Taken
 
 CONFIG = "infra/ota/repository.toml"
 ROOT_KEYS = ("root-1", "root-2", "root-3")
 ROOT_THRESHOLD = 2
 BUNDLE_NAME = "firmware.raucb"
 SERIALIZER = JSONSerializer(compact=False)
+PLANTED = "a file planted in the repository: remove it and restore it from the release's bundles/"
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class Repository:
     roles: dict[str, Metadata[Targets]] = field(init=False, default_factory=dict)
     snapshot: Metadata[Snapshot] = field(init=False)
     timestamp: Metadata[Timestamp] = field(init=False)
+    raw: dict[str, bytes] = field(init=False, default_factory=dict)  # metadata file name -> the verified bytes
 
     @property
     def metadata_dir(self) -> Path:
@@ -141,7 +147,7 @@ class Repository:
         """The repository as the signer last signed it, or a refusal: nothing on disk is trusted unverified."""
         state = verified.load(self.metadata_dir, [self.keys.public(n) for n in self._root_key_names()])
         self.root, self.timestamp, self.snapshot = state.root, state.timestamp, state.snapshot
-        self.targets, self.roles = state.targets, state.roles
+        self.targets, self.roles, self.raw = state.targets, state.roles, state.raw
         for role in self.roles.values():
             for target in role.signed.targets.values():
                 self.checked(target)
@@ -187,7 +193,18 @@ class Repository:
         for signer in signers if signers is not None else [self.keys.signer(name)]:
             md.sign(signer, append=True)
         filename = "timestamp.json" if name == "timestamp" else f"{md.signed.version}.{name}.json"
-        atomic.write_bytes(self.metadata_dir / filename, md.to_bytes(SERIALIZER))
+        data = md.to_bytes(SERIALIZER)
+        atomic.write_bytes(self.metadata_dir / filename, data)
+        self.raw[filename] = data
+
+    def _pinned(self, md: Metadata[Any], name: str) -> MetaFile:
+        """The snapshot's (or timestamp's) entry for a role file: its version, length and sha256 of its bytes."""
+        data = self.raw[f"{md.signed.version}.{name}.json"]
+        return MetaFile(md.signed.version, len(data), {"sha256": hashlib.sha256(data).hexdigest()})
+
+    def metadata(self, filename: str) -> bytes:
+        """A metadata file's verified bytes (one this run verified or wrote): never a re-read of the disk."""
+        return self.raw[filename]
 
     @staticmethod
     def _bump(md: Metadata[Any], days: float) -> None:
@@ -197,36 +214,43 @@ class Repository:
 
     def _snapshot_and_timestamp(self, *, timestamp_days: float | None = None) -> None:
         snap = self.snapshot.signed
-        snap.meta = {"targets.json": MetaFile(self.targets.signed.version)}
+        snap.meta = {"targets.json": self._pinned(self.targets, "targets")}
         for name, md in sorted(self.roles.items()):
-            snap.meta[f"{name}.json"] = MetaFile(md.signed.version)
+            snap.meta[f"{name}.json"] = self._pinned(md, name)
         self._bump(self.snapshot, self.config.expiry_days["snapshot"])
         self._sign_write(self.snapshot, "snapshot")
         self.refresh_timestamp(days=timestamp_days)
 
     def refresh_timestamp(self, *, days: float | None = None) -> None:
         """A new timestamp over the current snapshot: what the online server does on a schedule."""
-        self.timestamp.signed.snapshot_meta = MetaFile(self.snapshot.signed.version)
+        self.timestamp.signed.snapshot_meta = self._pinned(self.snapshot, "snapshot")
         self._bump(self.timestamp, self.config.expiry_days["timestamp"] if days is None else days)
         self._sign_write(self.timestamp, "timestamp")
 
-    def publish(self, model: str, bundle: Path, custom: Mapping[str, Any], *, group: str | None = None) -> TargetFile:
-        """``bundle`` becomes ``<model>/firmware.raucb`` (or the group's path) in the model's role, with ``custom``."""
+    def publish(
+        self, model: str, bundle: Path | Taken, custom: Mapping[str, Any], *, group: str | None = None
+    ) -> TargetFile:
+        """``bundle`` becomes ``<model>/firmware.raucb`` (or the group's path) in the model's role, with ``custom``.
+
+        A path is taken once first; a ``Taken`` copy (one RAUC verified) is stored as it is, hashed again
+        while it is written, and refused unless it is still the bytes its digest names: the hashes signed
+        are those of the bytes taken, whatever happens to any path meanwhile."""
+        if isinstance(bundle, Path):
+            with taken.taken(bundle, "nothing was published or signed") as copy:
+                return self.publish(model, copy, custom, group=group)
         name = role_name(model)
         if name not in self.roles:
             raise InputError(
                 f"{model}: not a model of this repository ({CONFIG} lists {', '.join(self.config.models)})"
             )
-        target = TargetFile.from_file(target_path(model, group), str(bundle), ["sha256"])
+        target = TargetFile(bundle.digest.length, dict(bundle.digest.hashes), target_path(model, group))
         target.unrecognized_fields["custom"] = dict(custom)
         stored = self.stored(target)
         stored.parent.mkdir(parents=True, exist_ok=True)
         if stored.exists() or stored.is_symlink():
             self.checked(target)
         else:
-            tmp = stored.with_name(f".{stored.name}.tmp")
-            shutil.copyfile(bundle, tmp)
-            os.replace(tmp, stored)
+            taken.store(bundle, stored)
         self.roles[name].signed.targets[target.path] = target
         self.resign(name)
         return target
@@ -254,17 +278,14 @@ class Repository:
     def checked(self, target: TargetFile) -> Path:
         """A target's stored file, re-hashed: a file planted at a signed path is refused, never listed or signed."""
         path = self.stored(target)
-        if path.is_symlink() or not path.is_file():
-            raise VerificationError(f"{path}: the file of signed target {target.path} is missing or not a regular file")
-        with path.open("rb") as handle:
-            try:
-                target.verify_length_and_hashes(handle)
-            except LengthOrHashMismatchError as exc:
-                raise VerificationError(
-                    f"{path}: not the bundle signed as {target.path} ({exc}); a file planted in the repository: "
-                    "remove it and restore it from the release's bundles/"
-                ) from exc
+        taken.check(path, _digest(target), f"the bundle signed as {target.path}", PLANTED)
         return path
+
+    def take(self, target: TargetFile) -> AbstractContextManager[Taken]:
+        """A private copy of a target's stored file, held to its signed length and hashes: verify it, then
+        publish it (``publish``), and the bytes signed are the bytes verified."""
+        what = f"the bundle signed as {target.path}"
+        return taken.taken(self.stored(target), PLANTED, expected=_digest(target), what=what)
 
     def rotate_root(self, new_keys: Iterable[str], *, threshold: int = ROOT_THRESHOLD) -> int:
         """Root v(N+1) trusts ``new_keys``; signed by the old and the new threshold. Returns N+1."""
@@ -285,9 +306,13 @@ class Repository:
         return sorted(p.stem for p in self.keys.directory.glob("root-*.pem"))
 
     def trusted_root(self, version: int = 1) -> bytes:
-        """The root a device is provisioned with (version 1 by default: it walks the chain)."""
-        return (self.metadata_dir / f"{version}.root.json").read_bytes()
+        """The root a device is provisioned with (version 1 by default: it walks the chain), as verified."""
+        return self.metadata(f"{version}.root.json")
 
     def files(self) -> list[Path]:
         """Every metadata file and target file, for the offline bundle and the evidence."""
         return sorted(p for p in self.directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def _digest(target: TargetFile) -> Digest:
+    return Digest(target.length, dict(target.hashes))

@@ -16,6 +16,11 @@ directory the way a device does, with python-tuf's own checks (``verify_delegate
 - no metadata file is newer than the version the verified chain names, and no role file is
   there that the snapshot does not name: a replayed old timestamp (rollback) or a planted file is
   refused, never ignored.
+- each file is read once (``taken.read``: no symlink followed, at most ``MAX_METADATA``) and parsed
+  strictly: a JSON object with a key twice is refused, since the signatures cover python-tuf's
+  re-serialised form and a duplicate would let two different files carry the same signatures.
+  The verified bytes are kept (``State.raw``): the snapshot and timestamp the signer writes pin
+  their length and sha256, and the offline bundle carries them, never a re-read of the disk.
 
 Expiry is not checked: refreshing expired metadata is the signer's job, and a writer without
 keys cannot make a signature whatever the dates. Any failure is one ``VerificationError`` naming
@@ -24,6 +29,7 @@ the file and what failed; the caller has then signed and written nothing.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,6 +41,7 @@ from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, T, Targets, Tim
 from tuf.api.serialization import DeserializationError
 
 from tasks.core.errors import VerificationError
+from tasks.ota import taken
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Key
@@ -51,6 +58,7 @@ class State:
     snapshot: Metadata[Snapshot]
     targets: Metadata[Targets]
     roles: dict[str, Metadata[Targets]]
+    raw: dict[str, bytes]  # each verified file's bytes as read, by file name
 
 
 def refused(path: Path, what: str) -> VerificationError:
@@ -69,14 +77,31 @@ def numbered(metadata_dir: Path, role: str) -> dict[int, Path]:
 
 
 def _read(path: Path) -> bytes:
-    if path.is_symlink() or not path.is_file():
-        raise refused(path, "missing or not a regular file")
-    if path.stat().st_size > MAX_METADATA:
-        raise refused(path, f"larger than {MAX_METADATA} bytes")
-    return path.read_bytes()
+    return taken.read(path, MAX_METADATA, REFUSAL)
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ValueError(f"key {twice[0]!r} twice in one JSON object")
+    return dict(pairs)
+
+
+def _constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(data: bytes) -> Any:
+    """``data`` as JSON, refusing what ``json.loads`` would quietly accept: a key twice (the last wins), NaN."""
+    return json.loads(data.decode("utf-8"), object_pairs_hook=_unique, parse_constant=_constant)
 
 
 def _parse(path: Path, data: bytes, kind: type[T]) -> Metadata[T]:
+    try:
+        strict_json(data)
+    except ValueError as exc:  # UnicodeDecodeError and json.JSONDecodeError are ValueErrors
+        raise refused(path, f"not strict JSON ({exc})") from None
     try:
         md: Metadata[T] = Metadata.from_bytes(data)
     except DeserializationError as exc:
@@ -94,34 +119,46 @@ def _signed_by(path: Path, md: Metadata[Any], delegator: Root | Targets, role: s
         raise refused(path, f"not signed by the keys {by} trusts for {role} ({exc})") from exc
 
 
-def verified(path: Path, kind: type[T], delegator: Root | Targets, role: str, by: str) -> Metadata[T]:
-    """``path`` parsed as ``kind`` and signed for ``role`` per ``delegator`` (named ``by`` in refusals)."""
-    md = _parse(path, _read(path), kind)
+def verified(
+    path: Path, kind: type[T], delegator: Root | Targets, role: str, by: str, raw: dict[str, bytes] | None = None
+) -> Metadata[T]:
+    """``path`` parsed as ``kind`` and signed for ``role`` per ``delegator`` (named ``by`` in refusals);
+    its bytes kept in ``raw`` under its name."""
+    data = _read(path)
+    md = _parse(path, data, kind)
     _signed_by(path, md, delegator, role, by)
+    if raw is not None:
+        raw[path.name] = data
     return md
 
 
-def _named(path: Path, kind: type[T], meta: MetaFile, delegator: Root | Targets, role: str, by: str) -> Metadata[T]:
-    """The role file a verified snapshot or timestamp names: its length and hashes, version and signatures."""
+def _named(
+    path: Path, kind: type[T], meta: MetaFile, delegator: Root | Targets, role: str, by: str, raw: dict[str, bytes]
+) -> Metadata[T]:
+    """The role file a verified snapshot or timestamp names: its signatures, version, and the length and
+    hashes the signer pinned (a validly signed file in other bytes, re-serialised, is refused too)."""
     data = _read(path)
+    md = _parse(path, data, kind)
+    _signed_by(path, md, delegator, role, by)
+    if md.signed.version != meta.version:
+        raise refused(path, f"says version {md.signed.version}, the signed metadata names {meta.version}")
     try:
         meta.verify_length_and_hashes(data)
     except LengthOrHashMismatchError as exc:
-        raise refused(path, f"not the file the signed metadata names ({exc})") from exc
-    md = _parse(path, data, kind)
-    if md.signed.version != meta.version:
-        raise refused(path, f"says version {md.signed.version}, the signed metadata names {meta.version}")
-    _signed_by(path, md, delegator, role, by)
+        raise refused(path, f"not the bytes the signed metadata names ({exc})") from exc
+    raw[path.name] = data
     return md
 
 
-def root_chain(metadata_dir: Path, held: Iterable[Key]) -> Metadata[Root]:
-    """The newest root reachable from version 1, which must be signed by root keys the signer holds."""
+def root_chain(metadata_dir: Path, held: Iterable[Key], raw: dict[str, bytes]) -> Metadata[Root]:
+    """The newest root reachable from version 1, which must be signed by root keys the signer holds;
+    each root's bytes kept in ``raw``."""
     keys = {key.keyid: key for key in held}
     if not keys:
         raise VerificationError(f"{metadata_dir}: the signer holds no root key to verify the repository with")
     first = metadata_dir / "1.root.json"
-    root = _parse(first, _read(first), Root)
+    raw[first.name] = _read(first)
+    root = _parse(first, raw[first.name], Root)
     strangers = [k for k in root.signed.roles[Root.type].keyids if root.signed.keys.get(k) != keys.get(k)]
     if strangers or root.signed.version != 1:
         raise refused(first, f"not the first root this signer made (root keys it does not hold: {strangers})")
@@ -130,12 +167,13 @@ def root_chain(metadata_dir: Path, held: Iterable[Key]) -> Metadata[Root]:
     version = 1
     while version + 1 in files:
         path = files[version + 1]
-        new = _parse(path, _read(path), Root)
+        data = _read(path)
+        new = _parse(path, data, Root)
         if new.signed.version != version + 1:
             raise refused(path, f"says version {new.signed.version}, its file name says {version + 1}")
         _signed_by(path, new, root.signed, Root.type, f"root v{version}")
         _signed_by(path, new, new.signed, Root.type, "this root")
-        root, version = new, version + 1
+        root, version, raw[path.name] = new, version + 1, data
     beyond = sorted(n for n in files if n > version)
     if beyond:
         raise refused(files[beyond[0]], f"a root past the verified chain, which ends at {version}.root.json")
@@ -162,12 +200,19 @@ def _nothing_newer(
 
 def load(metadata_dir: Path, held_root_keys: Iterable[Key]) -> State:
     """The verified repository in ``metadata_dir`` (see the module docstring for what is checked)."""
-    root = root_chain(metadata_dir, held_root_keys)
+    raw: dict[str, bytes] = {}
+    root = root_chain(metadata_dir, held_root_keys, raw)
     by_root = f"root v{root.signed.version}"
-    timestamp = verified(metadata_dir / "timestamp.json", Timestamp, root.signed, Timestamp.type, by_root)
+    timestamp = verified(metadata_dir / "timestamp.json", Timestamp, root.signed, Timestamp.type, by_root, raw)
     snap_meta = timestamp.signed.snapshot_meta
     snapshot = _named(
-        metadata_dir / f"{snap_meta.version}.snapshot.json", Snapshot, snap_meta, root.signed, Snapshot.type, by_root
+        metadata_dir / f"{snap_meta.version}.snapshot.json",
+        Snapshot,
+        snap_meta,
+        root.signed,
+        Snapshot.type,
+        by_root,
+        raw,
     )
     _nothing_newer(metadata_dir, Snapshot, Snapshot.type, snap_meta.version, root.signed, by_root)
     metas = dict(snapshot.signed.meta)
@@ -175,7 +220,13 @@ def load(metadata_dir: Path, held_root_keys: Iterable[Key]) -> State:
     if targets_meta is None:
         raise refused(metadata_dir / f"{snap_meta.version}.snapshot.json", "names no targets role")
     targets = _named(
-        metadata_dir / f"{targets_meta.version}.targets.json", Targets, targets_meta, root.signed, Targets.type, by_root
+        metadata_dir / f"{targets_meta.version}.targets.json",
+        Targets,
+        targets_meta,
+        root.signed,
+        Targets.type,
+        by_root,
+        raw,
     )
     _nothing_newer(metadata_dir, Targets, Targets.type, targets_meta.version, root.signed, by_root)
     by_targets = f"targets v{targets.signed.version}"
@@ -185,14 +236,14 @@ def load(metadata_dir: Path, held_root_keys: Iterable[Key]) -> State:
         path = metadata_dir / f"{meta.version}.{name}.json"
         if not filename.endswith(".json") or "/" in name or name in (Root.type, Timestamp.type, Snapshot.type):
             raise refused(metadata_dir / f"{snap_meta.version}.snapshot.json", f"names an unexpected role {filename!r}")
-        roles[name] = _named(path, Targets, meta, targets.signed, name, by_targets)
+        roles[name] = _named(path, Targets, meta, targets.signed, name, by_targets, raw)
         _nothing_newer(metadata_dir, Targets, name, meta.version, targets.signed, by_targets)
     known = {Root.type, Snapshot.type, Targets.type, *roles}
     for path in sorted(metadata_dir.glob("*.json")):
         role = path.name.removesuffix(".json").partition(".")[2]
         if path.name != "timestamp.json" and role not in known:
             raise refused(path, "a role file the signed snapshot does not name")
-    return State(root, timestamp, snapshot, targets, roles)
+    return State(root, timestamp, snapshot, targets, roles, raw)
 
 
 def history(metadata_dir: Path, role: str, delegator: Targets) -> tuple[list[Metadata[Targets]], list[Path]]:

@@ -88,7 +88,11 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
             fit_digest=fit_art.digest,
         )
         rec.add_output(made, RAUC_BUNDLE_MEDIA_TYPE)
-        target = repo.publish(model, made, custom)
+        with ota.taken.taken(made, "nothing was published or signed") as copy:  # verified and signed as taken
+            ota.bundle.check(
+                rauc, mksquashfs, rec, copy.path, model=model, keyring=pki.ca_cert, work=out / "bundle-check"
+            )
+            target = repo.publish(model, copy, custom)
         rec.details["published"] = "new target"
     for name in ("timestamp.json", f"{repo.snapshot.signed.version}.snapshot.json"):
         rec.add_output(repo.metadata_dir / name, TUF_METADATA_MEDIA_TYPE)

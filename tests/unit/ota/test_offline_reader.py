@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tasks import ota
+from tasks.core.errors import VerificationError
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
 from tasks.ota import offline
@@ -275,3 +276,29 @@ def test_a_negative_member_size_is_refused_before_the_rest_of_the_stick_is_read(
     with pytest.raises(offline.BadBundle, match=r"'metadata/timestamp\.json': a negative size or offset in its header"):
         offline.index(probe)
     assert _refused(stick, data, tmp_path / "update", "download failed.*negative size") < PEAK
+
+
+def test_the_stick_carries_the_verified_metadata_and_bundle_not_what_the_disk_holds_later(stick: Stick) -> None:
+    """After the signer verified the repository, a writer swaps a metadata file and the bundle on disk:
+    the stick is written from the verified bytes, and a bundle no longer the signed one is refused."""
+    repo = ota.Repository.open(stick.work / "repository", ota.TufKeys(stick.work / "keys"), CONFIG)
+    timestamp = repo.metadata_dir / "timestamp.json"
+    verified_timestamp = timestamp.read_bytes()
+    timestamp.write_bytes(verified_timestamp.replace(b'"signed": {', b'"signed": {"x": 1, ', 1))
+    try:
+        out = stick.work / "again.tar"
+        offline.write(repo, MODEL, out)
+        with tarfile.open(out) as archive:
+            assert archive.extractfile("metadata/timestamp.json").read() == verified_timestamp  # type: ignore[union-attr]
+        (target,) = repo.roles[ota.role_name(MODEL)].signed.targets.values()
+        bundle = repo.stored(target)
+        genuine = bundle.read_bytes()
+        bundle.write_bytes(b"\x02" * len(genuine))
+        try:
+            with pytest.raises(VerificationError, match=f"{bundle.name}: not the bundle signed as {target.path}"):
+                offline.write(repo, MODEL, stick.work / "planted.tar")
+            assert not (stick.work / "planted.tar").exists()
+        finally:
+            bundle.write_bytes(genuine)
+    finally:
+        timestamp.write_bytes(verified_timestamp)

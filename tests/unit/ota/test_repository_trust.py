@@ -7,6 +7,7 @@ is refused with one line naming the file, and nothing in the directory changes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -185,3 +186,69 @@ def test_fleet_never_rolls_out_a_release_from_a_role_version_that_does_not_verif
     ):
         fleet.find_release(again, MODEL, "sha256:X")
     assert fleet.find_release(again, MODEL, "sha256:2").custom["security_version"] == 2
+
+
+def test_a_bundle_swapped_in_the_repository_while_rauc_verifies_it_is_not_what_gets_signed(
+    made: tuple[ota.Repository, Path],
+) -> None:
+    """The writer swaps the stored release bundle for an old genuine one while the verify hook runs:
+    what is signed for the group is the bundle the hook verified, not what the path holds afterwards."""
+    repo, work = made
+    repo = reopen(repo)  # a verified open, as `nox -s fleet` does
+    release = fleet.find_release(repo, MODEL, "sha256:2")
+    stored = repo.stored(release)
+    genuine = stored.read_bytes()
+    seen: list[str] = []
+
+    def verify(bundle: Path) -> None:  # RAUC accepts the genuine release-2 bundle ... then the host swaps it
+        seen.append(hashlib.sha256(bundle.read_bytes()).hexdigest())
+        stored.write_bytes((work / "b1.raucb").read_bytes())
+
+    fleet.reconcile(repo, fleet.Desired(MODEL, (fleet.Group("canary", 1, "sha256:2"),)), verify)
+    group = repo.roles[ROLE].signed.targets[ota.target_path(MODEL, "canary")]
+    assert seen == [hashlib.sha256(genuine).hexdigest()] == [group.hashes["sha256"]]
+    assert group.custom["security_version"] == 2
+    assert repo.checked(group).read_bytes() == genuine  # the group's stored bundle is the verified bytes
+    stored.write_bytes(genuine)  # the release's own file put back: the repository reopens clean
+    assert reopen(repo).roles[ROLE].signed.targets[ota.target_path(MODEL, "canary")].hashes == group.hashes
+
+
+def test_a_verified_copy_changed_before_it_is_published_is_refused_and_nothing_is_signed(
+    made: tuple[ota.Repository, Path],
+) -> None:
+    repo, work = made
+    repo = reopen(repo)
+    before = files(repo)
+
+    def verify(bundle: Path) -> None:  # whatever changes the bytes between their verification and their signing
+        bundle.write_bytes((work / "b1.raucb").read_bytes())
+
+    with pytest.raises(VerificationError, match="not the bytes that were taken and verified") as caught:
+        fleet.reconcile(repo, fleet.Desired(MODEL, (fleet.Group("canary", 1, "sha256:2"),)), verify)
+    assert "\n" not in str(caught.value)
+    assert files(repo) == before
+
+
+@pytest.mark.parametrize("name", ["timestamp.json", "role"])
+def test_a_metadata_file_with_a_json_key_twice_is_refused(made: tuple[ota.Repository, Path], name: str) -> None:
+    """json.loads keeps the last of two equal keys and the signatures cover python-tuf's re-serialised
+    form, so a file with an injected key would still verify: the signer's parser refuses it."""
+    repo, _ = made
+    path = current_role(repo) if name == "role" else repo.metadata_dir / name
+    text = path.read_text()
+    assert text.count('"signed": {') == 1
+    path.write_text(text.replace('"signed": {', '"signed": {"version": 999, "expires": "2000-01-01T00:00:00Z", ', 1))
+    refused(repo, rf"{path.name}: not strict JSON \(key '(expires|version)' twice in one JSON object\)")
+
+
+def test_a_validly_signed_role_file_in_other_bytes_is_refused(made: tuple[ota.Repository, Path]) -> None:
+    """The snapshot pins each role file's length and sha256, not only its version: the same signed role
+    re-serialised (its signatures still verify) is not the file the snapshot names, here or on a device."""
+    repo, _ = made
+    path = current_role(repo)
+    snapshot = json.loads((repo.metadata_dir / f"{repo.snapshot.signed.version}.snapshot.json").read_bytes())
+    pinned = snapshot["signed"]["meta"][f"{ROLE}.json"]
+    assert pinned["length"] == len(path.read_bytes())
+    assert pinned["hashes"] == {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    path.write_text(json.dumps(json.loads(path.read_text()), indent=2))  # the same JSON, other whitespace
+    refused(repo, rf"{path.name}: not the bytes the signed metadata names")
