@@ -15,8 +15,16 @@ from tasks.source.commits import check_range, default_range, record
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s commits", description="verify commit signatures")
-    parser.add_argument("range", nargs="?", help="git revision range (default: merge-base with --base ..HEAD)")
-    parser.add_argument("--base", default="main", help="branch whose merge base starts the default range")
+    parser.add_argument(
+        "range",
+        nargs="?",
+        help="git revision range (default: the commits HEAD holds that --base does not, <base tip>..HEAD)",
+    )
+    parser.add_argument(
+        "--base",
+        default="main",
+        help="branch (refs/heads/, else refs/remotes/origin/) whose tip starts the default range",
+    )
     parser.add_argument("--repo", type=Path, default=None, help="repository to check (default: this one)")
     parser.add_argument(
         "--allowed-signers",
@@ -26,7 +34,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     )
     args = parser.parse_args(argv)
     repo = (args.repo or ctx.root).resolve()
-    rev_range = args.range or default_range(ctx, rec, repo, args.base)
+    rev_range = args.range or default_range(ctx, rec, repo, args.base).text
     checks = check_range(ctx, rec, rev_range, repo, args.allowed_signers)
     if not checks:
         raise InputError(f"no commits in {rev_range}: nothing to verify is not a pass; give the range to check")

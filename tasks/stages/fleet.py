@@ -9,43 +9,65 @@ from pathlib import Path
 
 from tasks import ota
 from tasks.context import Context
-from tasks.core import runner
 from tasks.core.checks import Check, conclude
-from tasks.core.errors import VerificationError
+from tasks.core.errors import InputError, VerificationError
 from tasks.core.evidence import StageRecord, Verdict
 from tasks.ota import fleet
-from tasks.source.commits import check_range, default_range, record
+from tasks.source import git_history
+from tasks.source.commits import check_range, committed_blob, default_range, record
+
+SIGNED = "fleet change signed"
 
 
-def signed_change(ctx: Context, rec: StageRecord, base: str, pinned: Path | None = None) -> Check:
+def signed_change(ctx: Context, rec: StageRecord, base: str, pinned: Path | None = None) -> tuple[Check, str]:
     """fleet/ has no uncommitted change, the commit that last changed it is signed by a key its parent
-    trusts, and so is every commit from the merge base with ``base`` to HEAD (tasks.source.commits)."""
+    trusts, and so is every commit HEAD holds that ``base`` does not (tasks.source.commits).
+    Also the commit HEAD was resolved to once, whose tree the stage then reads ("" when refused)."""
     git = ctx.tool("git")
-    expected = "every commit since the merge base, and the fleet change, signed by a key its parent trusts"
-    dirty = runner.run(rec, git, ["status", "--porcelain", "--", "fleet/"], cwd=ctx.root, check=False).stdout.strip()
+    expected = "every commit not yet on the base, and the fleet change, signed by a key its parent trusts"
+    dirty = git_history.run(rec, git, ctx.root, ["status", "--porcelain", "--", "fleet/"]).stdout.strip()
     if dirty:
-        return Check("fleet change signed", False, f"uncommitted changes in fleet/: {dirty.splitlines()[0]}", expected)
-    sha = runner.run(rec, git, ["log", "-1", "--format=%H", "--", "fleet/"], cwd=ctx.root, check=False).stdout.strip()
+        return Check(SIGNED, False, f"uncommitted changes in fleet/: {dirty.splitlines()[0]}", expected), ""
+    span = default_range(ctx, rec, ctx.root, base)
+    if span.empty and span.head != span.tip:  # HEAD is an older commit of the base: only its tip is current
+        why = f"HEAD {span.head[:12]} is behind {span.ref} ({span.tip[:12]}); reconcile from the branch's tip"
+        return Check(SIGNED, False, why, expected), ""
+    found = git_history.run(rec, git, ctx.root, ["log", "-1", "--format=%H", span.head, "--", "fleet/"])
+    sha = found.stdout.strip()
     if not sha:
-        return Check("fleet change signed", False, "fleet/ is in no commit", expected)
-    rev_range = default_range(ctx, rec, ctx.root, base)
-    [change] = check_range(ctx, rec, f"{sha}^!", ctx.root, pinned)
-    branch = [c for c in check_range(ctx, rec, rev_range, ctx.root, pinned) if c.sha != sha]
-    record(rec, [change, *branch])
-    rec.details.update(
-        {"fleet_commit": sha, "range": rev_range, "failing": [c.sha for c in [change, *branch] if not c.ok]}
-    )
-    bad = next((c for c in [change, *branch] if not c.ok), None)
+        return Check(SIGNED, False, "fleet/ is in no commit", expected), ""
+    branch = [] if span.empty else check_range(ctx, rec, span.text, ctx.root, pinned)
+    # the fleet change on the branch is judged there (its parent's anchors and, from older history, the
+    # base tip's); one already on the base is judged by its own parent
+    change = next((c for c in branch if c.sha == sha), None) or check_range(ctx, rec, f"{sha}^!", ctx.root, pinned)[0]
+    checks = [change, *(c for c in branch if c.sha != sha)]
+    record(rec, checks)
+    rec.details.update({"fleet_commit": sha, "range": span.text, "failing": [c.sha for c in checks if not c.ok]})
+    bad = next((c for c in checks if not c.ok), None)
     if bad is None:
-        return Check(
-            "fleet change signed", True, f"{sha[:12]}: {change.status} ({len(branch) + 1} commit(s))", expected
-        )
-    return Check("fleet change signed", False, f"{bad.sha[:12]} {bad.status}: {bad.subject}", expected)
+        return Check(SIGNED, True, f"{sha[:12]}: {change.status} ({len(checks)} commit(s))", expected), span.head
+    return Check(SIGNED, False, f"{bad.sha[:12]} {bad.status}: {bad.subject}", expected), ""
+
+
+def committed_desired(ctx: Context, rec: StageRecord, commit: str) -> fleet.Desired:
+    """fleet/desired.toml as ``commit`` holds it (the work tree can differ unseen: skip-worktree)."""
+    data = committed_blob(rec, ctx.tool("git"), ctx.root, commit, fleet.DESIRED)
+    if data is None:
+        raise InputError(f"{fleet.DESIRED} is not in commit {commit[:12]}; commit the fleet's desired state")
+    copy = ctx.stage_dir("fleet") / "desired.toml"
+    copy.write_bytes(data)
+    rec.add_input(copy, "application/toml")
+    rec.details["desired"] = f"{commit}:{fleet.DESIRED}"
+    return fleet.load(copy)
 
 
 def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     parser = argparse.ArgumentParser(prog="nox -s fleet", description="reconcile fleet/ into the TUF repository")
-    parser.add_argument("--base", default="main", help="branch whose merge base starts the commits checked")
+    parser.add_argument(
+        "--base",
+        default="main",
+        help="branch (refs/heads/, else refs/remotes/origin/) whose tip starts the commits checked",
+    )
     parser.add_argument(
         "--allowed-signers",
         type=Path,
@@ -53,12 +75,10 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         help="a pinned allowed-signers file outside the repository, judging every commit instead of each parent's",
     )
     args = parser.parse_args(argv)
-    desired_path = ctx.inside(fleet.DESIRED)
-    rec.add_input(desired_path, "application/toml")
-    desired = fleet.load(desired_path)
-    signed = signed_change(ctx, rec, args.base, args.allowed_signers)
+    signed, commit = signed_change(ctx, rec, args.base, args.allowed_signers)
     if not signed.passed:
         return conclude(rec, "fleet reconcile refused", [signed], report=ctx.stage_dir("fleet") / "report.json")
+    desired = committed_desired(ctx, rec, commit)
     config = ota.load_config(ctx.inside(ota.CONFIG))
     keys = ota.TufKeys(ctx.root / ota.KEY_DIR / "tuf")
     pki = ota.rauc_pki(ctx.tool("openssl"), rec, ctx.root / ota.KEY_DIR / "rauc")

@@ -371,3 +371,188 @@ def test_the_fleet_gate_without_a_base_branch_is_one_line(branch: Path) -> None:
     assert result.returncode == 2, result.output
     assert "no merge base between HEAD and 'no-such-branch'" in result.output
     assert "--base" in result.output.splitlines()[-1]
+
+
+# --- adversarial review (issue #30): what the parent-anchor rule alone let through -------------------------
+
+
+def signed_merge(repo: Path, key: Path, other: str) -> str:
+    """Merge ``other`` into HEAD keeping HEAD's tree (HEAD stays the first parent), signed by ``key``."""
+    git(repo, "merge", "-q", "--no-commit", "--no-ff", "-s", "ours", other)
+    git(repo, *signing(key), "commit", "-S", "-q", "-m", f"merge {other}")
+    return git(repo, "rev-parse", "HEAD")
+
+
+def signing(key: Path) -> list[str]:
+    return ["-c", "gpg.format=ssh", "-c", f"gpg.ssh.program={pinned('ssh-keygen')}", "-c", f"user.signingkey={key}"]
+
+
+def admit_then_remove(repo: Path, keys: dict[str, Path]) -> tuple[str, str]:
+    """On main: the maintainer admits the stranger's key, then removes it. (admit, revoke)."""
+    git(repo, "checkout", "-q", "main")
+    trusted = (repo / SIGNERS).read_text()
+    admit = commit(
+        repo, "admit stranger", keys["maintainer"], {SIGNERS: trusted + signer_line(keys["stranger"], "s@x")}
+    )
+    revoke = commit(repo, "remove stranger", keys["maintainer"], {SIGNERS: trusted})
+    return admit, revoke
+
+
+@pytest.mark.parametrize("how", ["branched", "merged-back", "through-a-trusted-commit"])
+@pytest.mark.parametrize("gate", GATES)
+def test_a_removed_key_cannot_sign_from_history_before_its_removal(
+    gate: str, how: str, branch: Path, keys: dict[str, Path]
+) -> None:
+    """C7: the holder of a removed key branches from a commit that still listed it (its parent's anchors
+    name the key): directly, merging main back in with that branch as first parent, or on top of a
+    commit a still trusted key made there. The base's tip, where the key is gone, judges too."""
+    admit, revoke = admit_then_remove(branch, keys)
+    git(branch, "checkout", "-q", "-B", "feature", admit)
+    parent = commit(branch, "older work", keys["maintainer"]) if how == "through-a-trusted-commit" else admit
+    evil = commit(branch, "fleet: signed by a removed key", keys["stranger"], fleet_change(branch, "evil"))
+    if how == "merged-back":
+        signed_merge(branch, keys["stranger"], "main")
+    line = f"{evil[:12]} signed, but by a key not in the allowed-signers file: judged by range start {revoke[:12]}"
+    code, output = run_gate(gate, branch)
+    assert_refused(gate, code, output, line)
+    if gate == "commits":
+        anchors = details(branch, "commits")["anchors"]
+        assert isinstance(anchors, dict) and anchors[evil] == f"parent {parent} and range start {revoke}"
+        code, output = run_gate(gate, branch, None, f"{revoke}..HEAD")  # an explicit range: A is the start
+        assert_refused(gate, code, output, line)
+
+
+def test_a_still_trusted_key_signs_from_older_history(branch: Path, keys: dict[str, Path]) -> None:
+    """The control: branching from older history is allowed to a key both there and at the base's tip."""
+    admit, revoke = admit_then_remove(branch, keys)
+    git(branch, "checkout", "-q", "-B", "feature", admit)
+    old = commit(branch, "from older history", keys["maintainer"])
+    code, output = run_gate("commits", branch)
+    assert_passed("commits", code, output)
+    assert details(branch, "commits")["anchors"] == {old: f"parent {admit} and range start {revoke}"}
+
+
+@pytest.mark.parametrize("at", ["head", "plant"])
+@pytest.mark.parametrize("gate", GATES)
+def test_a_tag_named_like_the_base_is_not_the_base(gate: str, at: str, branch: Path, keys: dict[str, Path]) -> None:
+    """C8: git resolves `main` to refs/tags/main before refs/heads/main. A tag `main` at HEAD emptied the
+    range; at the planting commit it started the range after the plant. The base is a branch ref only."""
+    trusted = (branch / SIGNERS).read_text()
+    plant = commit(branch, "add a key", None, {SIGNERS: trusted + signer_line(keys["newcomer"], "k@example.org")})
+    commit(branch, "fleet: signed by the planted key", keys["newcomer"], fleet_change(branch, "K"))
+    git(branch, "tag", "main", "HEAD" if at == "head" else plant)
+    code, output = run_gate(gate, branch)
+    assert_refused(gate, code, output, f"{plant[:12]} unsigned")
+
+
+@pytest.mark.parametrize("base", ["-x", "main..", "@{-1}"])
+@pytest.mark.parametrize("gate", GATES)
+def test_a_base_that_is_not_a_branch_name_is_one_line(gate: str, base: str, branch: Path) -> None:
+    code, output = run_gate(gate, branch, None, f"--base={base}")
+    assert code == 2, output[-2000:]
+    assert f"--base {base!r} is not a branch name" in output.splitlines()[-1]
+
+
+def test_the_fleet_gate_refuses_an_older_commit_of_the_base(branch: Path, keys: dict[str, Path]) -> None:
+    """C8: nothing since the base is accepted only at the base's tip; an older commit of it (an earlier
+    desired state, signed in its day) is not reconciled."""
+    git(branch, "checkout", "-q", "main")
+    change = commit(branch, "fleet: a desired state", keys["maintainer"], fleet_change(branch, "old"))
+    commit(branch, "fleet: the next one", keys["maintainer"], fleet_change(branch, "new"))
+    git(branch, "checkout", "-q", "--detach", change)
+    code, output = run_gate("fleet", branch)
+    assert_refused("fleet", code, output, f"HEAD {change[:12]} is behind refs/heads/main")
+    git(branch, "checkout", "-q", "main")
+    assert_passed("fleet", *run_gate("fleet", branch))
+
+
+def backdated(repo: Path, key: Path, message: str) -> str:
+    (repo / "file.txt").write_text(message)
+    git(repo, "add", "file.txt")
+    date = {"GIT_COMMITTER_DATE": "2019-06-01T00:00:00Z", "GIT_AUTHOR_DATE": "2019-06-01T00:00:00Z"}
+    git(repo, *signing(key), "commit", "-S", "-q", "-m", message, env={**os.environ, **date})
+    return git(repo, "rev-parse", "HEAD")
+
+
+def test_a_key_with_a_validity_window_is_refused_not_backdated(branch: Path, keys: dict[str, Path]) -> None:
+    """C9: git verifies at the committer date, which the signer writes: a key `valid-before` 2020 signed a
+    commit dated 2019. A line with valid-before, valid-after or cert-authority is refused, naming the line."""
+    git(branch, "checkout", "-q", "main")
+    line = 's@x valid-before="20200101" ' + signer_line(keys["stranger"], "s@x").split(" ", 1)[1]
+    timed = commit(branch, "stranger until 2020", keys["maintainer"], {SIGNERS: (branch / SIGNERS).read_text() + line})
+    git(branch, "checkout", "-q", "-B", "feature")
+    late = backdated(branch, keys["stranger"], "backdated")
+    code, output = run_gate("commits", branch)
+    assert_refused("commits", code, output, f"{late[:12]} no trust anchor: parent {timed[:12]}'s {SIGNERS}:2 sets")
+    assert "valid-before, which the signer's own commit date decides; remove the key's line" in output
+
+
+@pytest.mark.parametrize("option", ["cert-authority", 'VALID-AFTER="20300101"'])
+def test_a_pinned_file_with_a_validity_option_is_one_line(
+    option: str, signed_repo: tuple[Path, dict[str, Path]], project: Path, tmp_path: Path
+) -> None:
+    repo, keys = signed_repo
+    pinned_file = tmp_path / "pinned_signers"
+    key = signer_line(keys["maintainer"], "").strip()
+    pinned_file.write_text(f'# who signs\nmaintainer@example.org namespaces="git",{option} {key} valid-before\n')
+    result = run_tasks("commits", "HEAD", "--repo", str(repo), "--allowed-signers", str(pinned_file), root=project)
+    assert result.returncode == 2, result.output
+    assert f"{pinned_file}:2 sets {option.split('=')[0].lower()}," in result.output.splitlines()[-1]
+
+
+def test_a_comment_that_names_an_option_is_not_one(
+    signed_repo: tuple[Path, dict[str, Path]], project: Path, tmp_path: Path
+) -> None:
+    repo, keys = signed_repo
+    pinned_file = tmp_path / "pinned_signers"
+    pinned_file.write_text(signer_line(keys["maintainer"], "maintainer@example.org").strip() + " valid-before soon\n")
+    result = run_tasks("commits", "HEAD", "--repo", str(repo), "--allowed-signers", str(pinned_file), root=project)
+    assert result.returncode == 0, result.output
+
+
+@pytest.mark.parametrize("how", ["replace", "graft"])
+@pytest.mark.parametrize("gate", GATES)
+def test_replace_refs_and_grafts_do_not_hide_a_commit(gate: str, how: str, branch: Path, keys: dict[str, Path]) -> None:
+    """C10: refs/replace/ swaps the unsigned plant for a signed decoy; info/grafts makes the signed child's
+    parent main, so the listed range skips the plant. Neither is followed by the gates."""
+    trusted = (branch / SIGNERS).read_text()
+    plant = commit(branch, "add a key", None, {SIGNERS: trusted + signer_line(keys["newcomer"], "k@example.org")})
+    signed = commit(branch, "fleet: signed by the planted key", keys["newcomer"], fleet_change(branch, "K"))
+    if how == "replace":
+        tree = f"{plant}^{{tree}}"  # the plant's tree, adding the key, in a commit the maintainer signed
+        decoy = git(branch, *signing(keys["maintainer"]), "commit-tree", "-S", "-p", "main", "-m", "decoy", tree)
+        git(branch, "replace", plant, decoy)
+    else:
+        (branch / ".git" / "info").mkdir(exist_ok=True)
+        (branch / ".git" / "info" / "grafts").write_text(f"{signed} {git(branch, 'rev-parse', 'main')}\n")
+    code, output = run_gate(gate, branch)
+    assert_refused(gate, code, output, f"{plant[:12]} unsigned")
+
+
+def test_a_shallow_clone_is_one_line(signed_repo: tuple[Path, dict[str, Path]], project: Path, tmp_path: Path) -> None:
+    repo, keys = signed_repo
+    commit(repo, "second", keys["maintainer"])
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow))
+    result = run_tasks("commits", "HEAD", "--repo", str(shallow), root=project)
+    assert result.returncode == 2, result.output
+    assert "is a shallow clone, whose history ends early: fetch full history (fetch-depth: 0)" in result.output
+
+
+def test_the_fleet_gate_reads_the_committed_desired_state(branch: Path, keys: dict[str, Path]) -> None:
+    """C11: `git update-index --skip-worktree` hides a work-tree edit from `git status`; the stage reads
+    fleet/desired.toml from the verified commit, and still refuses an uncommitted change it can see."""
+    head = commit(branch, "fleet: signed", keys["maintainer"], fleet_change(branch, "signed"))
+    committed = (branch / "fleet" / "desired.toml").read_text()
+    git(branch, "update-index", "--skip-worktree", "fleet/desired.toml")
+    (branch / "fleet" / "desired.toml").write_text('model = "not what was signed"\n')
+    assert git(branch, "status", "--porcelain", "--", "fleet/") == ""
+    code, output = run_gate("fleet", branch)
+    assert_passed("fleet", code, output)  # past the signature, and past the desired state: it is the signed one
+    assert (branch / "out" / "fleet" / "desired.toml").read_text() == committed
+    inputs = json.loads((branch / "out" / "evidence.json").read_text())["stages"]["fleet"]["inputs"]
+    assert [i["digest"] for i in inputs] == ["sha256:" + hashlib.sha256(committed.encode()).hexdigest()]
+    git(branch, "update-index", "--no-skip-worktree", "fleet/desired.toml")
+    code, output = run_gate("fleet", branch)
+    assert_refused("fleet", code, output, "uncommitted changes in fleet/:")
+    assert head == git(branch, "rev-parse", "HEAD")
