@@ -59,6 +59,15 @@ def ek_certificate(
 ) -> tuple[x509.Certificate, str]:
     """An RSA-2048 endorsement key's certificate as a TPM manufacturer issues one (no TPM behind it): the
     certificate and its PEM."""
+    _, cert, pem = endorsement_key(manufacturer)
+    return cert, pem
+
+
+def endorsement_key(
+    manufacturer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+) -> tuple[rsa.RSAPrivateKey, x509.Certificate, str]:
+    """ek_certificate with its private key, for a test that must answer a credential as the TPM would
+    (tests/support/credential.py)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = datetime.now(UTC)
     cert = (
@@ -71,7 +80,7 @@ def ek_certificate(
         .not_valid_after(now + timedelta(days=1))
         .sign(manufacturer[1], hashes.SHA256())
     )
-    return cert, cert.public_bytes(serialization.Encoding.PEM).decode()
+    return key, cert, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def with_client_certificate(app: Any, cert: x509.Certificate | None) -> Any:

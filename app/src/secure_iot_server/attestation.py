@@ -3,8 +3,9 @@
 Each step either returns what the next one needs or raises Refused(step, reason); the API runs
 them in the order below and writes the enrolment only after the last one passed:
   1 verify_ek_certificate      EK certificate chains to a known manufacturer CA; enrolled, unclaimed
-  2 verify_registration_code   the printed code (scrypt, constant-time), rate-limited, locked out
-  3 verify_credential_activation  the AK lives in the TPM that owns that EK (MakeCredential secret back)
+  2 verify_credential_activation  the AK lives in the TPM that owns that EK (MakeCredential secret back)
+  3 verify_registration_code   the printed code (scrypt, constant-time), counted before it is evaluated,
+                               locked out; only for a request that proved the TPM in step 2
   4 verify_quote_signature     the quote is signed by that AK
   5 verify_nonce               the quote carries this session's nonce (fresh, single-use)
   6 verify_pcr_digest          the quoted PCR digest equals the replay of the event log
@@ -132,14 +133,14 @@ LOCKED_OUT = "locked out after too many wrong registration codes; try again late
 
 
 def verify_registration_code(code: str, enrolment: Enrolment) -> None:
-    """Step 2: the printed code, evaluated only after the attempt was counted (EnrolmentStore.
+    """Step 3: the printed code, evaluated only after the attempt was counted (EnrolmentStore.
     reserve_code_attempt; refused with LOCKED_OUT, unevaluated, when the lockout says no)."""
     if not hmac.compare_digest(code_digest(code, enrolment.code_salt, enrolment.code_params), enrolment.code_hash):
         raise Refused(CODE_STEP, "wrong registration code")
 
 
 def verify_credential_activation(expected_sha256: bytes, activated: bytes) -> None:
-    """Step 3: the secret only the EK's TPM could unwrap, and only for the AK name it was bound to."""
+    """Step 2: the secret only the EK's TPM could unwrap, and only for the AK name it was bound to."""
     if not hmac.compare_digest(hashlib.sha256(activated).digest(), expected_sha256):
         raise Refused("credential-activation", "the activated credential is not the server's secret")
 

@@ -36,6 +36,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from . import attestation, key_policy, tpm
 from .attestation import Lockout, Refused
 from .enrolment_store import EnrolmentStore
+from .identity import issued_by, load_certificate
+from .operator_revocation import OperatorCA
 from .reference_values import Golden
 
 CHALLENGE_SECONDS = 60.0
@@ -54,7 +56,7 @@ class Trust:
     policy_authority: rsa.RSAPublicKey  # approves each build's device-key policy (key_policy.py)
     min_security_version: int = 0  # the fleet's floor; a model's own minimum may be higher
     lockout: Lockout = field(default_factory=Lockout)
-    operator_cas: list[x509.Certificate] = field(default_factory=list)
+    operator_cas: list[OperatorCA] = field(default_factory=list)  # each with its CRL
     model_minimums: dict[str, int] = field(default_factory=dict)  # hardware model -> its minimum security version
 
     def minimum_for(self, model: str) -> int:
@@ -99,8 +101,9 @@ def _verifies(ca: x509.Certificate, signature: bytes, data: bytes) -> bool:
 
 
 def _enrolment_row(device: dict[str, Any], signer: x509.Certificate, manifest_sha256: str) -> dict[str, Any]:
-    cert = x509.load_pem_x509_certificate(str(device["ek_certificate_pem"]).encode())
-    cert.verify_directly_issued_by(signer)  # the record's EK certificate is the same manufacturer's
+    cert = load_certificate(str(device["ek_certificate_pem"]).encode())  # ValueError for any unparseable one
+    if not issued_by(cert, signer):  # the record's EK certificate is the same manufacturer's
+        raise ValueError(f"device {device['device_id']!r}: its EK certificate is not issued by the manifest's signer")
     code = device["registration_code"]
     return {
         "device_id": str(device["device_id"]),
@@ -159,8 +162,9 @@ def check_code(store: EnrolmentStore, lockout: Lockout, enrolment: attestation.E
 
 
 def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dict[str, Any]:
-    """Steps 1-11 in order; the enrolment is written only after all passed. Past the code, a refusal
-    gives the right code's counted attempt back; a registration clears the device's attempts."""
+    """Steps 1-11 in order (the credential, step 2, before the code, step 3); the enrolment is written only
+    after all passed. Past the code, a refusal gives the right code's counted attempt back; a
+    registration clears the device's attempts."""
     pending = store.take_challenge(str(answer["session"]))
     if pending is None:
         raise Refused("nonce", "unknown or already answered session (a challenge is single-use)")
@@ -169,6 +173,11 @@ def complete(store: EnrolmentStore, trust: Trust, answer: dict[str, Any]) -> dic
     )
     if enrolment.device_id != pending["device_id"]:
         raise Refused("ek-certificate", "not the EK this session's challenge was made for")
+    # The TPM first, then the code: only the EK's TPM can unwrap the secret, so someone holding just
+    # the EK certificate never has a code evaluated or counted (no oracle, no scrypt at their cost).
+    attestation.verify_credential_activation(
+        pending["secret_sha256"], b64(answer["activated_secret"], "activated_secret", "credential-activation")
+    )
     check_code(store, trust.lockout, enrolment, str(answer["registration_code"]))
     try:
         return _attested(store, trust, answer, pending, enrolment)
@@ -184,10 +193,7 @@ def _attested(
     pending: dict[str, Any],
     enrolment: attestation.Enrolment,
 ) -> dict[str, Any]:
-    """Steps 3-11 and the enrolment, for a device whose code was right."""
-    attestation.verify_credential_activation(
-        pending["secret_sha256"], b64(answer["activated_secret"], "activated_secret", "credential-activation")
-    )
+    """Steps 4-11 and the enrolment, for a device that activated the credential and gave the right code."""
     ak = tpm.parse_public(pending["ak_public"])
     quote = attestation.verify_quote_signature(
         ak, b64(answer["quote"], "quote", "quote-signature"), b64(answer["signature"], "signature", "quote-signature")

@@ -1,9 +1,10 @@
 """The registration-code lockout under a real concurrent burst (#30), on SQLite and a real PostgreSQL.
 
-An attacker holding only a device's EK certificate answers its challenges with many wrong codes at once,
-and the right code among them. Every attempt is counted in the database before its code is evaluated,
-so: the failures stored are exactly the wrong codes evaluated, never more than the limit are evaluated,
-and once locked out the right code gets the very refusal a wrong one gets (no oracle).
+An attacker holding a device (its TPM answers the credential) but not its printed code answers its
+challenges with many wrong codes at once, and the right code among them. Every attempt is counted in the
+database before its code is evaluated, so: the failures stored are exactly the wrong codes evaluated,
+never more than the limit are evaluated, and once locked out the right code gets the very refusal a
+wrong one gets (no oracle). Someone holding only the EK certificate never reaches the code at all.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
-from secure_iot_server import attestation
+from secure_iot_server import attestation, tpm
 from secure_iot_server.api import create_app
 from secure_iot_server.attestation import Lockout
 from secure_iot_server.config import Settings
 from secure_iot_server.enrolment_store import EnrolmentStore
 from secure_iot_server.registration import Trust
 
-from tests.support.identities import ca
-from tests.unit.app.test_unauthenticated_cost import ENROLLED_EK, ENROLLED_PEM, MANUFACTURER, challenge
+from tests.support import credential
+from tests.support.identities import ca, endorsement_key
+from tests.unit.app.test_unauthenticated_cost import AK_PUBLIC, MANUFACTURER, challenge
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,6 +39,9 @@ SALT = b"printed-code-salt"
 PARAMS = (2**14, 8, 1)  # the factory's scrypt cost: each evaluation takes tens of ms, so answers overlap
 WRONG_ANSWERS = 12
 DEVICE = "sid-0000000001"
+EK_KEY, EK_CERT, EK_PEM = endorsement_key(MANUFACTURER)  # a software EK: the test answers as its TPM would
+AK_NAME = tpm.parse_public(AK_PUBLIC).name
+NO_TPM = bytes(32)
 
 
 @pytest.fixture
@@ -57,7 +62,7 @@ def client(database: str) -> Iterator[tuple[TestClient, EnrolmentStore]]:
             {
                 "device_id": DEVICE,
                 "model": "TH-100",
-                "ek_spki_sha256": attestation.spki_sha256(ENROLLED_EK.public_key()),
+                "ek_spki_sha256": attestation.spki_sha256(EK_CERT.public_key()),
                 "code_salt": SALT,
                 "code_hash": attestation.code_digest(CODE, SALT, PARAMS),
                 "code_n": PARAMS[0],
@@ -71,13 +76,13 @@ def client(database: str) -> Iterator[tuple[TestClient, EnrolmentStore]]:
         yield c, store
 
 
-def answer(session: str, code: str) -> dict[str, Any]:
-    """An answer from someone without the TPM: the code, and nothing a TPM would have made."""
+def answer(session: str, code: str, secret: bytes) -> dict[str, Any]:
+    """An answer with the code and the activated credential, and nothing else a TPM would have made."""
     return {
         "session": session,
-        "ek_certificate_pem": ENROLLED_PEM,
+        "ek_certificate_pem": EK_PEM,
         "registration_code": code,
-        "activated_secret": base64.b64encode(bytes(32)).decode(),
+        "activated_secret": base64.b64encode(secret).decode(),
         "quote": "",
         "signature": "",
         "event_log": [],
@@ -89,12 +94,14 @@ def answer(session: str, code: str) -> dict[str, Any]:
     }
 
 
-def attempt(client: TestClient, code: str) -> dict[str, Any]:
-    """A challenge and its answer, again while another attempt's challenge replaced this one's (a device
-    has one outstanding challenge): the refusal the code got."""
+def attempt(client: TestClient, code: str, *, tpm_held: bool = True) -> dict[str, Any]:
+    """A challenge and its answer (the credential activated as the EK's TPM would, or not), again while
+    another attempt's challenge replaced this one's (a device has one outstanding challenge): the refusal."""
     for _ in range(200):
-        session = client.post("/attestation/challenge", json=challenge(ENROLLED_PEM)).json()["session"]
-        response = client.post("/attestation/complete", json=answer(session, code))
+        issued = client.post("/attestation/challenge", json=challenge(EK_PEM)).json()
+        blob = base64.b64decode(issued["credential"])
+        secret = credential.activate(EK_KEY, blob, AK_NAME) if tpm_held else NO_TPM
+        response = client.post("/attestation/complete", json=answer(issued["session"], code, secret))
         assert response.status_code == 403, response.text
         refusal: dict[str, Any] = response.json()
         if refusal["step"] != "nonce":
@@ -124,8 +131,8 @@ def test_a_burst_of_wrong_codes_is_counted_before_it_is_evaluated(client: tuple[
     assert len(wrong_evaluated) <= LOCKOUT.max_failures, refusals
     assert store.attempts(DEVICE)[0] == len(wrong_evaluated)  # every evaluated wrong code counted, no more
     assert len(wrong_evaluated) + len(locked) == WRONG_ANSWERS, refusals
-    # the right code either passed the code step (a later step refused it: no TPM) or was locked out unevaluated
-    assert right["step"] == "credential-activation" or right["detail"].startswith("locked out"), right
+    # the right code either passed the code step (a later step refused it: no quote) or was locked out unevaluated
+    assert right["step"] == "quote-signature" or right["detail"].startswith("locked out"), right
 
     while store.attempts(DEVICE)[0] < LOCKOUT.max_failures:  # lock it, if the right code's give-back left room
         assert attempt(http, "BBBB-BBBB-BBBB-BBBB")["detail"] == "wrong registration code"
@@ -133,3 +140,12 @@ def test_a_burst_of_wrong_codes_is_counted_before_it_is_evaluated(client: tuple[
     wrong, right = attempt(http, "CCCC-CCCC-CCCC-CCCC"), attempt(http, CODE)
     assert wrong == right == {"step": "registration-code", "detail": attestation.LOCKED_OUT}
     assert store.attempts(DEVICE) == failures  # refused unevaluated: nothing counted
+
+
+def test_without_the_tpm_no_code_is_evaluated_or_counted(client: tuple[TestClient, EnrolmentStore]) -> None:
+    """Someone holding only the EK certificate: the right code and a wrong one get the same refusal, at the
+    credential, and no attempt is counted (the code is reached only by the EK's TPM)."""
+    http, store = client
+    right, wrong = attempt(http, CODE, tpm_held=False), attempt(http, "AAAA-AAAA-AAAA-AAAA", tpm_held=False)
+    assert right == wrong and right["step"] == "credential-activation", (right, wrong)
+    assert store.attempts(DEVICE)[0] == 0
