@@ -24,7 +24,7 @@ from secure_iot_server.config import Settings
 
 from tasks.core.processes import free_port
 from tests.support.fleet import policy_authority
-from tests.support.identities import OPERATOR, OPERATOR_CA, ca, leaf
+from tests.support.identities import OPERATOR, OPERATOR_CA, ca, leaf, operator_cas
 from tests.support.project import REPO
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     for sub in ("manufacturer-ca", "operator-ca", "reference-values"):
         (trust / sub).mkdir(parents=True)
     write_pair(trust / "manufacturer-ca", "acme", ca("ACME EK CA"))
-    (trust / "operator-ca" / "ops.pem").write_bytes(OPERATOR_CA[0].public_bytes(serialization.Encoding.PEM))
+    operator_cas(trust)  # operator-ca/ops.pem (OPERATOR_CA) and its CRL
     pipeline = ec.generate_private_key(ec.SECP256R1()).public_key()
     (trust / "pipeline-cosign.pub").write_bytes(
         pipeline.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -111,7 +111,7 @@ def test_10_operator_endpoints_need_the_operator_certificate(server: dict[str, A
         assert anonymous.delete("/devices/sensor-001").status_code == 401
         # registration is the one unauthenticated endpoint: reachable, and refused on its merits
         refused = anonymous.post("/attestation/challenge", json={"ek_certificate_pem": "x", "ak_public": "AA=="})
-        assert refused.status_code == 403 and refused.json()["step"] == "ek-certificate"
+        assert refused.status_code == 403 and refused.json()["step"] == "attestation-key"  # parsed first
     with client(server, "device") as device:
         response = device.get("/attestation/devices")
         assert response.status_code == 403

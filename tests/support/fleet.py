@@ -38,7 +38,7 @@ from tasks.core.media_types import REFERENCE_VALUES_PREDICATE_TYPE
 from tasks.device import Agent, Batch, Manufactured, factory, manufacturer, measured_boot, protocol, resumed, running
 from tasks.device.key_policy import Approval, KeyUse, approve
 from tasks.firmware import RELEASE, measurements, parse_release, qemu
-from tests.support.identities import OPERATOR, OPERATOR_CA, with_client_certificate
+from tests.support.identities import OPERATOR, operator_cas, with_client_certificate
 from tests.support.project import REPO, pinned
 
 if TYPE_CHECKING:
@@ -341,7 +341,7 @@ def make_fleet(
     fleet_ca(trust_dir)
     db = work / "fleet.db"
     trust = load_trust(trust_dir, min_security_version=MIN_SECURITY_VERSION, lockout=lockout)
-    app = create_app(Settings(db_path=db), trust=trust, operator_cas=[OPERATOR_CA[0]])
+    app = create_app(Settings(db_path=db), trust=trust, operator_cas=operator_cas(work))
     client = TestClient(app)  # a device: no client certificate
     operator = TestClient(with_client_certificate(app, OPERATOR[0]))
     manifest = batch.manifest.read_bytes()

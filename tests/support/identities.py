@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from secure_iot_server.operator_revocation import OperatorCA, load_all
 
 
 def ca(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -124,3 +126,15 @@ def crl(
         entry = x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now).build()
         builder = builder.add_revoked_certificate(entry)
     return builder.sign(issuer[1], hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def operator_cas(
+    directory: Path, revoked: list[x509.Certificate] | None = None, *, number: int = 1
+) -> list[OperatorCA]:
+    """OPERATOR_CA as a trust directory gives it to the server: operator-ca/ops.pem and its CRL (``revoked``,
+    ``number``, valid a day) beside it, loaded by the server's own code."""
+    where = directory / "operator-ca"
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "ops.pem").write_bytes(OPERATOR_CA[0].public_bytes(serialization.Encoding.PEM))
+    (where / "ops.crl.pem").write_bytes(crl(OPERATOR_CA, revoked or [], number=number, valid_for=timedelta(days=1)))
+    return load_all(where)

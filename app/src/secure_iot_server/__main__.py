@@ -17,13 +17,14 @@ from .api import create_app
 from .config import Settings
 from .database import StorageError
 from .identity import PeerCertH11Protocol
+from .trust import TrustError
 
 
 def main() -> None:
     settings = Settings.from_env()
     try:
         app = create_app(settings)
-    except StorageError as exc:
+    except (StorageError, TrustError) as exc:  # one line, non-zero: nothing is served
         sys.exit(f"secure-iot-server: {exc}")
     if settings.tls_cert is None:
         print("secure-iot-server: no SECURE_IOT_TLS_CERT, plain HTTP: operator endpoints unreachable", file=sys.stderr)

@@ -36,6 +36,7 @@ from .models import (
     TelemetryIn,
     fingerprint,
 )
+from .operator_revocation import OperatorCA, refusal
 from .registration import ManifestError, Trust, challenge, complete, load_manifest
 from .telemetry_store import KEEP, TelemetryStore
 from .trust import load_trust
@@ -59,25 +60,34 @@ DEVICE_ONLY: Responses = {
 }
 OPERATOR_ONLY: Responses = {
     401: {"description": "no client certificate"},
-    403: {"description": "a certificate, but not an operator's"},
+    403: {"description": "a certificate, but not an operator's, or a revoked one, or the operator CRL is stale"},
 }
 ATTESTATION: Responses = {503: {"description": "attestation is not configured, or the database is unavailable"}}
 
 
 def _certificate_with_role(request: Request, wanted: str, missing: str) -> x509.Certificate:
-    """The caller's verified client certificate if its issuer gives ``wanted``: 401 without one, 403 otherwise."""
-    cert = peer_certificate(request.scope)
+    """The caller's verified client certificate if its issuer gives ``wanted``: 401 without one, 403 otherwise
+    (also for one the TLS layer passed but cryptography cannot parse)."""
+    try:
+        cert = peer_certificate(request.scope)
+    except ValueError as exc:
+        raise HTTPException(403, f"the client certificate cannot be parsed ({exc})") from None
     if cert is None:
         raise HTTPException(401, missing)
-    role = role_of(cert, request.app.state.operator_cas, request.app.state.fleet_ca)
+    operator_cas = [o.ca for o in request.app.state.operators]
+    role = role_of(cert, operator_cas, request.app.state.fleet_ca)
     if role != wanted:
         raise HTTPException(403, f"this endpoint needs the {wanted} role, not {role or 'an unknown issuer'}")
     return cert
 
 
 def require_operator(request: Request) -> str:
-    """Fails closed: no client certificate 401; a device's, or one from an unknown issuer, 403."""
+    """Fails closed: no client certificate 401; a device's, one from an unknown issuer, one its operator CA's
+    CRL revokes, or any while that CRL is stale, 403 (before the endpoint does anything)."""
     cert = _certificate_with_role(request, OPERATOR, "an operator client certificate is required")
+    refused = refusal(request.app.state.operators, cert)
+    if refused is not None:
+        raise HTTPException(403, refused)
     return cert.subject.rfc4514_string()
 
 
@@ -98,9 +108,10 @@ Device = Annotated[str, Depends(require_device)]
 
 
 def create_app(
-    settings: Settings | None = None, trust: Trust | None = None, operator_cas: list[x509.Certificate] | None = None
+    settings: Settings | None = None, trust: Trust | None = None, operator_cas: list[OperatorCA] | None = None
 ) -> FastAPI:
-    """The API; every endpoint but health and registration needs an operator's client certificate."""
+    """The API; every endpoint but health and registration needs an operator's client certificate.
+    ``operator_cas``: the operator CAs with their CRLs (the trust directory's, unless given)."""
     settings = settings or Settings.from_env()
     prepare(settings.database, migrate=settings.db_migrate)  # StorageError: fail closed before serving
     store = DeviceStore(settings.database)
@@ -113,7 +124,7 @@ def create_app(
     fleet_ca = trust.fleet_ca_cert if trust is not None else None
 
     app = FastAPI(title="secure-iot-server", version=__version__)
-    app.state.operator_cas, app.state.fleet_ca = operator_cas, fleet_ca
+    app.state.operators, app.state.fleet_ca = operator_cas, fleet_ca
     app.state.enrolments = enrolments
     app.add_middleware(
         BodySizeLimitMiddleware,

@@ -7,6 +7,9 @@ device-policy.pub                 the policy authority's RSA public key: it appr
 reference-values/*.sigstore.json  reference-values attestations; each verified (its key approval too),
                                   or the server won't start
 fleet-ca.pem, fleet-ca.key        the fleet CA that issues device certificates
+operator-ca/<name>.pem            operator CAs: their client certificates get the operator role
+operator-ca/<name>.crl.pem        each one's CRL (PEM or DER), required and current at start, re-read
+                                  when the file changes (operator_revocation.py)
 models.toml (optional)            per hardware model, its minimum security version:
                                   [models.qemu-virt-a57] min_security_version = 3
 """
@@ -20,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from . import key_policy
+from . import key_policy, operator_revocation
 from .attestation import Lockout
 from .reference_values import ReferenceValuesError, verify_bundle
 from .registration import Trust
@@ -52,9 +55,10 @@ def load_trust(directory: Path, *, min_security_version: int = 0, lockout: Locko
     if not isinstance(fleet_key, ec.EllipticCurvePrivateKey):
         raise TrustError("fleet-ca.key: expected an EC private key")
     fleet_cert = x509.load_pem_x509_certificate((directory / "fleet-ca.pem").read_bytes())
-    operators = [
-        x509.load_pem_x509_certificate(p.read_bytes()) for p in sorted((directory / "operator-ca").glob("*.pem"))
-    ]
+    try:
+        operators = operator_revocation.load_all(directory / "operator-ca")
+    except operator_revocation.CRLError as exc:
+        raise TrustError(f"operator-ca/{exc}") from None
     minimums = model_minimums(directory / "models.toml")
     return Trust(
         cas, golden, fleet_cert, fleet_key, authority, min_security_version, lockout or Lockout(), operators, minimums

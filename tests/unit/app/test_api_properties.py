@@ -26,7 +26,7 @@ from secure_iot_server.api import create_app
 from secure_iot_server.config import Settings
 from secure_iot_server.registration import Trust
 
-from tests.support.identities import OPERATOR, OPERATOR_CA, ca, with_client_certificate
+from tests.support.identities import OPERATOR, ca, operator_cas, with_client_certificate
 
 if TYPE_CHECKING:
     from schemathesis import BaseSchema, Case
@@ -42,7 +42,7 @@ def api_schema(db: Path) -> BaseSchema:
         fleet_ca_cert=fleet[0],
         fleet_ca_key=fleet[1],
         policy_authority=rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key(),
-        operator_cas=[OPERATOR_CA[0]],
+        operator_cas=operator_cas(db.parent),
     )
     app = create_app(Settings(db_path=db), trust=trust)
     loaded = schemathesis.openapi.from_asgi("/openapi.json", with_client_certificate(app, OPERATOR[0]))

@@ -18,7 +18,7 @@ from secure_iot_server.api import create_app
 from secure_iot_server.config import Settings
 from secure_iot_server.middleware import BodySizeLimitMiddleware
 
-from tests.support.identities import OPERATOR, OPERATOR_CA, with_client_certificate
+from tests.support.identities import OPERATOR, operator_cas, with_client_certificate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,22 +52,23 @@ def device(device_id: str = "sensor-001", pem: str | None = None) -> dict[str, s
     }
 
 
-def operator_app(settings: Settings) -> Any:
-    """The app as an operator reaches it over mTLS (identities.py places the certificate)."""
-    return with_client_certificate(create_app(settings, operator_cas=[OPERATOR_CA[0]]), OPERATOR[0])
+def operator_app(settings: Settings, trust: Path) -> Any:
+    """The app as an operator reaches it over mTLS (identities.py places the certificate; ``trust``: where its
+    operator CA and CRL are)."""
+    return with_client_certificate(create_app(settings, operator_cas=operator_cas(trust)), OPERATOR[0])
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    app = operator_app(Settings(db_path=tmp_path / "devices.db", max_body=MAX_BODY))
+    app = operator_app(Settings(db_path=tmp_path / "devices.db", max_body=MAX_BODY), tmp_path)
     with TestClient(app) as c:
         yield c
 
 
 @pytest.fixture
-def stored(database: str) -> Iterator[TestClient]:
+def stored(database: str, tmp_path: Path) -> Iterator[TestClient]:
     """The client over each storage backend (the `database` fixture: SQLite, PostgreSQL)."""
-    with TestClient(operator_app(Settings(db_url=database, max_body=MAX_BODY))) as c:
+    with TestClient(operator_app(Settings(db_url=database, max_body=MAX_BODY), tmp_path)) as c:
         yield c
 
 
@@ -83,7 +84,7 @@ def test_readyz_ok(stored: TestClient) -> None:
 
 def test_readyz_503_when_db_goes_away(tmp_path: Path) -> None:
     (tmp_path / "db").mkdir()
-    app = operator_app(Settings(db_path=tmp_path / "db" / "devices.db"))
+    app = operator_app(Settings(db_path=tmp_path / "db" / "devices.db"), tmp_path)
     shutil.rmtree(tmp_path / "db")  # the database vanishes under a running server
     with TestClient(app) as c:
         assert c.get("/healthz").status_code == 200  # liveness does not depend on the DB
@@ -122,11 +123,11 @@ def test_register_get_list_delete(stored: TestClient, key: Any) -> None:
     assert client.get("/devices").json() == []
 
 
-def test_data_persists_across_app_instances(database: str) -> None:
+def test_data_persists_across_app_instances(database: str, tmp_path: Path) -> None:
     settings = Settings(db_url=database)
-    with TestClient(operator_app(settings)) as c:
+    with TestClient(operator_app(settings, tmp_path)) as c:
         assert c.post("/devices", json=device()).status_code == 201
-    with TestClient(operator_app(settings)) as c:
+    with TestClient(operator_app(settings, tmp_path)) as c:
         assert [d["id"] for d in c.get("/devices").json()] == ["sensor-001"]
 
 

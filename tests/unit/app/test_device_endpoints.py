@@ -10,7 +10,7 @@ from secure_iot_server.api import create_app
 from secure_iot_server.config import Settings
 from secure_iot_server.telemetry_store import KEEP
 
-from tests.support.identities import OPERATOR, OPERATOR_CA, ca, leaf, with_client_certificate
+from tests.support.identities import OPERATOR, ca, leaf, operator_cas, with_client_certificate
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,7 +24,7 @@ TELEMETRY = {"uptime_s": 42, "firmware_version": "1.4.2"}
 
 def app_as(tmp_path: Path, cert: x509.Certificate | None, minimum: int = 3) -> Any:
     app = create_app(
-        Settings(db_path=tmp_path / "devices.db", min_security_version=minimum), operator_cas=[OPERATOR_CA[0]]
+        Settings(db_path=tmp_path / "devices.db", min_security_version=minimum), operator_cas=operator_cas(tmp_path)
     )
     app.state.fleet_ca = FLEET_CA[0]  # what SECURE_IOT_TRUST_DIR/fleet-ca.pem gives in production
     return with_client_certificate(app, cert)
