@@ -4,7 +4,9 @@ directory, its CAs, mTLS on 127.0.0.1 on a port picked free, stopped by PID.
 What the server trusts is written here from the pipeline's own outputs: the factory's manufacturer
 CA certificate, the pipeline's cosign public key and the firmware's signed reference-values bundle.
 The fleet CA (device certificates), an operator CA with one operator and the server's TLS
-certificate are made per run with `cryptography`.
+certificate are made per run with `cryptography`. The operator CA's CRL (required by the server)
+is written beside it; its key stays in the server's home, outside the trust directory, for
+``revoke_operator`` (tasks/device/operator_crl.py).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tasks.core import atomic, processes, runner
 from tasks.core.errors import ToolError
 from tasks.core.evidence import StageRecord
-from tasks.device import manufacturer
+from tasks.device import manufacturer, operator_crl
 from tasks.device.server_settings import ARGV, PYTHON, ServerSettings
 
 WAIT_S = 30.0
@@ -71,6 +73,18 @@ class FleetServer:
     def trust(self) -> Path:
         return self.home / "trust"
 
+    @property
+    def operator_ca(self) -> Path:
+        return self.trust / "operator-ca" / "operators.pem"
+
+    @property
+    def operator_ca_key(self) -> Path:
+        return self.home / "operator-ca.key"
+
+    @property
+    def operator_crl(self) -> Path:
+        return operator_crl.crl_path(self.operator_ca)
+
 
 def prepare(
     home: Path, manufacturer_ca: bytes, pipeline_key: bytes, policy_authority: bytes, reference_bundles: list[Path]
@@ -87,7 +101,9 @@ def prepare(
     fleet, operators, tls = (manufacturer.create(n) for n in ("secure-iot fleet", "secure-iot operators", "server"))
     atomic.write_bytes(trust / "fleet-ca.pem", fleet.cert_pem)
     atomic.write_secret(trust / "fleet-ca.key", _pem_key(fleet.key))
-    atomic.write_bytes(trust / "operator-ca" / "operators.pem", operators.cert_pem)
+    atomic.write_bytes(server.operator_ca, operators.cert_pem)
+    atomic.write_secret(server.operator_ca_key, _pem_key(operators.key))
+    operator_crl.write_first(operators, server.operator_ca)
     atomic.write_bytes(home / "client-ca.pem", operators.cert_pem + fleet.cert_pem)
     atomic.write_bytes(home / "server-ca.pem", tls.cert_pem)
     for name, issuer, is_server in (("server", tls, True), ("operator", operators, False)):
@@ -95,6 +111,13 @@ def prepare(
         atomic.write_bytes(home / f"{name}.pem", cert)
         atomic.write_secret(home / f"{name}.key", key)
     return server
+
+
+def revoke_operator(server: FleetServer, certificate: x509.Certificate) -> int:
+    """Revoke an operator certificate: the operator CA's next CRL, which the running server reads at the
+    next operator request (no restart). Returns the new CRL number."""
+    operators = manufacturer.load_ca(server.operator_ca, server.operator_ca_key)
+    return operator_crl.revoke(operators, server.operator_ca, certificate)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from tasks.context import Context
 from tasks.core import atomic
 from tasks.core.errors import NetworkError
 from tasks.core.evidence import StageRecord
+from tasks.device import operator_crl
 from tasks.device.server_settings import ARGV, PYTHON, ServerSettings
 from tasks.network.namespaces import start_in, wait_listening
 from tasks.network.plan import Plan
@@ -46,7 +47,7 @@ class FleetServer:
 
 def client_ca_bundle(trust: Path, out: Path) -> Path:
     """The CAs whose client certificates the server verifies: the fleet CA and the operator CAs."""
-    pems = [trust / "fleet-ca.pem", *sorted((trust / "operator-ca").glob("*.pem"))]
+    pems = [trust / "fleet-ca.pem", *operator_crl.ca_certificates(trust / "operator-ca")]  # not their CRLs
     atomic.write_text(out, "".join(p.read_text() for p in pems))
     return out
 

@@ -139,7 +139,6 @@ def make_fleet(directory: Path) -> Fleet:
     shutil.copyfile(directory / "ca.pem", trust / "fleet-ca.pem")
     shutil.copyfile(directory / "operator-ca.pem", trust / "operator-ca" / "operators.pem")
     shutil.copyfile(directory / "ca.key", trust / "fleet-ca.key")
-    _enrol(directory, trust)
     fleet = Fleet(directory)
     (directory / "crl.pem").write_bytes(
         revocation_list(fleet, ["dev-revoked"], number=1, valid_for=dt.timedelta(days=1))
@@ -147,6 +146,9 @@ def make_fleet(directory: Path) -> Fleet:
     (directory / "operator-crl.pem").write_bytes(
         revocation_list(fleet, [], number=1, valid_for=dt.timedelta(days=1), issuer="operator-ca")
     )
+    # the fleet server requires its operator CA's CRL beside it (the edge's first one, as the same CA issues both)
+    shutil.copyfile(directory / "operator-crl.pem", trust / "operator-ca" / "operators.crl.pem")
+    _enrol(directory, trust)
     return fleet
 
 
