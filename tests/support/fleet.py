@@ -162,8 +162,9 @@ def fleet_ca(directory: Path) -> None:
         .sign(key, hashes.SHA256())
     )
     (directory / "fleet-ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "fleet-ca.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    atomic.write_secret(
+        directory / "fleet-ca.key",
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
 
 

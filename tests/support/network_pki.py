@@ -138,7 +138,7 @@ def make_fleet(directory: Path) -> Fleet:
     )
     shutil.copyfile(directory / "ca.pem", trust / "fleet-ca.pem")
     shutil.copyfile(directory / "operator-ca.pem", trust / "operator-ca" / "operators.pem")
-    shutil.copyfile(directory / "ca.key", trust / "fleet-ca.key")
+    atomic.write_secret(trust / "fleet-ca.key", (directory / "ca.key").read_bytes())
     fleet = Fleet(directory)
     (directory / "crl.pem").write_bytes(
         revocation_list(fleet, ["dev-revoked"], number=1, valid_for=dt.timedelta(days=1))

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 ATTESTED, QUARANTINED, ROLLED_BACK = "attested", "quarantined", "rolled-back"
+# A used check-in nonce is kept one more window (60 s, registration.CHALLENGE_SECONDS) past its expiry:
+# more than any replica's clock skew (checkin_nonce.CLOCK_SKEW_S), so a replay is never redeemed after
+# the row that refuses it was purged.
+NONCE_KEPT_AFTER_EXPIRY_S = 60.0
 
 
 class NotQuarantined(Exception):
@@ -150,10 +154,12 @@ class EnrolmentStore:
 
     def consume_nonce(self, session: str, device_id: str, expires_at: float, now: float) -> bool:
         """A check-in nonce used by an authenticated device: True the first time, False for a replay
-        (INSERT … ON CONFLICT DO NOTHING: of racing uses, one wins). Expired ones are purged as it writes."""
+        (INSERT … ON CONFLICT DO NOTHING: of racing uses, one wins). Used nonces are purged as it writes,
+        but only NONCE_KEPT_AFTER_EXPIRY_S after they expired: a replica whose clock is behind, or a
+        replay redeemed at the very end of the window, must still find the row."""
         record = insert(self.engine, used_nonces).values(session=session, device_id=device_id, expires_at=expires_at)
         with self.engine.begin() as conn:
-            conn.execute(delete(used_nonces).where(used_nonces.c.expires_at < now))
+            conn.execute(delete(used_nonces).where(used_nonces.c.expires_at < now - NONCE_KEPT_AFTER_EXPIRY_S))
             return conn.execute(record.on_conflict_do_nothing().returning(used_nonces.c.session)).first() is not None
 
     def attest(self, row: dict[str, Any]) -> None:

@@ -28,3 +28,17 @@ def test_no_secret_of_the_control_plane_is_ever_wider_than_0600(tmp_path: Path) 
         assert seen.modes(name) <= {0o600}, f"{name} was seen at its path as {sorted(map(oct, seen.modes(name)))}"
         assert not seen.changed_after_it_appeared(name), f"{name} was chmod-ed after it appeared at its path"
     assert {n for _, n, _ in seen.events} >= set(SECRETS), "the watcher saw every secret arrive"
+
+
+def test_the_test_fleets_keys_are_owner_only_too(tmp_path: Path) -> None:
+    """The helpers that make a test fleet write its CA and leaf keys through the same writer (a key left
+    0644 by a test is still a key another user of the CI machine can read while the test runs)."""
+    from tests.support import fleet, network_pki
+
+    (tmp_path / "server").mkdir()
+    fleet.fleet_ca(tmp_path / "server")
+    network_pki.make_fleet(tmp_path / "network")
+    keys = sorted(tmp_path.rglob("*.key"))
+    assert keys, "the helpers made keys"
+    wider = {str(k.relative_to(tmp_path)): oct(stat.S_IMODE(k.stat().st_mode)) for k in keys}
+    assert {k: m for k, m in wider.items() if m != oct(0o600)} == {}
