@@ -15,13 +15,16 @@ class BodySizeLimitMiddleware:
     def __init__(self, app: ASGIApp, max_body: int, per_path: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body = max_body
-        self.per_path = per_path or {}  # exact paths allowed a different bound (a manufacturing manifest)
+        # Exact paths allowed a larger bound (a manufacturing manifest): an operator's endpoint, so only for a
+        # request whose TLS handshake presented a client certificate; an anonymous one gets the default.
+        self.per_path = per_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.per_path.get(scope["path"], self.max_body)
+        certified = bool(scope.get("extensions", {}).get("tls", {}).get("client_cert_der"))
+        limit = self.per_path.get(scope["path"], self.max_body) if certified else self.max_body
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:

@@ -244,3 +244,16 @@ def test_body_limit_counts_streamed_chunks(sizes: list[int], expected: int) -> N
     asyncio.run(BodySizeLimitMiddleware(inner, max_body=MAX_BODY)(scope, receive, send))
     assert sent[0]["status"] == expected
     assert seen == ([b"a" * sum(sizes)] if expected == 200 else [])
+
+
+def test_the_manifest_uploads_larger_bound_is_for_a_certified_client_only(tmp_path: Path) -> None:
+    """/attestation/manifests takes an operator's batch (MANIFEST_MAX_BODY); a client that presented no
+    certificate gets the default bound there too, so it cannot make the server buffer and parse half a
+    megabyte before the operator check refuses it."""
+    body = b"{" + b" " * (4 * MAX_BODY) + b"}"
+    headers = {"content-type": "application/json"}
+    app = create_app(Settings(db_path=tmp_path / "devices.db", max_body=MAX_BODY), operator_cas=operator_cas(tmp_path))
+    with TestClient(app) as anonymous:
+        assert anonymous.post("/attestation/manifests", content=body, headers=headers).status_code == 413
+    with TestClient(operator_app(Settings(db_path=tmp_path / "op.db", max_body=MAX_BODY), tmp_path)) as operator:
+        assert operator.post("/attestation/manifests", content=body, headers=headers).status_code != 413
