@@ -111,7 +111,7 @@ def test_f12_a_crl_that_would_undo_a_revocation_is_refused_and_the_revocation_st
 def test_f13_a_stale_crl_refuses_every_operator_until_a_current_one_is_in_place(tmp_path: Path) -> None:
     where = tmp_path / "operator-ca"
     operators = operator_cas(tmp_path)
-    plant(tmp_path, crl(OPERATOR_CA, [], number=2, valid_for=timedelta(seconds=4)))
+    plant(tmp_path, crl(OPERATOR_CA, [], number=2, valid_for=timedelta(seconds=5)))  # a slow machine has 4 s
     alice, bob = fleet(tmp_path, operators)
     assert alice.get("/devices").status_code == 200  # CRL 2 taken (current for a few seconds)
     expires = x509.load_pem_x509_crl((where / "ops.crl.pem").read_bytes()).next_update_utc
