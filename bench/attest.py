@@ -33,7 +33,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess  # nosec B404 - starts this repository's own server
 import sys
 import tempfile
 import time
@@ -45,7 +44,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "app" / "src"))
 
-import httpx  # noqa: E402
 from secure_iot_server import attestation, tpm  # noqa: E402
 from secure_iot_server.config import Settings  # noqa: E402
 from secure_iot_server.database import prepare  # noqa: E402
@@ -57,10 +55,12 @@ from tasks.core.processes import free_port  # noqa: E402
 from tasks.device import protocol  # noqa: E402
 from tests.support.fleet import GENUINE, MIN_SECURITY_VERSION, MODEL, Fleet, events_of, make_fleet  # noqa: E402
 from tests.support.postgres import running_postgres  # noqa: E402
+from tests.support.server_process import serving  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import httpx
     from secure_iot_server.reference_values import Golden
 
 BOOT = events_of(GENUINE)
@@ -96,24 +96,8 @@ def server(fleet: Fleet, url: str, log: Path) -> Iterator[httpx.Client]:
             min_security_version=MIN_SECURITY_VERSION,
         ).to_env(),
     }
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "secure_iot_server"], env=env, stdout=out, stderr=out)  # nosec B603
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        if client.get("/readyz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(f"the server did not start: {log.read_text()[-400:]}")
-                    time.sleep(0.1)
-                yield client
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with serving(env, port, log, timeout=30) as client:
+        yield client
 
 
 def register_all(fleet: Fleet, client: httpx.Client) -> tuple[list[float], list[float], list[Sample], dict[str, str]]:

@@ -29,7 +29,6 @@ import base64
 import json
 import os
 import statistics
-import subprocess  # nosec B404 - starts this repository's own server
 import sys
 import tempfile
 import time
@@ -41,7 +40,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "app" / "src"))
 
-import httpx  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 from secure_iot_server import attestation  # noqa: E402
@@ -52,9 +50,12 @@ from sqlalchemy.pool import NullPool  # noqa: E402
 from tasks.core.processes import free_port  # noqa: E402
 from tests.support.identities import ca, ek_certificate  # noqa: E402
 from tests.support.postgres import running_postgres  # noqa: E402
+from tests.support.server_process import serving  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import httpx
 
 AK_PUBLIC = bytes.fromhex(
     json.loads((ROOT / "tests" / "fixtures" / "tpm" / "quote.json").read_text())["ak_tpm2b_public"]
@@ -133,24 +134,8 @@ def server(url: str, trust: Path, app_src: Path, log: Path) -> Iterator[httpx.Cl
         "PYTHONPATH": str(app_src),
         **Settings(host="127.0.0.1", port=port, db_url=url, trust_dir=trust).to_env(),
     }
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "secure_iot_server"], env=env, stdout=out, stderr=out)  # nosec B603
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        if client.get("/readyz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(f"the server did not start: {log.read_text()[-400:]}")
-                    time.sleep(0.1)
-                yield client
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with serving(env, port, log, timeout=60) as client:
+        yield client
 
 
 def timed(client: httpx.Client, requests: int, method: str, path: str, body: Any, expect: int) -> dict[str, float]:
