@@ -88,6 +88,20 @@ def _covers_subject(waiver: Waiver, subject: str) -> bool:
     return waiver.gate == GATE and (waiver.path is None or fnmatch.fnmatchcase(subject, waiver.path))
 
 
+def held_waivers(policy: Policy, subject: str) -> dict[str, dict[str, str]]:
+    """rule (as the predicate's results name it) -> the waiver the policy holds for it on ``subject``:
+    its full id and expiry. compliance.rego accepts a statement's waiver only if it is one of these,
+    and judges it by this expiry, so a waiver the policy drops or lets lapse stops counting at verify
+    and admission, whatever the signed statement says. The first that covers, as the gate takes it."""
+    held: dict[str, dict[str, str]] = {}
+    for waiver in policy.waivers:
+        if _covers_subject(waiver, subject):
+            held.setdefault(
+                waiver.id.removeprefix(SSG_RULE_PREFIX), {"waiver": waiver.id, "expires": waiver.expires.isoformat()}
+            )
+    return held
+
+
 def judge(
     policy: Policy, subject: str, outcome: Mapping[str, str], severity: Mapping[str, str] | None = None
 ) -> Judgement:

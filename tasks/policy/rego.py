@@ -19,6 +19,7 @@ from tasks.core.evidence import StageRecord
 from tasks.core.media_types import COMPLIANCE_PREDICATE_TYPE
 from tasks.core.repository import source_repository
 from tasks.core.runner import Tool
+from tasks.policy import compliance_gate
 from tasks.policy.security_policy import Policy
 
 REGO_DIR = Path("infra/policies/sigstore/rego")
@@ -79,6 +80,8 @@ def params(policy: Policy, image_digest: str = "") -> dict[str, Any]:
     return {
         "compliance_profile": str(compliance.get("profile", "")),
         "required_rules": sorted(str(r) for r in compliance.get("required_rules", [])),
+        # the waivers a signed OpenSCAP statement may cite: only the image is attested
+        "compliance_waivers": compliance_gate.held_waivers(policy, "image") if compliance else {},
         "time_dependent": timed,
         "max_age_hours": max_age,
         "image_digest": image_digest,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,8 @@ import pytest
 
 from tasks.core.evidence import StageRecord
 from tasks.core.runner import Tool
-from tasks.policy import rego
-from tasks.policy.security_policy import load
+from tasks.policy import compliance_gate, rego
+from tasks.policy.security_policy import SSG_RULE_PREFIX, load
 from tests.support.project import REPO, pinned
 
 DIGEST = "sha256:" + "ab" * 32
@@ -262,3 +263,114 @@ def test_compliance_newest_decides_and_must_be_fresh(opa: Tool, tmp_path: Path) 
     future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert "is in the future" in decide(opa, tmp_path, "compliance", [compliance(future)])[0]
     assert "no readable timestamp" in decide(opa, tmp_path, "compliance", [passed, compliance(None)])[0]
+
+
+# --- the statement's waivers: well-formed, and the policy's own (P8, P9) ---
+
+WAIVED_BY_THE_POLICY = "partition_for_tmp"  # security-policy.yaml waives it for the image
+WAIVED_BY_NOBODY = "accounts_password_minlen_login_defs"  # in the profile, neither required nor waived
+
+
+def genuine(**results: str) -> dict[str, Any]:
+    """A statement whose waivers are what the compliance stage signs (compliance_gate.judge over the policy)."""
+    statement = compliance(**results)
+    judged = compliance_gate.judge(load(REPO / "security-policy.yaml"), "image", statement["predicate"]["results"])
+    statement["predicate"]["waived"] = judged.waived()
+    return statement
+
+
+def with_waiver(rule: str, expires: str = "2099-01-01", waiver: str = "") -> dict[str, Any]:
+    """A statement in which ``rule`` fails and the statement itself waives it until ``expires``."""
+    statement = compliance(**{rule: "fail"})
+    statement["predicate"]["waived"] = {
+        rule: {
+            "waiver": waiver or SSG_RULE_PREFIX + rule,
+            "owner": "platform-team",
+            "justification": "says who",
+            "expires": expires,
+        }
+    }
+    return statement
+
+
+def test_compliance_the_genuine_statement_passes(opa: Tool, tmp_path: Path) -> None:
+    statement = genuine(partition_for_tmp="fail", partition_for_var="error")
+    assert set(statement["predicate"]["waived"]) == {"partition_for_tmp", "partition_for_var"}
+    assert evaluate(opa, tmp_path, "compliance", statement) == []
+
+
+@pytest.mark.parametrize(
+    ("waived", "problem"),
+    [
+        ([], "the statement's waived must be an object (rule -> waiver), not array"),
+        ("", "the statement's waived must be an object (rule -> waiver), not string"),
+        ({WAIVED_BY_THE_POLICY: 1}, f"the waiver for {WAIVED_BY_THE_POLICY} is 1, not an object"),
+        ({WAIVED_BY_THE_POLICY: {}}, f"the waiver for {WAIVED_BY_THE_POLICY} has no expires"),
+        (
+            {WAIVED_BY_THE_POLICY: {"expires": "2099-13-40"}},
+            "has no valid expiry date, YYYY-MM-DD (expires: 2099-13-40)",
+        ),
+        (
+            {WAIVED_BY_THE_POLICY: {"expires": "9999-12-31"}},
+            "has no valid expiry date, YYYY-MM-DD (expires: 9999-12-31)",
+        ),
+        ({WAIVED_BY_THE_POLICY: {"expires": 20990101}}, "has no valid expiry date, YYYY-MM-DD (expires: 20990101)"),
+    ],
+    ids=["list", "string", "entry-not-object", "no-expires", "no-such-date", "beyond-ns-range", "not-a-string"],
+)
+def test_compliance_a_malformed_waiver_is_refused(opa: Tool, tmp_path: Path, waived: Any, problem: str) -> None:
+    """A builtin error inside `not …` made the whole rule undefined: each of these passed."""
+    statement = genuine(**{WAIVED_BY_THE_POLICY: "fail"})
+    genuine_waiver = statement["predicate"]["waived"][WAIVED_BY_THE_POLICY]
+    statement["predicate"]["waived"] = (
+        {k: v if not isinstance(v, dict) or not v else {**genuine_waiver, **v} for k, v in waived.items()}
+        if isinstance(waived, dict)
+        else waived
+    )
+    problems = evaluate(opa, tmp_path, "compliance", statement)
+    assert any(problem in p for p in problems), problems
+
+
+def test_compliance_a_rule_the_policy_does_not_waive_is_refused(opa: Tool, tmp_path: Path) -> None:
+    policy = load(REPO / "security-policy.yaml")
+    assert WAIVED_BY_NOBODY not in policy.gate("compliance").settings["required_rules"]
+    assert SSG_RULE_PREFIX + WAIVED_BY_NOBODY not in {w.id for w in policy.waivers}
+    assert evaluate(opa, tmp_path, "compliance", with_waiver(WAIVED_BY_NOBODY)) == [
+        f"compliance: rule {WAIVED_BY_NOBODY}: fail, waived by the statement as "
+        f"{SSG_RULE_PREFIX}{WAIVED_BY_NOBODY}, a waiver security-policy.yaml does not hold for the image"
+    ]
+    # nor by another rule's waiver the policy does hold
+    borrowed = with_waiver(WAIVED_BY_NOBODY, waiver=SSG_RULE_PREFIX + WAIVED_BY_THE_POLICY)
+    assert "a waiver security-policy.yaml does not hold" in evaluate(opa, tmp_path, "compliance", borrowed)[0]
+
+
+def judged_under(opa: Tool, tmp_path: Path, values: dict[str, Any], statement: dict[str, Any]) -> list[str]:
+    """The compliance violations of ``statement`` under these rendered parameters."""
+    return rego.evaluate(StageRecord(stage="verify", root=REPO), REPO, "compliance", statement, values, opa, tmp_path)
+
+
+def test_compliance_a_waiver_the_policy_dropped_is_refused(opa: Tool, tmp_path: Path) -> None:
+    """Removing a waiver from security-policy.yaml changes admission: the signed statement still has it."""
+    policy = load(REPO / "security-policy.yaml")
+    dropped = dataclasses.replace(
+        policy, waivers=[w for w in policy.waivers if w.id != SSG_RULE_PREFIX + WAIVED_BY_THE_POLICY]
+    )
+    statement = genuine(**{WAIVED_BY_THE_POLICY: "fail"})  # signed while the policy still held it
+    assert judged_under(opa, tmp_path, rego.params(policy, DIGEST), statement) == []
+    assert judged_under(opa, tmp_path, rego.params(dropped, DIGEST), statement) == [
+        f"compliance: rule {WAIVED_BY_THE_POLICY}: fail, waived by the statement as "
+        f"{SSG_RULE_PREFIX}{WAIVED_BY_THE_POLICY}, a waiver security-policy.yaml does not hold for the image"
+    ]
+
+
+def test_compliance_the_policys_expiry_decides_not_the_statements(opa: Tool, tmp_path: Path) -> None:
+    """The rendered policy outlives the waiver's date (a ClusterImagePolicy applied before it); the
+    statement claims 2099."""
+    values = rego.params(load(REPO / "security-policy.yaml"), DIGEST)
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).strftime("%Y-%m-%d")
+    values["compliance_waivers"][WAIVED_BY_THE_POLICY]["expires"] = yesterday
+    statement = with_waiver(WAIVED_BY_THE_POLICY, expires="2099-01-01")
+    assert judged_under(opa, tmp_path, values, statement) == [
+        f"compliance: rule {WAIVED_BY_THE_POLICY}: fail, and the policy's waiver "
+        f"{SSG_RULE_PREFIX}{WAIVED_BY_THE_POLICY} expired (expires: {yesterday})"
+    ]
