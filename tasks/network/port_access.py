@@ -4,7 +4,9 @@ Each device gets a namespace and a veth whose edge end (``dpN``) is an isolated 
 device bridge. hostapd (wired driver, internal EAP server) is the authenticator on that port,
 wpa_supplicant (wired driver) the device's supplicant with its enrolled certificate. The
 edge's ``bridge admission`` table drops everything but EAPOL from a port until its name is
-added to the ``admitted`` set — which happens only when hostapd reports the port AUTHORIZED.
+added to the ``admitted`` set — which happens only when hostapd reports the port AUTHORIZED —
+and from then on everything but IPv4 and ARP from the one address ``attach`` gave the port
+(the ``bound`` set, filled and emptied in the same nft transaction as ``admitted``).
 
 hostapd re-reads its CA + CRL bundle at the first TLS session more than ``CRL_RELOAD_S`` after
 its last read (``crl_reload_interval``): with hostapd 2.10, ``hostapd_cli reload`` and SIGHUP
@@ -16,6 +18,7 @@ certificate: depth=0 serial_num=..."): no control command tells a port's certifi
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass
@@ -170,20 +173,23 @@ def admitted_serial(state: State, port: str) -> int | None:
     return admitted
 
 
-def _gate(ctx: Context, rec: StageRecord, state: State, verb: str, port: str) -> None:
-    """Add a port to, or delete it from, the ``admitted`` set: the edge's traffic gate (hostapd's
-    wired driver opens nothing itself)."""
-    element = [verb, "element", "bridge", ruleset.ADMISSION_TABLE, ruleset.ADMITTED_SET, f"{{ {port} }}"]
-    run_in(ctx, rec, state.namespace("edge"), "nft", element)
+def _gate(ctx: Context, rec: StageRecord, state: State, verb: str, port: str, address: str) -> None:
+    """Add a port to, or delete it from, the ``admitted`` set and its address binding from ``bound``, in
+    one nft transaction: the edge's traffic gate (hostapd's wired driver opens nothing itself)."""
+    table = ["element", "bridge", ruleset.ADMISSION_TABLE]
+    bound = [verb, *table, ruleset.BOUND_SET, f"{{ {port} . {address} }}"]
+    admitted = [verb, *table, ruleset.ADMITTED_SET, f"{{ {port} }}"]
+    run_in(ctx, rec, state.namespace("edge"), "nft", [*bound, ";", *admitted])
 
 
-def close(ctx: Context, rec: StageRecord, state: State, port: str) -> None:
-    """Drop everything but EAPOL from ``port`` again, at once (the bridge's admission chain)."""
-    _gate(ctx, rec, state, "delete", port)
+def close(ctx: Context, rec: StageRecord, state: State, device: Device) -> None:
+    """Drop everything but EAPOL from the device's port again, at once (the bridge's admission chain)."""
+    _gate(ctx, rec, state, "delete", device.port, device.address)
 
 
-def reopen(ctx: Context, rec: StageRecord, state: State, port: str) -> None:
-    _gate(ctx, rec, state, "add", port)
+def reopen(ctx: Context, rec: StageRecord, state: State, device: Device) -> None:
+    """Let the device's port through again, with the address ``attach`` gave it and no other."""
+    _gate(ctx, rec, state, "add", device.port, device.address)
 
 
 def reauthenticate(ctx: Context, rec: StageRecord, state: State, port: str) -> bool | None:
@@ -248,14 +254,12 @@ def attach(
         ctx, rec, state, f"wpa_supplicant:{name}", ns, "wpa_supplicant", ["-D", "wired", "-i", "eth0", "-c", wconf]
     )
     verdict = _verdict(ctx, rec, state, port, since)
-    admitted, reason = verdict is True, VERDICTS[verdict]
-    if admitted:
-        reopen(ctx, rec, state, port)
-    tunnel, tunnel_reason, tunnel_s = False, "no link", 0.0
-    if admitted:
+    device = Device(name, ns, port, str(address), verdict is True, VERDICTS[verdict], False, "no link", 0.0)
+    if device.admitted:
+        reopen(ctx, rec, state, device)
         ike = ike or creds
         tunnel, tunnel_reason, tunnel_s = ipsec.connect(ctx, rec, plan, state, name, ns, ike.cert, ike.key)
-    device = Device(name, ns, port, str(address), admitted, reason, tunnel, tunnel_reason, tunnel_s)
+        device = dataclasses.replace(device, tunnel=tunnel, tunnel_reason=tunnel_reason, tunnel_s=tunnel_s)
     state.devices.append(device)
     state.save()
     return device

@@ -125,11 +125,11 @@ def _ports(
         serial = port_access.admitted_serial(state, device.port)
         if serial is not None and serial not in revoked:
             continue
-        port_access.close(ctx, rec, state, device.port)
+        port_access.close(ctx, rec, state, device)
         verdict = port_access.reauthenticate(ctx, rec, state, device.port)
         now = port_access.admitted_serial(state, device.port)
         if verdict and now is not None and now not in revoked:
-            port_access.reopen(ctx, rec, state, device.port)
+            port_access.reopen(ctx, rec, state, device)
             checks.append(Check(f"{device.name}: port {device.port}", True, f"re-authenticated with {now:x}: kept"))
             continue
         closed.add(device.address)
@@ -169,6 +169,7 @@ def _tunnels(
         if why is None:
             continue
         gone = ipsec.terminate(ctx, rec, state, sa)
+        # the SA's outer address names its device: the bridge binds each port to its address (ruleset.BOUND_SET)
         device = next((d for d in state.devices if d.address == sa.remote_host), None)
         if device is not None and gone:
             _replace(state, device, tunnel=False, tunnel_reason=f"IKE SA deleted at CRL #{number}: {why}")

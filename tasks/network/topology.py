@@ -276,17 +276,24 @@ def status(ctx: Context, rec: StageRecord, state: State) -> list[Check]:
         rows += [
             Check(f"spoofed from {zone}", True, f"{n} packets dropped") for zone, n in spoofed(ctx, rec, state).items()
         ]
+        rows += [Check(f"device ports: {name}", True, f"{n} packets dropped") for name, n in at_ports(ctx, rec, state)]
     return rows
+
+
+def _counters(ctx: Context, rec: StageRecord, state: State, family: str, table: str) -> dict[str, int]:
+    """The packets each named counter of one of the edge's tables counted."""
+    listed = run_in(ctx, rec, state.namespace("edge"), "nft", ["-j", "list", "counters", "table", family, table])
+    counters = (item["counter"] for item in json.loads(listed.stdout)["nftables"] if "counter" in item)
+    return {c["name"]: int(c["packets"]) for c in counters}
+
+
+def at_ports(ctx: Context, rec: StageRecord, state: State) -> list[tuple[str, int]]:
+    """What the bridge dropped from admitted device ports: a source not bound to the port, not IPv4 or ARP."""
+    counted = _counters(ctx, rec, state, "bridge", ruleset.ADMISSION_TABLE)
+    return [(name, counted.get(name, 0)) for name in (ruleset.UNBOUND, ruleset.NOT_IPV4)]
 
 
 def spoofed(ctx: Context, rec: StageRecord, state: State) -> dict[str, int]:
     """Packets the edge dropped per zone for a source outside the zone of the interface they came in on."""
-    listed = run_in(
-        ctx, rec, state.namespace("edge"), "nft", ["-j", "list", "counters", "table", "inet", ruleset.GATEWAY_TABLE]
-    )
-    counters = (item["counter"] for item in json.loads(listed.stdout)["nftables"] if "counter" in item)
-    return {
-        c["name"].removeprefix(ruleset.SPOOFED): int(c["packets"])
-        for c in counters
-        if c["name"].startswith(ruleset.SPOOFED)
-    }
+    counted = _counters(ctx, rec, state, "inet", ruleset.GATEWAY_TABLE)
+    return {name.removeprefix(ruleset.SPOOFED): n for name, n in counted.items() if name.startswith(ruleset.SPOOFED)}

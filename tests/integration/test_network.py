@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -455,9 +456,10 @@ def test_13_the_database_takes_no_one_but_the_fleet_server(net: Net) -> None:
 
 def test_14_a_device_sending_with_an_ops_address_is_dropped_at_the_edge_and_counted(net: Net) -> None:
     """#30 N1: an admitted device forges the collector's zone as its source to reach the fleet zone the
-    ops -> fleet rule opens. The edge drops it before any zone rule (a source outside the zone of the
-    interface it came in on), counted in `spoofed-devices` and shown by `status`; the fleet zone never
-    sees it (counted where it would arrive, as in test 4)."""
+    ops -> fleet rule opens. The edge drops it at the device's port, before anything is routed (N4: a source
+    other than the address bound to the port), counted in `unbound-source` and shown by `status` (the gateway's
+    per-zone check, `spoofed-devices`, stays behind it); the fleet zone never sees it (counted where it would
+    arrive, as in test 4)."""
     forged = "10.60.3.66"
     namespace = net.device("spoof")["namespace"]  # an admitted port, no tunnel: its packets leave as it sends them
     subprocess.run(["ip", "-n", namespace, "addr", "add", f"{forged}/32", "dev", "eth0"], check=True)
@@ -474,12 +476,12 @@ def test_14_a_device_sending_with_an_ops_address_is_dropped_at_the_edge_and_coun
         return int(next(e["counter"]["packets"] for e in rules[0]["expr"] if "counter" in e))
 
     def spoofed() -> int:
-        listed = json.loads(net.in_edge("nft", "-j", "list", "counter", "inet", "gateway", "spoofed-devices"))
+        listed = json.loads(net.in_edge("nft", "-j", "list", "counter", "bridge", "admission", "unbound-source"))
         return int(next(i["counter"]["packets"] for i in listed["nftables"] if "counter" in i))
 
     ncat = ["ip", "netns", "exec", namespace, pinned("ncat"), "-z", "-w", "1", "-s", forged, *map(str, BROKER)]
     try:
-        before = spoofed() if "spoofed-devices" in net.in_edge("nft", "list", "counters") else 0
+        before = spoofed()
         for _ in range(3):  # as in test 4: on a loaded machine ncat's 1 s can pass before a SYN leaves
             subprocess.run(ncat, capture_output=True, check=False, timeout=30)
             assert arrived() == 0, "a device's packet with an ops source address crossed the edge to the fleet zone"
@@ -488,11 +490,11 @@ def test_14_a_device_sending_with_an_ops_address_is_dropped_at_the_edge_and_coun
     finally:
         subprocess.run([*fleet, "delete", "table", "inet", "forged"], capture_output=True, check=False)
         subprocess.run(["ip", "-n", namespace, "addr", "del", f"{forged}/32", "dev", "eth0"], check=False)
-    assert spoofed() > before, "dropped, and counted as spoofed from the device zone"
+    assert spoofed() > before, "dropped at the device's port, and counted"
     status = net.cli("status")
     assert status.returncode == 0, status.stdout + status.stderr
     rows = {c["name"]: c for c in json.loads((net.state / "status.json").read_text())["checks"]}
-    assert rows["spoofed from devices"]["detail"] == f"{spoofed()} packets dropped"
+    assert rows["device ports: unbound-source"]["detail"] == f"{spoofed()} packets dropped"
     assert net.connects("good", *BROKER), "the legitimate path, through the tunnel, still passes"
 
 
@@ -527,6 +529,81 @@ def test_15_a_revoked_operator_is_refused_and_its_tunnel_ended(net: Net) -> None
         "crl", "--file", net.crl_file("operators-older", revocation_list(net.fleet, [], number=1, issuer="operator-ca"))
     )
     assert older.returncode != 0 and "the edge keeps CRL #2 of the operator CA" in older.stderr, older.stderr
+
+
+FORGE = r"""
+import socket, struct, sys
+claimed, edge, kind = socket.inet_aton(sys.argv[1]), socket.inet_aton(sys.argv[2]), sys.argv[3]
+out = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+out.bind(("eth0", 0))
+mac, edge_mac, everyone = out.getsockname()[4], bytes.fromhex(sys.argv[4].replace(":", "")), b"\xff" * 6
+if kind == "arp":  # gratuitous ARP reply: "the claimed address is at my MAC"
+    body = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, mac, claimed, everyone, claimed)
+    out.send(everyone + mac + b"\x08\x06" + body)
+elif kind == "ip":  # UDP to the edge's ESP-in-UDP port, from the claimed address
+    udp = struct.pack("!HHHH", 4500, 4500, 12, 0) + b"\0" * 4
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, claimed, edge)
+    words = sum(struct.unpack("!10H", header))
+    while words >> 16:
+        words = (words & 0xFFFF) + (words >> 16)
+    header = header[:10] + struct.pack("!H", ~words & 0xFFFF) + header[12:]
+    out.send(edge_mac + mac + b"\x08\x00" + header + udp)
+else:  # an IPv6 frame (an all-nodes multicast header): nothing but IPv4 and ARP may leave a device port
+    out.send(b"\x33\x33\x00\x00\x00\x01" + mac + b"\x86\xdd" + bytes([0x60]) + b"\0" * 39)
+"""
+
+
+def test_16_a_device_claiming_another_devices_address_is_dropped_at_its_port_and_counted(net: Net) -> None:
+    """#30 N4: the device LAN is one subnet behind proxy_arp_pvlan, so an admitted device (spoof) that sends
+    with a neighbour's address (good's) or announces it in a gratuitous ARP would take the edge's traffic for
+    it, good's ESP-in-UDP included. Each port is bound to the address `attach` gave it: the bridge drops and
+    counts anything else from it (`unbound-source`), and every frame that is neither IPv4 nor ARP (`not-ipv4`);
+    the edge still sends good's traffic to good's MAC, and good's tunnel and check-in keep working."""
+    good, spoof = net.device("good"), net.device("spoof")
+    assert good["admitted"] and good["tunnel"] and spoof["admitted"]
+    assert net.connects("good", *BROKER)  # the edge has just heard from good: its neighbour entry is good's MAC
+
+    def mac(namespace: str, interface: str) -> str:
+        listed = subprocess.run(
+            ["ip", "-n", namespace, "-j", "link", "show", interface], capture_output=True, text=True, check=True
+        )
+        return str(json.loads(listed.stdout)[0]["address"])
+
+    def edge_sends_good_to() -> str:
+        listed = subprocess.run(
+            ["ip", "-n", net.namespace("edge"), "-j", "neigh", "show", good["address"], "dev", "br-dev"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return str(next((n.get("lladdr", "") for n in json.loads(listed.stdout)), ""))
+
+    def dropped(name: str) -> int:
+        listed = net.in_edge("nft", "-j", "list", "counter", "bridge", "admission", name)
+        if not listed.startswith("{"):
+            return 0  # no such counter: nothing at the ports counts it
+        return int(next(i["counter"]["packets"] for i in json.loads(listed)["nftables"] if "counter" in i))
+
+    def forge(kind: str) -> None:
+        args = [good["address"], "10.60.1.1", kind, mac(net.namespace("edge"), "br-dev")]
+        forging = ["ip", "netns", "exec", spoof["namespace"], sys.executable, "-c", FORGE, *args]
+        subprocess.run(forging, capture_output=True, check=True, timeout=30)
+
+    good_mac, unbound, other = mac(good["namespace"], "eth0"), dropped("unbound-source"), dropped("not-ipv4")
+    assert edge_sends_good_to() == good_mac
+    for _ in range(3):
+        forge("arp")
+        forge("ip")
+    assert edge_sends_good_to() == good_mac, "spoof's gratuitous ARP redirected the edge's traffic for good"
+    assert dropped("unbound-source") >= unbound + 6, "each forged ARP and IPv4 packet dropped and counted"
+    forge("ipv6")
+    assert dropped("not-ipv4") > other
+    assert net.connects("good", *BROKER), "good's tunnel still carries its traffic"
+    checkin = net.cli("checkin", "good", *net.creds("dev-good"), "--security-version", "1")
+    assert checkin.returncode == 0, checkin.stdout + checkin.stderr
+    status = net.cli("status")
+    rows = {c["name"]: c for c in json.loads((net.state / "status.json").read_text())["checks"]}
+    assert rows["device ports: unbound-source"]["detail"] == f"{dropped('unbound-source')} packets dropped", status
 
 
 def test_6_a_new_listening_port_in_the_fleet_zone_fails_the_scan(net: Net) -> None:

@@ -68,6 +68,27 @@ def test_every_accept_names_its_interfaces_and_forged_sources_are_dropped_first(
         assert f'iifname "{iface}" ip saddr != {subnet} counter name "{ruleset.SPOOFED}{zone}" drop' in rules
 
 
+def test_a_device_port_sends_only_ipv4_and_arp_from_the_address_bound_to_it() -> None:
+    """#30 N4: each admitted port is bound to the one address attach gave it; a device port's IPv4 or ARP with any
+    other source is dropped and counted, and so is every frame that is neither (IPv6, VLAN-tagged), all after the
+    admission check and before anything is routed."""
+    rules = ruleset.generate(plan_mod.load(REPO))
+    ports = rules[rules.index("chain ports {") : rules.index("table inet gateway")]
+    assert f"set {ruleset.BOUND_SET} {{\n    type ifname . ipv4_addr" in rules
+    expected = [
+        f"ether type {ruleset.EAPOL_ETHERTYPE} accept",
+        'iifname "dp*" iifname != @admitted counter drop',
+        f'iifname "dp*" ether type ip iifname . ip saddr != @bound counter name "{ruleset.UNBOUND}" drop',
+        f'iifname "dp*" ether type arp iifname . arp saddr ip != @bound counter name "{ruleset.UNBOUND}" drop',
+        f'iifname "dp*" ether type != {{ ip, arp }} counter name "{ruleset.NOT_IPV4}" drop',
+    ]
+    at = [ports.index(line) for line in expected]
+    assert at == sorted(at), "EAPOL, then admission, then the binding, then everything else from a port"
+    assert "accept" not in ports.split(expected[0])[1], "nothing from a device port is accepted past EAPOL"
+    for name in (ruleset.UNBOUND, ruleset.NOT_IPV4):
+        assert f"  counter {name} {{" in rules
+
+
 def test_a_zone_the_edge_has_no_interface_for_is_refused() -> None:
     topology = data()
     topology["zones"]["lab"] = {"subnet": "10.60.9.0/24", "gateway": "10.60.9.1"}
