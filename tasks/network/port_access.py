@@ -5,8 +5,8 @@ device bridge. hostapd (wired driver, internal EAP server) is the authenticator 
 wpa_supplicant (wired driver) the device's supplicant with its enrolled certificate. The
 edge's ``bridge admission`` table drops everything but EAPOL from a port until its name is
 added to the ``admitted`` set — which happens only when hostapd reports the port AUTHORIZED —
-and from then on everything but IPv4 and ARP from the one address ``attach`` gave the port
-(the ``bound`` set, filled and emptied in the same nft transaction as ``admitted``).
+and from then on everything but IPv4 and ARP from the one MAC and address ``attach`` gave the
+port (the ``bound`` set, filled and emptied in the same nft transaction as ``admitted``).
 
 hostapd re-reads its CA + CRL bundle at the first TLS session more than ``CRL_RELOAD_S`` after
 its last read (``crl_reload_interval``): with hostapd 2.10, ``hostapd_cli reload`` and SIGHUP
@@ -173,11 +173,17 @@ def admitted_serial(state: State, port: str) -> int | None:
     return admitted
 
 
+def mac(address: str) -> str:
+    """The MAC ``attach`` gives the device with ``address``: locally administered, its IPv4 address in the
+    last four bytes, so it is unique on the device LAN and the edge knows it without asking the device."""
+    return "02:00:" + ":".join(f"{int(octet):02x}" for octet in address.split("."))
+
+
 def _gate(ctx: Context, rec: StageRecord, state: State, verb: str, port: str, address: str) -> None:
     """Add a port to, or delete it from, the ``admitted`` set and its address binding from ``bound``, in
     one nft transaction: the edge's traffic gate (hostapd's wired driver opens nothing itself)."""
     table = ["element", "bridge", ruleset.ADMISSION_TABLE]
-    bound = [verb, *table, ruleset.BOUND_SET, f"{{ {port} . {address} }}"]
+    bound = [verb, *table, ruleset.BOUND_SET, f"{{ {port} . {mac(address)} . {address} }}"]
     admitted = [verb, *table, ruleset.ADMITTED_SET, f"{{ {port} }}"]
     run_in(ctx, rec, state.namespace("edge"), "nft", [*bound, ";", *admitted])
 
@@ -233,7 +239,8 @@ def attach(
     state.namespaces.append(ns)
     state.save()
     ip(ctx, rec, ["-n", ns, "link", "set", "lo", "up"])
-    ip(ctx, rec, ["link", "add", port, "netns", edge, "type", "veth", "peer", "name", "eth0", "netns", ns])
+    peer = ["peer", "name", "eth0", "address", mac(str(address)), "netns", ns]
+    ip(ctx, rec, ["link", "add", port, "netns", edge, "type", "veth", *peer])
     state.links.append(f"{edge}:{port}<->{ns}:eth0")
     state.save()
     ip(ctx, rec, ["-n", edge, "link", "set", port, "master", DEVICE_BRIDGE])

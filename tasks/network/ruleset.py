@@ -1,12 +1,14 @@
 """The edge's nftables ruleset, generated from the plan: nothing here is hand-kept.
 
 Two tables: ``bridge admission`` blocks every device port except for EAPOL until 802.1X
-admits it (the port's name joins the ``admitted`` set) and binds each admitted port to the one
-address ``attach`` gave it (the port and address join the ``bound`` set together): an IPv4 packet
-or ARP whose source is not its port's address is dropped and counted (``unbound-source``), and
+admits it (the port's name joins the ``admitted`` set) and binds each admitted port to the MAC
+and IPv4 address ``attach`` gave it (port, MAC and address join the ``bound`` set together): an
+IPv4 packet or ARP whose source (Ethernet, ARP sender, IP) is not its port's is dropped and
+counted (``unbound-source``), and
 every other protocol from a device port (IPv6, VLAN tags, ...) too (``not-ipv4``). The device
 LAN is one subnet behind ``proxy_arp_pvlan``, so without that an admitted device could claim a
-neighbour's address and take the edge's traffic for it, its ESP-in-UDP included. ``inet gateway`` routes between
+neighbour's address (or MAC: the bridge learns where a MAC is from its frames) and take the
+edge's traffic for it, its ESP-in-UDP included. ``inet gateway`` routes between
 zones with default deny, one counted accept per allow rule and one counted drop per zone
 pair, so a refused flow is attributed to the pair it tried to cross.
 
@@ -31,7 +33,7 @@ from tasks.network.plan import Allow, Plan
 
 ADMISSION_TABLE = "admission"
 ADMITTED_SET = "admitted"
-BOUND_SET = "bound"  # port . address: the one IPv4 source an admitted port may send with
+BOUND_SET = "bound"  # port . MAC . address: the one source an admitted port may send with
 UNBOUND = "unbound-source"  # the named counter of a device port's IPv4/ARP with another source: dropped
 NOT_IPV4 = "not-ipv4"  # the named counter of a device port's frames that are neither IPv4 nor ARP: dropped
 GATEWAY_TABLE = "gateway"
@@ -88,6 +90,7 @@ def _allow_line(plan: Plan, index: int, rule: Allow) -> str:
 
 def generate(plan: Plan) -> str:
     ports = f'iifname "{DEVICE_PORT_PREFIX}*"'
+    unbound = f'!= @{BOUND_SET} counter name "{UNBOUND}" drop'
     lines = [
         "# generated from infra/network/topology.toml by tasks/network/ruleset.py; do not edit",
         f"table bridge {ADMISSION_TABLE} {{",
@@ -96,8 +99,8 @@ def generate(plan: Plan) -> str:
         '    comment "device ports whose supplicant passed 802.1X EAP-TLS"',
         "  }",
         f"  set {BOUND_SET} {{",
-        "    type ifname . ipv4_addr",
-        '    comment "each admitted port and the one address attach gave it"',
+        "    type ifname . ether_addr . ipv4_addr",
+        '    comment "each admitted port and the one MAC and address attach gave it"',
         "  }",
         f'  counter {UNBOUND} {{ comment "IPv4 or ARP from a device port with a source not bound to it: dropped" }}',
         f'  counter {NOT_IPV4} {{ comment "neither IPv4 nor ARP from a device port (IPv6, VLAN tags): dropped" }}',
@@ -105,8 +108,9 @@ def generate(plan: Plan) -> str:
         "    type filter hook prerouting priority filter; policy accept;",
         f'    ether type {EAPOL_ETHERTYPE} accept comment "EAPOL: all an unadmitted port may send"',
         f'    {ports} iifname != @{ADMITTED_SET} counter drop comment "port not admitted"',
-        f'    {ports} ether type ip iifname . ip saddr != @{BOUND_SET} counter name "{UNBOUND}" drop',
-        f'    {ports} ether type arp iifname . arp saddr ip != @{BOUND_SET} counter name "{UNBOUND}" drop',
+        f"    {ports} ether type ip iifname . ether saddr . ip saddr {unbound}",
+        f"    {ports} ether type arp iifname . ether saddr . arp saddr ip {unbound}",
+        f"    {ports} ether type arp iifname . arp saddr ether . arp saddr ip {unbound}",
         f'    {ports} ether type != {{ ip, arp }} counter name "{NOT_IPV4}" drop',
         "  }",
         "}",

@@ -152,7 +152,8 @@ def _build(ctx: Context, rec: StageRecord, plan: Plan, state: State) -> None:
     devices = plan.zones["devices"]
     # the device LAN: a bridge whose ports are isolated from each other (private-VLAN edge);
     # the edge answers ARP for every address, so device-to-device traffic is routed and filtered
-    ip(ctx, rec, ["-n", edge, "link", "add", DEVICE_BRIDGE, "type", "bridge"])
+    # no learning from link-local frames (EAPOL): a port's frames teach the bridge only past the admission chain
+    ip(ctx, rec, ["-n", edge, "link", "add", DEVICE_BRIDGE, "type", "bridge", "no_linklocal_learn", "1"])
     ip(ctx, rec, ["-n", edge, "link", "set", DEVICE_BRIDGE, "up"])
     _address(ctx, rec, edge, DEVICE_BRIDGE, devices.gateway, devices.subnet)
     run_in(

@@ -536,8 +536,9 @@ import socket, struct, sys
 claimed, edge, kind = socket.inet_aton(sys.argv[1]), socket.inet_aton(sys.argv[2]), sys.argv[3]
 out = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 out.bind(("eth0", 0))
-mac, edge_mac, everyone = out.getsockname()[4], bytes.fromhex(sys.argv[4].replace(":", "")), b"\xff" * 6
-if kind == "arp":  # gratuitous ARP reply: "the claimed address is at my MAC"
+edge_mac, everyone = bytes.fromhex(sys.argv[4].replace(":", "")), b"\xff" * 6
+mac = bytes.fromhex(sys.argv[5].replace(":", "")) if len(sys.argv) > 5 else out.getsockname()[4]
+if kind == "arp":  # gratuitous ARP reply: "the claimed address is at this MAC"
     body = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 2, mac, claimed, everyone, claimed)
     out.send(everyone + mac + b"\x08\x06" + body)
 elif kind == "ip":  # UDP to the edge's ESP-in-UDP port, from the claimed address
@@ -556,9 +557,11 @@ else:  # an IPv6 frame (an all-nodes multicast header): nothing but IPv4 and ARP
 def test_16_a_device_claiming_another_devices_address_is_dropped_at_its_port_and_counted(net: Net) -> None:
     """#30 N4: the device LAN is one subnet behind proxy_arp_pvlan, so an admitted device (spoof) that sends
     with a neighbour's address (good's) or announces it in a gratuitous ARP would take the edge's traffic for
-    it, good's ESP-in-UDP included. Each port is bound to the address `attach` gave it: the bridge drops and
-    counts anything else from it (`unbound-source`), and every frame that is neither IPv4 nor ARP (`not-ipv4`);
-    the edge still sends good's traffic to good's MAC, and good's tunnel and check-in keep working."""
+    it, good's ESP-in-UDP included; so would its own address sent from good's MAC (the bridge learns where a MAC
+    is from its frames). Each port is bound to the MAC and address `attach` gave it: the bridge drops and counts
+    anything else from it (`unbound-source`), and every frame that is neither IPv4 nor ARP (`not-ipv4`); the
+    edge still sends good's traffic to good's MAC and that MAC to good's port, and good's tunnel and check-in
+    keep working."""
     good, spoof = net.device("good"), net.device("spoof")
     assert good["admitted"] and good["tunnel"] and spoof["admitted"]
     assert net.connects("good", *BROKER)  # the edge has just heard from good: its neighbour entry is good's MAC
@@ -584,18 +587,26 @@ def test_16_a_device_claiming_another_devices_address_is_dropped_at_its_port_and
             return 0  # no such counter: nothing at the ports counts it
         return int(next(i["counter"]["packets"] for i in json.loads(listed)["nftables"] if "counter" in i))
 
-    def forge(kind: str) -> None:
-        args = [good["address"], "10.60.1.1", kind, mac(net.namespace("edge"), "br-dev")]
+    text: dict[str, Any] = {"capture_output": True, "text": True, "check": True}
+
+    def learnt_at() -> str:  # the port the bridge sends good's MAC to
+        fdb = subprocess.run(["bridge", "-n", net.namespace("edge"), "-j", "fdb", "show", "br", "br-dev"], **text)
+        return str(next(e["ifname"] for e in json.loads(fdb.stdout) if e["mac"] == good_mac and "ifname" in e))
+
+    def forge(kind: str, claimed: str = good["address"], *source: str) -> None:
+        args = [claimed, "10.60.1.1", kind, mac(net.namespace("edge"), "br-dev"), *source]
         forging = ["ip", "netns", "exec", spoof["namespace"], sys.executable, "-c", FORGE, *args]
         subprocess.run(forging, capture_output=True, check=True, timeout=30)
 
     good_mac, unbound, other = mac(good["namespace"], "eth0"), dropped("unbound-source"), dropped("not-ipv4")
-    assert edge_sends_good_to() == good_mac
+    assert edge_sends_good_to() == good_mac and learnt_at() == good["port"]
     for _ in range(3):
         forge("arp")
         forge("ip")
+        forge("arp", spoof["address"], good_mac)  # its own address, from good's MAC
     assert edge_sends_good_to() == good_mac, "spoof's gratuitous ARP redirected the edge's traffic for good"
-    assert dropped("unbound-source") >= unbound + 6, "each forged ARP and IPv4 packet dropped and counted"
+    assert learnt_at() == good["port"], "a frame from good's MAC on spoof's port moved good's MAC there"
+    assert dropped("unbound-source") >= unbound + 9, "each forged ARP and IPv4 packet dropped and counted"
     forge("ipv6")
     assert dropped("not-ipv4") > other
     assert net.connects("good", *BROKER), "good's tunnel still carries its traffic"

@@ -69,17 +69,19 @@ def test_every_accept_names_its_interfaces_and_forged_sources_are_dropped_first(
 
 
 def test_a_device_port_sends_only_ipv4_and_arp_from_the_address_bound_to_it() -> None:
-    """#30 N4: each admitted port is bound to the one address attach gave it; a device port's IPv4 or ARP with any
-    other source is dropped and counted, and so is every frame that is neither (IPv6, VLAN-tagged), all after the
-    admission check and before anything is routed."""
+    """#30 N4: each admitted port is bound to the one MAC and address attach gave it; a device port's IPv4 or ARP
+    with any other source (Ethernet, ARP sender or IP) is dropped and counted, and so is every frame that is
+    neither (IPv6, VLAN-tagged), all after the admission check and before anything is routed."""
     rules = ruleset.generate(plan_mod.load(REPO))
     ports = rules[rules.index("chain ports {") : rules.index("table inet gateway")]
-    assert f"set {ruleset.BOUND_SET} {{\n    type ifname . ipv4_addr" in rules
+    assert f"set {ruleset.BOUND_SET} {{\n    type ifname . ether_addr . ipv4_addr" in rules
+    unbound = f'!= @bound counter name "{ruleset.UNBOUND}" drop'
     expected = [
         f"ether type {ruleset.EAPOL_ETHERTYPE} accept",
         'iifname "dp*" iifname != @admitted counter drop',
-        f'iifname "dp*" ether type ip iifname . ip saddr != @bound counter name "{ruleset.UNBOUND}" drop',
-        f'iifname "dp*" ether type arp iifname . arp saddr ip != @bound counter name "{ruleset.UNBOUND}" drop',
+        f'iifname "dp*" ether type ip iifname . ether saddr . ip saddr {unbound}',
+        f'iifname "dp*" ether type arp iifname . ether saddr . arp saddr ip {unbound}',
+        f'iifname "dp*" ether type arp iifname . arp saddr ether . arp saddr ip {unbound}',
         f'iifname "dp*" ether type != {{ ip, arp }} counter name "{ruleset.NOT_IPV4}" drop',
     ]
     at = [ports.index(line) for line in expected]
