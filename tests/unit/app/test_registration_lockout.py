@@ -28,7 +28,7 @@ from secure_iot_server.registration import Trust
 
 from tests.support import credential
 from tests.support.identities import ca, endorsement_key
-from tests.unit.app.test_unauthenticated_cost import AK_PUBLIC, MANUFACTURER, challenge
+from tests.unit.app.test_unauthenticated_cost import AK_PUBLIC, MANUFACTURER, bare_answer, challenge
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -76,24 +76,6 @@ def client(database: str) -> Iterator[tuple[TestClient, EnrolmentStore]]:
         yield c, store
 
 
-def answer(session: str, code: str, secret: bytes) -> dict[str, Any]:
-    """An answer with the code and the activated credential, and nothing else a TPM would have made."""
-    return {
-        "session": session,
-        "ek_certificate_pem": EK_PEM,
-        "registration_code": code,
-        "activated_secret": base64.b64encode(secret).decode(),
-        "quote": "",
-        "signature": "",
-        "event_log": [],
-        "key_public": "",
-        "key_certify": "",
-        "key_certify_signature": "",
-        "key_approval": "",
-        "key_signature": "",
-    }
-
-
 def attempt(client: TestClient, code: str, *, tpm_held: bool = True) -> dict[str, Any]:
     """A challenge and its answer (the credential activated as the EK's TPM would, or not), again while
     another attempt's challenge replaced this one's (a device has one outstanding challenge): the refusal."""
@@ -101,7 +83,10 @@ def attempt(client: TestClient, code: str, *, tpm_held: bool = True) -> dict[str
         issued = client.post("/attestation/challenge", json=challenge(EK_PEM)).json()
         blob = base64.b64decode(issued["credential"])
         secret = credential.activate(EK_KEY, blob, AK_NAME) if tpm_held else NO_TPM
-        response = client.post("/attestation/complete", json=answer(issued["session"], code, secret))
+        response = client.post(
+            "/attestation/complete",
+            json=bare_answer(issued["session"], EK_PEM, code, base64.b64encode(secret).decode()),
+        )
         assert response.status_code == 403, response.text
         refusal: dict[str, Any] = response.json()
         if refusal["step"] != "nonce":

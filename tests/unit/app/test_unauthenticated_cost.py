@@ -78,6 +78,24 @@ def server(tmp_path: Path) -> Iterator[tuple[TestClient, Engine]]:
         yield client, engine_for(db)
 
 
+def bare_answer(session: str, ek_pem: str, code: str, activated_secret: str) -> dict[str, Any]:
+    """A registration answer with the code and the activated credential, and nothing a TPM would have made."""
+    return {
+        "session": session,
+        "ek_certificate_pem": ek_pem,
+        "registration_code": code,
+        "activated_secret": activated_secret,
+        "quote": "",
+        "signature": "",
+        "event_log": [],
+        "key_public": "",
+        "key_certify": "",
+        "key_certify_signature": "",
+        "key_approval": "",
+        "key_signature": "",
+    }
+
+
 def challenge(ek_pem: str) -> dict[str, str]:
     return {"ek_certificate_pem": ek_pem, "ak_public": base64.b64encode(AK_PUBLIC).decode()}
 
@@ -115,20 +133,7 @@ def test_well_formed_unauthenticated_requests_only_search_indexes(server: tuple[
     with recorded(engine) as statements:
         assert client.post("/attestation/challenge", json=challenge(ENROLLED_PEM)).status_code == 200
         assert client.post("/attestation/challenge", json=challenge(unenrolled)).status_code == 403
-        unknown = {
-            "session": "x" * 32,
-            "ek_certificate_pem": ENROLLED_PEM,
-            "registration_code": "AAAA",
-            "activated_secret": "",
-            "quote": "",
-            "signature": "",
-            "event_log": [],
-            "key_public": "",
-            "key_certify": "",
-            "key_certify_signature": "",
-            "key_approval": "",
-            "key_signature": "",
-        }
+        unknown = bare_answer("x" * 32, ENROLLED_PEM, "AAAA", "")
         assert client.post("/attestation/complete", json=unknown).json()["step"] == "nonce"
         session = client.get("/attestation/nonce").json()["session"]
         checkin = {
