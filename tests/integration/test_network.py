@@ -1,4 +1,4 @@
-"""The device network from real daemons in network namespaces (issue #16, tests 1-7; #29, tests 9-13).
+"""The device network from real daemons in network namespaces (issue #16, tests 1-7; #29, tests 9-13; #30, 14-16).
 
 One topology for the module: `network -- up`, seven devices attached through 802.1X and
 IPsec (two enrolled, one self-signed, one revoked, one enrolled with a self-signed IKE
