@@ -2,7 +2,7 @@
 
 Each operator CA's CRL (trust/operator-ca/<name>.crl.pem) is read by the server's own code from real
 files, verified with real signatures, and re-read when the file changes; the operators reach the app
-in-process with their certificate where the TLS layer puts it (tests/integration/test_operator_revocation.py
+in-process with their certificate where the TLS layer puts it (tests/integration/test_operator_revocation_mtls.py
 does the same over real mTLS against the server process).
 """
 
