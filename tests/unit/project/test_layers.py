@@ -62,3 +62,12 @@ def test_import_contracts_hold() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_no_two_test_files_share_a_basename() -> None:
+    """pytest imports test files by basename (the test folders are not packages): a second file of the
+    same name stops the whole suite at collection, which only a full run shows."""
+    names: dict[str, list[str]] = {}
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        names.setdefault(path.name, []).append(str(path.relative_to(REPO)))
+    assert {name: paths for name, paths in names.items() if len(paths) > 1} == {}
