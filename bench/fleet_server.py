@@ -108,7 +108,6 @@ def fill(url: str, start: int, stop: int, extra: dict[str, Any]) -> None:
                     **row,
                     "device_id": f"sid-{n:010d}",
                     "ek_spki_sha256": os.urandom(32).hex(),
-                    "manifest_sha256": "ab" * 32,
                 }
                 for n in range(first, min(stop, first + BATCH))
             ]

@@ -74,12 +74,14 @@ def fetch(ctx: Context, rec: StageRecord, state: State, url: str, server_ca: Pat
     return staged.read_bytes()
 
 
-def put_in_place(ctx: Context, rec: StageRecord, state: State, data: bytes) -> list[Check]:
+def put_in_place(
+    ctx: Context, rec: StageRecord, state: State, data: bytes, authority: crl.Authority | None = None
+) -> list[Check]:
     """Check ``data`` (a CRL, PEM or DER) against its CA - the fleet CA's or the operator CA's, by its issuer
     (tasks/network/crl.py) - and the CRL in place for it; if it passes, make hostapd (the fleet CA's) and
     charon enforce it and cut off every admitted port and IKE SA it revokes. Raises InputError, changing
-    nothing, when it does not pass."""
-    authority = crl.authority_of(state, data)
+    nothing, when it does not pass. ``authority``: the caller's own reading of the issuer, if it has one."""
+    authority = authority or crl.authority_of(state, data)
     current, issuer = crl.path(state, authority), authority.ca(state)
     if current is None or issuer is None:
         raise NetworkError(f"this edge was brought up without {authority.option}: `down`, then `up {authority.option}`")

@@ -309,10 +309,6 @@ class Repository:
         """The root a device is provisioned with (version 1 by default: it walks the chain), as verified."""
         return self.metadata(f"{version}.root.json")
 
-    def files(self) -> list[Path]:
-        """Every metadata file and target file, for the offline bundle and the evidence."""
-        return sorted(p for p in self.directory.rglob("*") if p.is_file() and not p.name.startswith("."))
-
 
 def _digest(target: TargetFile) -> Digest:
     return Digest(target.length, dict(target.hashes))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from tasks.core import atomic
 from tasks.core.errors import VerificationError
 
 CHUNK = 1 << 20
@@ -116,17 +117,7 @@ def taken(
 def store(copy: Taken, destination: Path, *, mode: int = 0o644) -> None:
     """``copy`` at ``destination``, whole or not at all, hashed again as it is written: refused (nothing
     written) unless it is still the bytes ``copy.digest`` names."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
-    try:
-        with os.fdopen(fd, "wb") as sink:
-            remedy = "the private copy changed after it was taken; nothing was signed"
-            with opened(copy.path, remedy) as source:
-                got = _digest(copy.path, source, copy.digest.hashes, sink, remedy)
-            _held_to(copy.path, got, copy.digest, "the bytes that were taken and verified", remedy)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, destination)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    remedy = "the private copy changed after it was taken; nothing was signed"
+    with atomic.replacing(destination, mode=mode) as sink, opened(copy.path, remedy) as source:
+        got = _digest(copy.path, source, copy.digest.hashes, sink, remedy)
+        _held_to(copy.path, got, copy.digest, "the bytes that were taken and verified", remedy)

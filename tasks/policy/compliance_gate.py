@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,10 +83,6 @@ class Judgement:
         }
 
 
-def _covers_subject(waiver: Waiver, subject: str) -> bool:
-    return waiver.gate == GATE and (waiver.path is None or fnmatch.fnmatchcase(subject, waiver.path))
-
-
 def held_waivers(policy: Policy, subject: str) -> dict[str, dict[str, str]]:
     """rule (as the predicate's results name it) -> the waiver the policy holds for it on ``subject``:
     its full id and expiry. compliance.rego accepts a statement's waiver only if it is one of these,
@@ -95,7 +90,7 @@ def held_waivers(policy: Policy, subject: str) -> dict[str, dict[str, str]]:
     and admission, whatever the signed statement says. The first that covers, as the gate takes it."""
     held: dict[str, dict[str, str]] = {}
     for waiver in policy.waivers:
-        if _covers_subject(waiver, subject):
+        if waiver.covers_path(GATE, subject):
             held.setdefault(
                 waiver.id.removeprefix(SSG_RULE_PREFIX), {"waiver": waiver.id, "expires": waiver.expires.isoformat()}
             )
@@ -132,7 +127,7 @@ def judge(
     stale = tuple(
         (w, outcome.get(w.id.removeprefix(SSG_RULE_PREFIX), "not in the profile"))
         for w in policy.waivers
-        if _covers_subject(w, subject) and id(w) not in used
+        if w.covers_path(GATE, subject) and id(w) not in used
     )
     return Judgement(
         subject=subject,

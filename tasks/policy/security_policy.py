@@ -44,10 +44,12 @@ class Waiver:
     path: str | None = None
     package: str | None = None
 
+    def covers_path(self, gate: str, path: str) -> bool:
+        """This waiver is for ``gate`` and its scope's path glob (if any) matches ``path``."""
+        return gate == self.gate and (self.path is None or fnmatch.fnmatch(path, self.path))
+
     def covers(self, gate: str, finding: Finding) -> bool:
-        if gate != self.gate or self.id not in finding.ids():
-            return False
-        if self.path is not None and not fnmatch.fnmatch(finding.path, self.path):
+        if self.id not in finding.ids() or not self.covers_path(gate, finding.path):
             return False
         # fnmatch too: an image component is named with its registry (host:port varies by run)
         return self.package is None or fnmatch.fnmatchcase(finding.package, self.package)

@@ -51,8 +51,7 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
     atomic.write_json(out / PREDICATE_FILE, predicate(ctx.root, evaluation, oscap.version, judgement.waived()))
     rec.add_output(out / PREDICATE_FILE, COMPLIANCE_RESULT_MEDIA_TYPE)
     rec.details.update({"profile": profile, "results": evaluation.counts(), **judgement.summary()})
-    atomic.write_json(out / "summary.json", rec.details)
-    rec.add_output(out / "summary.json", "application/json")
+    _write_summary(rec, out)
     console.print(f"  report {evaluation.report}")
     return compliance_gate.conclude(rec, judgement)
 
@@ -92,12 +91,16 @@ def device_rootfs(ctx: Context, rec: StageRecord, oscap: Tool, initramfs: Path, 
             f"none of the {len(selected)} rules of {profile} applies to the device rootfs "
             "(the SCAP content's platform is a Debian userland; the device runs busybox): no evidence"
         )
-        atomic.write_json(out / "summary.json", rec.details)
-        rec.add_output(out / "summary.json", "application/json")
+        _write_summary(rec, out)
         error_line(f"compliance (device rootfs): {rec.reason}")
         return "fail"
     judgement = compliance_gate.judge(ctx.policy, "device-rootfs", evaluation.outcome, evaluation.severity)
     rec.details.update(judgement.summary())
+    _write_summary(rec, out)
+    return compliance_gate.conclude(rec, judgement)
+
+
+def _write_summary(rec: StageRecord, out: Path) -> None:
+    """The stage's details as out/compliance[/device-rootfs]/summary.json, recorded as an output."""
     atomic.write_json(out / "summary.json", rec.details)
     rec.add_output(out / "summary.json", "application/json")
-    return compliance_gate.conclude(rec, judgement)

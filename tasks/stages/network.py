@@ -110,7 +110,7 @@ def _crl(ctx: Context, rec: StageRecord, state: network.State, args: argparse.Na
         else:
             data = args.file.read_bytes()
         authority = network.crl.authority_of(state, data)
-        checks = network.quarantine.put_in_place(ctx, rec, state, data)
+        checks = network.quarantine.put_in_place(ctx, rec, state, data, authority)
     except InputError as exc:
         kept = f"the edge keeps CRL #{network.crl.number(state, authority)}"
         raise InputError(
@@ -174,8 +174,9 @@ def run(ctx: Context, rec: StageRecord, argv: Sequence[str]) -> Verdict:
         tunnel, why, seconds = network.ipsec.connect_operator(
             ctx, rec, plan, state, args.cert.resolve(), args.key.resolve()
         )
-        rec.details["operator"] = {"subject": network.ipsec.subject(args.cert), "tunnel": tunnel, "ike_s": seconds}
-        checks = [Check(f"operator {network.ipsec.subject(args.cert)}: IPsec", tunnel, why)]
+        subject = network.ipsec.subject(args.cert)
+        rec.details["operator"] = {"subject": subject, "tunnel": tunnel, "ike_s": seconds}
+        checks = [Check(f"operator {subject}: IPsec", tunnel, why)]
         return conclude(rec, "network operator", checks, report=directory / "operator.json")
     if args.action == "checkin":
         creds = network.Credentials(args.cert.resolve(), args.key.resolve())
